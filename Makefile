@@ -1,0 +1,89 @@
+# decrimkit — every target bootstraps .venv from the project's own files (pyproject.toml + constraints.txt).
+# Studies are file targets hung off their results.json, so `make paper` reruns only what changed.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DK     := $(VENV)/bin/decrimkit
+SEED   ?= 0
+STAMP  := $(VENV)/.installed-stamp
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+CORE        := $(shell find src -name '*.py' 2>/dev/null)
+ESTIMATORS  := $(shell find estimators -name '*.py' 2>/dev/null)
+DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
+        paper report-baltimore bench bench-quick validate validate-quick clean
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24" 
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,paper,dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install decrimkit with pinned dependencies
+
+test: $(STAMP)  ## run the test suite (what CI runs)
+	DECRIMKIT_PROGRESS=0 $(PY) -m pytest -n 2 -q tests
+
+test-fast: $(STAMP)  ## run the test suite without the slow marker
+	DECRIMKIT_PROGRESS=0 $(PY) -m pytest -n 2 -q -m "not slow" tests
+
+lint: $(STAMP)  ## ruff over the three packages and the tests
+	$(VENV)/bin/ruff check src estimators studies tests bench paper
+
+# ---------------------------------------------------------------- studies
+outputs/baltimore/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/baltimore*.py studies/baltimore/*.py) $(DATA)
+	$(DK) study baltimore --out outputs/baltimore --seed $(SEED)
+
+outputs/suffolk/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/suffolk*.py studies/suffolk/*.py)
+	$(DK) study suffolk --out outputs/suffolk --seed $(SEED)
+
+outputs/oregon/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/oregon*.py studies/oregon/*.py) $(DATA)
+	$(DK) study oregon --out outputs/oregon --seed $(SEED)
+
+outputs/policy-models/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/policy_models*.py studies/policy_models/*.py) $(DATA)
+	$(DK) study policy-models --out outputs/policy-models --seed $(SEED)
+
+study-baltimore: outputs/baltimore/results.json  ## Baltimore 2020 non-prosecution (comparative ITS)
+study-suffolk: outputs/suffolk/results.json  ## Suffolk County prosecutor-leniency IV + 2019 memo (simulator)
+study-oregon: outputs/oregon/results.json  ## Oregon Measure 110 and overdose deaths
+study-policy-models: outputs/policy-models/results.json  ## the four de facto policy models across the registry
+studies: study-baltimore study-suffolk study-oregon study-policy-models  ## run every study
+
+# ---------------------------------------------------------------- paper, benchmarks, validation
+paper: $(STAMP)  ## build paper/build/decrimkit-evaluations.pdf from the study outputs
+	@test -f paper/build.py || { echo "make paper: the manuscript (paper/build.py) is not built yet; see the open paper issue." >&2; exit 2; }
+	$(MAKE) studies
+	$(PY) paper/build.py
+
+report-baltimore: $(STAMP)  ## plain-language grant report for the Baltimore study
+	@test -f paper/build.py || { echo "make report-baltimore: the report builder (paper/build.py) is not built yet." >&2; exit 2; }
+	$(MAKE) study-baltimore
+	$(PY) paper/build.py --format report --study baltimore
+
+bench: $(STAMP)  ## benchmarks against the peer packages (writes bench/results/)
+	@test -f bench/run.py || { echo "make bench: the benchmark suite (bench/run.py) is not built yet; see the open benchmarks issue." >&2; exit 2; }
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP)  ## a < 5 minute subset of the benchmarks
+	@test -f bench/run.py || { echo "make bench-quick: the benchmark suite (bench/run.py) is not built yet." >&2; exit 2; }
+	$(PY) bench/run.py --quick
+
+validate: $(STAMP)  ## Monte Carlo coverage simulations (long)
+	@test -f validation/run.py || { echo "make validate: the validation suite (validation/run.py) is not built yet; see the open validation issue." >&2; exit 2; }
+	$(PY) validation/run.py
+
+validate-quick: $(STAMP)  ## a < 5 minute subset of the validation simulations
+	@test -f validation/run.py || { echo "make validate-quick: the validation suite (validation/run.py) is not built yet." >&2; exit 2; }
+	$(PY) validation/run.py --quick
+
+clean:  ## remove build products and outputs (keeps .venv)
+	rm -rf outputs paper/build build dist *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -1,0 +1,45 @@
+"""The decrimkit figure style, applied in a context (rcParams are never edited globally)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+RC = {
+    "figure.figsize": (6.5, 4.0),  # a full text-width figure in a Letter/A4 report
+    "figure.dpi": 110,
+    "savefig.dpi": 200,
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "legend.frameon": False,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "svg.hashsalt": "decrimkit",  # deterministic SVG ids
+}
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    with plt.rc_context(RC):
+        yield
+
+
+def figure(ax: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """Return (fig, ax): the given axis and its figure, or a new styled figure."""
+    if ax is not None:
+        return ax.figure, ax
+    with style():
+        fig, ax = plt.subplots(**kwargs)
+    return fig, ax

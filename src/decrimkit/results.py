@@ -1,0 +1,200 @@
+"""Result base classes: one vocabulary for every estimator.
+
+Every result is a frozen dataclass holding read-only NumPy arrays, labels and a :class:`Spec`.
+It answers ``estimate``, ``se``, ``conf_int(alpha=0.05)``, ``tidy()`` (a DataFrame),
+``summary()`` (text via ``str()``, HTML in notebooks), ``plot_data(kind=)`` and ``plot(kind=, ax=None)``.
+Another inference choice gives a new result (``dataclasses.replace``), never an edited one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["Spec", "Summarised", "Effect", "frozen_array"]
+
+
+def frozen_array(x: Any, dtype: str = "float64") -> np.ndarray:
+    """A read-only float64 copy of ``x`` (results never share memory with kernels or callers)."""
+    a = np.array(x, dtype=dtype, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _version() -> str:
+    from decrimkit import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What made a result: the estimator, its options, the seed, sample sizes, rows excluded and why."""
+
+    estimator: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    n_units: int | None = None
+    n_periods: int | None = None
+    n_obs: int | None = None
+    excluded: tuple[tuple[int, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    version: str = field(default_factory=_version)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.estimator,
+            "options": {k: _plain(v) for k, v in self.options.items()},
+            "seed": self.seed,
+            "n_units": self.n_units,
+            "n_periods": self.n_periods,
+            "n_obs": self.n_obs,
+            "excluded": [{"rows": n, "reason": r} for n, r in self.excluded],
+            "notes": list(self.notes),
+            "version": self.version,
+        }
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
+class Summarised:
+    """Mixin: ``str()`` and ``_repr_html_`` show ``summary()``; subclasses implement ``tidy()``."""
+
+    title: str = "decrimkit result"
+
+    def tidy(self) -> pd.DataFrame:  # pragma: no cover - every subclass overrides
+        raise TypeError(f"{type(self).__name__} must define tidy()")
+
+    def _header(self) -> list[str]:
+        spec: Spec | None = getattr(self, "spec", None)
+        lines = [self.title]
+        if spec is not None:
+            sizes = ", ".join(
+                f"{k} {v}" for k, v in (("units", spec.n_units), ("periods", spec.n_periods), ("obs", spec.n_obs))
+                if v is not None
+            )
+            lines.append(f"estimator: {spec.estimator}" + (f"  ({sizes})" if sizes else ""))
+            if spec.seed is not None:
+                lines.append(f"seed: {spec.seed}")
+            for n, r in spec.excluded:
+                lines.append(f"excluded: {n} rows ({r})")
+            lines.extend(f"note: {n}" for n in spec.notes)
+        return lines
+
+    def summary(self) -> str:
+        table = self.tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}")
+        return "\n".join(self._header() + ["", table])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        head = "<br>".join(self._header())
+        return f"<div><p>{head}</p>{self.tidy().to_html(index=False, float_format=lambda v: f'{v:.6g}')}</div>"
+
+
+@dataclass(frozen=True, repr=False)
+class Effect(Summarised):
+    """Estimated effects with standard errors. ``estimate``, ``se``: (k,) float64, one per label.
+
+    ``crit`` is an optional critical value for simultaneous (uniform) bands, e.g. from a multiplier
+    bootstrap; ``df`` switches intervals and p-values from the normal to Student's t.
+    ``vcov`` (k, k) is kept when known (Wald tests, sensitivity analysis).
+    """
+
+    label: tuple[Any, ...]
+    estimate: np.ndarray
+    se: np.ndarray
+    spec: Spec
+    label_name: str = "term"
+    vcov: np.ndarray | None = None
+    df: float | None = None
+    crit: float | None = None
+    overall: tuple[float, float] | None = None  # (estimate, se) of an overall summary, if any
+    scale: str = "difference"
+    title: str = "Effect estimates"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "estimate", frozen_array(self.estimate).reshape(-1))
+        object.__setattr__(self, "se", frozen_array(self.se).reshape(-1))
+        if self.vcov is not None:
+            object.__setattr__(self, "vcov", frozen_array(self.vcov))
+        if len(self.label) != len(self.estimate) or len(self.se) != len(self.estimate):
+            raise ValueError("label, estimate and se must have the same length")
+
+    def _q(self, alpha: float) -> float:
+        if self.df is not None:
+            return float(stats.t.ppf(1 - alpha / 2, self.df))
+        return float(stats.norm.ppf(1 - alpha / 2))
+
+    def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
+        """(k, 2) pointwise intervals; ``uniform=True`` uses the simultaneous critical value."""
+        q = self.crit if (uniform and self.crit is not None) else self._q(alpha)
+        half = q * self.se
+        return np.column_stack([self.estimate - half, self.estimate + half])
+
+    @property
+    def statistic(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.estimate / self.se
+
+    @property
+    def p_value(self) -> np.ndarray:
+        z = np.abs(self.statistic)
+        if self.df is not None:
+            return 2 * stats.t.sf(z, self.df)
+        return 2 * stats.norm.sf(z)
+
+    def __getitem__(self, label: Any) -> float:
+        return float(self.estimate[list(self.label).index(label)])
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        ci = self.conf_int(alpha)
+        out = pd.DataFrame({
+            self.label_name: list(self.label),
+            "estimate": self.estimate,
+            "se": self.se,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "conf_low": ci[:, 0],
+            "conf_high": ci[:, 1],
+        })
+        if self.crit is not None:
+            band = self.conf_int(alpha, uniform=True)
+            out["band_low"], out["band_high"] = band[:, 0], band[:, 1]
+        return out
+
+    def summary(self) -> str:
+        text = super().summary()
+        if self.overall is not None:
+            est, se = self.overall
+            lo, hi = est - self._q(0.05) * se, est + self._q(0.05) * se
+            text += f"\n\noverall: {est:.6g} (se {se:.6g}; 95% CI {lo:.6g} .. {hi:.6g})"
+        return text
+
+    def plot_data(self, kind: str = "coef", alpha: float = 0.05) -> pd.DataFrame:
+        return self.tidy(alpha)
+
+    def plot(self, kind: str = "coef", ax: Any = None, alpha: float = 0.05) -> Any:
+        from decrimkit.plotting import coef_plot
+
+        return coef_plot(self.plot_data(kind, alpha), x=self.label_name, ax=ax, title=self.title)
+
+
+def stack_labels(labels: Sequence[Any]) -> tuple[Any, ...]:
+    """Labels as a tuple of plain Python scalars (NumPy scalars unwrapped)."""
+    return tuple(x.item() if isinstance(x, np.generic) else x for x in labels)
