@@ -7,6 +7,8 @@ Names resolve lazily so that importing the family does not compile or import eve
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _WHERE = {
@@ -34,3 +36,15 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+class _Family(types.ModuleType):
+    """Keeps ``did.twfe`` the function: importing submodule ``twfe`` would otherwise bind the module there."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Family

@@ -15,6 +15,7 @@ __all__ = [
     "SpecificationError",
     "ConvergenceError",
     "PlanError",
+    "RegistryError",
     "DecrimkitWarning",
     "ConvergenceWarning",
     "WeakInstrumentWarning",
@@ -48,6 +49,10 @@ class ConvergenceError(DecrimkitError):
 
 class PlanError(DecrimkitError):
     """An analysis plan file is malformed or asks for something not allowed."""
+
+
+class RegistryError(DataError):
+    """A policy-registry row is malformed: bad date, unknown model, ended before it took effect."""
 
 
 class DecrimkitWarning(UserWarning):

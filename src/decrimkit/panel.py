@@ -31,6 +31,11 @@ def _rows(index: Iterable[Any], limit: int = 5) -> str:
     return shown + (f" (and {len(rows) - limit} more)" if len(rows) > limit else "")
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python scalars, so messages read ``year=2001``, not ``np.int64(2001)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _require_columns(df: pd.DataFrame, roles: dict[str, Any]) -> None:
     for role, col in roles.items():
         cols = col if isinstance(col, (tuple, list)) else (col,)
@@ -55,7 +60,7 @@ def _normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, st
         if bad.any():
             raise PanelError(
                 f"time column {name!r} has non-integer or missing values at rows {_rows(values.index[bad])} "
-                f"(first: {values[bad].iloc[0]!r}). Use integer periods (e.g. years), dates or pandas Periods."
+                f"(first: {_plain(values[bad].iloc[0])!r}). Use integer periods (e.g. years), dates or pandas Periods."
             )
         return values.astype("int64"), "int"
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -63,14 +68,16 @@ def _normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, st
             bad = values.index[values.isna()]
             raise PanelError(f"time column {name!r} is missing at rows {_rows(bad)}. Fill or drop those rows.")
         return values.dt.to_period(freq or "M"), "period"
-    # strings or objects: parse as dates, strictly
+    # strings or objects: integer labels (e.g. "2019") are years, anything else is parsed as dates, strictly
     text = values.astype("string")
+    if freq is None and text.notna().all() and text.str.fullmatch(r"\s*-?\d+\s*").all():
+        return text.astype("int64"), "int"
     parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = parsed.isna()
     if bad.any():
         raise PanelError(
             f"time column {name!r} could not be parsed at rows {_rows(values.index[bad])} "
-            f"(first value: {values[bad].iloc[0]!r}). Use integers, ISO dates (YYYY-MM-DD) or pandas Periods."
+            f"(first value: {_plain(values[bad].iloc[0])!r}). Use integers, ISO dates (YYYY-MM-DD) or pandas Periods."
         )
     formats = text.str.len().nunique()
     if formats > 1:
@@ -124,6 +131,7 @@ class Panel:
         allow_reversal: bool = False,
         freq: str | None = None,
         count: bool | None = None,
+        missing_covariates: str = "raise",
     ) -> "Panel":
         """Validate ``df`` and build a panel.
 
@@ -151,12 +159,18 @@ class Panel:
             Period frequency for date-like times (default monthly, "M").
         count : bool, optional
             Declare the outcome a count (must be non-negative). Defaults to True when ``population`` is set.
+        missing_covariates : {"raise", "keep"}
+            ``"keep"`` allows missing (NaN) covariate values, e.g. covariates observed only in some
+            years as in the Basque data; infinite values are still refused. Estimators that use
+            covariates then say how they treat the gaps (synthetic control averages what is observed).
 
         Raises
         ------
         PanelError, DataError
             With the column, the first offending rows and the fix.
         """
+        if missing_covariates not in ("raise", "keep"):
+            raise PanelError(f"missing_covariates={missing_covariates!r}; use 'raise' or 'keep'.")
         if not isinstance(df, pd.DataFrame):
             raise PanelError(f"expected a pandas DataFrame, got {type(df).__name__}. Build one with pd.DataFrame(...).")
         if cohort is not None and treated is not None:
@@ -185,7 +199,7 @@ class Panel:
         y = raw[outcome]
         if not (pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)):
             raise DataError(
-                f"outcome column {outcome!r} is not numeric (dtype {y.dtype}); first value {y.iloc[0]!r}. "
+                f"outcome column {outcome!r} is not numeric (dtype {y.dtype}); first value {_plain(y.iloc[0])!r}. "
                 f"Convert it with pd.to_numeric(df[{outcome!r}]) and check the rows that fail."
             )
         yv = y.to_numpy(dtype="float64")
@@ -199,7 +213,7 @@ class Panel:
         if is_count and (yv < 0).any():
             neg = np.flatnonzero(yv < 0)
             raise DataError(
-                f"count outcome {outcome!r} is negative at rows {_rows(neg)} (first {yv[neg[0]]!r}). "
+                f"count outcome {outcome!r} is negative at rows {_rows(neg)} (first {_plain(yv[neg[0]])!r}). "
                 f"Counts must be >= 0; check the data or declare count=False."
             )
         out["y"] = yv
@@ -213,7 +227,7 @@ class Panel:
                 what = "positive" if role == "population" else "non-negative"
                 raise DataError(
                     f"{role} column {col!r} must be finite and {what}; bad at rows {_rows(np.flatnonzero(badv))} "
-                    f"(first {raw[col].iloc[np.flatnonzero(badv)[0]]!r})."
+                    f"(first {_plain(raw[col].iloc[np.flatnonzero(badv)[0]])!r})."
                 )
             out["weight" if role == "weights" else "population"] = v
         if population is not None:
@@ -227,9 +241,11 @@ class Panel:
             if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
                 raise DataError(f"covariate {c!r} is not numeric (dtype {col.dtype}); encode it as numbers first.")
             v = col.to_numpy(dtype="float64")
-            if (~np.isfinite(v)).any():
+            allowed_nan = np.isnan(v) if missing_covariates == "keep" else np.zeros(len(v), dtype=bool)
+            if (~np.isfinite(v) & ~allowed_nan).any():
                 raise DataError(
-                    f"covariate {c!r} has missing or infinite values at rows {_rows(np.flatnonzero(~np.isfinite(v)))}."
+                    f"covariate {c!r} has missing or infinite values at rows {_rows(np.flatnonzero(~np.isfinite(v)))}. "
+                    f"Impute or drop them, or pass missing_covariates='keep' if the estimator handles gaps."
                 )
             out[c] = v
 
@@ -237,7 +253,7 @@ class Panel:
         dup = out.duplicated(keys, keep=False)
         if dup.any():
             first = out.loc[dup].iloc[0]
-            label = ", ".join(f"{roles[k] if k != 'group' else group}={first[k]!r}" for k in keys)
+            label = ", ".join(f"{roles[k] if k != 'group' else group}={_plain(first[k])!r}" for k in keys)
             raise PanelError(
                 f"{int(dup.sum())} rows repeat a ({', '.join(str(roles.get(k, k)) for k in keys)}) key; first at rows "
                 f"{_rows(out.index[dup][:2])} ({label}). Keep one row per key, e.g. "
@@ -481,7 +497,7 @@ def _cohorts(
         if badd.any():
             raise DataError(
                 f"treated column {treated!r} must be 0/1; bad at rows {_rows(np.flatnonzero(badd))} "
-                f"(first {raw[treated].iloc[np.flatnonzero(badd)[0]]!r})."
+                f"(first {_plain(raw[treated].iloc[np.flatnonzero(badd)[0]])!r})."
             )
         d = d_raw.to_numpy(dtype="int64")
         tmp = pd.DataFrame({"u": out["unit"].to_numpy(), "t": t, "d": d}).sort_values(["u", "t"], kind="mergesort")
@@ -492,7 +508,7 @@ def _cohorts(
             first = tmp.loc[switched_off].iloc[0]
             raise DataError(
                 f"treatment {treated!r} switches off for {tmp.loc[switched_off, 'u'].nunique()} units "
-                f"(first: {unit}={first['u']!r} at {times[int(first['t'])]}). Staggered estimators assume "
+                f"(first: {unit}={_plain(first['u'])!r} at {times[int(first['t'])]}). Staggered estimators assume "
                 f"treatment stays on; pass allow_reversal=True to keep the first on-period as the cohort."
             )
         g = g_unit.reindex(out.index).to_numpy()
@@ -517,6 +533,14 @@ def _cohorts(
             never = np.isnan(cv) | np.isinf(cv) | (cv == 0)
             if kind == "period":
                 # numeric cohorts with period times are period ordinals of the same frequency
+                yearlike = ~never & (cv >= 1000) & (cv < 3000)
+                if yearlike.any():
+                    raise DataError(
+                        f"cohort column {cohort!r} holds numbers that look like calendar years (first "
+                        f"{cv[yearlike][0]:g} at row {int(np.flatnonzero(yearlike)[0])}) but the time column holds "
+                        f"periods ({times[0].freqstr}); numeric cohorts would be read as period ordinals. Give "
+                        f"cohorts as dates or periods like the time column (e.g. '2020-03')."
+                    )
                 vals = np.array([p.ordinal for p in times])
                 pos = np.where(never, np.inf, np.searchsorted(vals, np.where(never, 0, cv)))
             else:

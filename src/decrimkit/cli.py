@@ -1,0 +1,172 @@
+"""The ``decrimkit`` console script: thin argument parsing around studies, plans and data.
+
+::
+
+    decrimkit study NAME [--out DIR] [--seed N] [--quick]
+    decrimkit run PLAN.toml [--out DIR] [--seed N]
+    decrimkit data list
+    decrimkit data describe NAME [--provenance]
+    decrimkit --version
+
+Bad input (any :class:`decrimkit.DecrimkitError`) prints one line, ``error: ...``, on stderr and
+exits with status 2; ``--debug`` (before the command) shows the traceback instead. Usage errors
+also exit with 2 (argparse's convention). An unexpected internal error exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from decrimkit import __version__
+from decrimkit.errors import DecrimkitError, SpecificationError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("decrimkit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="decrimkit",
+        description="Causal evaluation of drug decriminalization policies: studies, analysis plans, bundled data.",
+    )
+    parser.add_argument("--version", action="version", version=f"decrimkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("study", help="run a study and write outputs/<study>/")
+    p.add_argument("name", metavar="NAME", help="study name (see 'decrimkit study --list')", nargs="?")
+    p.add_argument("--list", action="store_true", help="list the study names and whether each is built")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/<study>)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="reduced replications, for tests and previews")
+
+    p = sub.add_parser("run", help="run an analysis plan (TOML) and write its report")
+    p.add_argument("plan", type=Path, metavar="PLAN.toml")
+    p.add_argument("--out", type=Path, default=None, help="override the plan's output folder")
+    p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
+    p.add_argument("--check", action="store_true", help="validate the plan only; run nothing")
+
+    p = sub.add_parser("data", help="bundled datasets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dsub.add_parser("list", help="list bundled datasets")
+    d = dsub.add_parser("describe", help="describe one dataset")
+    d.add_argument("name", metavar="NAME")
+    d.add_argument("--provenance", action="store_true", help="print the full PROVENANCE.md")
+    return parser
+
+
+def _study_module(name: str) -> object:
+    from decrimkit.studies import STUDIES
+
+    if name not in STUDIES:
+        raise SpecificationError(f"unknown study {name!r}; studies: {', '.join(sorted(STUDIES))}.")
+    path = STUDIES[name]
+    try:
+        spec = importlib.util.find_spec(path)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None:
+        raise SpecificationError(f"study {name} is not built yet (no module {path}).")
+    module = importlib.import_module(path)
+    if not callable(getattr(module, "run", None)):
+        raise SpecificationError(f"study {name} is not built yet ({path} has no run()).")
+    return module
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from decrimkit.studies import STUDIES
+
+    if args.list or args.name is None:
+        for name, path in sorted(STUDIES.items()):
+            try:
+                built = importlib.util.find_spec(path) is not None
+            except ModuleNotFoundError:
+                built = False
+            print(f"{name:16s} {'available' if built else 'not built yet'}")
+        return 0
+    module = _study_module(args.name)
+    kwargs = {"seed": args.seed, "quick": args.quick}
+    if args.out is not None:
+        kwargs["out"] = args.out
+    out = module.run(**kwargs)  # type: ignore[attr-defined]
+    print(f"study {args.name}: outputs written to {out}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from decrimkit.plan import load_plan
+
+    plan = load_plan(args.plan)
+    if args.check:
+        print(
+            f"plan {args.plan} is valid: {len(plan.estimators)} estimator(s), {len(plan.robustness)} robustness check(s)"
+        )
+        return 0
+    out = plan.run(out=args.out, seed=args.seed)
+    print(f"plan {plan.name}: outputs written to {out}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from decrimkit.datasets import dataset_info, dataset_provenance, list_datasets
+
+    if args.data_command == "list":
+        for name in list_datasets():
+            info = dataset_info(name)
+            print(f"{name:24s} {info['title']}")
+        return 0
+    info = dataset_info(args.name)
+    if args.provenance:
+        print(dataset_provenance(args.name))
+        return 0
+    print(f"{info['name']}: {info['title']}")
+    for key in ("publisher", "source", "licence", "coverage", "main"):
+        print(f"  {key:10s} {info[key]}")
+    print("  files:")
+    for f in info["files"]:
+        print(f"    {f['name']:44s} {f['rows']:>7d} rows  sha256 {f['sha256']}")
+    print(f"  (full provenance: decrimkit data describe {args.name} --provenance)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``decrimkit`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    commands = {"study": _cmd_study, "run": _cmd_run, "data": _cmd_data}
+    try:
+        return commands[args.command](args)
+    except DecrimkitError as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split())
+        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: say so in one line unless debugging
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+            f"(rerun with 'decrimkit --debug ...' for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,414 @@
+"""The ``Report`` a study fills and writes to ``outputs/<study>/``.
+
+Layout written by :meth:`Report.write`::
+
+    outputs/<study>/
+        results.json       headline numbers; byte-identical for the same seed (no clock, no paths)
+        provenance.json    data sha256, package versions, git commit, seed, command line, UTC time
+        report.md          sections, headline table, tables and figures in the order added
+        report.html        the same, self-contained (figures embedded as base64 PNG)
+        figures/<name>.png, figures/<name>.svg
+        tables/<name>.csv, tables/<name>.md, tables/<name>.tex
+
+Every table passes two disclosure checks: it must not look like row-level records
+(:mod:`decrimkit.reporting.rowlevel`), and its ``count_columns`` get small-cell suppression with
+complementary suppression (:mod:`decrimkit.reporting.suppression`); hidden cells read ``"<11"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from decrimkit.datasets import dataset_hashes
+from decrimkit.errors import SpecificationError
+from decrimkit.plotting import style
+from decrimkit.reporting import render
+from decrimkit.reporting.provenance import environment
+from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS, check_aggregate
+from decrimkit.reporting.suppression import Totals, count_like_columns, suppress, suppression_mask
+
+__all__ = ["Report"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    frame: pd.DataFrame  # as published: suppressed cells already replaced by the marker
+    caption: str
+    count_columns: tuple[str, ...]
+    n_suppressed: int
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    png: bytes
+    svg: bytes
+    caption: str
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecificationError(
+            f"{kind} name {name!r} must be 1-81 letters, digits, '_', '-' or '.', starting with a letter or digit "
+            f"(it becomes a file name)."
+        )
+    return name
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+class Report:
+    """Collects a study's numbers, tables, figures and text, and writes them to one folder.
+
+    Parameters
+    ----------
+    study : str
+        Study name (e.g. ``"baltimore"``); the default folder is ``outputs/<study>``.
+    out : str or Path, optional
+        Output folder.
+    seed : int
+        The seed the study ran with (recorded in results.json and provenance.json).
+    quick : bool
+        Whether the study ran in its reduced ``--quick`` mode (recorded).
+    suppress_below : int
+        Small-cell threshold: counts from 1 to ``suppress_below - 1`` are hidden (default 11).
+    title : str, optional
+        Title of report.md / report.html.
+    command : str, optional
+        The command line that produced the report (default: this process's ``sys.argv``).
+    totals : {"both", "rows", "columns", "none"}
+        Margins treated as public by complementary suppression (default both).
+    max_table_rows : int
+        Tables longer than this are refused as row-level data (default 1000).
+
+    Examples
+    --------
+    >>> rep = Report("demo", out=tmp_path / "demo", seed=0)          # doctest: +SKIP
+    >>> rep.use_dataset("mpdta")                                     # doctest: +SKIP
+    >>> rep.add_result("att", estimate=-0.03, se=0.01, conf_int=(-0.05, -0.01), n=2500,
+    ...                method="did.twfe", unit="log points")         # doctest: +SKIP
+    >>> rep.write()                                                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        study: str,
+        out: str | Path | None = None,
+        *,
+        seed: int = 0,
+        quick: bool = False,
+        suppress_below: int = 11,
+        title: str | None = None,
+        command: str | None = None,
+        totals: Totals = "both",
+        max_table_rows: int = MAX_TABLE_ROWS,
+    ) -> None:
+        self.study = _check_name("study", study)
+        self.out = Path(out) if out is not None else Path("outputs") / study
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise SpecificationError(f"seed={seed!r} must be an integer.")
+        if int(suppress_below) < 1:
+            raise SpecificationError(f"suppress_below={suppress_below!r} must be a positive integer (e.g. 11).")
+        self.seed = seed
+        self.quick = bool(quick)
+        self.suppress_below = int(suppress_below)
+        self.title = title or f"decrimkit study: {study}"
+        self.command = command if command is not None else shlex.join(sys.argv)
+        self.totals = totals
+        self.max_table_rows = int(max_table_rows)
+        self._datasets: dict[str, dict[str, str]] = {}
+        self._files: dict[str, str] = {}
+        self._results: dict[str, dict[str, Any]] = {}
+        self._references: list[dict[str, Any]] = []
+        self._items: list[tuple[str, Any]] = []  # ("section", (title, text)), ("table", _Table), ("figure", _Figure)
+        self._names: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------ inputs
+    def use_dataset(self, name: str) -> None:
+        """Record a bundled dataset (name and sha256 of each bundled file) in provenance.json."""
+        self._datasets[name] = dataset_hashes(name)
+
+    def use_file(self, path: str | Path, label: str | None = None) -> None:
+        """Record a data file that is not bundled (e.g. a plan's CSV) by its sha256."""
+        p = Path(path)
+        self._files[label or p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+
+    # ------------------------------------------------------------------ content
+    def add_result(
+        self,
+        name: str,
+        *,
+        estimate: float,
+        se: float | None = None,
+        conf_int: Sequence[float] | None = None,
+        n: int | None = None,
+        method: str = "",
+        unit: str = "",
+        p_value: float | None = None,
+        note: str = "",
+    ) -> None:
+        """Add a headline number to results.json (and the report's headline table).
+
+        Floats are stored rounded to 12 significant digits so that the file is stable; NaN and inf
+        become null. Names must be unique within a report.
+        """
+        _check_name("result", name)
+        if name in self._results:
+            raise SpecificationError(f"result {name!r} was already added; result names must be unique.")
+        ci = None if conf_int is None else np.ravel(np.asarray(conf_int, dtype="float64"))
+        if ci is not None and ci.shape != (2,):
+            raise SpecificationError(f"conf_int for {name!r} must be (lower, upper), got {conf_int!r}.")
+        self._results[name] = {
+            "name": name,
+            "estimate": render.json_number(estimate),
+            "se": render.json_number(se),
+            "conf_int": None if ci is None else [render.json_number(v) for v in ci],
+            "p_value": render.json_number(p_value),
+            "n": None if n is None else int(n),
+            "method": str(method),
+            "unit": str(unit),
+            "note": str(note),
+        }
+
+    def add_table(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        *,
+        caption: str = "",
+        count_columns: Sequence[str] | None = None,
+        index: bool | None = None,
+    ) -> None:
+        """Add a table, written as tables/<name>.csv, .md and .tex and shown in the report.
+
+        ``count_columns`` hold counts of people or events and get small-cell suppression. When it
+        is not given, integer-valued columns with count-like names are treated as counts
+        (:func:`~decrimkit.reporting.suppression.count_like_columns`); pass ``count_columns=()`` to
+        declare that a table has no counts. A named or non-default index is written as columns
+        (``index=False`` drops it). The caller's frame is not modified.
+
+        Raises
+        ------
+        DataError
+            If the table looks like row-level records, or its counts are invalid.
+        """
+        self._claim("table", name)
+        frame = df.copy()
+        keep_index = index if index is not None else not isinstance(frame.index, pd.RangeIndex)
+        frame = frame.reset_index() if keep_index else frame.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        check_aggregate(frame, name, self.max_table_rows)
+        if count_columns is None:
+            counts = tuple(count_like_columns(frame))
+        else:
+            counts = tuple(str(c) for c in count_columns)
+        n_hidden = 0
+        if counts:
+            mask = suppression_mask(frame, counts, threshold=self.suppress_below, totals=self.totals)
+            n_hidden = int(mask.to_numpy().sum())
+            frame = suppress(frame, counts, threshold=self.suppress_below, totals=self.totals)
+        self._items.append(("table", _Table(name, frame, caption, counts, n_hidden)))
+
+    def add_figure(self, name: str, fig: Any, *, caption: str = "") -> None:
+        """Add a matplotlib figure, written as figures/<name>.png and .svg.
+
+        The figure is rendered now (in the decrimkit style) and then closed, so later changes to it
+        do not reach the report and studies can make many figures without leaking memory.
+        """
+        self._claim("figure", name)
+        with style():
+            png, svg = io.BytesIO(), io.BytesIO()
+            fig.savefig(png, format="png", bbox_inches="tight", metadata={"Software": None})
+            fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        plt.close(fig)
+        self._items.append(("figure", _Figure(name, png.getvalue(), svg.getvalue(), caption)))
+
+    def add_section(self, title: str, text: str) -> None:
+        """Add a section of Markdown text to report.md / report.html (in the order added)."""
+        self._items.append(("section", (str(title), str(text))))
+
+    def add_reference(self, source: str, published: str, ours: str | None = None) -> None:
+        """Add a row comparing a published value with ours (a table at the end of the report)."""
+        self._references.append({"source": str(source), "published": str(published), "ours": ours})
+
+    def _claim(self, kind: str, name: str) -> None:
+        _check_name(kind, name)
+        if (kind, name) in self._names:
+            raise SpecificationError(f"{kind} {name!r} was already added; {kind} names must be unique.")
+        self._names.add((kind, name))
+
+    # ------------------------------------------------------------------ output
+    def results_json(self) -> str:
+        """The text of results.json: sorted keys, rounded floats, no clock and no paths."""
+        return _dumps(
+            {
+                "study": self.study,
+                "title": self.title,
+                "seed": self.seed,
+                "quick": self.quick,
+                "suppress_below": self.suppress_below,
+                "results": list(self._results.values()),
+                "references": self._references,
+            }
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        """The content of provenance.json (includes the UTC time, so it differs between runs)."""
+        tables = [
+            {
+                "name": t.name,
+                "count_columns": list(t.count_columns),
+                "threshold": self.suppress_below,
+                "totals": self.totals,
+                "suppressed_cells": t.n_suppressed,
+            }
+            for kind, t in self._items
+            if kind == "table"
+        ]
+        return {
+            "study": self.study,
+            "seed": self.seed,
+            "quick": self.quick,
+            "command": self.command,
+            "datasets": [{"name": k, "files": v} for k, v in sorted(self._datasets.items())],
+            "files": [{"name": k, "sha256": v} for k, v in sorted(self._files.items())],
+            "tables": tables,
+            **environment(),
+        }
+
+    def _headline(self) -> pd.DataFrame:
+        rows = []
+        for r in self._results.values():
+            ci = r["conf_int"]
+            rows.append(
+                {
+                    "result": r["name"],
+                    "estimate": r["estimate"],
+                    "se": r["se"],
+                    "95% CI": "" if ci is None else f"[{render.fmt(ci[0])}, {render.fmt(ci[1])}]",
+                    "p": r["p_value"],
+                    "n": r["n"],
+                    "unit": r["unit"],
+                    "method": r["method"],
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def _markdown(self) -> str:
+        parts = [
+            f"# {self.title}\n",
+            f"Study `{self.study}`, seed {self.seed}{', quick mode' if self.quick else ''}. "
+            f"Counts from 1 to {self.suppress_below - 1} are suppressed (shown as "
+            f"`<{self.suppress_below}`), with complementary suppression.\n",
+        ]
+        if self._results:
+            parts.append("## Headline results\n\n" + render.table_md(self._headline()))
+            notes = [f"- **{r['name']}**: {r['note']}" for r in self._results.values() if r["note"]]
+            if notes:
+                parts.append("\n".join(notes) + "\n")
+        for kind, item in self._items:
+            if kind == "section":
+                parts.append(f"## {item[0]}\n\n{item[1].strip()}\n")
+            elif kind == "table":
+                parts.append(render.table_md(item.frame, caption=item.caption or item.name))
+            else:
+                parts.append(
+                    f"![{item.caption or item.name}](figures/{item.name}.png)\n\n"
+                    + (f"*{item.caption}*\n" if item.caption else "")
+                )
+        if self._references:
+            parts.append("## Comparison with published values\n\n" + render.table_md(pd.DataFrame(self._references)))
+        parts.append(self._data_md())
+        return "\n".join(parts)
+
+    def _data_md(self) -> str:
+        lines = ["## Data\n"]
+        for name, files in sorted(self._datasets.items()):
+            for f, sha in sorted(files.items()):
+                lines.append(f"- `{name}/{f}` sha256 `{sha}`")
+        for name, sha in sorted(self._files.items()):
+            lines.append(f"- `{name}` sha256 `{sha}`")
+        if len(lines) == 1:
+            lines.append("- no data files recorded")
+        return "\n".join(lines) + "\n\nFull provenance (package versions, git commit, time): `provenance.json`.\n"
+
+    def _html(self) -> str:
+        parts = [
+            f"<h1>{render.html.escape(self.title)}</h1>",
+            f'<p class="meta">Study <code>{render.html.escape(self.study)}</code>, seed {self.seed}'
+            f"{', quick mode' if self.quick else ''}. Counts from 1 to {self.suppress_below - 1} are suppressed "
+            f"(shown as &lt;{self.suppress_below}), with complementary suppression.</p>",
+        ]
+        if self._results:
+            parts.append("<h2>Headline results</h2>" + render.table_html(self._headline()))
+            notes = [
+                f"<li><b>{render.html.escape(r['name'])}</b>: {render.html.escape(r['note'])}</li>"
+                for r in self._results.values()
+                if r["note"]
+            ]
+            if notes:
+                parts.append("<ul>" + "".join(notes) + "</ul>")
+        for kind, item in self._items:
+            if kind == "section":
+                parts.append(f"<h2>{render.html.escape(item[0])}</h2>" + render.md_to_html(item[1]))
+            elif kind == "table":
+                parts.append(render.table_html(item.frame, caption=item.caption or item.name))
+            else:
+                b64 = base64.b64encode(item.png).decode("ascii")
+                alt = render.html.escape(item.caption or item.name)
+                cap = f"<figcaption>{alt}</figcaption>" if item.caption else ""
+                parts.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{b64}">{cap}</figure>')
+        if self._references:
+            parts.append(
+                "<h2>Comparison with published values</h2>" + render.table_html(pd.DataFrame(self._references))
+            )
+        parts.append(render.md_to_html(self._data_md()))
+        return render.page_html(self.title, "\n".join(parts))
+
+    def write(self) -> Path:
+        """Write everything under ``out`` and return that folder.
+
+        Earlier figures (``*.png``, ``*.svg``) and tables (``*.csv``, ``*.md``, ``*.tex``) in the
+        folder's ``figures/`` and ``tables/`` are removed first, so the folder holds exactly this run.
+        """
+        out = self.out
+        figdir, tabdir = out / "figures", out / "tables"
+        for d, exts in ((figdir, (".png", ".svg")), (tabdir, (".csv", ".md", ".tex"))):
+            d.mkdir(parents=True, exist_ok=True)
+            for old in d.iterdir():
+                if old.is_file() and old.suffix in exts:
+                    old.unlink()
+        for kind, item in self._items:
+            if kind == "table":
+                item.frame.to_csv(tabdir / f"{item.name}.csv", index=False, lineterminator="\n")
+                (tabdir / f"{item.name}.md").write_text(render.table_md(item.frame, item.caption), encoding="utf-8")
+                (tabdir / f"{item.name}.tex").write_text(
+                    render.table_tex(item.frame, item.caption, label=item.name), encoding="utf-8"
+                )
+            elif kind == "figure":
+                (figdir / f"{item.name}.png").write_bytes(item.png)
+                (figdir / f"{item.name}.svg").write_bytes(item.svg)
+        (out / "results.json").write_text(self.results_json(), encoding="utf-8")
+        (out / "provenance.json").write_text(_dumps(self.provenance()), encoding="utf-8")
+        (out / "report.md").write_text(self._markdown(), encoding="utf-8")
+        (out / "report.html").write_text(self._html(), encoding="utf-8")
+        return out

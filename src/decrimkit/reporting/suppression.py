@@ -1,0 +1,203 @@
+"""Small-cell suppression of published counts, with complementary suppression.
+
+Rule (applied to the ``count_columns`` of a table):
+
+1. **Primary suppression**: a count ``c`` with ``1 <= c < threshold`` (default threshold 11, so
+   1-10) is hidden. **Zeros are not suppressed**: a zero discloses no individual, and hiding zeros
+   would hide most of a sparse table.
+2. **Complementary suppression**: a hidden cell must not be recoverable by subtraction from a total.
+   With ``totals="both"`` (the default) both the row totals (across the count columns of a row) and
+   the column totals (down a count column) are treated as public. Whenever a row (or column) holds
+   exactly one hidden cell, the smallest visible non-zero cell of that row (or column) is hidden too
+   (a zero is used only when no non-zero cell is left; ties go to the first cell). This repeats until
+   no row or column has exactly one hidden cell, since a complementary cell in a column can leave a
+   single hidden cell in its row.
+
+Missing values are neither counted nor suppressed. Hidden cells are written as ``"<11"`` (``<`` and
+the threshold) in CSV, Markdown, HTML and LaTeX output. Tables with subtotal rows inside the table
+(hierarchies) are beyond this rule: publish the subtotals as separate tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from decrimkit.errors import DataError, SpecificationError
+from decrimkit.options import check_option
+
+__all__ = ["suppression_mask", "suppress", "marker", "count_like_columns", "Totals"]
+
+Totals = Literal["both", "rows", "columns", "none"]
+
+
+_COUNT_WORDS = {
+    "n",
+    "count",
+    "counts",
+    "number",
+    "arrest",
+    "arrests",
+    "death",
+    "deaths",
+    "case",
+    "cases",
+    "people",
+    "persons",
+    "events",
+    "admissions",
+    "overdoses",
+    "bookings",
+    "charges",
+    "incidents",
+    "stops",
+    "visits",
+}
+
+
+def count_like_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that look like counts: integer-valued, non-negative, and a name with a count word.
+
+    A count word is a name token (split on non-alphanumerics and camelCase) such as ``n``,
+    ``count``, ``arrests``, ``deaths``, ``cases`` (see ``_COUNT_WORDS``). Used by
+    :meth:`Report.add_table` when no ``count_columns`` are given, as a safety net.
+    """
+    out = []
+    for col in df.columns:
+        spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(col))
+        tokens = {t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
+        if not tokens & _COUNT_WORDS:
+            continue
+        s = df[col]
+        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            continue
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        v = v[np.isfinite(v)]
+        if len(v) and (v >= 0).all() and (v == np.round(v)).all():
+            out.append(str(col))
+    return out
+
+
+def marker(threshold: int) -> str:
+    """The text written in place of a suppressed cell, e.g. ``"<11"``."""
+    return f"<{int(threshold)}"
+
+
+def _counts(df: pd.DataFrame, count_columns: Sequence[str]) -> np.ndarray:
+    missing = [c for c in count_columns if c not in df.columns]
+    if missing:
+        raise SpecificationError(f"count column(s) {missing} are not in the table; its columns are {list(df.columns)}.")
+    values = np.empty((len(df), len(count_columns)), dtype="float64")
+    for j, c in enumerate(count_columns):
+        col = df[c]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise DataError(f"count column {c!r} is not numeric (dtype {col.dtype}); pass numbers to suppress.")
+        values[:, j] = col.to_numpy(dtype="float64", na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    if (finite < 0).any():
+        raise DataError("count columns hold negative values; counts must be >= 0 before suppression.")
+    if (finite != np.round(finite)).any():
+        raise DataError(
+            "count columns hold non-integer values; suppression applies to counts. Pass rates and estimates "
+            "as ordinary columns."
+        )
+    return values
+
+
+def _complement(values: np.ndarray, mask: np.ndarray, axis: int) -> bool:
+    """Hide one more cell in every line (row if axis=1, column if axis=0) with exactly one hidden cell."""
+    changed = False
+    lines = range(values.shape[0]) if axis == 1 else range(values.shape[1])
+    for i in lines:
+        v = values[i, :] if axis == 1 else values[:, i]
+        m = mask[i, :] if axis == 1 else mask[:, i]
+        if m.sum() != 1:
+            continue
+        visible = ~m & np.isfinite(v)
+        if not visible.any():
+            continue
+        nonzero = visible & (v > 0)
+        pool = nonzero if nonzero.any() else visible
+        candidates = np.flatnonzero(pool)
+        pick = candidates[int(np.argmin(v[candidates]))]  # first of ties
+        if axis == 1:
+            mask[i, pick] = True
+        else:
+            mask[pick, i] = True
+        changed = True
+    return changed
+
+
+def suppression_mask(
+    df: pd.DataFrame,
+    count_columns: Sequence[str],
+    threshold: int = 11,
+    totals: Totals = "both",
+) -> pd.DataFrame:
+    """Boolean frame (same index, the count columns) marking the cells to hide.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table to publish (not modified).
+    count_columns : sequence of str
+        Columns holding counts of people or events.
+    threshold : int
+        Counts from 1 to ``threshold - 1`` are hidden (default 11: cells of 1-10).
+    totals : {"both", "rows", "columns", "none"}
+        Which margins are public and must not reveal a hidden cell.
+
+    Raises
+    ------
+    SpecificationError
+        Unknown count column, ``threshold < 1`` or an unknown ``totals``.
+    DataError
+        Non-numeric, negative or non-integer counts.
+    """
+    check_option("totals", totals, Totals)
+    if int(threshold) < 1:
+        raise SpecificationError(f"threshold={threshold!r} must be a positive integer (e.g. 11).")
+    cols = list(dict.fromkeys(count_columns))
+    values = _counts(df, cols)
+    mask = np.isfinite(values) & (values >= 1) & (values < threshold)
+    if mask.any() and totals != "none":
+        for _ in range(values.size + 1):
+            changed = False
+            if totals in ("both", "rows") and values.shape[1] > 1:
+                changed |= _complement(values, mask, axis=1)
+            if totals in ("both", "columns") and values.shape[0] > 1:
+                changed |= _complement(values, mask, axis=0)
+            if not changed:
+                break
+    return pd.DataFrame(mask, index=df.index, columns=cols)
+
+
+def suppress(
+    df: pd.DataFrame,
+    count_columns: Sequence[str],
+    threshold: int = 11,
+    totals: Totals = "both",
+) -> pd.DataFrame:
+    """A copy of ``df`` whose suppressed count cells read ``"<threshold"`` (e.g. ``"<11"``).
+
+    The count columns become object columns holding integers (or the marker); other columns are
+    unchanged. See the module docstring for the rule and :func:`suppression_mask` for parameters.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"district": ["N", "S", "E", "W"], "arrests": [120, 4, 60, 35]})
+    >>> suppress(t, ["arrests"])["arrests"].tolist()  # 4 is hidden, and 35 so the total cannot reveal it
+    ['120', '<11', '60', '<11']
+    """
+    mask = suppression_mask(df, count_columns, threshold=threshold, totals=totals)
+    out = df.copy()
+    text = marker(threshold)
+    for c in mask.columns:
+        v = df[c].to_numpy(dtype="float64", na_value=np.nan)
+        shown = [text if m else ("" if not np.isfinite(x) else str(int(x))) for x, m in zip(v, mask[c].to_numpy())]
+        out[c] = pd.Series(shown, index=df.index, dtype=object)
+    return out

@@ -1,0 +1,117 @@
+"""The decrimkit console script: exit codes, one-line errors, dispatch to studies, data commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import decrimkit
+from decrimkit import cli
+from decrimkit.errors import DataError
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"decrimkit {decrimkit.__version__}"
+
+
+def test_data_list_and_describe(capsys):
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "mpdta" in out and "policy_registry" in out
+    code, out, _ = run(capsys, "data", "describe", "mpdta")
+    assert code == 0 and "mpdta.csv" in out and "2500 rows" in out and "sha256" in out
+    code, out, _ = run(capsys, "data", "describe", "mpdta", "--provenance")
+    assert code == 0 and out.startswith("# mpdta")
+
+
+def test_bad_input_exits_2_with_one_line(capsys):
+    code, out, err = run(capsys, "data", "describe", "nope")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: DataError: no bundled dataset named 'nope'")
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_exception(capsys):
+    with pytest.raises(DataError):
+        cli.main(["--debug", "data", "describe", "nope"])
+
+
+def test_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["frobnicate"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["study", "baltimore", "--seed", "abc"])
+    assert exc.value.code == 2
+
+
+def test_unknown_and_unbuilt_studies(capsys, monkeypatch):
+    from decrimkit import studies
+
+    monkeypatch.setitem(studies.STUDIES, "not-there", "decrimkit.studies._no_such_study_module")
+    code, _, err = run(capsys, "study", "not-there")
+    assert code == 2 and "study not-there is not built yet" in err
+    code, _, err = run(capsys, "study", "atlantis")
+    assert code == 2 and "unknown study 'atlantis'" in err
+    code, out, _ = run(capsys, "study", "--list")
+    assert code == 0 and "not-there" in out and "not built yet" in out
+
+
+def test_study_dispatch_passes_out_seed_quick(capsys, monkeypatch, tmp_path):
+    # a stand-in module on sys.path that records how the CLI called run(); it is not a study
+    (tmp_path / "recording_study.py").write_text(
+        textwrap.dedent("""
+        calls = []
+        def run(out="outputs/x", *, seed=0, quick=False):
+            calls.append((str(out), seed, quick))
+            return out
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from decrimkit import studies
+
+    monkeypatch.setitem(studies.STUDIES, "recording", "recording_study")
+    code, out, _ = run(capsys, "study", "recording", "--out", str(tmp_path / "o"), "--seed", "5", "--quick")
+    import recording_study
+
+    assert code == 0 and recording_study.calls == [(str(tmp_path / "o"), 5, True)]
+    assert "outputs written to" in out
+
+
+def test_console_script_module_exit_code():
+    proc = subprocess.run(
+        [sys.executable, "-m", "decrimkit.cli", "data", "describe", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: DataError:") and "Traceback" not in proc.stderr
+
+
+def test_run_missing_plan_exits_2(capsys, tmp_path):
+    code, _, err = run(capsys, "run", str(tmp_path / "absent.toml"))
+    assert code == 2 and "error: PlanError: cannot read plan file" in err
+
+
+def test_progress_bar_respects_environment_and_disable(capsys, monkeypatch):
+    from decrimkit.progress import progress_enabled, track
+
+    monkeypatch.setenv("DECRIMKIT_PROGRESS", "0")
+    assert list(track(range(4), "quiet")) == [0, 1, 2, 3]
+    assert not progress_enabled() and capsys.readouterr().err == ""
+    monkeypatch.setenv("DECRIMKIT_PROGRESS", "1")
+    assert progress_enabled() and not progress_enabled(disable=True)
+    assert list(track(iter(range(3)), "bootstrap draws", total=3)) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "bootstrap draws" in err and "3/3" in err
+    monkeypatch.delenv("DECRIMKIT_PROGRESS")
+    assert not progress_enabled()  # captured stderr is not a terminal

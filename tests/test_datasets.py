@@ -1,0 +1,196 @@
+"""Bundled datasets: catalog, sha256 verification on load, every file loads, the policy registry."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decrimkit.datasets import (
+    _loader,
+    dataset_hashes,
+    dataset_info,
+    dataset_provenance,
+    list_datasets,
+    load_dataset,
+    policy_registry,
+    validate_registry,
+)
+from decrimkit.errors import DataError, RegistryError
+from decrimkit.options import POLICY_MODELS
+
+EXPECTED = {  # dataset -> rows of its main file, as stated in its PROVENANCE.md
+    "mpdta": 2500,
+    "prop99": 1209,
+    "basque": 774,
+    "west_germany": 748,
+    "castle_doctrine": 550,
+    "card_krueger": 410,
+    "baltimore_bpd_arrests": 60,
+    "cdc_vsrr_overdose": 6447,
+    "state_population": 765,
+    "policy_registry": 38,
+    "kansas": 5250,
+    "texas": 816,
+    "quota": 3094,
+    "ehec": 552,
+    "jel_medicaid": 31843,
+}
+
+
+def test_every_shared_dataset_is_bundled():
+    assert list_datasets() == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_file_loads_with_its_catalogued_rows_and_hash(name):
+    info = dataset_info(name)
+    for key in ("title", "publisher", "source", "licence", "coverage", "main"):
+        assert info[key], f"{name}: empty {key}"
+    assert "## " in dataset_provenance(name)
+    root = _loader.data_root() / name
+    for f in info["files"]:
+        data = (root / f["bundled"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert data[:2] == b"\x1f\x8b" and data[4:8] == b"\0\0\0\0"  # gzip with mtime 0: deterministic bytes
+        df = load_dataset(name, f["name"])
+        assert len(df) == f["rows"]
+    assert len(load_dataset(name)) == EXPECTED[name]
+
+
+def test_source_hashes_match_provenance():
+    # the uncompressed bytes hash to the value printed in PROVENANCE.md (mpdta.csv, prop99 long panel)
+    assert dataset_info("mpdta")["files"][0]["source_sha256"] == (
+        "ca2837cb3679267c5b88af551cb2db4e5a4fcbba1fd27a346a83bac9b0b0ae5c"
+    )
+    raw = gzip.decompress((_loader.data_root() / "prop99" / "california_prop99_long.csv.gz").read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == "369ea135d3b5bfc5b8bf987a3f8143a422bbc004e7d9bdacd7136ca666b027a2"
+
+
+def test_mpdta_values():
+    df = load_dataset("mpdta")
+    assert list(df.columns) == ["year", "countyreal", "lpop", "lemp", "first.treat", "treat"]
+    assert sorted(df["first.treat"].unique().tolist()) == [0, 2004, 2006, 2007]
+    assert df["countyreal"].nunique() == 500
+
+
+def test_file_name_with_or_without_gz_and_raw_dat():
+    a = load_dataset("castle_doctrine", "castle.csv")
+    b = load_dataset("castle_doctrine", "castle.csv.gz")
+    pd.testing.assert_frame_equal(a, b)
+    dat = load_dataset("card_krueger", "public.dat")
+    csv = load_dataset("card_krueger")
+    assert list(dat.columns) == list(csv.columns)
+    np.testing.assert_allclose(dat["empft"].to_numpy(dtype=float), csv["empft"].to_numpy(dtype=float), equal_nan=True)
+
+
+def test_unknown_names_list_what_exists():
+    with pytest.raises(DataError, match=r"no bundled dataset named 'nope'; available: baltimore_bpd_arrests, basque"):
+        load_dataset("nope")
+    with pytest.raises(DataError, match=r"dataset 'mpdta' has no file 'x.csv'; its files are: mpdta.csv"):
+        load_dataset("mpdta", "x.csv")
+
+
+def test_tampered_copy_is_detected(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    shutil.copytree(_loader.data_root(), root)
+    target = root / "mpdta" / "mpdta.csv.gz"
+    expected = hashlib.sha256(target.read_bytes()).hexdigest()
+    original = gzip.decompress(target.read_bytes())
+    text = original.replace(b"2003,8001", b"2003,8002", 1)
+    assert text != original  # one county id changed
+    target.write_bytes(gzip.compress(text, mtime=0))
+    got = hashlib.sha256(target.read_bytes()).hexdigest()
+    monkeypatch.setattr(_loader, "data_root", lambda: root)
+    with pytest.raises(
+        DataError, match=rf"sha256 mismatch for bundled data file mpdta/mpdta.csv.gz: expected {expected}, got {got}"
+    ):
+        load_dataset("mpdta")
+    assert len(load_dataset("prop99")) == 1209  # untouched files still load
+
+
+def test_hashes_for_provenance():
+    hashes = dataset_hashes("prop99")
+    assert set(hashes) == {"california_prop99_long.csv.gz", "prop99_adh.csv.gz", "prop99_smoking_covariates.csv.gz"}
+    assert dataset_info("prop99")["sha256"] == hashes
+
+
+# ---------------------------------------------------------------------------------------- registry
+def test_policy_registry_is_typed():
+    reg = policy_registry()
+    assert len(reg) == 38
+    assert list(reg["model"].cat.categories) == list(POLICY_MODELS)
+    assert reg["model"].value_counts().to_dict() == {  # PROVENANCE.md, "Coverage"
+        "substance_specific_declination": 14,
+        "unconditional_declination": 11,
+        "case_by_case_declination": 5,
+        "expanded_diversion": 4,
+        "de_jure": 4,
+    }
+    assert reg["confidence"].value_counts().to_dict() == {"low": 19, "high": 10, "medium": 9}
+    assert reg["confidence"].cat.ordered
+    assert int(reg["cannabis_only"].sum()) == 8 and int(reg["trace_threshold"].sum()) == 5
+    assert int(reg["municipal_deprioritization"].sum()) == 3
+    assert int(reg["statewide"].sum()) == 4
+    fips = reg["county_fips"].dropna()
+    assert fips.str.len().eq(5).all() and "06037" in set(fips)
+    balt = reg[(reg["jurisdiction"] == "Baltimore City") & ~reg["cannabis_only"]].iloc[0]
+    assert balt["effective"] == pd.Timestamp("2020-03-18") and balt["ended"] == pd.Timestamp("2023-01-03")
+    suffolk = reg[reg["county_fips"] == "25025"].iloc[0]
+    assert suffolk["ended"] == pd.Timestamp("2022-01-01") and suffolk["ended_precision"] == "month"
+    assert suffolk["effective_precision"] == "day"
+    washtenaw = reg[reg["announced"] == pd.Timestamp("2021-01-12")].iloc[0]
+    assert not washtenaw["cannabis_only"]  # cannabis and entheogens: not tagged
+
+
+def raw_registry() -> pd.DataFrame:
+    return load_dataset("policy_registry")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "match"),
+    [
+        ("effective", "2020-13-01", r"impossible dates at row 0 \(Baltimore City\)"),
+        ("effective", "18/03/2020", r"unknown format at row 0 \(Baltimore City\)"),
+        ("model", "full_decriminalization", r"unknown model 'full_decriminalization' at row 0"),
+        ("ended", "2019-01-01", r"ended before it took effect at row 0 \(Baltimore City\)"),
+        ("confidence", "certain", r"'confidence' has 'certain' at row 0"),
+        ("county_fips", "12.5", r"county FIPS codes; bad at row 0"),
+    ],
+)
+def test_registry_rejects_malformed_rows(column, value, match):
+    df = raw_registry().astype({column: "object"})
+    df.loc[0, column] = value
+    with pytest.raises(RegistryError, match=match):
+        validate_registry(df)
+
+
+def test_month_precision_end_in_start_month_is_not_before():
+    df = raw_registry().astype({"ended": "object"})
+    df.loc[0, "ended"] = "2020-03"  # effective 2020-03-18; ended some day in March 2020: allowed
+    assert validate_registry(df).loc[0, "ended_precision"] == "month"
+    df.loc[0, "ended"] = "2020-02"
+    with pytest.raises(RegistryError, match="ended before it took effect"):
+        validate_registry(df)
+
+
+def test_registry_rejects_missing_columns_duplicates_and_bad_tags():
+    with pytest.raises(RegistryError, match=r"lacks column\(s\) \['model'\]"):
+        validate_registry(raw_registry().drop(columns="model"))
+    with pytest.raises(RegistryError, match="repeats identical rows"):
+        validate_registry(pd.concat([raw_registry(), raw_registry().iloc[[3]]], ignore_index=True))
+    df = raw_registry()
+    df.loc[0, "notes"] = "[cannabis-only] " + df.loc[0, "notes"]
+    with pytest.raises(RegistryError, match=r"tagged \[cannabis-only\].*row 0"):
+        validate_registry(df)
+
+
+def test_registry_input_not_modified():
+    df = raw_registry()
+    before = df.copy(deep=True)
+    validate_registry(df)
+    pd.testing.assert_frame_equal(df, before)
