@@ -16,7 +16,7 @@ DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
-        paper report-baltimore bench bench-quick validate validate-quick clean
+        paper report-baltimore report-suffolk report-oregon report-policy-models bench bench-quick validate validate-quick clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -58,15 +58,24 @@ study-policy-models: outputs/policy-models/results.json  ## the four de facto po
 studies: study-baltimore study-suffolk study-oregon study-policy-models  ## run every study
 
 # ---------------------------------------------------------------- paper, benchmarks, validation
-paper: $(STAMP)  ## build paper/build/decrimkit-evaluations.pdf from the study outputs
-	@test -f paper/build.py || { echo "make paper: the manuscript (paper/build.py) is not built yet; see the open paper issue." >&2; exit 2; }
-	$(MAKE) studies
+RESULTS := outputs/baltimore/results.json outputs/suffolk/results.json outputs/oregon/results.json \
+           outputs/policy-models/results.json
+
+# policy-models pools the other studies' estimates, so it runs after them
+outputs/policy-models/results.json: outputs/baltimore/results.json outputs/suffolk/results.json outputs/oregon/results.json
+
+paper/build/decrimkit-evaluations.pdf: $(RESULTS) $(wildcard paper/*.typ) paper/refs.bib paper/build.py
 	$(PY) paper/build.py
 
-report-baltimore: $(STAMP)  ## plain-language grant report for the Baltimore study
-	@test -f paper/build.py || { echo "make report-baltimore: the report builder (paper/build.py) is not built yet." >&2; exit 2; }
-	$(MAKE) study-baltimore
-	$(PY) paper/build.py --format report --study baltimore
+paper: paper/build/decrimkit-evaluations.pdf  ## build the manuscript PDF from the study outputs
+
+paper/build/report-%.pdf: outputs/%/results.json $(wildcard paper/*.typ) paper/build.py
+	$(PY) paper/build.py --format report --study $*
+
+report-baltimore: paper/build/report-baltimore.pdf  ## plain-language grant report, Baltimore
+report-suffolk: paper/build/report-suffolk.pdf  ## plain-language grant report, Suffolk County
+report-oregon: paper/build/report-oregon.pdf  ## plain-language grant report, Oregon
+report-policy-models: paper/build/report-policy-models.pdf  ## plain-language grant report, policy models
 
 bench: $(STAMP)  ## benchmarks against the peer packages (writes bench/results/)
 	@test -f bench/run.py || { echo "make bench: the benchmark suite (bench/run.py) is not built yet; see the open benchmarks issue." >&2; exit 2; }

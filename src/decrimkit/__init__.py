@@ -20,6 +20,7 @@ from decrimkit.errors import (  # noqa: E402
     DesignError,
     PanelError,
     PlanError,
+    RegistryError,
     SpecificationError,
 )
 from decrimkit.panel import Panel  # noqa: E402
@@ -34,5 +35,6 @@ __all__ = [
     "SpecificationError",
     "ConvergenceError",
     "PlanError",
+    "RegistryError",
     "DecrimkitWarning",
 ]

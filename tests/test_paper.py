@@ -1,0 +1,98 @@
+"""The manuscript types no number by hand, and builds from whatever study outputs exist."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = ROOT / "paper"
+PROSE = ("main.typ", "report.typ")  # lib.typ is code (helpers), not prose
+
+# Numbers allowed in prose, with the reason: years of policies and data, the rate denominator, and the
+# confidence level of every interval the studies report.
+YEARS = re.compile(r"^(19[5-9]\d|20[0-4]\d)$")
+ALLOWED = {"100,000": "rates are per 100,000 population", "95%": "the confidence level of every interval"}
+NAMES = {"Measure 110": "the ballot measure's name", "COVID-19": "the disease's name",
+         "12-month": "the name of the CDC indicator's window"}
+LENGTH = re.compile(r"\d+(?:\.\d+)?(?:pt|in|em|mm|cm|fr)\b|\d+(?:\.\d+)?%(?=\s*[,)])")
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?%?")
+
+
+def prose_numbers(text: str) -> list[str]:
+    """Numeric literals left after removing comments, math, strings, lengths and val() look-ups."""
+    text = "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+    for name in NAMES:
+        text = text.replace(name, " ")
+    text = re.sub(r"\$[^$]*\$", " ", text)          # equations: constants belong to the math
+    text = re.sub(r'val\("[^"]*"\)', " ", text)      # generated values
+    text = re.sub(r'"[^"\n]*"', " ", text)           # string literals (keys, paths, numbering patterns)
+    text = re.sub(r"@[\w-]+", " ", text)             # citation keys such as @agan2021
+    text = LENGTH.sub(" ", text)                     # layout lengths in #set rules
+    found = []
+    for tok in NUMBER.findall(text):
+        tok = tok.rstrip(",")
+        if YEARS.match(tok) or tok in ALLOWED:
+            continue
+        found.append(tok)
+    return found
+
+
+@pytest.mark.parametrize("name", PROSE)
+def test_manuscript_has_no_hand_typed_numbers(name):
+    offending = prose_numbers((PAPER / name).read_text(encoding="utf-8"))
+    assert offending == [], f"{name} types numbers by hand: {offending}; take them from values.json via val()"
+
+
+def test_checker_catches_a_typed_number():
+    # the checker itself must flag a number in prose, and leave years, equations and val() alone
+    text = 'In 2021 deaths rose by 181 ($alpha_1 = 0$) or by #val("oregon.scm.estimate") per 100,000.'
+    assert prose_numbers(text) == ["181"]
+
+
+def _fake_outputs(tmp: Path, estimate: float, seed: int) -> Path:
+    out = tmp / "outputs" / "baltimore"
+    out.mkdir(parents=True)
+    (out / "results.json").write_text(json.dumps({
+        "study": "baltimore", "seed": seed, "results": [
+            {"name": "cumulative_averted", "estimate": estimate, "se": 10.0, "conf_int": [estimate - 20, estimate + 20],
+             "p_value": 0.01, "n": 60, "method": "comparative ITS", "unit": "arrests", "note": ""},
+        ]}), encoding="utf-8")
+    return tmp / "outputs"
+
+
+def test_values_change_with_the_outputs(tmp_path):
+    """Different study numbers give a different values file without touching the manuscript."""
+    sys.path.insert(0, str(PAPER))
+    try:
+        import build  # paper/build.py
+    finally:
+        sys.path.remove(str(PAPER))
+    a = build.collect(_fake_outputs(tmp_path / "a", 1234.5, 0))
+    b = build.collect(_fake_outputs(tmp_path / "b", 987.25, 1))
+    assert a["values"]["baltimore.cumulative_averted.estimate"] == "1,234"
+    assert b["values"]["baltimore.cumulative_averted.estimate"] == "987"
+    assert a["values"]["baltimore.seed"] == "0" and b["values"]["baltimore.seed"] == "1"
+
+
+def test_paper_compiles_from_existing_outputs(tmp_path):
+    """build.py compiles the Typst source (with whatever outputs exist) into a PDF."""
+    work = tmp_path / "repo"
+    (work / "paper").mkdir(parents=True)
+    for f in PAPER.glob("*.typ"):
+        shutil.copy(f, work / "paper" / f.name)
+    shutil.copy(PAPER / "refs.bib", work / "paper" / "refs.bib")
+    shutil.copy(PAPER / "build.py", work / "paper" / "build.py")
+    _fake_outputs(work, 443.0, 0)
+    subprocess.run([sys.executable, str(work / "paper" / "build.py")], check=True, cwd=work,
+                   capture_output=True, text=True)
+    pdf = work / "paper" / "build" / "decrimkit-evaluations.pdf"
+    assert pdf.exists() and pdf.read_bytes()[:4] == b"%PDF"
+    values = json.loads((work / "paper" / "build" / "values.json").read_text())
+    assert values["values"]["baltimore.cumulative_averted.ci"] == "[423, 463]"
