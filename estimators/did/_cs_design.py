@@ -1,0 +1,219 @@
+"""The cells of a Callaway-Sant'Anna design: which units, periods and covariates each ATT(g,t) uses.
+
+Built once, in NumPy, from a validated :class:`~decrimkit.panel.Panel`; every check that can raise
+runs here, on concrete data, before the jitted kernel. Positions (0..T-1) are used throughout;
+labels are looked up in ``times`` only for messages and results.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.panel import Panel
+
+__all__ = ["CellDesign", "cell_design", "unit_column"]
+
+
+class CellDesign(NamedTuple):
+    """Stacked inputs of the K cells and the unit-level data aggregation needs.
+
+    times: (T,) period labels; gpos, tpos, base: (K,) cohort, period and base-period positions;
+    is_base: (K,) cells fixed at zero (the universal base period); y_post, y_pre, treat, mask: (K, n);
+    x: (K, n, p) intercept and covariates at the earlier period of each cell; w_unit: (n,) sampling
+    weights; g_unit: (n,) cohort positions (inf = never treated); cluster: (n,) codes or None;
+    last_period: position of the last period used; n_units; excluded, notes: for the result's Spec.
+    A fitted :class:`AttGt` keeps a copy without the stacked cell inputs (those fields are None).
+    """
+
+    times: np.ndarray
+    gpos: np.ndarray
+    tpos: np.ndarray
+    base: np.ndarray
+    is_base: np.ndarray
+    y_post: np.ndarray | None
+    y_pre: np.ndarray | None
+    treat: np.ndarray | None
+    mask: np.ndarray | None
+    x: np.ndarray | None
+    w_unit: np.ndarray
+    g_unit: np.ndarray
+    cluster: np.ndarray | None
+    last_period: int
+    n_units: int
+    excluded: tuple[tuple[int, str], ...]
+    notes: tuple[str, ...]
+
+
+def unit_column(panel: Panel, column: str, role: str) -> np.ndarray:
+    """Per-unit values of a time-invariant column of ``panel.frame`` (in ``panel.units`` order)."""
+    if column not in panel.frame.columns:
+        raise SpecificationError(
+            f"{role}={column!r} is not a column of the panel; available: {', '.join(map(str, panel.frame.columns))}."
+        )
+    per_unit = panel.frame.groupby("unit", sort=False)[column]
+    varies = per_unit.nunique(dropna=False) > 1
+    if varies.any():
+        raise DataError(
+            f"{role} column {column!r} varies over time within {int(varies.sum())} units "
+            f"(e.g. {varies.index[varies][:3].tolist()}); it must be constant within unit. "
+            f"Use each unit's value in one period, e.g. its first."
+        )
+    return per_unit.first().reindex(panel.units).to_numpy()
+
+
+def _weights(panel: Panel, weights: str | None) -> np.ndarray:
+    if weights is None and "weight" not in panel.frame.columns:
+        return np.ones(panel.n_units)
+    w = unit_column(panel, weights or "weight", "weights").astype("float64")
+    if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise DataError("sampling weights must be finite, non-negative and not all zero.")
+    return w
+
+
+def _cohort_checks(times: np.ndarray, g_unit: np.ndarray, anticipation: int) -> None:
+    treated = np.isfinite(g_unit)
+    if not treated.any():
+        raise DesignError("no unit is ever treated; check the cohort column of the panel.")
+    first = treated & (g_unit <= 0)
+    if first.any():
+        raise DesignError(
+            f"{int(first.sum())} units are treated in the first period ({times[0]}) or before, so they have "
+            f"no pre-treatment period. Drop them explicitly, e.g. panel.subset(units=...), or extend the data "
+            f"back in time."
+        )
+    early = treated & (g_unit - anticipation <= 0)
+    if early.any():
+        cohort = times[int(np.min(g_unit[early]))]
+        raise DesignError(
+            f"anticipation={anticipation} is longer than the pre-treatment period of cohort {cohort} "
+            f"({int(np.min(g_unit[early]))} period(s) before it): its base period would precede the data. "
+            f"Lower anticipation or drop that cohort explicitly."
+        )
+
+
+def _check_covariates(xk: np.ndarray, treat: np.ndarray, mask: np.ndarray, names: tuple[str, ...],
+                      method: str, where: str) -> None:
+    cell = xk[mask > 0]
+    for j, name in enumerate(names, start=1):
+        if np.ptp(cell[:, j]) == 0:
+            raise SpecificationError(
+                f"covariate {name!r} takes one value for all units in cell {where}, so it is collinear with "
+                f"the intercept. Drop it (a covariate must vary across units)."
+            )
+    if np.linalg.matrix_rank(cell) < cell.shape[1]:
+        raise SpecificationError(
+            f"the covariates {list(names)} are perfectly collinear among the units of cell {where}. "
+            f"Drop redundant covariates."
+        )
+    if method in ("dr", "reg"):
+        ctrl = xk[(mask > 0) & (treat == 0)]
+        gram = ctrl.T @ ctrl
+        if ctrl.shape[0] == 0 or 1 / np.linalg.cond(gram) < np.finfo(float).eps:
+            raise SpecificationError(
+                f"the covariates {list(names)} are collinear (or lack variation) among the comparison units "
+                f"of cell {where}, so the outcome regression is singular. Drop or recode covariates."
+            )
+
+
+def cell_design(
+    panel: Panel,
+    *,
+    control: str,
+    method: str,
+    covariates: tuple[str, ...],
+    anticipation: int,
+    base_period: str,
+    weights: str | None,
+    cluster: str | None,
+) -> CellDesign:
+    """Validate the design and stack the K cells (see :class:`CellDesign`)."""
+    if isinstance(anticipation, bool) or not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
+        raise SpecificationError(f"anticipation must be a non-negative integer, got {anticipation!r}.")
+    if panel.has_group:
+        raise SpecificationError("att_gt needs one row per unit and period; this panel has a group dimension.")
+    panel.require_balanced("att_gt")
+    for c in covariates:
+        if c not in panel.frame.columns or c in ("unit", "time", "t", "y", "cohort", "g", "d"):
+            raise SpecificationError(
+                f"covariate {c!r} is not a covariate of the panel; declare it with "
+                f"Panel.from_frame(..., covariates=[{c!r}])."
+            )
+    times = panel.times
+    n, T = panel.n_units, panel.n_periods
+    g_unit = panel.unit_cohort.to_numpy().astype("float64")
+    _cohort_checks(times, g_unit, anticipation)
+    y = panel.to_wide("y").to_numpy(dtype="float64")
+    xs = [panel.to_wide(c).to_numpy(dtype="float64") for c in covariates]
+    w_unit = _weights(panel, weights)
+    codes = None
+    if cluster is not None:
+        codes = pd.factorize(unit_column(panel, cluster, "cluster"), sort=True)[0]
+    excluded: tuple[tuple[int, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    never = ~np.isfinite(g_unit)
+    cohorts = np.unique(g_unit[~never]).astype(int)
+    last = T - 1
+    if not never.any():
+        if control == "never":
+            raise DesignError(
+                "there are no never-treated units to compare with. Use control='notyet' (not-yet-treated "
+                "units as controls) or add comparison units."
+            )
+        cutoff = int(cohorts.max()) - anticipation
+        comparison_only = cohorts[cohorts - anticipation >= cutoff]
+        cohorts = cohorts[cohorts - anticipation < cutoff]
+        if cohorts.size == 0:
+            raise DesignError(
+                "every unit is treated at the same time and none is never treated: there are no comparison "
+                "units. Add never-treated or later-treated units."
+            )
+        last = cutoff - 1
+        if last < T - 1:
+            excluded = ((n * (T - 1 - last), f"periods from {times[cutoff]} on: no not-yet-treated comparison "
+                                             f"units remain once the last cohort is treated"),)
+        notes = (f"no never-treated units: cohort(s) {', '.join(str(times[c]) for c in comparison_only)} "
+                 f"serve only as not-yet-treated comparison units",)
+
+    rows: list[tuple[int, int, int, bool]] = []
+    for g in cohorts:
+        base_g = int(g) - anticipation - 1
+        first_t = 1 if base_period == "varying" else 0
+        for t in range(first_t, last + 1):
+            base = base_g if (t >= g or base_period == "universal") else t - 1
+            rows.append((int(g), t, base, base_period == "universal" and t == base))
+    gpos = np.array([r[0] for r in rows])
+    tpos = np.array([r[1] for r in rows])
+    base = np.array([r[2] for r in rows])
+    is_base = np.array([r[3] for r in rows], dtype=bool)
+    K, p = len(rows), len(covariates) + 1
+    treat = (g_unit[None, :] == gpos[:, None]).astype("float64")
+    if control == "never":
+        ctrl = np.broadcast_to(never, (K, n))
+    else:
+        threshold = np.maximum(tpos, base) + anticipation
+        ctrl = never[None, :] | ((g_unit[None, :] > threshold[:, None]) & (g_unit[None, :] != gpos[:, None]))
+    mask = (treat > 0) | ctrl
+    early = np.minimum(tpos, base)
+    x = np.ones((K, n, p))
+    for j, xv in enumerate(xs, start=1):
+        x[:, :, j] = xv[:, early].T
+    checked: set[tuple[int, bytes]] = set()
+    for k in range(K):
+        where = f"(group {times[gpos[k]]}, period {times[tpos[k]]})"
+        if not ctrl[k].any():
+            raise DesignError(f"cell {where} has no comparison units; use control='notyet' or add comparison units.")
+        if covariates and not is_base[k]:
+            sig = (int(early[k]), mask[k].tobytes())
+            if sig not in checked:
+                _check_covariates(x[k], treat[k], mask[k], covariates, method, where)
+                checked.add(sig)
+    return CellDesign(
+        times=times, gpos=gpos, tpos=tpos, base=base, is_base=is_base,
+        y_post=y[:, tpos].T.copy(), y_pre=y[:, base].T.copy(), treat=treat, mask=mask.astype("float64"),
+        x=x, w_unit=w_unit, g_unit=g_unit, cluster=codes, last_period=last, n_units=n,
+        excluded=excluded, notes=notes,
+    )

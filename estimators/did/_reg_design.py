@@ -1,0 +1,83 @@
+"""Shared pieces of the regression-based DiD estimators (twfe, event_study, sun_abraham, poisson,
+disparity): option checks and panel views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.panel import Panel
+
+__all__ = ["cluster_labels", "row_weights", "check_covariates", "require_variation", "no_groups", "options"]
+
+
+def cluster_labels(panel: Panel, cluster: str | None) -> np.ndarray | None:
+    """Cluster label per row: ``"unit"``, ``"time"``, or None (heteroskedasticity-robust)."""
+    if cluster is None:
+        return None
+    if cluster == "unit":
+        return panel.unit_index
+    if cluster == "time":
+        return panel.time_index
+    raise SpecificationError(
+        f"cluster={cluster!r} is not allowed; use 'unit', 'time' or None (heteroskedasticity-robust HC1). "
+        f"To cluster at a coarser level, build the panel with that level as the unit."
+    )
+
+
+def row_weights(panel: Panel, weights: str | None) -> np.ndarray | None:
+    """Analytic weights per row: None (unweighted), ``"weights"`` (the panel's weights=) or ``"population"``."""
+    if weights is None:
+        return None
+    column = {"weights": "weight", "population": "population"}.get(weights)
+    if column is None:
+        raise SpecificationError(f"weights={weights!r} is not allowed; use None, 'weights' or 'population'.")
+    if column not in panel.frame.columns:
+        raise SpecificationError(
+            f"weights={weights!r} needs a panel built with {'weights' if column == 'weight' else 'population'}=."
+        )
+    return panel.frame[column].to_numpy(dtype="float64")
+
+
+def check_covariates(panel: Panel, covariates: Sequence[str]) -> tuple[str, ...]:
+    """The covariates as a tuple; each must have been declared on the panel."""
+    covariates = (covariates,) if isinstance(covariates, str) else tuple(covariates)
+    missing = [c for c in covariates if c not in panel.covariates]
+    if missing:
+        raise SpecificationError(
+            f"covariates {missing} were not declared on the panel (declared: {list(panel.covariates)}). "
+            f"Build the panel with covariates=[...]."
+        )
+    return covariates
+
+
+def require_variation(panel: Panel, estimator: str) -> None:
+    """A treated and an untreated observation must exist, and treatment timing must vary across units."""
+    d = panel.frame["d"].to_numpy()
+    if d.max() == 0:
+        raise DesignError(f"{estimator}: no observation is treated; check the panel's cohort/treated column.")
+    if d.min() == 1:
+        raise DesignError(f"{estimator}: every observation is treated; there is no comparison period or unit.")
+    g = panel.unit_cohort.to_numpy()
+    if np.isfinite(g).all() and len(np.unique(g)) < 2:
+        raise DesignError(
+            f"{estimator}: every unit is treated at the same time, so there are no comparison units "
+            f"(treatment is collinear with the period effects). Add never-treated or later-treated units."
+        )
+
+
+def no_groups(panel: Panel, estimator: str) -> None:
+    """Refuse a panel with a group dimension (several rows per unit and period)."""
+    if panel.has_group:
+        raise SpecificationError(
+            f"{estimator} needs one row per unit and period, but this panel has a group dimension "
+            f"({panel.roles['group']!r}). Use did.disparity for group contrasts, or build the panel without group=."
+        )
+
+
+def options(**kwargs: Any) -> dict[str, Any]:
+    """Spec options with tuples for sequences (hashable, JSON-friendly)."""
+    return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()}

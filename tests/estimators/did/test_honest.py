@@ -1,0 +1,105 @@
+"""Rambachan-Roth sensitivity: the properties of REFERENCES section 7 (no reference values there)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from decrimkit.estimators import did
+from decrimkit.estimators.did.honest import identified_set
+
+from decrimkit.errors import DesignError, SpecificationError
+
+
+@pytest.fixture(scope="module")
+def mpdta():
+    """Module-scoped copy of the shared mpdta panel (the event study is fitted once per module)."""
+    from decrimkit import Panel
+    from decrimkit.datasets import load_dataset
+
+    return Panel.from_frame(load_dataset("mpdta"), unit="countyreal", time="year", outcome="lemp", cohort="first.treat")
+
+
+@pytest.fixture(scope="module")
+def es(mpdta):
+    return did.event_study(mpdta)
+
+
+def test_smoothness_flci_length_weakly_increases_in_m(es):
+    res = did.honest(es, method="smoothness", m=[0.0, 0.005, 0.01, 0.02, 0.04])
+    length = (res.table["ub"] - res.table["lb"]).to_numpy()
+    assert (np.diff(length) >= -1e-9).all()
+    assert res.table["method"].eq("FLCI").all()
+
+
+def test_smoothness_m0_is_linear_extrapolation(es):
+    # M = 0: the FLCI is centred at the minimum-variance estimator that is unbiased under linear trends,
+    # l'beta_post - w'beta_pre with w't_pre = l't_post (t = event time + 1), and has half-length z * sd
+    res = did.honest(es, method="smoothness", m=[0.0])
+    beta, sigma = es.estimate, es.vcov
+    t = np.asarray(es.label, dtype=float) + 1.0
+    pre = np.asarray(es.label) < 0
+    # minimise c'Sigma c over c = (-w, e_0) subject to w't_pre = t_0 = 1 (KKT system)
+    c0 = np.zeros(len(beta))
+    c0[np.flatnonzero(~pre)[0]] = 1.0
+    sp = sigma[np.ix_(pre, pre)]
+    cross = sigma[np.ix_(pre, ~pre)] @ c0[~pre]
+    kkt = np.block([[2 * sp, t[pre][:, None]], [t[pre][None, :], np.zeros((1, 1))]])
+    sol = np.linalg.solve(kkt, np.concatenate([2 * cross, [1.0]]))
+    c = c0.copy()
+    c[pre] = -sol[:-1]
+    est, sd = c @ beta, np.sqrt(c @ sigma @ c)
+    lb, ub = res.table[["lb", "ub"]].to_numpy()[0]
+    assert (lb + ub) / 2 == pytest.approx(est, rel=1e-8)
+    assert (ub - lb) / 2 == pytest.approx(1.959963984540054 * sd, rel=1e-8)
+
+
+def test_smoothness_identified_set_is_a_point_at_m0(es):
+    # a pre-trend that is exactly linear (slope 0.01 per period) and post-period coefficients beta_post
+    times = np.asarray(es.label)
+    beta = np.where(times < 0, 0.01 * (times + 1), 0.05 + 0.01 * (times + 1))
+    true = replace(es, estimate=beta)
+    lo, hi = identified_set(true, method="smoothness", m=0.0)
+    assert lo == pytest.approx(hi, abs=1e-10)
+    assert lo == pytest.approx(0.05, abs=1e-10)  # beta_0 minus the extrapolated trend 0.01 * 1
+    lo2, hi2 = identified_set(true, method="smoothness", m=0.01)
+    assert lo2 < lo - 1e-6 and hi2 > hi + 1e-6
+
+
+def test_relative_magnitude_sets_widen_and_contain(es):
+    res = did.honest(es, method="relative_magnitude", m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
+    lb, ub = res.table["lb"].to_numpy(), res.table["ub"].to_numpy()
+    assert (np.diff(ub - lb) >= -1e-9).all()
+    assert (np.diff(lb) <= 1e-9).all() and (np.diff(ub) >= -1e-9).all()
+    # the identified set at the estimates lies inside the robust interval
+    for m, lo, hi in zip(res.table["m"], lb, ub):
+        ilo, ihi = identified_set(es, method="relative_magnitude", m=m)
+        assert lo <= ilo + 1e-9 and ihi <= hi + 1e-9
+    again = did.honest(es, method="relative_magnitude", m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
+    assert again.table.equals(res.table)
+
+
+def test_breakdown_and_plot(es):
+    res = did.honest(es, method="smoothness", m=[0.0, 0.01, 0.03], l_vec=[0, 0, 1, 0])
+    # the effect two periods after adoption is clearly negative at M = 0 but not at M = 0.03
+    excl = (res.table["ub"] < 0).to_numpy()
+    assert excl[0] and not excl[-1]
+    assert res.breakdown == res.table["m"].to_numpy()[np.argmin(excl) - 1]
+    fig = res.plot()
+    assert len(fig.axes[0].get_xticklabels()) == 4
+    assert "breakdown" in str(res)
+
+
+def test_honest_errors(es, mpdta):
+    with pytest.raises(SpecificationError, match="method"):
+        did.honest(es, method="bounds")
+    with pytest.raises(SpecificationError, match="non-negative"):
+        did.honest(es, m=[-1.0])
+    with pytest.raises(SpecificationError, match="binned"):
+        did.honest(did.event_study(mpdta, leads=2, lags=2))
+    with pytest.raises(SpecificationError, match="l_vec"):
+        did.honest(es, method="smoothness", l_vec=[1.0])
+    post_only = replace(es, label=(0, 1, 2, 3), estimate=es.estimate[3:], se=es.se[3:], vcov=es.vcov[3:, 3:])
+    with pytest.raises(DesignError, match="pre-period"):
+        did.honest(post_only)
