@@ -64,6 +64,10 @@ from decrimkit.errors import PlanError
 
 __all__ = ["ALLOWLIST", "Plan", "EstimatorCall", "load_plan", "parse_plan", "run_plan"]
 
+# Estimators that take the case-level data frame itself (one row per case), not a Panel; a plan that
+# calls only these needs no [design] table, and their column roles go in ``options``.
+CASE_LEVEL: frozenset[str] = frozenset({"iv.leniency"})
+
 # plan name -> (module, function). Only these can be called from a plan.
 ALLOWLIST: dict[str, tuple[str, str]] = {
     "did.twfe": ("decrimkit.estimators.did.twfe", "twfe"),
@@ -169,7 +173,8 @@ class Plan:
             self.out if out is None else _check_path(Path(out), "outputs", self._bases(), self.allow_outside_paths)
         )
         calls = [(c, c.resolve()) for c in (*self.estimators, *self.robustness)]  # fail before any work
-        panel = self.panel()
+        frame = self.load_data() if any(c.name in CASE_LEVEL for c, _ in calls) else None
+        panel = self.panel() if any(c.name not in CASE_LEVEL for c, _ in calls) else None
         rep = Report(
             self.name,
             out=out_dir,
@@ -187,10 +192,9 @@ class Plan:
             kwargs = dict(call.options)
             if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
                 kwargs["seed"] = seed
-            result = fn(panel, **kwargs)
-            _report_result(
-                rep, call, result, robustness=call in self.robustness, unit=f"units of {self.design['outcome']}"
-            )
+            result = fn(frame if call.name in CASE_LEVEL else panel, **kwargs)
+            outcome = kwargs.get("outcome") if call.name in CASE_LEVEL else self.design["outcome"]
+            _report_result(rep, call, result, robustness=call in self.robustness, unit=f"units of {outcome}")
         return rep.write()
 
     def _bases(self) -> list[Path]:
@@ -204,7 +208,8 @@ class Plan:
             lines.append(f"- estimator `{c.name}` as `{c.label}`, options {c.options or '{}'}")
         for c in self.robustness:
             lines.append(f"- robustness `{c.name}` as `{c.label}`, options {c.options or '{}'}")
-        lines.append(f"- panel: {panel.n_obs} rows, {panel.n_units} units x {panel.n_periods} periods")
+        if panel is not None:
+            lines.append(f"- panel: {panel.n_obs} rows, {panel.n_units} units x {panel.n_periods} periods")
         return "\n".join(lines)
 
 
@@ -343,7 +348,10 @@ def parse_plan(doc: dict[str, Any], source: Path | None = None) -> Plan:
         raise PlanError(f"plan key allow_outside_paths must be true or false, got {allow_outside!r}.")
     meta = _section(doc, "plan", required=False)
     data = dict(_section(doc, "data", required=True))
-    design = dict(_section(doc, "design", required=True))
+    estimators = _calls(doc, "estimators", required=True)
+    robustness = _calls(doc, "robustness", required=False)
+    needs_panel = any(c.name not in CASE_LEVEL for c in (*estimators, *robustness))
+    design = dict(_section(doc, "design", required=needs_panel))
     outputs = _section(doc, "outputs", required=False)
     bases = [Path.cwd()] + ([source.parent] if source is not None else [])
 
@@ -367,7 +375,7 @@ def parse_plan(doc: dict[str, Any], source: Path | None = None) -> Plan:
         if not p.is_file():
             raise PlanError(f"plan key data.path = {data['path']!r}: no such file.")
         data["path"] = str(p)
-    for req in ("unit", "time", "outcome"):
+    for req in ("unit", "time", "outcome") if needs_panel else ():
         if req not in design:
             raise PlanError(f'plan [design] needs {req} = "<column>".')
     if "cohort" in design and "treated" in design:
@@ -378,8 +386,6 @@ def parse_plan(doc: dict[str, Any], source: Path | None = None) -> Plan:
     name = meta.get("name") or (source.stem if source is not None else "plan")
     if not _LABEL.match(name):
         raise PlanError(f"plan key plan.name = {name!r} must be letters, digits, '_', '-' or '.'.")
-    estimators = _calls(doc, "estimators", required=True)
-    robustness = _calls(doc, "robustness", required=False)
     labels = [c.label for c in (*estimators, *robustness)]
     dup = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dup:
