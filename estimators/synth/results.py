@@ -1,0 +1,253 @@
+"""Result classes of the synthetic-control family.
+
+:class:`SynthResult` holds one effect estimate with the donor weights, the treated and synthetic
+paths and the gap between them. Estimator-specific results add methods: :class:`SCMResult`
+(``placebo``), :class:`SDIDResult` (``unit_weights``, ``time_weights``) and
+:class:`AugmentedResult` (``conformal``). Placebo and conformal output live in
+:class:`PlaceboResult` and :class:`ConformalResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from decrimkit.results import Spec, Summarised
+
+__all__ = ["SynthResult", "SCMResult", "SDIDResult", "AugmentedResult", "PlaceboResult", "ConformalResult"]
+
+PLOT_KINDS = ("trajectory", "gap", "weights", "placebo")
+
+
+def _series(values: Any, index: Any, name: str, index_name: str) -> pd.Series:
+    s = pd.Series(np.array(values, dtype="float64", copy=True), index=pd.Index(list(index), name=index_name),
+                  name=name)
+    return s
+
+
+@dataclass(frozen=True, repr=False)
+class SynthResult(Summarised):
+    """A synthetic-control-type effect estimate for one treated unit (or one treated block).
+
+    Attributes
+    ----------
+    estimate : float
+        Average post-period effect on the treated (the mean post-period gap for SCM-type estimators).
+    se : float
+        Standard error (NaN when the estimator has none; see ``se_method``).
+    weights : Series
+        Donor (unit) weights indexed by unit label.
+    gap : Series
+        Treated minus synthetic outcome by period.
+    observed, synthetic : Series
+        Treated and synthetic outcome paths by period.
+    start : period label of the first treated period.
+    spec : Spec
+    """
+
+    estimate: float
+    se: float
+    weights: pd.Series
+    gap: pd.Series
+    observed: pd.Series
+    synthetic: pd.Series
+    start: Any
+    spec: Spec
+    se_method: str | None = None
+    df: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    title: str = "Synthetic control"
+
+    # ------------------------------------------------------------------ inference
+    def _q(self, alpha: float) -> float:
+        if self.df is not None:
+            return float(stats.t.ppf(1 - alpha / 2, self.df))
+        return float(stats.norm.ppf(1 - alpha / 2))
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """(2,) normal (or t) interval ``estimate +- q * se``; NaN when there is no standard error."""
+        half = self._q(alpha) * self.se
+        return np.array([self.estimate - half, self.estimate + half])
+
+    @property
+    def p_value(self) -> float:
+        if not np.isfinite(self.se) or self.se <= 0:
+            return float("nan")
+        z = abs(self.estimate / self.se)
+        return float(2 * (stats.t.sf(z, self.df) if self.df is not None else stats.norm.sf(z)))
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        lo, hi = self.conf_int(alpha)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = self.estimate / self.se if self.se > 0 else np.nan
+        return pd.DataFrame({
+            "term": ["ATT"],
+            "estimator": [self.spec.estimator],
+            "estimate": [self.estimate],
+            "se": [self.se],
+            "statistic": [stat],
+            "p_value": [self.p_value],
+            "conf_low": [lo],
+            "conf_high": [hi],
+            "se_method": [self.se_method or "none"],
+        })
+
+    def summary(self) -> str:
+        text = super().summary()
+        top = self.weights[self.weights > 0].sort_values(ascending=False).head(10)
+        lines = [f"  {k}: {v:.4f}" for k, v in top.items()]
+        return text + "\n\nlargest donor weights:\n" + "\n".join(lines)
+
+    # ------------------------------------------------------------------ plots
+    def plot_data(self, kind: str = "trajectory") -> pd.DataFrame:
+        """The frame a figure shows: ``trajectory`` / ``gap`` by period, ``weights`` by donor."""
+        if kind == "trajectory":
+            return pd.DataFrame({"time": self.observed.index, "treated": self.observed.to_numpy(),
+                                 "synthetic": self.synthetic.to_numpy()})
+        if kind == "gap":
+            return pd.DataFrame({"time": self.gap.index, "gap": self.gap.to_numpy()})
+        if kind == "weights":
+            w = self.weights.sort_values(ascending=False)
+            return pd.DataFrame({"unit": w.index, "weight": w.to_numpy()})
+        if kind == "placebo":
+            raise TypeError(f"kind='placebo' needs placebo output; {type(self).__name__} has no placebo().")
+        from decrimkit.options import check_option
+
+        check_option("kind", kind, PLOT_KINDS)
+        raise AssertionError("unreachable")
+
+    def plot(self, kind: str = "trajectory", ax: Any = None) -> Any:
+        """Draw ``trajectory``, ``gap``, ``weights`` or (for SCM) ``placebo``; returns the Figure."""
+        from decrimkit.plotting import synth as sp
+
+        if kind == "placebo":
+            placebo = getattr(self, "placebo", None)
+            if placebo is None:
+                raise TypeError(f"{type(self).__name__} has no placebo(); use synth.scm for placebo plots.")
+            return placebo("space").plot(ax=ax)
+        data = self.plot_data(kind)
+        start = self.start
+        if kind == "trajectory":
+            return sp.trajectory_plot(data, start=start, ax=ax, title=self.title)
+        if kind == "gap":
+            return sp.gap_plot(data, start=start, ax=ax, title=self.title)
+        return sp.weights_plot(data, ax=ax, title=self.title)
+
+
+@dataclass(frozen=True, repr=False)
+class SCMResult(SynthResult):
+    """ADH synthetic control. ``extra`` holds ``v`` (predictor weights), ``balance`` and the design."""
+
+    title: str = "Synthetic control (Abadie-Diamond-Hainmueller)"
+
+    @property
+    def v(self) -> pd.Series:
+        """Diagonal of V, the predictor importance weights (sum to one, on normalised predictors)."""
+        return self.extra["v"].copy()
+
+    @property
+    def balance(self) -> pd.DataFrame:
+        """Predictor values: treated, synthetic and donor mean."""
+        return self.extra["balance"].copy()
+
+    def placebo(self, kind: str = "space", exclude_mspe_ratio: float | None = None, *,
+                fake_starts: Any = None) -> PlaceboResult:
+        """Placebo inference; see :func:`decrimkit.estimators.synth.scm.placebo`."""
+        from decrimkit.estimators.synth.scm import placebo
+
+        return placebo(self, kind=kind, exclude_mspe_ratio=exclude_mspe_ratio, fake_starts=fake_starts)
+
+
+@dataclass(frozen=True, repr=False)
+class SDIDResult(SynthResult):
+    """Synthetic difference-in-differences (or its SC / DID special cases) with unit and time weights."""
+
+    time_weights: pd.Series = field(default_factory=lambda: pd.Series(dtype="float64"))
+    title: str = "Synthetic difference-in-differences"
+
+    @property
+    def unit_weights(self) -> pd.Series:
+        """omega: control-unit weights (sum to one) indexed by unit."""
+        return self.weights.copy()
+
+    def plot_data(self, kind: str = "trajectory") -> pd.DataFrame:
+        if kind == "weights":
+            w = self.weights.sort_values(ascending=False)
+            return pd.DataFrame({"unit": w.index, "weight": w.to_numpy()})
+        return super().plot_data(kind)
+
+
+@dataclass(frozen=True, repr=False)
+class AugmentedResult(SynthResult):
+    """Augmented SCM (Ben-Michael, Feller and Rothstein 2021). ``conformal(alpha)`` gives CWZ inference."""
+
+    title: str = "Augmented synthetic control"
+
+    def conformal(self, alpha: float = 0.05, *, grid_size: int = 50, n_perm: int | None = None,
+                  seed: int = 0) -> ConformalResult:
+        """Conformal p-values and intervals per post-period; see :func:`augmented.conformal`."""
+        from decrimkit.estimators.synth.augmented import conformal
+
+        return conformal(self, alpha=alpha, grid_size=grid_size, n_perm=n_perm, seed=seed)
+
+
+@dataclass(frozen=True, repr=False)
+class PlaceboResult(Summarised):
+    """Placebo runs: in space (each donor as if treated) or in time (fake start dates).
+
+    ``table``: one row per run with pre- and post-period RMSPE, their ratio and whether the run is kept;
+    ``gaps``: periods x runs gap paths (the first column is the actual treated unit / actual start);
+    ``p_value``: share of kept runs whose post/pre RMSPE ratio is at least the treated unit's.
+    """
+
+    kind: str
+    table: pd.DataFrame
+    gaps: pd.DataFrame
+    p_value: float
+    treated: Any
+    start: Any
+    spec: Spec
+    title: str = "Synthetic control placebo runs"
+
+    def tidy(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def summary(self) -> str:
+        return super().summary() + f"\n\nrank p-value (post/pre RMSPE ratio): {self.p_value:.4g}"
+
+    def plot_data(self, kind: str = "placebo") -> pd.DataFrame:
+        long = self.gaps.reset_index().melt(id_vars=self.gaps.index.name or "index", var_name="run",
+                                            value_name="gap")
+        long = long.rename(columns={self.gaps.index.name or "index": "time"})
+        keep = dict(zip(self.table["run"], self.table["included"]))
+        long["included"] = long["run"].map(keep).astype(bool)
+        long["actual"] = long["run"] == self.table["run"].iloc[0]
+        return long
+
+    def plot(self, kind: str = "placebo", ax: Any = None) -> Any:
+        from decrimkit.plotting import synth as sp
+
+        return sp.placebo_plot(self.plot_data(), start=self.start, ax=ax, title=self.title)
+
+
+@dataclass(frozen=True, repr=False)
+class ConformalResult(Summarised):
+    """Chernozhukov-Wuthrich-Zhu conformal inference per post-period (``table``: time, estimate,
+    p_value of no effect, conf_low, conf_high) and a joint p-value of no effect in every post-period."""
+
+    table: pd.DataFrame
+    p_value_joint: float
+    alpha: float
+    spec: Spec
+    title: str = "Conformal inference (Chernozhukov, Wuthrich and Zhu)"
+
+    def tidy(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def summary(self) -> str:
+        return super().summary() + f"\n\njoint p-value, no effect in any post-period: {self.p_value_joint:.4g}"

@@ -1,0 +1,370 @@
+"""Synthetic control (Abadie and Gardeazabal 2003; Abadie, Diamond and Hainmueller 2010, 2015).
+
+Estimand: the effect on one treated unit, period by period, ``Y_1t - sum_j w_j Y_jt`` after the
+start, summarised by its post-period mean (``estimate``). The donor weights ``w`` lie on the simplex
+and minimise ``(x1 - X0 w)' V (x1 - X0 w)`` for normalised predictors (each divided by its standard
+deviation across units, as R ``Synth``); ``V`` is diagonal with weights on the simplex, chosen by
+nested optimisation of the pre-period outcome MSPE ``mean((Z1 - Z0 w(V))^2)``, with Nelder-Mead
+and BFGS (R ``Synth``'s default pair of optimisers), each started from equal weights and from
+regression-based weights; the best of the four fits wins.
+
+Assumptions: untreated outcomes follow a factor model that the donors' convex hull reproduces; no
+interference or anticipation; the donors are untreated. There is no sampling-based standard error:
+inference is by placebo runs (``result.placebo``).
+
+Placebo in space re-solves W with each donor playing the treated unit and the other donors as its
+pool, **keeping V from the treated fit** so that all solves run as one vmapped batch; re-optimising
+V per placebo (as R ``Synth`` users and pysyncon's ``PlaceboTest`` do) gives somewhat different
+placebo paths. Placebo in time backdates the start and refits (V re-optimised) one fake date at a
+time, with a progress bar.
+
+References
+----------
+Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic control methods for comparative case
+studies. JASA 105(490), 493-505. Abadie, A. and Gardeazabal, J. (2003). AER 93(1), 113-132.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.options import VMethod, check_option
+from decrimkit.panel import Panel
+from decrimkit.progress import track
+from decrimkit.results import Spec
+
+from ._design import Predictor, SynthDesign, synth_design
+from ._simplex import simplex_qp
+from .results import PlaceboResult, SCMResult
+
+__all__ = ["scm", "placebo", "solve_w"]
+
+
+class SCMFit(NamedTuple):
+    """w: (J,) donor weights; v: (k,) predictor weights; loss: pre-period outcome MSPE; kkt: solver check."""
+
+    w: np.ndarray
+    v: np.ndarray
+    loss: float
+    kkt: float
+
+
+def _w_loss_one(v, x0, x1, z0, z1):
+    q = (x0 * v[:, None]).T @ x0
+    c = (x0 * v[:, None]).T @ x1
+    sol = simplex_qp(q, c, max_iter=100)
+    err = z1 - z0 @ sol.w
+    return sol.w, jnp.mean(err * err), sol.kkt
+
+
+_w_and_loss = jax.jit(_w_loss_one)
+# many candidate V matrices at once: the global stage of the nested optimisation
+_w_and_loss_batch = jax.jit(jax.vmap(_w_loss_one, in_axes=(0, None, None, None, None)))
+
+
+@jax.jit
+def _placebo_w(v, x0):
+    """W for every donor j as the treated unit, the other donors as its pool (vmapped over j)."""
+    q = (x0 * v[:, None]).T @ x0
+    c = (x0 * v[:, None]).T @ x0  # column j: c for donor j
+    masks = ~jnp.eye(x0.shape[1], dtype=bool)
+    sols = jax.vmap(lambda cj, mj: simplex_qp(q, cj, mj, max_iter=100))(c.T, masks)
+    return sols.w, sols.kkt
+
+
+def solve_w(v: np.ndarray, x_donors: np.ndarray, x_treated: np.ndarray) -> np.ndarray:
+    """Simplex weights for a given diagonal V on (already normalised) predictors."""
+    w, _, _ = _w_and_loss(jnp.asarray(v), jnp.asarray(x_donors), jnp.asarray(x_treated),
+                          jnp.zeros((1, x_donors.shape[1])), jnp.zeros(1))
+    return np.asarray(w)
+
+
+def _normalise(design: SynthDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    allx = np.column_stack([design.x_treated, design.x_donors])
+    divisor = np.std(allx, axis=1, ddof=1)
+    divisor = np.where(divisor > 0, divisor, 1.0)
+    return design.x_donors / divisor[:, None], design.x_treated / divisor, divisor
+
+
+def _regression_v(x0, x1, z0, z1) -> np.ndarray:
+    """Regression-based V: squared coefficients of window outcomes on normalised predictors, summed."""
+    xs = np.column_stack([np.ones(x0.shape[1] + 1), np.column_stack([x1, x0]).T])
+    zs = np.column_stack([z1, z0]).T
+    beta = np.linalg.lstsq(xs, zs, rcond=None)[0][1:]
+    v = (beta ** 2).sum(axis=1)
+    return v / v.sum() if v.sum() > 0 and np.isfinite(v).all() else np.full(len(v), 1.0 / len(v))
+
+
+def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
+    x0, x1, _ = _normalise(design)
+    lo, hi = window
+    z0, z1 = design.y_donors[lo:hi + 1], design.y_treated[lo:hi + 1]
+    args = tuple(jnp.asarray(a) for a in (x0, x1, z0, z1))
+    k = x0.shape[0]
+
+    def evaluate(v: np.ndarray) -> tuple[np.ndarray, float, float]:
+        w, loss, kkt = _w_and_loss(jnp.asarray(v), *args)
+        return np.asarray(w), float(loss), float(kkt)
+
+    equal = np.full(k, 1.0 / k)
+    reg = _regression_v(x0, x1, z0, z1)
+    if v_method == "equal" or k == 1:
+        v = equal
+    elif v_method == "regression":
+        v = reg
+    else:
+        def objective(p: np.ndarray) -> float:
+            a = np.abs(p)
+            return evaluate(a / a.sum())[1] if a.sum() > 0 else np.inf
+
+        def gradient(p: np.ndarray) -> np.ndarray:
+            # forward differences (scipy's default step), all k+1 evaluations in one vmapped batch
+            h = np.sqrt(np.finfo(float).eps) * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
+            pts = np.abs(np.vstack([p, p + np.diag(h)]))
+            losses = np.asarray(_w_and_loss_batch(jnp.asarray(pts / pts.sum(axis=1, keepdims=True)), *args)[1])
+            return (losses[1:] - losses[0]) / h
+
+        # as R Synth (optimx with Nelder-Mead and BFGS), from the equal and the regression-based start
+        best = None
+        for start in (equal, reg):
+            for method in ("Nelder-Mead", "BFGS"):
+                if method == "Nelder-Mead":
+                    res = optimize.minimize(objective, start, method=method,
+                                            options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12})
+                else:
+                    res = optimize.minimize(objective, start, jac=gradient, method=method)
+                if best is None or res.fun < best.fun:
+                    best = res
+        v = np.abs(best.x) / np.abs(best.x).sum()
+    w, loss, kkt = evaluate(v)
+    return SCMFit(w=w, v=v, loss=loss, kkt=kkt)
+
+
+def _window(design: SynthDesign, panel: Panel, mspe_window: tuple[Any, Any] | None) -> tuple[int, int]:
+    if mspe_window is None:
+        return 0, design.n_pre - 1
+    lo, hi = (panel.time_position(t) for t in mspe_window)
+    if not 0 <= lo <= hi < design.n_pre:
+        raise DesignError(
+            f"mspe_window={mspe_window!r} must lie before the start ({design.start}) with first <= last."
+        )
+    return lo, hi
+
+
+def scm(
+    panel: Panel,
+    *,
+    treated: Any,
+    start: Any,
+    predictors: Sequence[Predictor] | None = None,
+    v: VMethod = "nested",
+    donors: Sequence[Any] | None = None,
+    mspe_window: tuple[Any, Any] | None = None,
+) -> SCMResult:
+    """Abadie-Diamond-Hainmueller synthetic control for one treated unit.
+
+    Parameters
+    ----------
+    panel : Panel
+        Balanced in the outcome for the treated unit and donors. Rates per 100,000 when the panel
+        has ``population`` (said in the result's notes).
+    treated : unit label; start : first treated period label.
+    predictors : list of (column, first, last), optional
+        Each predictor is the mean of ``column`` (the outcome or a panel covariate) over periods
+        first..last inclusive, ignoring missing values (R Synth's ``predictors`` and
+        ``special.predictors`` in one form). ``None``: every pre-period outcome.
+    v : {"nested", "equal", "regression"}
+        How V is chosen: nested minimisation of the pre-period outcome MSPE (default), equal
+        weights, or regression-based weights.
+    donors : labels, optional
+        The donor pool (default: every never-treated unit other than ``treated``).
+    mspe_window : (first, last), optional
+        Pre-periods whose outcome MSPE the nested optimisation minimises (default: all pre-periods;
+        R Synth's ``time.optimize.ssr``).
+
+    Returns
+    -------
+    SCMResult
+        ``estimate`` (mean post-period gap), ``weights``, ``gap``, ``v``, ``balance``, ``placebo()``.
+
+    Raises
+    ------
+    DesignError, SpecificationError, DataError
+        See :func:`synth_design`.
+
+    Examples
+    --------
+    >>> from decrimkit.datasets import load_dataset
+    >>> df = load_dataset("prop99", file="california_prop99_long.csv")
+    >>> panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
+    >>> res = scm(panel, treated="California", start=1989, v="equal")
+    """
+    check_option("v", v, VMethod)
+    design = synth_design(panel, treated=treated, start=start, donors=donors, predictors=predictors)
+    window = _window(design, panel, mspe_window)
+    fit = _fit(design, v, window)
+    if not fit.kkt <= 1e-8:
+        raise RuntimeError(f"simplex solver KKT violation {fit.kkt:.2e}; please report this data set.")
+    return _result(design, fit, v, window, panel, predictors, mspe_window)
+
+
+def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult:
+    synthetic = design.y_donors @ fit.w
+    gap = design.y_treated - synthetic
+    times = pd.Index(list(design.times), name="time")
+    est = float(gap[design.n_pre:].mean())
+    balance = pd.DataFrame({
+        "predictor": list(design.predictor_labels), "treated": design.x_treated,
+        "synthetic": design.x_donors @ fit.w, "donor_mean": design.x_donors.mean(axis=1), "v": fit.v,
+    })
+    notes = design.notes + ("no sampling standard error: use .placebo() for inference",)
+    spec = Spec(
+        estimator="synth.scm",
+        options={"treated": design.treated, "start": design.start, "v": v,
+                 "predictors": [list(p) for p in predictors] if predictors is not None else None,
+                 "mspe_window": [design.times[window[0]], design.times[window[1]]],
+                 "n_donors": design.n_donors, "scale": design.scale, "pre_mspe": fit.loss},
+        n_units=design.n_donors + 1, n_periods=len(design.times), n_obs=(design.n_donors + 1) * len(design.times),
+        excluded=design.excluded, notes=notes,
+    )
+    return SCMResult(
+        estimate=est, se=float("nan"),
+        weights=pd.Series(fit.w, index=pd.Index(list(design.donors), name="unit"), name="weight"),
+        gap=pd.Series(gap, index=times, name="gap"),
+        observed=pd.Series(design.y_treated, index=times, name="treated"),
+        synthetic=pd.Series(synthetic, index=times, name="synthetic"),
+        start=design.start, spec=spec, se_method=None,
+        extra={"v": pd.Series(fit.v, index=pd.Index(list(design.predictor_labels), name="predictor"), name="v"),
+               "balance": balance, "design": design, "panel": panel, "window": window,
+               "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window}},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- placebo
+def _rmspe(gap: np.ndarray, n_pre: int) -> tuple[np.ndarray, np.ndarray]:
+    pre = np.sqrt(np.mean(gap[:n_pre] ** 2, axis=0))
+    post = np.sqrt(np.mean(gap[n_pre:] ** 2, axis=0))
+    return pre, post
+
+
+def placebo(result: SCMResult, kind: str = "space", exclude_mspe_ratio: float | None = None, *,
+            fake_starts: Sequence[Any] | None = None) -> PlaceboResult:
+    """Placebo runs for an SCM fit.
+
+    ``kind="space"``: each donor in turn is treated as if treated at the same start, its pool the
+    other donors, V fixed at the treated fit's (one vmapped batch of W solves). The rank p-value is
+    the share of runs (treated included) whose post/pre RMSPE ratio is at least the treated unit's.
+    ``exclude_mspe_ratio`` drops placebos whose pre-period MSPE exceeds that multiple of the
+    treated unit's (Abadie et al. 2010 use 20, 5 and 2).
+
+    ``kind="time"``: the start is moved back to each of ``fake_starts`` (default: every pre-period
+    from the middle of the pre-period on), using only data before the real start, and the SCM is
+    refitted (predictor windows clipped before the fake start). The p-value is the share of runs
+    (the actual start included) whose post/pre RMSPE ratio is at least the actual one.
+    """
+    check_option("kind", kind, ("space", "time"))
+    if exclude_mspe_ratio is not None and not exclude_mspe_ratio > 0:
+        raise SpecificationError(f"exclude_mspe_ratio={exclude_mspe_ratio!r} must be positive (e.g. 5).")
+    design: SynthDesign = result.extra["design"]
+    if kind == "space":
+        return _placebo_space(result, design, exclude_mspe_ratio)
+    return _placebo_time(result, design, fake_starts)
+
+
+def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | None) -> PlaceboResult:
+    x0, _, _ = _normalise(design)
+    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(x0))
+    w_all = np.asarray(w_all)  # (J, J): row j = weights of placebo j
+    if not float(np.max(np.asarray(kkt))) <= 1e-8:
+        raise RuntimeError("simplex solver did not reach the KKT conditions in a placebo run.")
+    gaps_p = design.y_donors - design.y_donors @ w_all.T  # (T, J)
+    gaps = np.column_stack([result.gap.to_numpy(), gaps_p])
+    pre, post = _rmspe(gaps, design.n_pre)
+    ratio = post / pre
+    keep = np.ones(len(ratio), dtype=bool)
+    if ratio_cut is not None:
+        keep = pre ** 2 <= ratio_cut * pre[0] ** 2
+    p = float(np.mean(ratio[keep] >= ratio[0]))
+    runs = [design.treated, *design.donors]
+    table = pd.DataFrame({"run": runs, "treated": [True] + [False] * design.n_donors, "pre_rmspe": pre,
+                          "post_rmspe": post, "ratio": ratio, "included": keep,
+                          "mean_post_gap": gaps[design.n_pre:].mean(axis=0)})
+    frame = pd.DataFrame(gaps, index=pd.Index(list(design.times), name="time"), columns=runs)
+    notes = ("V fixed at the treated unit's fit; W re-solved for each placebo (one vmapped batch)",)
+    spec = Spec("synth.scm.placebo", options={"kind": "space", "exclude_mspe_ratio": ratio_cut},
+                n_units=len(runs), n_periods=len(design.times), notes=notes)
+    return PlaceboResult(kind="space", table=table, gaps=frame, p_value=p, treated=design.treated,
+                         start=design.start, spec=spec, title="SCM placebo in space")
+
+
+def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[Any] | None) -> PlaceboResult:
+    panel: Panel = result.extra["panel"]
+    call = result.extra["call"]
+    n_pre = design.n_pre
+    times = list(design.times)
+    if fake_starts is None:
+        fake_pos = list(range(max(2, n_pre // 2), n_pre))
+    else:
+        fake_pos = [panel.time_position(t) for t in fake_starts]
+        if any(not 2 <= p < n_pre for p in fake_pos):
+            raise DesignError(f"fake_starts must be pre-periods with at least two periods before them "
+                              f"({times[2]} .. {times[n_pre - 1]}).")
+    if not fake_pos:
+        raise DesignError("too few pre-periods for an in-time placebo (need at least three).")
+    frame = panel.frame.loc[panel.frame["t"] < n_pre].reset_index(drop=True)
+    early = Panel(frame=frame, roles=panel.roles, times=panel.times[:n_pre], units=panel.units,
+                  time_kind=panel.time_kind, covariates=panel.covariates, excluded=panel.excluded)
+    runs, cols, pre_r, post_r, means = [], [], [], [], []
+    pre0, post0 = _rmspe(result.gap.to_numpy()[:, None], n_pre)
+    for pos in track(fake_pos, description="SCM placebo in time", total=len(fake_pos)):
+        preds = _clip_predictors(call["predictors"], panel, pos)
+        win = call["mspe_window"]
+        if win is not None:
+            lo, hi = panel.time_position(win[0]), min(panel.time_position(win[1]), pos - 1)
+            win = (times[min(lo, hi)], times[hi])
+        fit = scm(early, treated=design.treated, start=times[pos], predictors=preds, v=call["v"],
+                  donors=list(design.donors), mspe_window=win)
+        g = fit.gap.to_numpy()
+        pre, post = _rmspe(g[:, None], pos)
+        runs.append(times[pos])
+        cols.append(np.concatenate([g, np.full(len(times) - n_pre, np.nan)]))
+        pre_r.append(pre[0])
+        post_r.append(post[0])
+        means.append(g[pos:].mean())
+    pre = np.array([pre0[0], *pre_r])
+    post = np.array([post0[0], *post_r])
+    ratio = post / pre
+    table = pd.DataFrame({"run": [f"actual {design.start}", *[f"fake {r}" for r in runs]],
+                          "start": [design.start, *runs], "pre_rmspe": pre, "post_rmspe": post, "ratio": ratio,
+                          "included": True, "mean_post_gap": [result.estimate, *means]})
+    gaps = pd.DataFrame(np.column_stack([result.gap.to_numpy(), *cols]), index=pd.Index(times, name="time"),
+                        columns=table["run"].tolist())
+    spec = Spec("synth.scm.placebo", options={"kind": "time", "fake_starts": runs}, n_units=design.n_donors + 1,
+                n_periods=n_pre, notes=("fake starts use only data before the real start; V re-optimised",))
+    return PlaceboResult(kind="time", table=table, gaps=gaps, p_value=float(np.mean(ratio >= ratio[0])),
+                         treated=design.treated, start=design.start, spec=spec, title="SCM placebo in time")
+
+
+def _clip_predictors(predictors, panel: Panel, pos: int):
+    if predictors is None:
+        return None
+    out = []
+    for col, lo, hi in predictors:
+        a, b = panel.time_position(lo), min(panel.time_position(hi), pos - 1)
+        if a <= b:
+            out.append((col, panel.times[a], panel.times[b]))
+    if not out:
+        raise DesignError("no predictor window starts before the fake start; choose later fake_starts.")
+    return [(c, _plain(a), _plain(b)) for c, a, b in out]
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x

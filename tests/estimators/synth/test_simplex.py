@@ -1,0 +1,73 @@
+"""The exact simplex QP solver: KKT conditions, feasibility, masks (hypothesis property tests)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from decrimkit.estimators.synth._simplex import project_simplex, simplex_qp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+# Two fixed problem sizes so that the solver compiles twice, not once per example:
+# rank-deficient (more donors than predictors, the usual SCM case) and full rank.
+SHAPES = [(6, 12), (25, 10)]
+
+
+def _problem(seed: int, k: int, n: int, drop: float):
+    rng = np.random.default_rng(seed)
+    x0 = rng.normal(size=(k, n)) * rng.uniform(0.1, 10)
+    x1 = rng.normal(size=k) * rng.uniform(0.1, 10)
+    v = rng.dirichlet(np.ones(k))
+    q = (x0 * v[:, None]).T @ x0
+    c = (x0 * v[:, None]).T @ x1
+    mask = rng.random(n) >= drop
+    mask[rng.integers(n)] = True
+    return q, c, mask
+
+
+def _kkt(q, c, w, mask):
+    """Independent KKT check: g = Qw - c; equal on the support, not smaller off it (relative)."""
+    g = q @ w - c
+    supp = mask & (w > 0)
+    mu = -g[supp].mean()
+    scale = 1 + np.abs(q).max() + np.abs(c).max()
+    stationarity = np.abs(g[supp] + mu).max() / scale
+    off = mask & ~supp
+    dual = np.maximum(-(g[off] + mu), 0).max() / scale if off.any() else 0.0
+    return max(stationarity, dual)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shape=st.sampled_from(SHAPES), drop=st.sampled_from([0.0, 0.3]))
+def test_simplex_qp_satisfies_kkt(seed, shape, drop):
+    q, c, mask = _problem(seed, *shape, drop)
+    sol = simplex_qp(jnp.asarray(q), jnp.asarray(c), jnp.asarray(mask))
+    w = np.asarray(sol.w)
+    assert (w >= 0).all()
+    assert abs(w.sum() - 1) < 1e-12
+    assert (w[~mask] == 0).all()
+    assert _kkt(q, c, w, mask) <= 1e-8  # the acceptance bound: KKT to 1e-8
+    assert bool(sol.converged)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_simplex_qp_not_worse_than_any_vertex_or_random_point(seed):
+    q, c, mask = _problem(seed, 6, 12, 0.0)
+    w = np.asarray(simplex_qp(jnp.asarray(q), jnp.asarray(c)).w)
+    f = lambda x: 0.5 * x @ q @ x - c @ x  # noqa: E731
+    rng = np.random.default_rng(seed)
+    others = np.vstack([np.eye(12), rng.dirichlet(np.ones(12), 200)])
+    assert f(w) <= min(f(x) for x in others) + 1e-10
+
+
+def test_projection_is_the_euclidean_projection():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=9) * 3
+    mask = np.ones(9, dtype=bool)
+    mask[[2, 5]] = False
+    p = np.asarray(project_simplex(jnp.asarray(v), jnp.asarray(mask)))
+    assert abs(p.sum() - 1) < 1e-14 and (p >= 0).all() and (p[~mask] == 0).all()
+    # optimality of a projection: (v - p) . (x - p) <= 0 for every feasible x
+    for x in np.vstack([np.eye(9)[mask], rng.dirichlet(np.ones(7), 50) @ np.eye(9)[mask]]):
+        assert (v - p) @ (x - p) <= 1e-12
