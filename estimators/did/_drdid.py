@@ -10,7 +10,16 @@ R package ``DRDID`` (1.2) implements them, because R ``did`` calls these functio
           Hajek-normalised weights, propensity scores capped at ``1 - 1e-6``, controls with a score
           of 0.995 or more trimmed);
 ``"ipw"`` ``DRDID::std_ipw_did_panel``, the Hajek (normalised) inverse probability weighting estimator;
-``"reg"`` ``DRDID::reg_did_panel``, the outcome regression estimator of Heckman, Ichimura and Todd (1997).
+``"reg"`` ``DRDID::reg_did_panel``, the outcome regression estimator of Heckman, Ichimura and Todd (1997);
+``"dr_imp"`` ``DRDID::drdid_imp_panel``, the improved ("bias-reduced") doubly robust estimator of
+          Sant'Anna and Zhao (2020, section 3.1): propensity score by inverse probability tilting
+          (Graham, Pinto and Egel 2012), outcome regression by least squares on the comparison units
+          weighted by the fitted odds ``p/(1-p)``, the same cap and trimming of propensity scores as
+          ``"dr"`` (DRDID 1.2.2 on). Its influence function has no estimation-effect terms (the
+          tilting and the odds weights make them vanish), exactly as in DRDID.
+
+R ``did``'s ``att_gt(est_method = "dr")`` calls ``drdid_panel`` (the ``"dr"`` estimator here), not the
+improved one; the two coincide without covariates.
 
 Kernels are written for one cell over all ``n`` units of the panel with a 0/1 ``mask`` for the units
 in the cell (cohort ``g`` or comparison units). Every sample mean is over the ``n1`` masked units, so
@@ -23,6 +32,8 @@ References
 ----------
 Sant'Anna, P. H. C. and Zhao, J. (2020). Doubly robust difference-in-differences estimators.
 *Journal of Econometrics* 219(1), 101-122.
+Graham, B. S., Pinto, C. C. and Egel, D. (2012). Inverse probability tilting for moment condition
+models with missing data. *Review of Economic Studies* 79(3), 1053-1079.
 """
 
 from __future__ import annotations
@@ -33,12 +44,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["METHODS", "CellFit", "cell_estimate"]
+__all__ = ["METHODS", "CellFit", "cell_estimate", "cell_estimate_imp"]
 
 _PS_CAP = 1.0 - 1e-6  # DRDID: pmin(ps.fit, 1 - 1e-6)
 _TRIM = 0.995  # DRDID default trim.level for comparison units
 _NEWTON_TOL = 1e-12
 _NEWTON_MAX = 100
+_TILT_TOL = 1e-10  # stop once a full Newton step of the tilting fit moves no coefficient more than this
+#                   (relative to 1 + |coefficient|); convergence is quadratic, so the last step is exact
+_TILT_MAX = 200  # Newton iterations of the tilting fit
+_TILT_HALVINGS = 60  # step halvings of its line search
 
 
 class CellFit(NamedTuple):
@@ -46,7 +61,8 @@ class CellFit(NamedTuple):
 
     att: () the ATT estimate; inf: (n,) its influence function over all units (zero outside the cell);
     ps_max: () the largest fitted propensity score in the cell (0 for ``"reg"``);
-    converged: () bool, whether the logit fit converged (True for ``"reg"``).
+    converged: () bool, whether the propensity-score fit converged: the logit for ``"dr"`` and ``"ipw"``,
+    the inverse-probability-tilting fit for ``"dr_imp"`` (True for ``"reg"``).
     """
 
     att: jax.Array
@@ -156,7 +172,92 @@ def _reg(dy, d, x, iw, n1, nu: _Nuisance):
     return eta_treat - eta_cont, inf_treat - inf_cont
 
 
-METHODS = ("dr", "ipw", "reg")
+def _tilt(x, d, iw, n1, start):
+    """Propensity score by inverse probability tilting (``DRDID::pscore.cal``, Graham et al. 2012).
+
+    Minimises the strictly convex loss ``mean(iw * ((1 - D) * exp(x'g) - D * x'g))`` over the cell,
+    whose first-order condition makes the odds-weighted comparison units reproduce the cohort's
+    (weighted) covariate totals: ``sum iw (1-D) exp(x'g) x = sum iw D x``. Damped Newton from ``start``
+    (the logit estimate, as in DRDID); the minimiser is unique, so the path does not matter. It exists
+    only when the cohort's covariate mean can be reached by reweighting the comparison units; otherwise
+    the loss is unbounded below and the fit does not converge. Returns (coefficients, converged).
+    """
+    live = iw > 0  # units outside the cell carry zero weight; keep exp() of their index out of the sums
+
+    def loss(g: jax.Array) -> jax.Array:
+        v = x @ g
+        term = jnp.where(live, iw * ((1 - d) * jnp.exp(jnp.where(live, v, 0.0)) - d * v), 0.0)
+        return jnp.sum(term) / n1
+
+    def newton(g: jax.Array) -> tuple[jax.Array, jax.Array]:
+        e = jnp.where(live, (1 - d) * jnp.exp(jnp.where(live, x @ g, 0.0)), 0.0)
+        grad = x.T @ (iw * (e - d)) / n1
+        hess = (x * (iw * e)[:, None]).T @ x / n1
+        return -jnp.linalg.solve(hess, grad), grad
+
+    def step(state: tuple) -> tuple:
+        g, _, it, _ = state
+        delta, grad = newton(g)
+        f0, slope = loss(g), grad @ delta
+        slack = 1e-12 * (1.0 + jnp.abs(f0))  # rounding of the loss near the optimum
+
+        def shorter(ls: tuple) -> tuple:
+            t, k = ls
+            return t / 2, k + 1
+
+        def too_long(ls: tuple) -> jax.Array:
+            t, k = ls
+            f1 = loss(g + t * delta)
+            ok = jnp.isfinite(f1) & (f1 <= f0 + 1e-4 * t * slope + slack)
+            return ~ok & (k < _TILT_HALVINGS)
+
+        t, k = lax.while_loop(too_long, shorter, (jnp.array(1.0), 0))
+        stalled = k >= _TILT_HALVINGS
+        size = jnp.where(stalled, jnp.inf, jnp.max(jnp.abs(delta) / (1.0 + jnp.abs(g))))
+        return g + t * delta, size, it + 1, stalled
+
+    def keep_going(state: tuple) -> jax.Array:
+        _, size, it, stalled = state
+        return (size > _TILT_TOL) & (it < _TILT_MAX) & ~stalled & jnp.isfinite(size)
+
+    g0 = jnp.where(jnp.all(jnp.isfinite(start)), start, jnp.zeros_like(start))
+    g, size, _, _ = lax.while_loop(keep_going, step, (g0, jnp.array(1e300), 0, jnp.array(False)))
+    return g, (size <= _TILT_TOL) & jnp.all(jnp.isfinite(g))
+
+
+class _ImpFit(NamedTuple):
+    att: jax.Array
+    inf: jax.Array
+    ps: jax.Array
+    converged: jax.Array
+
+
+def _dr_imp(dy, d, x, iw, n1) -> _ImpFit:
+    """``DRDID::drdid_imp_panel``: improved (bias-reduced) doubly robust DiD, Sant'Anna and Zhao (2020) 3.1."""
+    gamma, converged = _tilt(x, d, iw, n1, _logit(x, d, iw)[0])
+    ps = jnp.minimum(jax.nn.sigmoid(x @ gamma), _PS_CAP)
+    trim = jnp.where(d == 1, 1.0, (ps < _TRIM).astype(x.dtype))
+    odds = jnp.where(iw > 0, ps / (1 - ps), 0.0)
+    beta = _wols(x, dy, iw * odds * (1 - d))  # trimmed comparison units stay in the regression, as in DRDID
+    out = x @ beta
+    summand = jnp.where(iw > 0, trim * (1 - (1 - d) / (1 - ps)) * (dy - out), 0.0)
+    treated = _mean(d * iw, n1)
+    att = _mean(iw * summand, n1) / treated
+    inf = iw * trim * (summand - d * att) / treated
+    return _ImpFit(att, inf, ps, converged)
+
+
+METHODS = ("dr", "ipw", "reg")  # served by cell_estimate; "dr_imp" by cell_estimate_imp
+
+
+def _cell_inputs(y_post, y_pre, treat, mask, weights):
+    """Cell size n1, weights normalised to mean one in the cell, cohort indicator and outcome change."""
+    n1 = jnp.sum(mask)
+    wm = weights * mask
+    iw = wm / (jnp.sum(wm) / n1)
+    d = treat * mask
+    dy = jnp.where(mask > 0, y_post - y_pre, 0.0)
+    return n1, iw, d, dy
 
 
 def cell_estimate(
@@ -180,11 +281,7 @@ def cell_estimate(
         share the nuisance fits, so one compiled kernel serves every method.
     """
     n = mask.shape[0]
-    n1 = jnp.sum(mask)
-    wm = weights * mask
-    iw = wm / (jnp.sum(wm) / n1)
-    d = treat * mask
-    dy = jnp.where(mask > 0, y_post - y_pre, 0.0)
+    n1, iw, d, dy = _cell_inputs(y_post, y_pre, treat, mask, weights)
     nu = _nuisance(dy, d, x, iw, n1)
     fits = [f(dy, d, x, iw, n1, nu) for f in (_dr, _ipw, _reg)]
     att = jnp.stack([f[0] for f in fits])[method]
@@ -193,3 +290,23 @@ def cell_estimate(
     ps_max = jnp.where(uses_ps, jnp.max(jnp.where(iw > 0, nu.ps_raw, 0.0)), 0.0)
     converged = jnp.where(uses_ps, nu.converged, True)
     return CellFit(att=att, inf=inf * (n / n1) * mask, ps_max=ps_max, converged=converged)
+
+
+def cell_estimate_imp(
+    y_post: jax.Array,
+    y_pre: jax.Array,
+    treat: jax.Array,
+    mask: jax.Array,
+    x: jax.Array,
+    weights: jax.Array,
+) -> CellFit:
+    """Improved doubly robust ATT (``"dr_imp"``) of one 2x2 cell; arguments as in :func:`cell_estimate`.
+
+    Kept apart from :func:`cell_estimate` so that the tilting fit is compiled only when it is used.
+    ``converged`` reports the tilting fit (the logit only supplies its starting value, as in DRDID).
+    """
+    n = mask.shape[0]
+    n1, iw, d, dy = _cell_inputs(y_post, y_pre, treat, mask, weights)
+    fit = _dr_imp(dy, d, x, iw, n1)
+    ps_max = jnp.max(jnp.where(iw > 0, fit.ps, 0.0))
+    return CellFit(att=fit.att, inf=fit.inf * (n / n1) * mask, ps_max=ps_max, converged=fit.converged)

@@ -40,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from decrimkit.estimators.did._aggte import Aggregated, aggregate_cells, analytic_se
-from decrimkit.estimators.did._cs_design import CellDesign, cell_design
-from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate
 from scipy import stats
 
 from decrimkit.errors import ConvergenceError, DesignError, SpecificationError
+from decrimkit.estimators.did._aggte import Aggregated, aggregate_cells, analytic_se
+from decrimkit.estimators.did._cs_design import CellDesign, cell_design
+from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate, cell_estimate_imp
 from decrimkit.inference.bootstrap import Multipliers, multiplier_bootstrap
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, check_option
@@ -65,6 +65,12 @@ def _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method) -> CellFit:
     """
     return jax.vmap(cell_estimate, in_axes=(0, 0, 0, 0, 0, None, None))(y_post, y_pre, treat, mask, x, weights,
                                                                          method)
+
+
+@jax.jit
+def _att_gt_imp_kernel(y_post, y_pre, treat, mask, x, weights) -> CellFit:
+    """All cells at once for ``method="dr_imp"`` (its own kernel: the tilting fit is compiled only when used)."""
+    return jax.vmap(cell_estimate_imp, in_axes=(0, 0, 0, 0, 0, None))(y_post, y_pre, treat, mask, x, weights)
 
 
 class WaldTest(NamedTuple):
@@ -310,8 +316,12 @@ def att_gt(
         plus ``anticipation``). With ``"notyet"`` and no never-treated unit, periods from the last
         cohort's start (minus anticipation) on are dropped and that cohort serves only as comparison,
         as in R ``did``; the dropped rows are recorded on the result's ``spec``.
-    method : {"dr", "ipw", "reg"}
-        Doubly robust (default), normalised inverse probability weighting, or outcome regression.
+    method : {"dr", "ipw", "reg", "dr_imp"}
+        Doubly robust (default; ``DRDID::drdid_panel``, what R ``did`` uses), normalised inverse
+        probability weighting, outcome regression, or the improved doubly robust estimator of
+        Sant'Anna and Zhao (2020, section 3.1; ``DRDID::drdid_imp_panel``: propensity score by inverse
+        probability tilting, outcome regression weighted by the fitted odds). Without covariates all
+        four coincide.
     covariates : sequence of str
         Panel covariates for conditional parallel trends; time-varying covariates are taken at the
         earlier period of each 2x2 cell (the base period for post-treatment cells), as in R ``did``.
@@ -346,7 +356,8 @@ def att_gt(
     SpecificationError
         Bad option values; covariates without variation or perfectly collinear in a cell.
     ConvergenceError
-        The propensity-score logit did not converge.
+        The propensity-score logit (or, for ``"dr_imp"``, the inverse-probability-tilting fit) did not
+        converge.
 
     Examples
     --------
@@ -367,12 +378,13 @@ def att_gt(
     if not 0 < alpha < 1:
         raise SpecificationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}.")
     key = key_from_seed(seed) if n_boot else None
-    design = cell_design(panel, control=control, method=method, covariates=tuple(covariates),
+    # dr_imp also fits an outcome regression on the comparison units: same covariate checks as dr
+    design = cell_design(panel, control=control, method="dr" if method == "dr_imp" else method,
+                         covariates=tuple(covariates),
                          anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster)
-    fit = _att_gt_kernel(
-        jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
-        jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit), METHODS.index(method),
-    )
+    cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
+             jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
+    fit = _att_gt_imp_kernel(*cells) if method == "dr_imp" else _att_gt_kernel(*cells, METHODS.index(method))
     att, inf = np.array(fit.att), np.array(fit.inf).T
     _check_fit(fit, design, method)
     att = np.where(design.is_base, 0.0, att)
@@ -415,7 +427,16 @@ def _check_fit(fit: CellFit, design: CellDesign, method: str) -> None:
     def where(i: int) -> str:
         return f"(group {times[design.gpos[i]]}, period {times[design.tpos[i]]})"
 
-    if method in ("dr", "ipw"):
+    if method == "dr_imp":
+        bad = np.flatnonzero(live & ~np.asarray(fit.converged))
+        if bad.size:
+            raise ConvergenceError(
+                f"the inverse-probability-tilting propensity score (method='dr_imp') did not converge in "
+                f"{bad.size} cells, first {where(bad[0])}: reweighting the comparison units cannot reproduce the "
+                f"cohort's covariate means (weak overlap). Use method='dr', fewer or coarser covariates, or "
+                f"another comparison group."
+            )
+    if method in ("dr", "ipw", "dr_imp"):
         ps_max, conv = np.asarray(fit.ps_max), np.asarray(fit.converged)
         bad = np.flatnonzero(live & (ps_max >= 0.999))
         if bad.size:

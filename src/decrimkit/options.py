@@ -7,7 +7,7 @@ from typing import Any, Literal, get_args
 from decrimkit.errors import SpecificationError
 
 Control = Literal["never", "notyet"]
-DRMethod = Literal["dr", "ipw", "reg"]
+DRMethod = Literal["dr", "ipw", "reg", "dr_imp"]
 BasePeriod = Literal["varying", "universal"]
 Aggregation = Literal["simple", "dynamic", "group", "calendar"]
 SEMethod = Literal["cluster", "wild"]
