@@ -33,8 +33,9 @@ def analytic_se(inf: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(inf**2, axis=0) / n)
 
 
-def _weights_if(keep: np.ndarray, pg: np.ndarray, w_unit: np.ndarray, g_unit: np.ndarray,
-                group: np.ndarray) -> np.ndarray:
+def _weights_if(
+    keep: np.ndarray, pg: np.ndarray, w_unit: np.ndarray, g_unit: np.ndarray, group: np.ndarray
+) -> np.ndarray:
     """(n, len(keep)) influence function of the weights pg[keep] / sum(pg[keep]) (R ``wif``)."""
     ind = (g_unit[:, None] == group[keep][None, :]) * w_unit[:, None] - pg[keep][None, :]
     total = pg[keep].sum()
@@ -43,8 +44,9 @@ def _weights_if(keep: np.ndarray, pg: np.ndarray, w_unit: np.ndarray, g_unit: np
     return if1 - if2
 
 
-def _combine(att: np.ndarray, inf: np.ndarray, keep: np.ndarray, weights: np.ndarray,
-             wif: np.ndarray | None) -> tuple[float, np.ndarray]:
+def _combine(
+    att: np.ndarray, inf: np.ndarray, keep: np.ndarray, weights: np.ndarray, wif: np.ndarray | None
+) -> tuple[float, np.ndarray]:
     est = float(np.sum(att[keep] * weights))
     psi = inf[:, keep] @ weights
     if wif is not None:

@@ -95,8 +95,9 @@ def _cohort_checks(times: np.ndarray, g_unit: np.ndarray, anticipation: int) -> 
         )
 
 
-def _check_covariates(xk: np.ndarray, treat: np.ndarray, mask: np.ndarray, names: tuple[str, ...],
-                      method: str, where: str) -> None:
+def _check_covariates(
+    xk: np.ndarray, treat: np.ndarray, mask: np.ndarray, names: tuple[str, ...], method: str, where: str
+) -> None:
     cell = xk[mask > 0]
     for j, name in enumerate(names, start=1):
         if np.ptp(cell[:, j]) == 0:
@@ -173,10 +174,17 @@ def cell_design(
             )
         last = cutoff - 1
         if last < T - 1:
-            excluded = ((n * (T - 1 - last), f"periods from {times[cutoff]} on: no not-yet-treated comparison "
-                                             f"units remain once the last cohort is treated"),)
-        notes = (f"no never-treated units: cohort(s) {', '.join(str(times[c]) for c in comparison_only)} "
-                 f"serve only as not-yet-treated comparison units",)
+            excluded = (
+                (
+                    n * (T - 1 - last),
+                    f"periods from {times[cutoff]} on: no not-yet-treated comparison "
+                    f"units remain once the last cohort is treated",
+                ),
+            )
+        notes = (
+            f"no never-treated units: cohort(s) {', '.join(str(times[c]) for c in comparison_only)} "
+            f"serve only as not-yet-treated comparison units",
+        )
 
     rows: list[tuple[int, int, int, bool]] = []
     for g in cohorts:
@@ -212,8 +220,21 @@ def cell_design(
                 _check_covariates(x[k], treat[k], mask[k], covariates, method, where)
                 checked.add(sig)
     return CellDesign(
-        times=times, gpos=gpos, tpos=tpos, base=base, is_base=is_base,
-        y_post=y[:, tpos].T.copy(), y_pre=y[:, base].T.copy(), treat=treat, mask=mask.astype("float64"),
-        x=x, w_unit=w_unit, g_unit=g_unit, cluster=codes, last_period=last, n_units=n,
-        excluded=excluded, notes=notes,
+        times=times,
+        gpos=gpos,
+        tpos=tpos,
+        base=base,
+        is_base=is_base,
+        y_post=y[:, tpos].T.copy(),
+        y_pre=y[:, base].T.copy(),
+        treat=treat,
+        mask=mask.astype("float64"),
+        x=x,
+        w_unit=w_unit,
+        g_unit=g_unit,
+        cluster=codes,
+        last_period=last,
+        n_units=n,
+        excluded=excluded,
+        notes=notes,
     )

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from decrimkit.estimators.did._first_stage import FirstStage
 from scipy import stats
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators.did._first_stage import FirstStage
 from decrimkit.inference.cluster import cr1_vcov, fixef_dof
 from decrimkit.numerics.demean import demean
 from decrimkit.results import Effect, Spec
@@ -44,7 +44,9 @@ class EventTimeEffect(Effect):
         return PreTrends(statistic=w, df=int(b.size), p_value=float(stats.chi2.sf(w, b.size)))
 
 
-def horizon_weights(fs: FirstStage, horizons: tuple[int, ...] | None, anticipation: int) -> tuple[tuple[int, ...], np.ndarray]:
+def horizon_weights(
+    fs: FirstStage, horizons: tuple[int, ...] | None, anticipation: int
+) -> tuple[tuple[int, ...], np.ndarray]:
     """Horizons and the (N, H + 1) weight matrix: one column per horizon, the last for the overall ATT.
 
     Column weights are the observation weights normalised to sum to one over the target rows at
@@ -62,8 +64,10 @@ def horizon_weights(fs: FirstStage, horizons: tuple[int, ...] | None, anticipati
                 f"horizons {missing} have no treated observations; available event times are {list(present)}."
             )
     if any(e < -anticipation for e in horizons):
-        raise SpecificationError(f"horizons must be >= -anticipation (= {-anticipation}); pre-treatment event "
-                                 f"times are tested with pretrends=k instead.")
+        raise SpecificationError(
+            f"horizons must be >= -anticipation (= {-anticipation}); pre-treatment event "
+            f"times are tested with pretrends=k instead."
+        )
     cols = [target & (fs.event == e) for e in horizons] + [target & (fs.event >= 0)]
     wmat = np.column_stack([c * fs.weight for c in cols]).astype("float64")
     sums = wmat.sum(axis=0)
@@ -72,8 +76,9 @@ def horizon_weights(fs: FirstStage, horizons: tuple[int, ...] | None, anticipati
     return horizons, wmat / sums
 
 
-def pretrend_regression(fs: FirstStage, unit: np.ndarray, time: np.ndarray, y: np.ndarray, k: int,
-                        anticipation: int, spec: Spec) -> Effect:
+def pretrend_regression(
+    fs: FirstStage, unit: np.ndarray, time: np.ndarray, y: np.ndarray, k: int, anticipation: int, spec: Spec
+) -> Effect:
     """Coefficients of event-time dummies ``e = -anticipation-1, ..., -anticipation-k`` added to the
     first stage on untreated observations, with CR1 cluster-robust errors (fixest's small-sample rule)."""
     rows = fs.untreated
@@ -85,7 +90,7 @@ def pretrend_regression(fs: FirstStage, unit: np.ndarray, time: np.ndarray, y: n
     cov_names = [c for c in spec.options.get("covariates", ())]
     x = dummies
     if cov_names:
-        x = np.column_stack([dummies, fs.z[:, -len(cov_names):].toarray()[rows]])
+        x = np.column_stack([dummies, fs.z[:, -len(cov_names) :].toarray()[rows]])
     w = fs.weight[rows]
     factors = [unit[rows], time[rows]]
     dm = demean(np.column_stack([y[rows], x]), factors, weights=w)
@@ -98,5 +103,12 @@ def pretrend_regression(fs: FirstStage, unit: np.ndarray, time: np.ndarray, y: n
     cluster = fs.cluster[rows]
     n_params = fixef_dof(x.shape[1], factors, cluster)
     vc = cr1_vcov(xt, resid, cluster, weights=w, n_params=n_params).vcov[:k, :k]
-    return Effect(label=tuple(events), estimate=beta[:k], se=np.sqrt(np.diag(vc)), spec=spec,
-                  label_name="event_time", vcov=vc, title="Pre-trend coefficients (untreated observations)")
+    return Effect(
+        label=tuple(events),
+        estimate=beta[:k],
+        se=np.sqrt(np.diag(vc)),
+        spec=spec,
+        label_name="event_time",
+        vcov=vc,
+        title="Pre-trend coefficients (untreated observations)",
+    )

@@ -55,7 +55,9 @@ class FirstStage(NamedTuple):
 def obs_weights(panel: Panel, weights: str | None) -> np.ndarray:
     """Observation weights: a column of ``panel.frame``, the panel's declared weights, or ones."""
     if weights is None:
-        return panel.frame["weight"].to_numpy(dtype="float64") if "weight" in panel.frame.columns else np.ones(panel.n_obs)
+        return (
+            panel.frame["weight"].to_numpy(dtype="float64") if "weight" in panel.frame.columns else np.ones(panel.n_obs)
+        )
     if weights not in panel.frame.columns:
         raise SpecificationError(f"weights={weights!r} is not a column of the panel.")
     w = panel.frame[weights].to_numpy(dtype="float64")
@@ -85,8 +87,15 @@ def _check_covariates(panel: Panel, covariates: tuple[str, ...], rows: np.ndarra
     return x
 
 
-def _check_rank(unit: np.ndarray, t: np.ndarray, untreated: np.ndarray, x: np.ndarray, w: np.ndarray,
-                covariates: tuple[str, ...], panel: Panel) -> None:
+def _check_rank(
+    unit: np.ndarray,
+    t: np.ndarray,
+    untreated: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    covariates: tuple[str, ...],
+    panel: Panel,
+) -> None:
     """Identification of the untreated two-way model: connected unit-period graph, covariates of full rank."""
     rows = untreated & (w > 0)
     n_u, n_t = panel.n_units, panel.n_periods
@@ -139,8 +148,11 @@ def first_stage(
     bad = treated_units & ~has_pre
     if bad.any():
         first_cohort = times[int(np.min(g[np.isin(unit, np.flatnonzero(bad))]))]
-        what = (f"anticipation={anticipation} reaches back to the first period" if anticipation
-                else f"they are treated in the first period ({times[0]})")
+        what = (
+            f"anticipation={anticipation} reaches back to the first period"
+            if anticipation
+            else f"they are treated in the first period ({times[0]})"
+        )
         raise DesignError(
             f"{int(bad.sum())} treated units (earliest cohort {first_cohort}) have no untreated period: {what}, "
             f"so their unit effects cannot be estimated. Drop them with panel.subset(...) or lower anticipation."
@@ -158,15 +170,18 @@ def first_stage(
     rows = np.arange(n_obs)
     unit_d = sp.csr_matrix((np.ones(n_obs), (rows, unit)), shape=(n_obs, panel.n_units))
     keep_t = t > 0
-    time_d = sp.csr_matrix((np.ones(int(keep_t.sum())), (rows[keep_t], t[keep_t] - 1)),
-                           shape=(n_obs, panel.n_periods - 1))
+    time_d = sp.csr_matrix(
+        (np.ones(int(keep_t.sum())), (rows[keep_t], t[keep_t] - 1)), shape=(n_obs, panel.n_periods - 1)
+    )
     z = sp.hstack([unit_d, time_d, sp.csr_matrix(x)], format="csr")
     z0w = z.multiply((w * untreated)[:, None]).tocsr()
     gram = (z0w.T @ z).tocsc()
     diag = gram.diagonal()
     if (diag <= 0).any():
-        raise DesignError("some unit or period has no untreated observation with positive weight; Y(0) is not "
-                          "identified there. Drop zero-weight units or restrict the periods.")
+        raise DesignError(
+            "some unit or period has no untreated observation with positive weight; Y(0) is not "
+            "identified there. Drop zero-weight units or restrict the periods."
+        )
     _check_rank(unit, t, untreated, x, w, covariates, panel)
     try:
         solve = factorized(gram)
@@ -187,5 +202,15 @@ def first_stage(
         if cluster not in f.columns:
             raise SpecificationError(f"cluster={cluster!r} is not a column of the panel.")
         codes = np.unique(f[cluster].to_numpy(), return_inverse=True)[1].reshape(-1)
-    return FirstStage(z=z, untreated=untreated, target=target, event=event, weight=w, y0_hat=y0_hat,
-                      resid=y - y0_hat, solve=solve, cluster=codes, n_clusters=int(codes.max()) + 1)
+    return FirstStage(
+        z=z,
+        untreated=untreated,
+        target=target,
+        event=event,
+        weight=w,
+        y0_hat=y0_hat,
+        resid=y - y0_hat,
+        solve=solve,
+        cluster=codes,
+        n_clusters=int(codes.max()) + 1,
+    )

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from decrimkit.estimators.did._reg_design import no_groups, require_variation
-from decrimkit.estimators.did.twfe import twfe
 
 from decrimkit.errors import DesignError
+from decrimkit.estimators.did._reg_design import no_groups, require_variation
+from decrimkit.estimators.did.twfe import twfe
 from decrimkit.panel import Panel
 from decrimkit.results import Spec, Summarised
 
@@ -126,6 +126,19 @@ def bacon(panel: Panel) -> BaconResult:
     ------
     DesignError
         Unbalanced panel, no treated units, or a single timing group without never-treated units.
+
+    Notes
+    -----
+    Estimand: the TWFE coefficient on ``D_it = 1{t >= g_i}`` (balanced panel, no covariates or weights),
+    written as a weighted average of every 2x2 DiD between timing groups (Goodman-Bacon 2021, Theorem 1).
+    The weights sum to one and reproduce the TWFE coefficient exactly. The decomposition is an identity and
+    needs no assumption; reading the 2x2 terms as effects needs parallel trends, and the "Later vs Earlier
+    Treated" terms are biased when effects change over time. See the module docstring for the comparison types.
+
+    References
+    ----------
+    Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment timing. *Journal of
+    Econometrics* 225(2), 254-277.
 
     Examples
     --------

@@ -38,11 +38,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import check_covariates, options
 from decrimkit.estimators.did.poisson import PoissonResult, ppml
-
-from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.numerics.demean import factor_codes
 from decrimkit.options import check_option
 from decrimkit.panel import Panel
@@ -119,6 +119,21 @@ def disparity(
         Zero or negative rates under ``method="ols"``, missing population for exposure.
     DesignError
         A group missing from some unit-periods, no comparison units.
+
+    Notes
+    -----
+    Estimand: the triple difference of the log rate ratio ``RR = rate_group / rate_reference``,
+    ``delta = [log RR_post - log RR_pre]_treated - [log RR_post - log RR_pre]_comparison``, estimated as
+    ``beta_group - beta_reference`` from group-specific DiD effects with unit-by-group and period-by-group
+    fixed effects; ``exp(delta)`` multiplies the disparity. Assumptions: parallel trends in the log rate
+    ratio, no anticipation, exposure measured without error.
+
+    References
+    ----------
+    Olden, A. and Moen, J. (2022). The triple difference estimator. *The Econometrics Journal* 25(3),
+    531-553.
+    Wooldridge, J. M. (2023). Simple approaches to nonlinear difference-in-differences with panel data.
+    *The Econometrics Journal* 26(3), C31-C66.
 
     Examples
     --------

@@ -31,6 +31,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_covariates,
@@ -40,9 +43,6 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from scipy import stats
-
-from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
@@ -159,6 +159,21 @@ def event_study(
         A window or reference that does not fit, undeclared or collinear covariates.
     DesignError
         No never-treated or later-treated comparisons, a single cluster.
+
+    Notes
+    -----
+    Estimand: ``beta_e`` in ``y_it = alpha_i + lambda_t + sum_{e != r} beta_e 1{t - g_i = e} + X_it' gamma
+    + e_it``, endpoints binned. Assumptions: parallel trends, no anticipation, and effects that do not differ
+    across cohorts; then ``beta_e`` is the average effect ``e`` periods after adoption and the leads are zero.
+    With cohort-heterogeneous effects the coefficients are contaminated (Sun and Abraham 2021): use
+    :func:`sun_abraham`.
+
+    References
+    ----------
+    Sun, L. and Abraham, S. (2021). Estimating dynamic treatment effects in event studies with
+    heterogeneous treatment effects. *Journal of Econometrics* 225(2), 175-199.
+    Freyaldenhoven, S., Hansen, C., Perez, J. P. and Shapiro, J. M. (2021). Visualization, identification,
+    and estimation in the linear panel event-study design. NBER WP 29170.
 
     Examples
     --------

@@ -368,6 +368,24 @@ def honest(
     DesignError
         No pre-period or post-period coefficient, gaps in event time.
 
+    Notes
+    -----
+    Target: ``theta = l' tau_post`` (default the effect at event time 0), with event-study coefficients
+    ``beta = tau + delta``. Parallel trends is relaxed to ``delta`` in ``Delta^SD(M)`` (bounded changes in
+    slope; FLCI intervals) or ``Delta^RM(Mbar)`` (post-period changes at most ``Mbar`` times the largest
+    pre-period change; least-favourable ARP test, weakly wider than HonestDiD's default). Assumptions: the
+    event-study coefficients are asymptotically normal with the given covariance, and the restriction on
+    ``delta`` holds. See the module docstring for the algorithms.
+
+    References
+    ----------
+    Rambachan, A. and Roth, J. (2023). A more credible approach to parallel trends. *Review of Economic
+    Studies* 90(5), 2555-2591.
+    Armstrong, T. B. and Kolesar, M. (2018). Optimal inference in a class of regression models.
+    *Econometrica* 86(2), 655-683.
+    Andrews, I., Roth, J. and Pakes, A. (2023). Inference for linear conditional moment inequalities.
+    *Review of Economic Studies* 90(6), 2763-2791.
+
     Examples
     --------
     >>> from decrimkit import Panel

@@ -35,10 +35,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
-from decrimkit.estimators.did._first_stage import FirstStage, first_stage
 
 from decrimkit.errors import DesignError
+from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
+from decrimkit.estimators.did._first_stage import FirstStage, first_stage
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
@@ -78,8 +78,9 @@ def imputation_variance(fs: FirstStage, wmat: np.ndarray, g: np.ndarray, *, leav
     se = np.empty(wmat.shape[1])
     for j in range(wmat.shape[1]):
         eps = fs.resid.copy()
-        eps[target] = fs.resid[target] - _tau_bar(v[target, j], fs.resid[target], cell[target],
-                                                   fs.cluster[target], leave_out)
+        eps[target] = fs.resid[target] - _tau_bar(
+            v[target, j], fs.resid[target], cell[target], fs.cluster[target], leave_out
+        )
         score = np.bincount(fs.cluster, weights=v[:, j] * eps, minlength=fs.n_clusters)
         se[j] = np.sqrt(np.sum(score**2))
     return se
@@ -133,6 +134,19 @@ def imputation(
     SpecificationError
         Covariates constant within unit or collinear; unknown horizons.
 
+    Notes
+    -----
+    Estimand: weighted averages of ``tau_it = Y_it - Y_it(0)`` over treated observations, one per event
+    time and one overall. ``Y_it(0)`` is imputed from a two-way fixed-effects model fitted to untreated
+    observations. Assumptions: parallel trends in ``Y(0)`` (the two-way model holds for untreated outcomes),
+    no anticipation beyond ``anticipation`` periods, homogeneous covariate coefficients. Standard errors:
+    the conservative variance of BJS Theorem 3 (see the module docstring).
+
+    References
+    ----------
+    Borusyak, K., Jaravel, X. and Spiess, J. (2024). Revisiting event-study designs: robust and efficient
+    estimation. *Review of Economic Studies* 91(6), 3253-3285.
+
     Examples
     --------
     >>> from decrimkit import Panel
@@ -150,16 +164,33 @@ def imputation(
     se = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out))
     spec = Spec(
         estimator="did.imputation",
-        options={"covariates": covariates, "anticipation": int(anticipation), "horizons": hs,
-                 "pretrends": int(pretrends), "weights": weights, "cluster": cluster, "leave_out": bool(leave_out)},
-        n_units=panel.n_units, n_periods=panel.n_periods, n_obs=panel.n_obs, excluded=panel.excluded,
+        options={
+            "covariates": covariates,
+            "anticipation": int(anticipation),
+            "horizons": hs,
+            "pretrends": int(pretrends),
+            "weights": weights,
+            "cluster": cluster,
+            "leave_out": bool(leave_out),
+        },
+        n_units=panel.n_units,
+        n_periods=panel.n_periods,
+        n_obs=panel.n_obs,
+        excluded=panel.excluded,
         notes=(f"first stage on {int(fs.untreated.sum())} untreated observations",),
     )
     pre = None
     if pretrends:
-        pre = pretrend_regression(fs, panel.unit_index, panel.time_index, panel.y, int(pretrends), int(anticipation), spec)
+        pre = pretrend_regression(
+            fs, panel.unit_index, panel.time_index, panel.y, int(pretrends), int(anticipation), spec
+        )
     return EventTimeEffect(
-        label=hs, estimate=est[:-1], se=se[:-1], spec=spec, label_name="event_time",
-        overall=(float(est[-1]), float(se[-1])), pre=pre,
+        label=hs,
+        estimate=est[:-1],
+        se=se[:-1],
+        spec=spec,
+        label_name="event_time",
+        overall=(float(est[-1]), float(se[-1])),
+        pre=pre,
         title="Event-time ATT by imputation (Borusyak, Jaravel & Spiess)",
     )

@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from decrimkit.errors import ConvergenceError, DataError, DesignError, SpecificationError
 from decrimkit.estimators.did._ols import collinear_columns
 from decrimkit.estimators.did._reg_design import (
     check_covariates,
@@ -42,8 +44,6 @@ from decrimkit.estimators.did._reg_design import (
     options,
     require_variation,
 )
-
-from decrimkit.errors import ConvergenceError, DataError, DesignError, SpecificationError
 from decrimkit.inference.cluster import cluster_adjustment, fixef_dof, sandwich
 from decrimkit.numerics.demean import demean
 from decrimkit.panel import Panel
@@ -222,9 +222,23 @@ def poisson(
     Raises
     ------
     DataError
-        Negative counts, or exposure requested without population.
+        Negative counts, every count zero, or exposure requested without population.
     SpecificationError, DesignError, ConvergenceError
         Collinear covariates, no comparison units, a single cluster, non-convergence.
+
+    Notes
+    -----
+    Estimand: ``tau`` in ``E[y_it] = N_it exp(alpha_i + lambda_t + tau D_it + X_it' gamma)``; ``exp(tau)`` is
+    the ratio of the treated units' post-period rate to their untreated counterfactual rate
+    (``staggered=True``: Wooldridge's cohort-by-period ``tau_gt``, averaged over treated observations).
+    Assumptions: parallel trends in log rates, no anticipation, a correctly specified conditional mean
+    (no equidispersion needed).
+
+    References
+    ----------
+    Santos Silva, J. M. C. and Tenreyro, S. (2006). The log of gravity. *REStat* 88(4), 641-658.
+    Wooldridge, J. M. (2023). Simple approaches to nonlinear difference-in-differences with panel data.
+    *The Econometrics Journal* 26(3), C31-C66.
 
     Examples
     --------
@@ -257,6 +271,11 @@ def poisson(
         x = np.column_stack([x] + [frame[c].to_numpy() for c in covariates])
         names = list(names) + list(covariates)
     keep, excluded = _drop_all_zero(panel, y)
+    if not keep.any():
+        raise DataError(
+            "poisson: every count in the outcome is zero, so every unit and period would be dropped (PPML "
+            "separation) and nothing can be estimated. Check that the outcome column holds the counts."
+        )
     offset = np.log(frame["population"].to_numpy()) if exposure == "population" else None
     clus = cluster_labels(panel, cluster)
     fit = ppml(

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from decrimkit.errors import DesignError
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_covariates,
@@ -41,8 +43,6 @@ from decrimkit.estimators.did._reg_design import (
     row_weights,
 )
 from decrimkit.estimators.did.event_study import EventStudyResult, relative_time, sup_t_critical
-
-from decrimkit.errors import DesignError
 from decrimkit.panel import Panel
 from decrimkit.results import Spec, frozen_array
 
@@ -101,6 +101,18 @@ def sun_abraham(
         Only one cohort and no never-treated units; no pre-period at the reference.
     SpecificationError
         Collinear or undeclared covariates, unknown options.
+
+    Notes
+    -----
+    Estimand: the cohort-specific effects ``CATT(g, e)`` from a regression saturated in cohort-by-event-time
+    indicators, aggregated to ``beta_e = sum_g w_{g,e} CATT(g, e)`` (cohort shares at event time ``e``) and an
+    overall ATT over post-adoption cells. Assumptions: parallel trends between every cohort and the
+    comparison group (never treated, or the last-treated cohort), no anticipation.
+
+    References
+    ----------
+    Sun, L. and Abraham, S. (2021). Estimating dynamic treatment effects in event studies with
+    heterogeneous treatment effects. *Journal of Econometrics* 225(2), 175-199.
 
     Examples
     --------

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from decrimkit.errors import SpecificationError
 from decrimkit.estimators.did._ols import FEFit, fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_covariates,
@@ -35,8 +37,6 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-
-from decrimkit.errors import SpecificationError
 from decrimkit.inference.cluster import WildBootstrap, wild_cluster_bootstrap
 from decrimkit.options import SEMethod, WildWeights, check_option
 from decrimkit.panel import Panel
@@ -116,6 +116,20 @@ def twfe(
         Unknown options, undeclared or collinear covariates, a grouped panel.
     DesignError
         No treated or untreated observations, no comparison units, a single cluster.
+
+    Notes
+    -----
+    Estimand: ``beta`` in ``y_it = alpha_i + lambda_t + beta D_it + X_it' gamma + e_it``. With a single
+    adoption date and parallel trends (and no anticipation) ``beta`` is the ATT; with staggered adoption it
+    is a weighted average of 2x2 comparisons, some using already-treated units as controls, and is biased
+    when effects change over time (see :func:`bacon`; prefer ``att_gt``, ``sun_abraham`` or ``imputation``).
+
+    References
+    ----------
+    Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment timing. *Journal of
+    Econometrics* 225(2), 254-277.
+    Cameron, A. C., Gelbach, J. B. and Miller, D. L. (2008). Bootstrap-based improvements for inference
+    with clustered errors. *REStat* 90(3), 414-427.
 
     Examples
     --------

@@ -34,9 +34,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
 from decrimkit.estimators.did._first_stage import FirstStage, first_stage
-
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
@@ -101,6 +101,18 @@ def two_stage(
     DesignError, SpecificationError
         As :func:`~decrimkit.estimators.did.imputation`.
 
+    Notes
+    -----
+    Estimand: event-time ATTs ``tau_e`` and the overall post-treatment ATT (averages of ``Y_it - Y_it(0)``
+    over treated observations). Assumptions: parallel trends in ``Y(0)`` with unit and period effects, no
+    anticipation beyond ``anticipation``. Point estimates equal :func:`imputation`'s; the GMM standard errors
+    centre treated residuals at event-time means (Gardner 2022, eq. 7).
+
+    References
+    ----------
+    Gardner, J. (2022). Two-stage differences in differences. arXiv:2207.05943.
+    Butts, K. and Gardner, J. (2022). did2s: Two-stage difference-in-differences. *The R Journal* 14(3).
+
     Examples
     --------
     >>> from decrimkit import Panel
@@ -119,16 +131,33 @@ def two_stage(
     overall, overall_v = gmm_vcov(fs, indicators[:, -1:])
     spec = Spec(
         estimator="did.two_stage",
-        options={"covariates": covariates, "anticipation": int(anticipation), "horizons": hs,
-                 "pretrends": int(pretrends), "weights": weights, "cluster": cluster},
-        n_units=panel.n_units, n_periods=panel.n_periods, n_obs=panel.n_obs, excluded=panel.excluded,
+        options={
+            "covariates": covariates,
+            "anticipation": int(anticipation),
+            "horizons": hs,
+            "pretrends": int(pretrends),
+            "weights": weights,
+            "cluster": cluster,
+        },
+        n_units=panel.n_units,
+        n_periods=panel.n_periods,
+        n_obs=panel.n_obs,
+        excluded=panel.excluded,
         notes=(f"first stage on {int(fs.untreated.sum())} untreated observations",),
     )
     pre = None
     if pretrends:
-        pre = pretrend_regression(fs, panel.unit_index, panel.time_index, panel.y, int(pretrends), int(anticipation), spec)
+        pre = pretrend_regression(
+            fs, panel.unit_index, panel.time_index, panel.y, int(pretrends), int(anticipation), spec
+        )
     return EventTimeEffect(
-        label=hs, estimate=coef, se=np.sqrt(np.diag(vcov)), spec=spec, label_name="event_time", vcov=vcov,
-        overall=(float(overall[0]), float(np.sqrt(overall_v[0, 0]))), pre=pre,
+        label=hs,
+        estimate=coef,
+        se=np.sqrt(np.diag(vcov)),
+        spec=spec,
+        label_name="event_time",
+        vcov=vcov,
+        overall=(float(overall[0]), float(np.sqrt(overall_v[0, 0]))),
+        pre=pre,
         title="Event-time ATT by two-stage DiD (Gardner)",
     )

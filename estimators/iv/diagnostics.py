@@ -10,8 +10,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from decrimkit.estimators.iv.design import LeniencyDesign, demean, linear_cr1
 from scipy import stats
+
+from decrimkit.estimators.iv.design import LeniencyDesign, demean, linear_cr1
 
 __all__ = ["Balance", "balance_test", "monotonicity_check", "complier_characteristics", "first_stage_bins"]
 

@@ -46,6 +46,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from decrimkit.errors import DesignError, SpecificationError, WeakInstrumentWarning
 from decrimkit.estimators.iv.design import (
     LeniencyDesign,
     demean,
@@ -62,8 +64,6 @@ from decrimkit.estimators.iv.diagnostics import (
     monotonicity_check,
 )
 from decrimkit.estimators.iv.results import LeniencyResult
-
-from decrimkit.errors import DesignError, SpecificationError, WeakInstrumentWarning
 from decrimkit.options import check_option
 from decrimkit.results import Effect, Spec, frozen_array
 
@@ -273,7 +273,21 @@ def leniency(
     coefficients at their full-sample values.
 
     For one instrument the Montiel Olea-Pflueger effective F equals the robust first-stage Wald F
-    (with the chosen ``vcov``). See the module docstring for the estimand and assumptions.
+    (with the chosen ``vcov``).
+
+    Estimand: the 2SLS LATE of the decision for compliers (cases whose decision depends on the assignee
+    drawn), a positively weighted average over the margins between assignees, and its ratio to the
+    complier mean of ``Y(0)``. Assumptions: as-if random assignment within strata, exclusion, monotonicity
+    and a strong first stage (module docstring).
+
+    References
+    ----------
+    Imbens, G. W. and Angrist, J. D. (1994). Identification and estimation of local average treatment
+    effects. *Econometrica* 62(2), 467-475.
+    Agan, A., Doleac, J. L. and Harvey, A. (2023). Misdemeanor prosecution. *QJE* 138(3).
+    Abadie, A. (2003). Semiparametric instrumental variable estimation of treatment response models.
+    *Journal of Econometrics* 113(2), 231-263.
+    Montiel Olea, J. L. and Pflueger, C. (2013). A robust test for weak instruments. *JBES* 31(3), 358-369.
 
     Examples
     --------

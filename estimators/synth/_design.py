@@ -65,8 +65,11 @@ def _label(x: Any) -> Any:
 def outcome_wide(panel: Panel) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
     """Units x periods outcome table (rates per 100,000 when the panel has population)."""
     if panel.has_population:
-        return (panel.to_wide("rate"), "rate",
-                ("outcome analysed as a rate per 100,000 population (the panel has population=)",))
+        return (
+            panel.to_wide("rate"),
+            "rate",
+            ("outcome analysed as a rate per 100,000 population (the panel has population=)",),
+        )
     return panel.to_wide("y"), "raw", ()
 
 
@@ -110,9 +113,7 @@ def choose_donors(panel: Panel, treated: Any, donors: Sequence[Any] | None) -> t
         if missing:
             raise DesignError(f"donor(s) {missing[:5]} are not in the panel. Pass labels from the unit column.")
         if treated in pool:
-            raise DesignError(
-                f"the treated unit {treated!r} is among the donors. Remove it from donors=."
-            )
+            raise DesignError(f"the treated unit {treated!r} is among the donors. Remove it from donors=.")
         treated_donors = [d for d in pool if np.isfinite(cohort.loc[d])]
         if treated_donors:
             raise DesignError(
@@ -166,7 +167,7 @@ def _predictor_matrix(
         a, b = panel.time_position(lo), panel.time_position(hi)
         if a > b:
             raise SpecificationError(f"predictor {item!r}: the window's start is after its end.")
-        block = table.loc[units].to_numpy(dtype="float64")[:, a:b + 1]
+        block = table.loc[units].to_numpy(dtype="float64")[:, a : b + 1]
         observed = np.isfinite(block).any(axis=1)
         if not observed.all():
             bad = [units[i] for i in np.flatnonzero(~observed)]
@@ -188,6 +189,25 @@ def synth_design(
     predictors: Sequence[Predictor] | None = None,
 ) -> SynthDesign:
     """Build and check the arrays of a one-treated-unit synthetic-control problem.
+
+    Shared by :func:`scm` and :func:`augmented`; it estimates nothing.
+
+    Parameters
+    ----------
+    panel : Panel
+        One row per unit and period (no group dimension).
+    treated : unit label; start : first treated period label (at least two pre-periods before it).
+    donors : labels, optional
+        The donor pool (default: every never-treated unit other than ``treated``).
+    predictors : list of (column, first, last), optional
+        Means of ``column`` over periods first..last inclusive (see :func:`scm`); ``None``: every
+        pre-period outcome.
+
+    Returns
+    -------
+    SynthDesign
+        Outcome and predictor arrays of the treated unit and the donors, the period labels and the
+        number of pre-periods.
 
     Raises
     ------

@@ -166,6 +166,28 @@ def augmented(
         ``estimate`` (mean post-period gap), ``weights`` (may be negative under ridge), ``gap``,
         ``conformal(alpha)``; ``extra`` holds ``lambda``, the CV table and the SCM part of the weights.
 
+    Raises
+    ------
+    DesignError
+        Treated unit or start not in the panel, too few pre-periods or donors, donors with missing outcomes.
+    SpecificationError
+        ``progfunc`` not allowed, or ``lambda_`` not a positive number.
+
+    Notes
+    -----
+    Estimand: the effect on the one treated unit in each post-period, ``Y_1t - sum_j w_j Y_jt``, and its
+    post-period mean, with SCM weights plus a ridge correction of the remaining pre-period imbalance
+    (weights sum to one, may be negative). Assumptions: untreated outcomes follow a linear factor or
+    autoregressive model; no anticipation or interference; donors untreated. Inference: conformal
+    (``result.conformal``).
+
+    References
+    ----------
+    Ben-Michael, E., Feller, A. and Rothstein, J. (2021). The augmented synthetic control method.
+    *JASA* 116(536), 1789-1803.
+    Chernozhukov, V., Wuthrich, K. and Zhu, Y. (2021). An exact and robust conformal inference method for
+    counterfactual and synthetic controls. *JASA* 116(536), 1849-1864.
+
     Examples
     --------
     >>> from decrimkit.datasets import load_dataset
@@ -195,26 +217,45 @@ def augmented(
     fit = aug_fit(jnp.asarray(y1), jnp.asarray(yc), jnp.asarray(mask), lam, ridge=ridge, fixedeff=fixedeff)
     att = np.asarray(fit.att)
     times = pd.Index(list(design.times), name="time")
-    notes = design.notes + (
-        "weights = SCM weights (V = I on pre-period outcomes) + ridge correction; may be negative",
-    ) if ridge else design.notes
+    notes = (
+        design.notes + ("weights = SCM weights (V = I on pre-period outcomes) + ridge correction; may be negative",)
+        if ridge
+        else design.notes
+    )
     spec = Spec(
         estimator="synth.augmented",
-        options={"treated": design.treated, "start": design.start, "progfunc": progfunc, "fixedeff": fixedeff,
-                 "lambda": lam if ridge else None, "lambda_rule": "given" if lambda_ is not None else "cv_1se",
-                 "scale": design.scale},
-        n_units=design.n_donors + 1, n_periods=len(design.times), n_obs=(design.n_donors + 1) * len(design.times),
-        excluded=design.excluded, notes=notes + ("no sampling standard error: use .conformal() for inference",),
+        options={
+            "treated": design.treated,
+            "start": design.start,
+            "progfunc": progfunc,
+            "fixedeff": fixedeff,
+            "lambda": lam if ridge else None,
+            "lambda_rule": "given" if lambda_ is not None else "cv_1se",
+            "scale": design.scale,
+        },
+        n_units=design.n_donors + 1,
+        n_periods=len(design.times),
+        n_obs=(design.n_donors + 1) * len(design.times),
+        excluded=design.excluded,
+        notes=notes + ("no sampling standard error: use .conformal() for inference",),
     )
     return AugmentedResult(
-        estimate=float(att[n_pre:].mean()), se=float("nan"),
+        estimate=float(att[n_pre:].mean()),
+        se=float("nan"),
         weights=pd.Series(np.asarray(fit.w), index=pd.Index(list(design.donors), name="unit"), name="weight"),
         gap=pd.Series(att, index=times, name="gap"),
         observed=pd.Series(y1, index=times, name="treated"),
         synthetic=pd.Series(y1 - att, index=times, name="synthetic"),
-        start=design.start, spec=spec,
-        extra={"lambda": lam, "cv": cv, "scm_weights": pd.Series(np.asarray(fit.w_scm), index=list(design.donors)),
-               "design": design, "ridge": ridge, "fixedeff": fixedeff},
+        start=design.start,
+        spec=spec,
+        extra={
+            "lambda": lam,
+            "cv": cv,
+            "scm_weights": pd.Series(np.asarray(fit.w_scm), index=list(design.donors)),
+            "design": design,
+            "ridge": ridge,
+            "fixedeff": fixedeff,
+        },
         title="Augmented synthetic control" + (" (ridge)" if ridge else " (no outcome model)"),
     )
 
@@ -222,14 +263,15 @@ def augmented(
 def _block_pvalue(resid: np.ndarray, n_post: int) -> np.ndarray:
     """p-values from all cyclic shifts: resid (..., T) with the last ``n_post`` entries the tested ones."""
     t = resid.shape[-1]
-    stat = lambda r: np.sum(np.abs(r[..., t - n_post:]), axis=-1) / np.sqrt(n_post)  # noqa: E731  (q = 1)
+    stat = lambda r: np.sum(np.abs(r[..., t - n_post :]), axis=-1) / np.sqrt(n_post)  # noqa: E731  (q = 1)
     observed = stat(resid)
     shifted = np.stack([stat(np.roll(resid, -j, axis=-1)) for j in range(t)], axis=-1)
     return np.mean(observed[..., None] <= shifted + 1e-12 * np.abs(shifted), axis=-1)
 
 
-def conformal(result: AugmentedResult, *, alpha: float = 0.05, grid_size: int = 50, n_perm: int | None = None,
-              seed: int = 0) -> ConformalResult:
+def conformal(
+    result: AugmentedResult, *, alpha: float = 0.05, grid_size: int = 50, n_perm: int | None = None, seed: int = 0
+) -> ConformalResult:
     """Conformal p-values (null: no effect) and 1 - alpha intervals per post-period; see module notes.
 
     ``n_perm`` and ``seed`` are accepted for interface stability and unused: the block permutations
@@ -248,30 +290,60 @@ def conformal(result: AugmentedResult, *, alpha: float = 0.05, grid_size: int = 
     ridge, fe = result.extra["ridge"], result.extra["fixedeff"]
     # one problem per (post period j, null h): columns = pre-periods + period j, treated outcome minus h there
     cols = [np.r_[np.arange(n_pre), n_pre + j] for j in range(n_post)]
-    grids = np.stack([np.r_[np.linspace(att[n_pre + j] - 2 * post_sd, att[n_pre + j] + 2 * post_sd, grid_size), 0.0]
-                      for j in range(n_post)])  # (T1, G + 1)
+    grids = np.stack(
+        [
+            np.r_[np.linspace(att[n_pre + j] - 2 * post_sd, att[n_pre + j] + 2 * post_sd, grid_size), 0.0]
+            for j in range(n_post)
+        ]
+    )  # (T1, G + 1)
     g = grids.shape[1]
     y1b = np.stack([np.r_[y1[c[:-1]], y1[c[-1]] - h] for c, row in zip(cols, grids) for h in row])
     ycb = np.stack([yc[:, c] for c in cols])  # (T1, J, T0 + 1)
     mask = np.ones(n_pre + 1, dtype=bool)
-    resid = np.stack([
-        np.asarray(aug_fit_batch(jnp.asarray(y1b[j * g:(j + 1) * g]), jnp.asarray(ycb[j]),
-                                 jnp.asarray(np.broadcast_to(mask, (g, n_pre + 1))), lam, ridge=ridge,
-                                 fixedeff=fe).att)
-        for j in range(n_post)
-    ])  # (T1, G + 1, T0 + 1)
+    resid = np.stack(
+        [
+            np.asarray(
+                aug_fit_batch(
+                    jnp.asarray(y1b[j * g : (j + 1) * g]),
+                    jnp.asarray(ycb[j]),
+                    jnp.asarray(np.broadcast_to(mask, (g, n_pre + 1))),
+                    lam,
+                    ridge=ridge,
+                    fixedeff=fe,
+                ).att
+            )
+            for j in range(n_post)
+        ]
+    )  # (T1, G + 1, T0 + 1)
     p = _block_pvalue(resid, 1)
     rows = []
     for j in range(n_post):
         ok = grids[j][p[j] >= alpha]
-        rows.append({"time": design.times[n_pre + j], "estimate": att[n_pre + j], "p_value": p[j, -1],
-                     "conf_low": ok.min() if len(ok) else np.nan, "conf_high": ok.max() if len(ok) else np.nan})
-    joint = aug_fit(jnp.asarray(y1), jnp.asarray(yc), jnp.asarray(np.ones(len(y1), dtype=bool)), lam,
-                    ridge=ridge, fixedeff=fe)
+        rows.append(
+            {
+                "time": design.times[n_pre + j],
+                "estimate": att[n_pre + j],
+                "p_value": p[j, -1],
+                "conf_low": ok.min() if len(ok) else np.nan,
+                "conf_high": ok.max() if len(ok) else np.nan,
+            }
+        )
+    joint = aug_fit(
+        jnp.asarray(y1), jnp.asarray(yc), jnp.asarray(np.ones(len(y1), dtype=bool)), lam, ridge=ridge, fixedeff=fe
+    )
     p_joint = float(_block_pvalue(np.asarray(joint.att), n_post))
-    spec = Spec("synth.augmented.conformal",
-                options={"alpha": alpha, "grid_size": grid_size, "permutations": "moving block (all cyclic shifts)",
-                         "statistic": "sum |residual| / sqrt(n_post) (q = 1)", "lambda": lam if ridge else None},
-                notes=("interval = grid values not rejected at alpha; grid = estimate +- 2 x post-period RMS gap; "
-                       "intervals reaching a grid end may be wider than shown",))
+    spec = Spec(
+        "synth.augmented.conformal",
+        options={
+            "alpha": alpha,
+            "grid_size": grid_size,
+            "permutations": "moving block (all cyclic shifts)",
+            "statistic": "sum |residual| / sqrt(n_post) (q = 1)",
+            "lambda": lam if ridge else None,
+        },
+        notes=(
+            "interval = grid values not rejected at alpha; grid = estimate +- 2 x post-period RMS gap; "
+            "intervals reaching a grid end may be wider than shown",
+        ),
+    )
     return ConformalResult(table=pd.DataFrame(rows), p_value_joint=p_joint, alpha=alpha, spec=spec)

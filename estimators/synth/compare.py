@@ -42,8 +42,10 @@ class Comparison(Summarised):
         return pd.DataFrame(rows)[cols]
 
     def plot_data(self, kind: str = "gap") -> pd.DataFrame:
-        parts = [pd.DataFrame({"time": r.gap.index, "gap": r.gap.to_numpy(), "method": name})
-                 for name, r in self.results.items()]
+        parts = [
+            pd.DataFrame({"time": r.gap.index, "gap": r.gap.to_numpy(), "method": name})
+            for name, r in self.results.items()
+        ]
         return pd.concat(parts, ignore_index=True)
 
     def plot(self, kind: str = "gap", ax: Any = None) -> Any:
@@ -77,6 +79,35 @@ def compare(
     -------
     Comparison
         ``tidy()`` one row per method; ``plot()`` the gap paths together.
+
+    Raises
+    ------
+    SpecificationError
+        An empty ``methods`` or a name outside ``scm, augmented, sdid, sc, did, mc_nnm``.
+    DesignError
+        ``sdid``, ``sc``, ``did`` or ``mc_nnm`` requested on a panel whose treatment is not ``treated`` alone
+        from ``start`` (they read treatment from the panel); and any error of the methods themselves.
+
+    Notes
+    -----
+    Each method keeps its own estimand and assumptions (see :func:`scm`, :func:`augmented`, :func:`sdid`,
+    :func:`mc_nnm`); all target the effect on the treated unit(s) after ``start``. Differences between rows
+    show how much the conclusion depends on the method choice.
+
+    References
+    ----------
+    Arkhangelsky, D., Athey, S., Hirshberg, D. A., Imbens, G. W. and Wager, S. (2021). Synthetic
+    difference-in-differences. *AER* 111(12), 4088-4118 (Table 1 compares these methods on Prop 99).
+
+    Examples
+    --------
+    >>> from decrimkit import Panel
+    >>> from decrimkit.datasets import load_dataset
+    >>> from decrimkit.estimators import synth
+    >>> df = load_dataset("prop99", file="california_prop99_long.csv")
+    >>> panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
+    >>> comp = synth.compare(panel, treated="California", start=1989, methods=["did", "sdid", "augmented"])
+    >>> table = comp.tidy()  # one row per method: estimate, se, conf_low, conf_high
     """
     from decrimkit.estimators import synth
 
@@ -100,7 +131,13 @@ def compare(
             out[m] = synth.sdid(panel, estimator=m, se_method="placebo", n_reps=n_reps, seed=seed)
         else:
             out[m] = synth.mc_nnm(panel, n_reps=n_reps, seed=seed)
-    spec = Spec("synth.compare", options={"treated": treated, "start": start, "methods": list(methods)},
-                seed=seed, n_units=panel.n_units, n_periods=panel.n_periods, n_obs=panel.n_obs,
-                excluded=tuple(panel.excluded))
+    spec = Spec(
+        "synth.compare",
+        options={"treated": treated, "start": start, "methods": list(methods)},
+        seed=seed,
+        n_units=panel.n_units,
+        n_periods=panel.n_periods,
+        n_obs=panel.n_obs,
+        excluded=tuple(panel.excluded),
+    )
     return Comparison(results=out, spec=spec)

@@ -98,8 +98,14 @@ def _fit_one(y, x, obs, lam, *, max_iter: int, tol: float) -> MCFit:
     def cond(state):
         return (state[0] < max_iter) & (state[5] > tol)
 
-    init = (jnp.asarray(0), jnp.zeros_like(y), jnp.zeros(n, y.dtype), jnp.zeros(t, y.dtype),
-            jnp.zeros(k, y.dtype), jnp.asarray(jnp.inf, y.dtype))
+    init = (
+        jnp.asarray(0),
+        jnp.zeros_like(y),
+        jnp.zeros(n, y.dtype),
+        jnp.zeros(t, y.dtype),
+        jnp.zeros(k, y.dtype),
+        jnp.asarray(jnp.inf, y.dtype),
+    )
     it, L, g, d, beta, _ = jax.lax.while_loop(cond, body, init)
     y0 = L + g[:, None] + d[None, :] + jnp.einsum("itk,k->it", x, beta)
     return MCFit(y0=y0, L=L, gamma=g, delta=d, beta=beta, iterations=it)
@@ -150,6 +156,37 @@ def mc_nnm(
         ``estimate`` (ATT over treated cells), ``se`` (placebo), ``gap`` (mean over treated units of
         observed minus completed outcome, by period); ``weights`` is empty (MC-NNM has no donor
         weights); ``extra`` holds ``lambda``, the CV table, ``rank`` and ``beta``.
+
+    Raises
+    ------
+    DesignError
+        Unbalanced panel, no treated cells, fewer than two never-treated units, or (with ``n_reps > 0``)
+        no more never-treated than treated units.
+    DataError
+        Covariates missing in some unit and period.
+    SpecificationError
+        Unknown covariates, ``n_folds < 2``, ``n_reps`` of 1 or negative, or a negative ``lambda_``.
+
+    Notes
+    -----
+    Estimand: the average effect on the treated cells, ``mean over treated (i, t) of Y_it - Yhat_it(0)``,
+    with ``Y_it(0) = L_it + gamma_i + delta_t + X_it' beta + e_it`` fitted to the untreated cells under a
+    nuclear-norm penalty on ``L``. Assumptions: untreated outcomes are low rank plus fixed effects and
+    covariates; treatment assignment ignorable given them; no anticipation. SE: placebo re-assignment.
+
+    References
+    ----------
+    Athey, S., Bayati, M., Doudchenko, N., Imbens, G. and Khosravi, K. (2021). Matrix completion methods
+    for causal panel data models. *JASA* 116(536), 1716-1730.
+
+    Examples
+    --------
+    >>> from decrimkit import Panel
+    >>> from decrimkit.datasets import load_dataset
+    >>> from decrimkit.estimators import synth
+    >>> df = load_dataset("prop99", file="california_prop99_long.csv")
+    >>> panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
+    >>> res = synth.mc_nnm(panel, seed=0)  # lambda by 5-fold CV, placebo SE
     """
     panel.require_balanced("mc_nnm")
     if n_folds < 2:
@@ -168,8 +205,11 @@ def mc_nnm(
     never = ~treated_cells.any(axis=1)
     if never.sum() < 2:
         raise DesignError(f"mc_nnm needs at least two never-treated units; the panel has {int(never.sum())}.")
-    x = np.stack([panel.to_wide(c).to_numpy(dtype="float64") for c in covariates], axis=2) if covariates \
+    x = (
+        np.stack([panel.to_wide(c).to_numpy(dtype="float64") for c in covariates], axis=2)
+        if covariates
         else np.zeros(y.shape + (0,))
+    )
     if not np.isfinite(x).all():
         raise DataError("covariates for mc_nnm must be observed in every unit and period; impute them first.")
     obs = ~treated_cells
@@ -210,20 +250,38 @@ def mc_nnm(
     first = int(np.nanmin(np.where(treated_cells.any(axis=0), np.arange(y.shape[1]), np.nan)))
     spec = Spec(
         estimator="synth.mc_nnm",
-        options={"lambda": lam, "lambda_rule": "cv" if lambda_ is None else "given", "n_folds": n_folds,
-                 "covariates": list(covariates), "n_reps": n_reps, "scale": scale},
-        seed=seed, n_units=panel.n_units, n_periods=panel.n_periods, n_obs=panel.n_obs,
+        options={
+            "lambda": lam,
+            "lambda_rule": "cv" if lambda_ is None else "given",
+            "n_folds": n_folds,
+            "covariates": list(covariates),
+            "n_reps": n_reps,
+            "scale": scale,
+        },
+        seed=seed,
+        n_units=panel.n_units,
+        n_periods=panel.n_periods,
+        n_obs=panel.n_obs,
         excluded=tuple(panel.excluded),
         notes=tuple(notes) + ("SE by placebo: never-treated units given the treated units' pattern",),
     )
     return SynthResult(
-        estimate=estimate, se=se, weights=pd.Series(dtype="float64", name="weight"),
+        estimate=estimate,
+        se=se,
+        weights=pd.Series(dtype="float64", name="weight"),
         gap=pd.Series(observed - synthetic, index=times, name="gap"),
         observed=pd.Series(observed, index=times, name="treated"),
         synthetic=pd.Series(synthetic, index=times, name="synthetic"),
-        start=panel.times[first], spec=spec, se_method="placebo" if n_reps else None,
-        extra={"lambda": lam, "cv": cv, "rank": rank, "beta": pd.Series(np.asarray(fit.beta[0]), index=list(covariates)),
-               "iterations": int(fit.iterations[0])},
+        start=panel.times[first],
+        spec=spec,
+        se_method="placebo" if n_reps else None,
+        extra={
+            "lambda": lam,
+            "cv": cv,
+            "rank": rank,
+            "beta": pd.Series(np.asarray(fit.beta[0]), index=list(covariates)),
+            "iterations": int(fit.iterations[0]),
+        },
         title="Matrix completion (MC-NNM)",
     )
 
@@ -233,8 +291,9 @@ def _placebo_se(y, x, treated_cells, never, lam, n_reps, key) -> float:
     ctrl_rows = np.flatnonzero(never)
     if len(ctrl_rows) <= len(tr_rows):
         raise DesignError("placebo standard errors need more never-treated than treated units; pass n_reps=0.")
-    picks = np.asarray(jax.vmap(lambda k: jax.random.permutation(k, len(ctrl_rows))[: len(tr_rows)])(
-        jax.random.split(key, n_reps)))
+    picks = np.asarray(
+        jax.vmap(lambda k: jax.random.permutation(k, len(ctrl_rows))[: len(tr_rows)])(jax.random.split(key, n_reps))
+    )
     obs = np.zeros((n_reps,) + y.shape, dtype=bool)
     fake = np.zeros_like(obs)
     for r in range(n_reps):
@@ -247,5 +306,3 @@ def _placebo_se(y, x, treated_cells, never, lam, n_reps, key) -> float:
     y0 = np.asarray(fits.y0)
     est = np.array([(y - y0[r])[fake[r]].mean() for r in range(n_reps)])
     return float(np.std(est, ddof=1))
-
-

@@ -25,8 +25,7 @@ PLOT_KINDS = ("trajectory", "gap", "weights", "placebo")
 
 
 def _series(values: Any, index: Any, name: str, index_name: str) -> pd.Series:
-    s = pd.Series(np.array(values, dtype="float64", copy=True), index=pd.Index(list(index), name=index_name),
-                  name=name)
+    s = pd.Series(np.array(values, dtype="float64", copy=True), index=pd.Index(list(index), name=index_name), name=name)
     return s
 
 
@@ -85,17 +84,19 @@ class SynthResult(Summarised):
         lo, hi = self.conf_int(alpha)
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = self.estimate / self.se if self.se > 0 else np.nan
-        return pd.DataFrame({
-            "term": ["ATT"],
-            "estimator": [self.spec.estimator],
-            "estimate": [self.estimate],
-            "se": [self.se],
-            "statistic": [stat],
-            "p_value": [self.p_value],
-            "conf_low": [lo],
-            "conf_high": [hi],
-            "se_method": [self.se_method or "none"],
-        })
+        return pd.DataFrame(
+            {
+                "term": ["ATT"],
+                "estimator": [self.spec.estimator],
+                "estimate": [self.estimate],
+                "se": [self.se],
+                "statistic": [stat],
+                "p_value": [self.p_value],
+                "conf_low": [lo],
+                "conf_high": [hi],
+                "se_method": [self.se_method or "none"],
+            }
+        )
 
     def summary(self) -> str:
         text = super().summary()
@@ -107,8 +108,13 @@ class SynthResult(Summarised):
     def plot_data(self, kind: str = "trajectory") -> pd.DataFrame:
         """The frame a figure shows: ``trajectory`` / ``gap`` by period, ``weights`` by donor."""
         if kind == "trajectory":
-            return pd.DataFrame({"time": self.observed.index, "treated": self.observed.to_numpy(),
-                                 "synthetic": self.synthetic.to_numpy()})
+            return pd.DataFrame(
+                {
+                    "time": self.observed.index,
+                    "treated": self.observed.to_numpy(),
+                    "synthetic": self.synthetic.to_numpy(),
+                }
+            )
         if kind == "gap":
             return pd.DataFrame({"time": self.gap.index, "gap": self.gap.to_numpy()})
         if kind == "weights":
@@ -155,8 +161,9 @@ class SCMResult(SynthResult):
         """Predictor values: treated, synthetic and donor mean."""
         return self.extra["balance"].copy()
 
-    def placebo(self, kind: str = "space", exclude_mspe_ratio: float | None = None, *,
-                fake_starts: Any = None) -> PlaceboResult:
+    def placebo(
+        self, kind: str = "space", exclude_mspe_ratio: float | None = None, *, fake_starts: Any = None
+    ) -> PlaceboResult:
         """Placebo inference; see :func:`decrimkit.estimators.synth.scm.placebo`."""
         from decrimkit.estimators.synth.scm import placebo
 
@@ -188,8 +195,9 @@ class AugmentedResult(SynthResult):
 
     title: str = "Augmented synthetic control"
 
-    def conformal(self, alpha: float = 0.05, *, grid_size: int = 50, n_perm: int | None = None,
-                  seed: int = 0) -> ConformalResult:
+    def conformal(
+        self, alpha: float = 0.05, *, grid_size: int = 50, n_perm: int | None = None, seed: int = 0
+    ) -> ConformalResult:
         """Conformal p-values and intervals per post-period; see :func:`augmented.conformal`."""
         from decrimkit.estimators.synth.augmented import conformal
 
@@ -221,8 +229,7 @@ class PlaceboResult(Summarised):
         return super().summary() + f"\n\nrank p-value (post/pre RMSPE ratio): {self.p_value:.4g}"
 
     def plot_data(self, kind: str = "placebo") -> pd.DataFrame:
-        long = self.gaps.reset_index().melt(id_vars=self.gaps.index.name or "index", var_name="run",
-                                            value_name="gap")
+        long = self.gaps.reset_index().melt(id_vars=self.gaps.index.name or "index", var_name="run", value_name="gap")
         long = long.rename(columns={self.gaps.index.name or "index": "time"})
         keep = dict(zip(self.table["run"], self.table["included"]))
         long["included"] = long["run"].map(keep).astype(bool)

@@ -82,8 +82,9 @@ def _placebo_w(v, x0):
 
 def solve_w(v: np.ndarray, x_donors: np.ndarray, x_treated: np.ndarray) -> np.ndarray:
     """Simplex weights for a given diagonal V on (already normalised) predictors."""
-    w, _, _ = _w_and_loss(jnp.asarray(v), jnp.asarray(x_donors), jnp.asarray(x_treated),
-                          jnp.zeros((1, x_donors.shape[1])), jnp.zeros(1))
+    w, _, _ = _w_and_loss(
+        jnp.asarray(v), jnp.asarray(x_donors), jnp.asarray(x_treated), jnp.zeros((1, x_donors.shape[1])), jnp.zeros(1)
+    )
     return np.asarray(w)
 
 
@@ -99,14 +100,14 @@ def _regression_v(x0, x1, z0, z1) -> np.ndarray:
     xs = np.column_stack([np.ones(x0.shape[1] + 1), np.column_stack([x1, x0]).T])
     zs = np.column_stack([z1, z0]).T
     beta = np.linalg.lstsq(xs, zs, rcond=None)[0][1:]
-    v = (beta ** 2).sum(axis=1)
+    v = (beta**2).sum(axis=1)
     return v / v.sum() if v.sum() > 0 and np.isfinite(v).all() else np.full(len(v), 1.0 / len(v))
 
 
 def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
     x0, x1, _ = _normalise(design)
     lo, hi = window
-    z0, z1 = design.y_donors[lo:hi + 1], design.y_treated[lo:hi + 1]
+    z0, z1 = design.y_donors[lo : hi + 1], design.y_treated[lo : hi + 1]
     args = tuple(jnp.asarray(a) for a in (x0, x1, z0, z1))
     k = x0.shape[0]
 
@@ -121,6 +122,7 @@ def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
     elif v_method == "regression":
         v = reg
     else:
+
         def objective(p: np.ndarray) -> float:
             a = np.abs(p)
             return evaluate(a / a.sum())[1] if a.sum() > 0 else np.inf
@@ -137,8 +139,9 @@ def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
         for start in (equal, reg):
             for method in ("Nelder-Mead", "BFGS"):
                 if method == "Nelder-Mead":
-                    res = optimize.minimize(objective, start, method=method,
-                                            options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12})
+                    res = optimize.minimize(
+                        objective, start, method=method, options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12}
+                    )
                 else:
                     res = optimize.minimize(objective, start, jac=gradient, method=method)
                 if best is None or res.fun < best.fun:
@@ -153,9 +156,7 @@ def _window(design: SynthDesign, panel: Panel, mspe_window: tuple[Any, Any] | No
         return 0, design.n_pre - 1
     lo, hi = (panel.time_position(t) for t in mspe_window)
     if not 0 <= lo <= hi < design.n_pre:
-        raise DesignError(
-            f"mspe_window={mspe_window!r} must lie before the start ({design.start}) with first <= last."
-        )
+        raise DesignError(f"mspe_window={mspe_window!r} must lie before the start ({design.start}) with first <= last.")
     return lo, hi
 
 
@@ -200,6 +201,21 @@ def scm(
     DesignError, SpecificationError, DataError
         See :func:`synth_design`.
 
+    Notes
+    -----
+    Estimand: the effect on the one treated unit, ``Y_1t - sum_j w_j Y_jt`` in each post-period, and its
+    post-period mean (``estimate``); ``w`` on the simplex, ``V`` chosen by nested optimisation of the
+    pre-period MSPE. Assumptions: untreated outcomes follow a factor model the donors' convex hull
+    reproduces; no interference or anticipation; donors untreated. Inference is by placebo runs, not a
+    sampling standard error.
+
+    References
+    ----------
+    Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic control methods for comparative case
+    studies. *JASA* 105(490), 493-505.
+    Abadie, A. and Gardeazabal, J. (2003). The economic costs of conflict: a case study of the Basque
+    Country. *AER* 93(1), 113-132.
+
     Examples
     --------
     >>> from decrimkit.datasets import load_dataset
@@ -220,31 +236,53 @@ def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult
     synthetic = design.y_donors @ fit.w
     gap = design.y_treated - synthetic
     times = pd.Index(list(design.times), name="time")
-    est = float(gap[design.n_pre:].mean())
-    balance = pd.DataFrame({
-        "predictor": list(design.predictor_labels), "treated": design.x_treated,
-        "synthetic": design.x_donors @ fit.w, "donor_mean": design.x_donors.mean(axis=1), "v": fit.v,
-    })
+    est = float(gap[design.n_pre :].mean())
+    balance = pd.DataFrame(
+        {
+            "predictor": list(design.predictor_labels),
+            "treated": design.x_treated,
+            "synthetic": design.x_donors @ fit.w,
+            "donor_mean": design.x_donors.mean(axis=1),
+            "v": fit.v,
+        }
+    )
     notes = design.notes + ("no sampling standard error: use .placebo() for inference",)
     spec = Spec(
         estimator="synth.scm",
-        options={"treated": design.treated, "start": design.start, "v": v,
-                 "predictors": [list(p) for p in predictors] if predictors is not None else None,
-                 "mspe_window": [design.times[window[0]], design.times[window[1]]],
-                 "n_donors": design.n_donors, "scale": design.scale, "pre_mspe": fit.loss},
-        n_units=design.n_donors + 1, n_periods=len(design.times), n_obs=(design.n_donors + 1) * len(design.times),
-        excluded=design.excluded, notes=notes,
+        options={
+            "treated": design.treated,
+            "start": design.start,
+            "v": v,
+            "predictors": [list(p) for p in predictors] if predictors is not None else None,
+            "mspe_window": [design.times[window[0]], design.times[window[1]]],
+            "n_donors": design.n_donors,
+            "scale": design.scale,
+            "pre_mspe": fit.loss,
+        },
+        n_units=design.n_donors + 1,
+        n_periods=len(design.times),
+        n_obs=(design.n_donors + 1) * len(design.times),
+        excluded=design.excluded,
+        notes=notes,
     )
     return SCMResult(
-        estimate=est, se=float("nan"),
+        estimate=est,
+        se=float("nan"),
         weights=pd.Series(fit.w, index=pd.Index(list(design.donors), name="unit"), name="weight"),
         gap=pd.Series(gap, index=times, name="gap"),
         observed=pd.Series(design.y_treated, index=times, name="treated"),
         synthetic=pd.Series(synthetic, index=times, name="synthetic"),
-        start=design.start, spec=spec, se_method=None,
-        extra={"v": pd.Series(fit.v, index=pd.Index(list(design.predictor_labels), name="predictor"), name="v"),
-               "balance": balance, "design": design, "panel": panel, "window": window,
-               "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window}},
+        start=design.start,
+        spec=spec,
+        se_method=None,
+        extra={
+            "v": pd.Series(fit.v, index=pd.Index(list(design.predictor_labels), name="predictor"), name="v"),
+            "balance": balance,
+            "design": design,
+            "panel": panel,
+            "window": window,
+            "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window},
+        },
     )
 
 
@@ -255,8 +293,13 @@ def _rmspe(gap: np.ndarray, n_pre: int) -> tuple[np.ndarray, np.ndarray]:
     return pre, post
 
 
-def placebo(result: SCMResult, kind: str = "space", exclude_mspe_ratio: float | None = None, *,
-            fake_starts: Sequence[Any] | None = None) -> PlaceboResult:
+def placebo(
+    result: SCMResult,
+    kind: str = "space",
+    exclude_mspe_ratio: float | None = None,
+    *,
+    fake_starts: Sequence[Any] | None = None,
+) -> PlaceboResult:
     """Placebo runs for an SCM fit.
 
     ``kind="space"``: each donor in turn is treated as if treated at the same start, its pool the
@@ -291,18 +334,39 @@ def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | No
     ratio = post / pre
     keep = np.ones(len(ratio), dtype=bool)
     if ratio_cut is not None:
-        keep = pre ** 2 <= ratio_cut * pre[0] ** 2
+        keep = pre**2 <= ratio_cut * pre[0] ** 2
     p = float(np.mean(ratio[keep] >= ratio[0]))
     runs = [design.treated, *design.donors]
-    table = pd.DataFrame({"run": runs, "treated": [True] + [False] * design.n_donors, "pre_rmspe": pre,
-                          "post_rmspe": post, "ratio": ratio, "included": keep,
-                          "mean_post_gap": gaps[design.n_pre:].mean(axis=0)})
+    table = pd.DataFrame(
+        {
+            "run": runs,
+            "treated": [True] + [False] * design.n_donors,
+            "pre_rmspe": pre,
+            "post_rmspe": post,
+            "ratio": ratio,
+            "included": keep,
+            "mean_post_gap": gaps[design.n_pre :].mean(axis=0),
+        }
+    )
     frame = pd.DataFrame(gaps, index=pd.Index(list(design.times), name="time"), columns=runs)
     notes = ("V fixed at the treated unit's fit; W re-solved for each placebo (one vmapped batch)",)
-    spec = Spec("synth.scm.placebo", options={"kind": "space", "exclude_mspe_ratio": ratio_cut},
-                n_units=len(runs), n_periods=len(design.times), notes=notes)
-    return PlaceboResult(kind="space", table=table, gaps=frame, p_value=p, treated=design.treated,
-                         start=design.start, spec=spec, title="SCM placebo in space")
+    spec = Spec(
+        "synth.scm.placebo",
+        options={"kind": "space", "exclude_mspe_ratio": ratio_cut},
+        n_units=len(runs),
+        n_periods=len(design.times),
+        notes=notes,
+    )
+    return PlaceboResult(
+        kind="space",
+        table=table,
+        gaps=frame,
+        p_value=p,
+        treated=design.treated,
+        start=design.start,
+        spec=spec,
+        title="SCM placebo in space",
+    )
 
 
 def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[Any] | None) -> PlaceboResult:
@@ -315,13 +379,22 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
     else:
         fake_pos = [panel.time_position(t) for t in fake_starts]
         if any(not 2 <= p < n_pre for p in fake_pos):
-            raise DesignError(f"fake_starts must be pre-periods with at least two periods before them "
-                              f"({times[2]} .. {times[n_pre - 1]}).")
+            raise DesignError(
+                f"fake_starts must be pre-periods with at least two periods before them "
+                f"({times[2]} .. {times[n_pre - 1]})."
+            )
     if not fake_pos:
         raise DesignError("too few pre-periods for an in-time placebo (need at least three).")
     frame = panel.frame.loc[panel.frame["t"] < n_pre].reset_index(drop=True)
-    early = Panel(frame=frame, roles=panel.roles, times=panel.times[:n_pre], units=panel.units,
-                  time_kind=panel.time_kind, covariates=panel.covariates, excluded=panel.excluded)
+    early = Panel(
+        frame=frame,
+        roles=panel.roles,
+        times=panel.times[:n_pre],
+        units=panel.units,
+        time_kind=panel.time_kind,
+        covariates=panel.covariates,
+        excluded=panel.excluded,
+    )
     runs, cols, pre_r, post_r, means = [], [], [], [], []
     pre0, post0 = _rmspe(result.gap.to_numpy()[:, None], n_pre)
     for pos in track(fake_pos, description="SCM placebo in time", total=len(fake_pos)):
@@ -330,8 +403,15 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
         if win is not None:
             lo, hi = panel.time_position(win[0]), min(panel.time_position(win[1]), pos - 1)
             win = (times[min(lo, hi)], times[hi])
-        fit = scm(early, treated=design.treated, start=times[pos], predictors=preds, v=call["v"],
-                  donors=list(design.donors), mspe_window=win)
+        fit = scm(
+            early,
+            treated=design.treated,
+            start=times[pos],
+            predictors=preds,
+            v=call["v"],
+            donors=list(design.donors),
+            mspe_window=win,
+        )
         g = fit.gap.to_numpy()
         pre, post = _rmspe(g[:, None], pos)
         runs.append(times[pos])
@@ -342,15 +422,39 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
     pre = np.array([pre0[0], *pre_r])
     post = np.array([post0[0], *post_r])
     ratio = post / pre
-    table = pd.DataFrame({"run": [f"actual {design.start}", *[f"fake {r}" for r in runs]],
-                          "start": [design.start, *runs], "pre_rmspe": pre, "post_rmspe": post, "ratio": ratio,
-                          "included": True, "mean_post_gap": [result.estimate, *means]})
-    gaps = pd.DataFrame(np.column_stack([result.gap.to_numpy(), *cols]), index=pd.Index(times, name="time"),
-                        columns=table["run"].tolist())
-    spec = Spec("synth.scm.placebo", options={"kind": "time", "fake_starts": runs}, n_units=design.n_donors + 1,
-                n_periods=n_pre, notes=("fake starts use only data before the real start; V re-optimised",))
-    return PlaceboResult(kind="time", table=table, gaps=gaps, p_value=float(np.mean(ratio >= ratio[0])),
-                         treated=design.treated, start=design.start, spec=spec, title="SCM placebo in time")
+    table = pd.DataFrame(
+        {
+            "run": [f"actual {design.start}", *[f"fake {r}" for r in runs]],
+            "start": [design.start, *runs],
+            "pre_rmspe": pre,
+            "post_rmspe": post,
+            "ratio": ratio,
+            "included": True,
+            "mean_post_gap": [result.estimate, *means],
+        }
+    )
+    gaps = pd.DataFrame(
+        np.column_stack([result.gap.to_numpy(), *cols]),
+        index=pd.Index(times, name="time"),
+        columns=table["run"].tolist(),
+    )
+    spec = Spec(
+        "synth.scm.placebo",
+        options={"kind": "time", "fake_starts": runs},
+        n_units=design.n_donors + 1,
+        n_periods=n_pre,
+        notes=("fake starts use only data before the real start; V re-optimised",),
+    )
+    return PlaceboResult(
+        kind="time",
+        table=table,
+        gaps=gaps,
+        p_value=float(np.mean(ratio >= ratio[0])),
+        treated=design.treated,
+        start=design.start,
+        spec=spec,
+        title="SCM placebo in time",
+    )
 
 
 def _clip_predictors(predictors, panel: Panel, pos: int):

@@ -134,8 +134,9 @@ def _sdid_one(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *,
         if opts.lambda_intercept:
             ctrl_rows = jnp.where(ctrl[:, None], yc - (jnp.sum(ctrl_rows, axis=0) / n_ctrl)[None, :], 0.0)
         zl2 = zeta_lambda * zeta_lambda
-        lam = _solve(ctrl_rows[:, :t0], ctrl_rows[:, t0], lam0, n_ctrl * zl2, zl2,
-                     jnp.ones(t0, dtype=bool), n_ctrl, min_dec2)
+        lam = _solve(
+            ctrl_rows[:, :t0], ctrl_rows[:, t0], lam0, n_ctrl * zl2, zl2, jnp.ones(t0, dtype=bool), n_ctrl, min_dec2
+        )
 
     omega = omega0
     if opts.update_omega:
@@ -160,12 +161,14 @@ def sdid_fit(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, 
 
 
 @partial(jax.jit, static_argnames=("t0", "opts"))
-def sdid_fit_batch(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int,
-                   opts: _Options) -> SDIDFit:
+def sdid_fit_batch(
+    y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: _Options
+) -> SDIDFit:
     """A batch of fits: ``y`` (R, N, T), masks and initial omega (R, N); lambda, zetas shared."""
     one = partial(_sdid_one, t0=t0, opts=opts)
     return jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None, None))(
-        y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec)
+        y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec
+    )
 
 
 # ---------------------------------------------------------------------------------------------- cohorts
@@ -199,8 +202,18 @@ def _fit_cohort(y, ctrl_idx, tr_idx, t0, estimator, label) -> _Cohort:
     ctrl = np.arange(len(rows)) < n0
     omega0 = np.where(ctrl, 1.0 / n0, 0.0)
     lam0 = np.zeros(t0) if estimator == "sc" else np.full(t0, 1.0 / t0)
-    fit = sdid_fit(jnp.asarray(yy), jnp.asarray(ctrl), jnp.asarray(~ctrl), jnp.asarray(omega0), jnp.asarray(lam0),
-                   eta_omega * sigma, 1e-6 * sigma, 1e-5 * sigma, t0=t0, opts=opts)
+    fit = sdid_fit(
+        jnp.asarray(yy),
+        jnp.asarray(ctrl),
+        jnp.asarray(~ctrl),
+        jnp.asarray(omega0),
+        jnp.asarray(lam0),
+        eta_omega * sigma,
+        1e-6 * sigma,
+        1e-5 * sigma,
+        t0=t0,
+        opts=opts,
+    )
     fit = SDIDFit(*(np.asarray(f) for f in fit))
     return _Cohort(label, t0, tr_idx, eta_omega * sigma, 1e-6 * sigma, 1e-5 * sigma, fit, n1 * t1)
 
@@ -225,16 +238,25 @@ def _placebo(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
     offset = n0 - n_tr
     for j, c in enumerate(cohorts):
         n_a = len(c.treated_rows)
-        fake = perms[:, offset: offset + n_a]
+        fake = perms[:, offset : offset + n_a]
         offset += n_a
         rows = ctrl_idx[np.concatenate([keep, fake], axis=1)]  # (R, n0 - n_tr + n_a)
         ctrl = np.broadcast_to(np.arange(rows.shape[1]) < n0 - n_tr, rows.shape)
-        omega_ctrl = c.fit.omega[: n0]  # fitted omega over the controls (rows ordered controls first)
+        omega_ctrl = c.fit.omega[:n0]  # fitted omega over the controls (rows ordered controls first)
         init = np.stack([_sum_normalize(omega_ctrl[k]) for k in keep])
         omega0 = np.concatenate([init, np.zeros((n_reps, n_a))], axis=1)
-        fit = sdid_fit_batch(jnp.asarray(y[rows]), jnp.asarray(ctrl), jnp.asarray(~ctrl), jnp.asarray(omega0),
-                             jnp.asarray(c.fit.lam), c.zeta_omega, c.zeta_lambda, c.min_dec, t0=c.t0,
-                             opts=_OPTIONS[estimator])
+        fit = sdid_fit_batch(
+            jnp.asarray(y[rows]),
+            jnp.asarray(ctrl),
+            jnp.asarray(~ctrl),
+            jnp.asarray(omega0),
+            jnp.asarray(c.fit.lam),
+            c.zeta_omega,
+            c.zeta_lambda,
+            c.min_dec,
+            t0=c.t0,
+            opts=_OPTIONS[estimator],
+        )
         out[:, j] = np.asarray(fit.estimate)
     cells = np.array([c.weight_cells for c in cohorts], dtype=float)
     return _aggregate(out, cells)
@@ -272,9 +294,18 @@ def _bootstrap(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
         for r in range(n_reps):
             sampled = _sum_normalize(omega_ctrl[ind[r][ctrl[r]]])
             omega0[r, : len(sampled)] = sampled
-        fit = sdid_fit_batch(jnp.asarray(y[units[ind]]), jnp.asarray(ctrl), jnp.asarray(treat), jnp.asarray(omega0),
-                             jnp.asarray(c.fit.lam), c.zeta_omega, c.zeta_lambda, c.min_dec, t0=c.t0,
-                             opts=_OPTIONS[estimator])
+        fit = sdid_fit_batch(
+            jnp.asarray(y[units[ind]]),
+            jnp.asarray(ctrl),
+            jnp.asarray(treat),
+            jnp.asarray(omega0),
+            jnp.asarray(c.fit.lam),
+            c.zeta_omega,
+            c.zeta_lambda,
+            c.min_dec,
+            t0=c.t0,
+            opts=_OPTIONS[estimator],
+        )
         est[:, j] = np.where(has, np.asarray(fit.estimate), 0.0)
         cells[:, j] = treat.sum(axis=1) * (y.shape[1] - c.t0)
     return _aggregate(est, cells)
@@ -284,8 +315,9 @@ def _jackknife(y, ctrl_idx, cohorts) -> np.ndarray:
     """Algorithm 3: fixed-weights jackknife, leaving out one unit at a time."""
     n_tr = sum(len(c.treated_rows) for c in cohorts)
     if n_tr < 2:
-        raise DesignError("the jackknife needs at least two treated units (synthdid returns NA). "
-                          "Use se_method='placebo'.")
+        raise DesignError(
+            "the jackknife needs at least two treated units (synthdid returns NA). Use se_method='placebo'."
+        )
     n0 = len(ctrl_idx)
     units = np.concatenate([ctrl_idx] + [c.treated_rows for c in cohorts])
     reps = []
@@ -352,6 +384,21 @@ def sdid(
         No treated or fewer than two control units, an unbalanced panel, fewer than two pre-periods,
         or a variance method that the design does not allow.
 
+    Notes
+    -----
+    Estimand: the average effect on the treated units over the post-periods,
+    ``tau = (1/N1 sum_tr - sum_co omega_i) Y (1/T1 sum_post - sum_pre lambda_t)``, with simplex unit weights
+    ``omega`` and time weights ``lambda`` (``estimator="sc"`` and ``"did"`` are the special cases). Staggered
+    adoption: cohort effects against the never-treated, weighted by treated unit-periods. Assumptions: a
+    latent factor model for untreated outcomes, no anticipation, controls never adopt.
+
+    References
+    ----------
+    Arkhangelsky, D., Athey, S., Hirshberg, D. A., Imbens, G. W. and Wager, S. (2021). Synthetic
+    difference-in-differences. *AER* 111(12), 4088-4118.
+    Clarke, D., Pailanir, D., Athey, S. and Imbens, G. (2023). On synthetic difference-in-differences
+    and related estimation methods in Stata. *Stata Journal*.
+
     Examples
     --------
     >>> from decrimkit.datasets import load_dataset
@@ -399,8 +446,7 @@ def sdid(
     else:
         se = float(np.sqrt((len(reps) - 1) / len(reps)) * np.std(reps, ddof=1))
 
-    return _result(panel, y, ctrl_idx, cohorts, cells, estimate, se, estimator, se_method, n_reps, seed, scale,
-                   notes)
+    return _result(panel, y, ctrl_idx, cohorts, cells, estimate, se, estimator, se_method, n_reps, seed, scale, notes)
 
 
 def _result(panel, y, ctrl_idx, cohorts, cells, estimate, se, estimator, se_method, n_reps, seed, scale, notes):
@@ -425,24 +471,41 @@ def _result(panel, y, ctrl_idx, cohorts, cells, estimate, se, estimator, se_meth
     labels = {"sdid": "synthetic DiD", "sc": "synthetic control (synthdid)", "did": "DiD (synthdid)"}
     spec = Spec(
         estimator=f"synth.sdid[{estimator}]",
-        options={"estimator": estimator, "se_method": se_method, "n_reps": int(n_reps), "scale": scale,
-                 "zeta_omega": [c.zeta_omega for c in cohorts] if estimator == "sdid" else None,
-                 "zeta_lambda": [c.zeta_lambda for c in cohorts]},
-        seed=seed, n_units=panel.n_units, n_periods=panel.n_periods, n_obs=panel.n_obs,
-        excluded=tuple(panel.excluded), notes=tuple(notes),
+        options={
+            "estimator": estimator,
+            "se_method": se_method,
+            "n_reps": int(n_reps),
+            "scale": scale,
+            "zeta_omega": [c.zeta_omega for c in cohorts] if estimator == "sdid" else None,
+            "zeta_lambda": [c.zeta_lambda for c in cohorts],
+        },
+        seed=seed,
+        n_units=panel.n_units,
+        n_periods=panel.n_periods,
+        n_obs=panel.n_obs,
+        excluded=tuple(panel.excluded),
+        notes=tuple(notes),
     )
-    cohort_table = pd.DataFrame({
-        "cohort": [c.label for c in cohorts], "n_treated": [len(c.treated_rows) for c in cohorts],
-        "n_post": [y.shape[1] - c.t0 for c in cohorts], "weight": share,
-        "estimate": [float(c.fit.estimate) for c in cohorts],
-    })
+    cohort_table = pd.DataFrame(
+        {
+            "cohort": [c.label for c in cohorts],
+            "n_treated": [len(c.treated_rows) for c in cohorts],
+            "n_post": [y.shape[1] - c.t0 for c in cohorts],
+            "weight": share,
+            "estimate": [float(c.fit.estimate) for c in cohorts],
+        }
+    )
     return SDIDResult(
-        estimate=estimate, se=se,
+        estimate=estimate,
+        se=se,
         weights=pd.Series(omega, index=pd.Index(controls, name="unit"), name="omega"),
         gap=pd.Series(treated_path - synthetic, index=pd.Index(times, name="time"), name="gap"),
         observed=pd.Series(treated_path, index=pd.Index(times, name="time"), name="treated"),
         synthetic=pd.Series(synthetic, index=pd.Index(times, name="time"), name="synthetic"),
-        start=first.label, spec=spec, se_method=se_method,
-        extra={"cohorts": cohort_table}, title=f"Synthetic DiD family: {labels[estimator]}",
+        start=first.label,
+        spec=spec,
+        se_method=se_method,
+        extra={"cohorts": cohort_table},
+        title=f"Synthetic DiD family: {labels[estimator]}",
         time_weights=pd.Series(first.fit.lam, index=pd.Index(times[:t0], name="time"), name="lambda"),
     )

@@ -12,8 +12,9 @@ The cohort of a unit is its first treated period (0, NaN or inf mean never treat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,11 +80,11 @@ def _normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, st
             f"time column {name!r} could not be parsed at rows {_rows(values.index[bad])} "
             f"(first value: {_plain(values[bad].iloc[0])!r}). Use integers, ISO dates (YYYY-MM-DD) or pandas Periods."
         )
-    formats = text.str.len().nunique()
-    if formats > 1:
+    shapes = text.str.strip().str.replace(r"\d", "9", regex=True)  # '2020-01-31' -> '9999-99-99'
+    if shapes.nunique() > 1:
         raise PanelError(
             f"time column {name!r} mixes date formats (e.g. {text.iloc[0]!r} and "
-            f"{text[text.str.len() != text.str.len().iloc[0]].iloc[0]!r}); convert it with pd.to_datetime "
+            f"{text[shapes != shapes.iloc[0]].iloc[0]!r}); convert it with pd.to_datetime "
             f"and an explicit format first."
         )
     return parsed.dt.to_period(freq or "M"), "period"
@@ -132,7 +133,7 @@ class Panel:
         freq: str | None = None,
         count: bool | None = None,
         missing_covariates: str = "raise",
-    ) -> "Panel":
+    ) -> Panel:
         """Validate ``df`` and build a panel.
 
         Parameters
@@ -177,16 +178,25 @@ class Panel:
             raise PanelError("give either cohort= or treated=, not both.")
         covariates = tuple(covariates)
         roles = {
-            "unit": unit, "time": time, "outcome": outcome, "cohort": cohort, "treated": treated,
-            "covariates": covariates, "weights": weights, "population": population, "group": group,
+            "unit": unit,
+            "time": time,
+            "outcome": outcome,
+            "cohort": cohort,
+            "treated": treated,
+            "covariates": covariates,
+            "weights": weights,
+            "population": population,
+            "group": group,
         }
         _require_columns(df, roles)
         if len(df) == 0:
             raise PanelError("the frame is empty (0 rows). Load the data before building a panel.")
 
-        keep = [c for c in dict.fromkeys(
-            [unit, time, outcome, cohort, treated, weights, population, group, *covariates]
-        ) if c is not None]
+        keep = [
+            c
+            for c in dict.fromkeys([unit, time, outcome, cohort, treated, weights, population, group, *covariates])
+            if c is not None
+        ]
         raw = df.loc[:, keep].copy()
         raw.index = pd.RangeIndex(len(raw))
 
@@ -234,7 +244,9 @@ class Panel:
             out["rate"] = out["y"] / out["population"] * 1e5
         if group is not None:
             if raw[group].isna().any():
-                raise DataError(f"group column {group!r} is missing at rows {_rows(np.flatnonzero(raw[group].isna()))}.")
+                raise DataError(
+                    f"group column {group!r} is missing at rows {_rows(np.flatnonzero(raw[group].isna()))}."
+                )
             out["group"] = raw[group].to_numpy()
         for c in covariates:
             col = raw[c]
@@ -377,7 +389,7 @@ class Panel:
         return wide
 
     # ------------------------------------------------------------------ derived panels
-    def subset(self, units: Sequence[Any] | None = None, reason: str = "subset") -> "Panel":
+    def subset(self, units: Sequence[Any] | None = None, reason: str = "subset") -> Panel:
         """A new panel restricted to ``units``; the excluded count and reason are recorded."""
         frame = self.frame
         if units is not None:
@@ -388,8 +400,15 @@ class Panel:
             n_out = 0
         kept_units = np.array(pd.unique(frame["unit"]), dtype=object)
         excluded = self.excluded + (((n_out, reason),) if n_out else ())
-        return Panel(frame=frame, roles=self.roles, times=self.times, units=kept_units,
-                     time_kind=self.time_kind, covariates=self.covariates, excluded=excluded)
+        return Panel(
+            frame=frame,
+            roles=self.roles,
+            times=self.times,
+            units=kept_units,
+            time_kind=self.time_kind,
+            covariates=self.covariates,
+            excluded=excluded,
+        )
 
     # ------------------------------------------------------------------ design checks
     def require_balanced(self, estimator: str) -> None:

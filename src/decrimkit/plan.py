@@ -78,7 +78,7 @@ ALLOWLIST: dict[str, tuple[str, str]] = {
     "did.two_stage": ("decrimkit.estimators.did.two_stage", "two_stage"),
     "did.poisson": ("decrimkit.estimators.did.poisson", "poisson"),
     "synth.scm": ("decrimkit.estimators.synth.scm", "scm"),
-    "synth.augsynth": ("decrimkit.estimators.synth.augsynth", "augsynth"),
+    "synth.augsynth": ("decrimkit.estimators.synth.augmented", "augmented"),
     "synth.sdid": ("decrimkit.estimators.synth.sdid", "sdid"),
     "iv.leniency": ("decrimkit.estimators.iv.leniency", "leniency"),
 }

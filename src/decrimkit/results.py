@@ -8,8 +8,9 @@ Another inference choice gives a new result (``dataclasses.replace``), never an 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,8 @@ class Summarised:
         lines = [self.title]
         if spec is not None:
             sizes = ", ".join(
-                f"{k} {v}" for k, v in (("units", spec.n_units), ("periods", spec.n_periods), ("obs", spec.n_obs))
+                f"{k} {v}"
+                for k, v in (("units", spec.n_units), ("periods", spec.n_periods), ("obs", spec.n_obs))
                 if v is not None
             )
             lines.append(f"estimator: {spec.estimator}" + (f"  ({sizes})" if sizes else ""))
@@ -164,15 +166,17 @@ class Effect(Summarised):
 
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         ci = self.conf_int(alpha)
-        out = pd.DataFrame({
-            self.label_name: list(self.label),
-            "estimate": self.estimate,
-            "se": self.se,
-            "statistic": self.statistic,
-            "p_value": self.p_value,
-            "conf_low": ci[:, 0],
-            "conf_high": ci[:, 1],
-        })
+        out = pd.DataFrame(
+            {
+                self.label_name: list(self.label),
+                "estimate": self.estimate,
+                "se": self.se,
+                "statistic": self.statistic,
+                "p_value": self.p_value,
+                "conf_low": ci[:, 0],
+                "conf_high": ci[:, 1],
+            }
+        )
         if self.crit is not None:
             band = self.conf_int(alpha, uniform=True)
             out["band_low"], out["band_high"] = band[:, 0], band[:, 1]

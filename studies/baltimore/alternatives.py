@@ -11,11 +11,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from decrimkit.estimators import bayes, did
-from decrimkit.studies.baltimore.models import COVID_MONTHS
 
 from decrimkit.errors import ConvergenceWarning
+from decrimkit.estimators import bayes, did
 from decrimkit.panel import Panel
+from decrimkit.studies.baltimore.models import COVID_MONTHS
 
 BAYES_FULL = {"chains": 4, "draws": 1000, "tune": 1000}
 BAYES_QUICK = {"chains": 2, "draws": 300, "tune": 300}
@@ -31,21 +31,33 @@ def poisson_did(frame: pd.DataFrame, *, start: str) -> dict[str, Any]:
     series may correlate within a month; serial correlation is not allowed for, so they are too small
     if the monthly errors are autocorrelated).
     """
-    long = pd.concat([
-        pd.DataFrame({"series": "drug", "month": frame["month"], "arrests": frame["drug"], "cohort": start}),
-        pd.DataFrame({"series": "handgun", "month": frame["month"], "arrests": frame["handgun"], "cohort": None}),
-    ], ignore_index=True)
+    long = pd.concat(
+        [
+            pd.DataFrame({"series": "drug", "month": frame["month"], "arrests": frame["drug"], "cohort": start}),
+            pd.DataFrame({"series": "handgun", "month": frame["month"], "arrests": frame["handgun"], "cohort": None}),
+        ],
+        ignore_index=True,
+    )
     panel = Panel.from_frame(long, unit="series", time="month", outcome="arrests", cohort="cohort")
     res = did.poisson(panel, exposure=None, cluster="time")
     log_rr, se = float(res.estimate[0]), float(res.se[0])
     lo, hi = (float(v) for v in res.conf_int()[0])
     post_obs = float(frame.loc[pd.PeriodIndex(frame["month"]) >= pd.Period(start, "M"), "drug"].sum())
     months = int((pd.PeriodIndex(frame["month"]) >= pd.Period(start, "M")).sum())
-    return {"run": "Poisson DiD: drug vs handgun, series + month fixed effects (did.poisson)",
-            "estimator": "Poisson DiD", "months": months, "rate_ratio": np.exp(log_rr), "rate_ratio_low": np.exp(lo),
-            "rate_ratio_high": np.exp(hi), "log_rr_se": se, "averted": post_obs * (np.exp(-log_rr) - 1),
-            "averted_low": post_obs * (np.exp(-hi) - 1), "averted_high": post_obs * (np.exp(-lo) - 1),
-            "n_obs": int(panel.n_obs), "result": res}
+    return {
+        "run": "Poisson DiD: drug vs handgun, series + month fixed effects (did.poisson)",
+        "estimator": "Poisson DiD",
+        "months": months,
+        "rate_ratio": np.exp(log_rr),
+        "rate_ratio_low": np.exp(lo),
+        "rate_ratio_high": np.exp(hi),
+        "log_rr_se": se,
+        "averted": post_obs * (np.exp(-log_rr) - 1),
+        "averted_low": post_obs * (np.exp(-hi) - 1),
+        "averted_high": post_obs * (np.exp(-lo) - 1),
+        "n_obs": int(panel.n_obs),
+        "result": res,
+    }
 
 
 class BayesFit(NamedTuple):
@@ -78,8 +90,16 @@ def bayes_its(frame: pd.DataFrame, *, start: str, seed: int, quick: bool) -> Bay
     settings = BAYES_QUICK if quick else BAYES_FULL
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        res = bayes.its(y, start=start, comparison=x, season="fourier", family="negative_binomial",
-                        covid=covid, seed=seed, **settings)
+        res = bayes.its(
+            y,
+            start=start,
+            comparison=x,
+            season="fourier",
+            family="negative_binomial",
+            covid=covid,
+            seed=seed,
+            **settings,
+        )
     for w in caught:  # anything other than the convergence gate is passed on unchanged
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -94,9 +114,18 @@ def bayes_its(frame: pd.DataFrame, *, start: str, seed: int, quick: bool) -> Bay
         return {"estimate": float(med), "se": float(np.std(d, ddof=1)), "low": float(lo), "high": float(hi)}
 
     av, rr = summary(averted), summary(ratio)
-    row = {"run": "Bayesian comparative ITS: negative binomial, shared month shocks, COVID term (bayes.its)",
-           "estimator": "Bayesian comparative ITS", "months": int(post.sum()), "rate_ratio": rr["estimate"],
-           "rate_ratio_low": rr["low"], "rate_ratio_high": rr["high"], "averted": av["estimate"],
-           "averted_low": av["low"], "averted_high": av["high"], "n_obs": int(res.spec.n_obs)}
-    return BayesFit(row, av, rr, cf.mean(axis=0), bool(diag.converged), tuple(getattr(diag, "problems", ())),
-                    dict(settings))
+    row = {
+        "run": "Bayesian comparative ITS: negative binomial, shared month shocks, COVID term (bayes.its)",
+        "estimator": "Bayesian comparative ITS",
+        "months": int(post.sum()),
+        "rate_ratio": rr["estimate"],
+        "rate_ratio_low": rr["low"],
+        "rate_ratio_high": rr["high"],
+        "averted": av["estimate"],
+        "averted_low": av["low"],
+        "averted_high": av["high"],
+        "n_obs": int(res.spec.n_obs),
+    }
+    return BayesFit(
+        row, av, rr, cf.mean(axis=0), bool(diag.converged), tuple(getattr(diag, "problems", ())), dict(settings)
+    )

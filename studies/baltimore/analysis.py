@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pandas as pd
-from decrimkit.studies.baltimore import alternatives, data, models
 from scipy import stats
+
+from decrimkit.studies.baltimore import alternatives, data, models
 
 POLICY_DATE = "2020-03-18"
 START = "2020-04"  # first full month of non-prosecution
@@ -39,9 +40,18 @@ class StudyResults(NamedTuple):
 def _row(name: str, fit: models.ITSFit, **extra: Any) -> dict[str, Any]:
     av = models.summarise(fit.averted, fit.point_averted)
     rr = models.summarise(fit.ratio, fit.point_ratio)
-    return {"run": name, **extra, "months": int(fit.window.sum()), "rate_ratio": rr["estimate"],
-            "rate_ratio_low": rr["low"], "rate_ratio_high": rr["high"], "averted": av["estimate"],
-            "averted_low": av["low"], "averted_high": av["high"], "n_obs": fit.n_obs}
+    return {
+        "run": name,
+        **extra,
+        "months": int(fit.window.sum()),
+        "rate_ratio": rr["estimate"],
+        "rate_ratio_low": rr["low"],
+        "rate_ratio_high": rr["high"],
+        "averted": av["estimate"],
+        "averted_low": av["low"],
+        "averted_high": av["high"],
+        "n_obs": fit.n_obs,
+    }
 
 
 def _robustness(frame: pd.DataFrame, main: models.ITSFit, n_sim: int, seed: int, quick: bool) -> pd.DataFrame:
@@ -55,12 +65,19 @@ def _robustness(frame: pd.DataFrame, main: models.ITSFit, n_sim: int, seed: int,
         ("level change only (no slope change)", "functional form", dict(slope=False)),
         ("placebo date 2019-03 (data to 2020-02)", "placebo date", dict(start="2019-03", end="2020-02", covid="none")),
         ("placebo date 2018-09 (data to 2020-02)", "placebo date", dict(start="2018-09", end="2020-02", covid="none")),
-        ("placebo outcome: handgun arrests, single-series ITS", "placebo outcome",
-         dict(outcome="handgun", comparison=None)),
+        (
+            "placebo outcome: handgun arrests, single-series ITS",
+            "placebo outcome",
+            dict(outcome="handgun", comparison=None),
+        ),
     ]
     if not quick:
         runs += [
-            ("placebo date 2019-07 (data to 2020-02)", "placebo date", dict(start="2019-07", end="2020-02", covid="none")),
+            (
+                "placebo date 2019-07 (data to 2020-02)",
+                "placebo date",
+                dict(start="2019-07", end="2020-02", covid="none"),
+            ),
             ("no COVID term", "covid", dict(covid="none")),
         ]
     for name, kind, kw in runs:
@@ -76,8 +93,17 @@ def _black_share(composition: pd.DataFrame) -> pd.DataFrame:
         n = int(sub["arrests"].sum())
         b = int(sub.loc[sub["race"] == "Black", "arrests"].sum())
         lo, hi = stats.beta.ppf([0.025, 0.975], b + 0.5, n - b + 0.5)
-        rows.append({"definition": name, "arrests": n, "black": b, "not_black": n - b, "black_share": b / n,
-                     "share_low": float(lo), "share_high": float(hi)})
+        rows.append(
+            {
+                "definition": name,
+                "arrests": n,
+                "black": b,
+                "not_black": n - b,
+                "black_share": b / n,
+                "share_low": float(lo),
+                "share_high": float(hi),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -98,20 +124,36 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
     for name, f in fits.items():
         summaries[f"{name}_averted"] = models.summarise(f.averted, f.point_averted)
         summaries[f"{name}_rate_ratio"] = models.summarise(f.ratio, f.point_ratio)
-    summaries["main_monthly_averted"] = models.summarise(fits["main"].averted / n_months,
-                                                         fits["main"].point_averted / n_months)
+    summaries["main_monthly_averted"] = models.summarise(
+        fits["main"].averted / n_months, fits["main"].point_averted / n_months
+    )
 
-    alt_rows = [_row("Comparative ITS (main): Poisson QMLE, drug vs handgun, Driscoll-Kraay SE", fits["main"],
-                     estimator="comparative ITS (main)"),
-                _row("Single-series ITS: Poisson QMLE on drug arrests, Newey-West SE", fits["single_series"],
-                     estimator="single-series ITS")]
+    alt_rows = [
+        _row(
+            "Comparative ITS (main): Poisson QMLE, drug vs handgun, Driscoll-Kraay SE",
+            fits["main"],
+            estimator="comparative ITS (main)",
+        ),
+        _row(
+            "Single-series ITS: Poisson QMLE on drug arrests, Newey-West SE",
+            fits["single_series"],
+            estimator="single-series ITS",
+        ),
+    ]
     did_row = alternatives.poisson_did(frame, start=START)
     alt_rows.append(did_row)
-    summaries["did_rate_ratio"] = {"estimate": did_row["rate_ratio"], "low": did_row["rate_ratio_low"],
-                                   "high": did_row["rate_ratio_high"],  # se: delta method from the log scale
-                                   "se": did_row["rate_ratio"] * did_row["log_rr_se"]}
-    summaries["did_averted"] = {"estimate": did_row["averted"], "se": float("nan"), "low": did_row["averted_low"],
-                                "high": did_row["averted_high"]}
+    summaries["did_rate_ratio"] = {
+        "estimate": did_row["rate_ratio"],
+        "low": did_row["rate_ratio_low"],
+        "high": did_row["rate_ratio_high"],  # se: delta method from the log scale
+        "se": did_row["rate_ratio"] * did_row["log_rr_se"],
+    }
+    summaries["did_averted"] = {
+        "estimate": did_row["averted"],
+        "se": float("nan"),
+        "low": did_row["averted_low"],
+        "high": did_row["averted_high"],
+    }
     bayes = alternatives.bayes_its(frame, start=START, seed=seed, quick=quick)
     alt_rows.append(bayes.row)
     summaries["bayes_averted"] = bayes.averted
@@ -121,8 +163,14 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
     robustness = _robustness(frame, fits["main"], n_sim, seed, quick)
     est, se, n_pt = models.pretrend(frame)
     z = est / se
-    pretrend = {"estimate": est, "se": se, "low": est - 1.96 * se, "high": est + 1.96 * se,
-                "p_value": float(2 * stats.norm.sf(abs(z))), "n": n_pt}
+    pretrend = {
+        "estimate": est,
+        "se": se,
+        "low": est - 1.96 * se,
+        "high": est + 1.96 * se,
+        "p_value": float(2 * stats.norm.sf(abs(z))),
+        "n": n_pt,
+    }
 
     micro = data.microdata()
     composition = data.possession_composition(micro)
@@ -130,8 +178,21 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
     primary = black_share.iloc[0]
     split = pd.Series([primary["black"], primary["not_black"]], index=["Black", "all other groups"])
     implied = models.implied_by_race(fits["main"].averted, fits["main"].point_averted, split, seed=seed)
-    return StudyResults(frame, fits, summaries, estimators, robustness, pretrend, micro,
-                        data.charge_rule_counts(micro), composition, black_share, implied, bayes, n_sim)
+    return StudyResults(
+        frame,
+        fits,
+        summaries,
+        estimators,
+        robustness,
+        pretrend,
+        micro,
+        data.charge_rule_counts(micro),
+        composition,
+        black_share,
+        implied,
+        bayes,
+        n_sim,
+    )
 
 
 def month_dates(months: pd.PeriodIndex) -> pd.DatetimeIndex:

@@ -152,11 +152,13 @@ def charge_rule_counts(micro: Microdata) -> pd.DataFrame:
         sub = df.loc[df["cds_class"] == cls, "ChargeDescription"].astype("object")
         top = sub.value_counts()
         top = top[top >= 11].head(3)  # descriptions named with their counts: small ones are left out
-        rows.append({
-            "class": cls,
-            "arrests": int(len(sub)),
-            "most frequent descriptions": "; ".join(f"{k} ({v})" for k, v in top.items()),
-        })
+        rows.append(
+            {
+                "class": cls,
+                "arrests": int(len(sub)),
+                "most frequent descriptions": "; ".join(f"{k} ({v})" for k, v in top.items()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

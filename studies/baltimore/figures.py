@@ -17,7 +17,9 @@ COVID_SPAN = (pd.Timestamp("2020-03-01"), pd.Timestamp("2020-06-30"))
 
 def _marks(ax: Any, *, legend: bool = True) -> None:
     ax.axvspan(*COVID_SPAN, color="0.85", alpha=0.6, lw=0, label="COVID-19 lockdown (2020-03..06)" if legend else None)
-    ax.axvline(POLICY_DATE, color="0.2", lw=1.0, ls="--", label="non-prosecution begins (2020-03-18)" if legend else None)
+    ax.axvline(
+        POLICY_DATE, color="0.2", lw=1.0, ls="--", label="non-prosecution begins (2020-03-18)" if legend else None
+    )
 
 
 def _log_axis(ax: Any, ticks: tuple[float, ...]) -> None:
@@ -37,13 +39,31 @@ def trajectory(data: pd.DataFrame, *, title: str) -> Any:
         fig, ax = plt.subplots(figsize=(7.0, 4.2))
         post = data["post"].to_numpy(bool)
         x = data["date"]
-        ax.fill_between(x[post], data["cf_low"][post], data["cf_high"][post], color=PALETTE[1], alpha=0.2,
-                        lw=0, label="counterfactual, 95% interval")
-        ax.plot(x[post], data["counterfactual"][post], color=PALETTE[1], lw=1.6,
-                label="counterfactual: no policy (comparative ITS)")
+        ax.fill_between(
+            x[post],
+            data["cf_low"][post],
+            data["cf_high"][post],
+            color=PALETTE[1],
+            alpha=0.2,
+            lw=0,
+            label="counterfactual, 95% interval",
+        )
+        ax.plot(
+            x[post],
+            data["counterfactual"][post],
+            color=PALETTE[1],
+            lw=1.6,
+            label="counterfactual: no policy (comparative ITS)",
+        )
         if "bayes_cf" in data.columns:
-            ax.plot(x[post], data["bayes_cf"][post], color=PALETTE[2], lw=1.2, ls="-.",
-                    label="counterfactual (Bayesian comparative ITS)")
+            ax.plot(
+                x[post],
+                data["bayes_cf"][post],
+                color=PALETTE[2],
+                lw=1.2,
+                ls="-.",
+                label="counterfactual (Bayesian comparative ITS)",
+            )
         ax.plot(x[~post], data["fitted"][~post], color=PALETTE[0], lw=1.0, alpha=0.8, label="model fit, pre-policy")
         ax.plot(x, data["observed"], "o-", color="0.1", ms=2.6, lw=0.8, label="observed CDS arrests")
         _marks(ax)
@@ -59,8 +79,9 @@ def comparison_series(data: pd.DataFrame) -> Any:
     with style():
         fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7.0, 5.4), sharex=True, height_ratios=(3, 2))
         ax1.plot(data["date"], data["drug"], "o-", ms=2.4, lw=0.9, color=PALETTE[0], label="CDS (drug) arrests")
-        ax1.plot(data["date"], data["handgun"], "s-", ms=2.4, lw=0.9, color=PALETTE[1],
-                 label="handgun arrests (comparison)")
+        ax1.plot(
+            data["date"], data["handgun"], "s-", ms=2.4, lw=0.9, color=PALETTE[1], label="handgun arrests (comparison)"
+        )
         _log_axis(ax1, (30, 50, 100, 200, 400))
         ax1.set_ylabel("arrests per month (log scale)")
         _marks(ax1)
@@ -78,12 +99,20 @@ def estimator_comparison(data: pd.DataFrame) -> Any:
     with style():
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.4, 0.55 * len(data) + 1.6), sharey=True)
         pos = np.arange(len(data))[::-1]
-        for ax, col, ref, xlabel in ((ax1, "rate_ratio", 1.0, "rate ratio, observed / counterfactual"),
-                                     (ax2, "averted", 0.0, "arrests averted, 2020-04 .. 2022-12")):
+        for ax, col, ref, xlabel in (
+            (ax1, "rate_ratio", 1.0, "rate ratio, observed / counterfactual"),
+            (ax2, "averted", 0.0, "arrests averted, 2020-04 .. 2022-12"),
+        ):
             est, lo, hi = data[col], data[f"{col}_low"], data[f"{col}_high"]
             ok = np.isfinite(est.to_numpy(float))
-            ax.errorbar(est[ok], pos[ok], xerr=np.vstack([est[ok] - lo[ok], hi[ok] - est[ok]]), fmt="o",
-                        color=PALETTE[0], capsize=3)
+            ax.errorbar(
+                est[ok],
+                pos[ok],
+                xerr=np.vstack([est[ok] - lo[ok], hi[ok] - est[ok]]),
+                fmt="o",
+                color=PALETTE[0],
+                capsize=3,
+            )
             ax.axvline(ref, color="0.4", lw=0.8, ls="--")
             ax.set_xlabel(xlabel)
         ax1.set_yticks(pos, data["estimator"])
@@ -118,10 +147,20 @@ def composition(data: pd.DataFrame, *, published_share: float) -> Any:
         width = 0.8 / len(defs)
         for i, d in enumerate(defs):
             sub = data.loc[data["definition"] == d].set_index("race").reindex(races)
-            ax.bar(np.arange(len(races)) + (i - (len(defs) - 1) / 2) * width, sub["share"], width,
-                   color=PALETTE[i], label=d)
-        ax.axhline(published_share, color="0.2", ls=":", lw=1.0,
-                   label=f"JHU: {published_share:.0%} of averted arrests in the Black community")
+            ax.bar(
+                np.arange(len(races)) + (i - (len(defs) - 1) / 2) * width,
+                sub["share"],
+                width,
+                color=PALETTE[i],
+                label=d,
+            )
+        ax.axhline(
+            published_share,
+            color="0.2",
+            ls=":",
+            lw=1.0,
+            label=f"JHU: {published_share:.0%} of averted arrests in the Black community",
+        )
         ax.set_xticks(np.arange(len(races)), races)
         ax.set_ylabel("share of arrests, 2017-01 .. 2018-02")
         ax.set_ylim(0, 1.3)

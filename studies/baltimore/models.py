@@ -89,8 +89,9 @@ def _season_columns(month_of_year: np.ndarray, season: Season, prefix: str) -> d
     return {f"{prefix}m{m:02d}": (month_of_year == m).astype(float) for m in range(2, 13)}
 
 
-def _design(months: pd.PeriodIndex, *, start: pd.Period, season: Season, covid: Covid, slope: bool,
-            prefix: str = "") -> pd.DataFrame:
+def _design(
+    months: pd.PeriodIndex, *, start: pd.Period, season: Season, covid: Covid, slope: bool, prefix: str = ""
+) -> pd.DataFrame:
     """Columns for one series: intercept, trend (years), seasonality, post level/slope, COVID term."""
     rel = np.asarray([(m - start).n for m in months], dtype=float)
     post = (rel >= 0).astype(float)
@@ -104,8 +105,16 @@ def _design(months: pd.PeriodIndex, *, start: pd.Period, season: Season, covid: 
     return pd.DataFrame(cols)
 
 
-def _stack(frame: pd.DataFrame, *, outcome: str, comparison: str | None, start: pd.Period,
-           season: Season, covid: Covid, slope: bool) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+def _stack(
+    frame: pd.DataFrame,
+    *,
+    outcome: str,
+    comparison: str | None,
+    start: pd.Period,
+    season: Season,
+    covid: Covid,
+    slope: bool,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Design, response, treated-row mask and month position for the (stacked) series."""
     months = pd.PeriodIndex(frame["month"])
     pos = np.arange(len(months))
@@ -126,9 +135,20 @@ def _stack(frame: pd.DataFrame, *, outcome: str, comparison: str | None, start: 
     return x, y, treated, np.concatenate([pos, pos])
 
 
-def fit_its(frame: pd.DataFrame, *, start: str, outcome: str = "drug", comparison: str | None = "handgun",
-            season: Season = "fourier", covid: Covid = "term", slope: bool = True, end: str | None = None,
-            window: tuple[str, str] | None = None, n_sim: int = 4000, seed: int = 0) -> ITSFit:
+def fit_its(
+    frame: pd.DataFrame,
+    *,
+    start: str,
+    outcome: str = "drug",
+    comparison: str | None = "handgun",
+    season: Season = "fourier",
+    covid: Covid = "term",
+    slope: bool = True,
+    end: str | None = None,
+    window: tuple[str, str] | None = None,
+    n_sim: int = 4000,
+    seed: int = 0,
+) -> ITSFit:
     """Fit a (comparative) ITS and simulate arrests averted over ``window``.
 
     Parameters
@@ -163,10 +183,13 @@ def fit_its(frame: pd.DataFrame, *, start: str, outcome: str = "drug", compariso
     months = pd.PeriodIndex(data["month"])
     n_pre, n_post = int((months < t0).sum()), int((months >= t0).sum())
     if n_pre < MIN_PRE or n_post < 3:
-        raise DesignError(f"ITS starting {t0} needs >= {MIN_PRE} months before and >= 3 after it within the data "
-                          f"({months.min()} .. {months.max()}); got {n_pre} and {n_post}. Pick another start or end.")
-    x_all, y_all, treated, pos = _stack(data, outcome=outcome, comparison=comparison, start=t0, season=season,
-                                        covid=covid, slope=slope)
+        raise DesignError(
+            f"ITS starting {t0} needs >= {MIN_PRE} months before and >= 3 after it within the data "
+            f"({months.min()} .. {months.max()}); got {n_pre} and {n_post}. Pick another start or end."
+        )
+    x_all, y_all, treated, pos = _stack(
+        data, outcome=outcome, comparison=comparison, start=t0, season=season, covid=covid, slope=slope
+    )
     keep = np.ones(len(y_all), bool)
     excluded: tuple[str, ...] = ()
     if covid == "exclude":
@@ -195,9 +218,22 @@ def fit_its(frame: pd.DataFrame, *, start: str, outcome: str = "drug", compariso
     ratio = y_t[win].sum() / cf_draws[:, win].sum(axis=1)
     cf = np.exp(x_cf @ beta)
     params = pd.DataFrame({"term": list(x_all.columns), "estimate": beta, "se": np.sqrt(np.diag(vcov))})
-    return ITSFit(months, y_t, np.exp(x_t @ beta), cf, np.quantile(cf_draws, 0.025, axis=0),
-                  np.quantile(cf_draws, 0.975, axis=0), win, averted, ratio, float((cf[win] - y_t[win]).sum()),
-                  float(y_t[win].sum() / cf[win].sum()), params, int(keep.sum()), excluded)
+    return ITSFit(
+        months,
+        y_t,
+        np.exp(x_t @ beta),
+        cf,
+        np.quantile(cf_draws, 0.025, axis=0),
+        np.quantile(cf_draws, 0.975, axis=0),
+        win,
+        averted,
+        ratio,
+        float((cf[win] - y_t[win]).sum()),
+        float(y_t[win].sum() / cf[win].sum()),
+        params,
+        int(keep.sum()),
+        excluded,
+    )
 
 
 def pretrend(frame: pd.DataFrame, *, end: str = "2020-02", season: Season = "fourier") -> tuple[float, float, int]:
@@ -217,8 +253,9 @@ def pretrend(frame: pd.DataFrame, *, end: str = "2020-02", season: Season = "fou
     x = pd.concat(parts, ignore_index=True).fillna(0.0)
     y = np.concatenate([data["drug"].to_numpy(float), data["handgun"].to_numpy(float)])
     time = np.concatenate([np.arange(len(months))] * 2)
-    res = sm.GLM(y, x, family=sm.families.Poisson()).fit(cov_type="hac-groupsum",
-                                                          cov_kwds={"time": time, "maxlags": HAC_LAGS})
+    res = sm.GLM(y, x, family=sm.families.Poisson()).fit(
+        cov_type="hac-groupsum", cov_kwds={"time": time, "maxlags": HAC_LAGS}
+    )
     return float(res.params["trend_diff"]), float(res.bse["trend_diff"]), int(len(y))
 
 
@@ -242,5 +279,12 @@ def implied_by_race(averted: np.ndarray, point: float, arrests: pd.Series, *, se
     split = shares * averted[:, None]
     lo, hi = np.quantile(split, [0.025, 0.975], axis=0)
     share_pt = counts / counts.sum()
-    return pd.DataFrame({"race": list(arrests.index), "share": share_pt, "averted": point * share_pt,
-                         "averted_low": lo, "averted_high": hi})
+    return pd.DataFrame(
+        {
+            "race": list(arrests.index),
+            "share": share_pt,
+            "averted": point * share_pt,
+            "averted_low": lo,
+            "averted_high": hi,
+        }
+    )

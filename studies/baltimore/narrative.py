@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from decrimkit.studies.baltimore.analysis import (
     END,
     JHU_AVERTED,
@@ -18,8 +19,10 @@ from decrimkit.studies.baltimore.analysis import (
 def interval(s: dict[str, float], what: str = "", digits: int = 0) -> str:
     """'5,600 what (95% interval 3,533 to 8,602)'."""
     f = f"{{:,.{digits}f}}"
-    return (f"{f.format(s['estimate'])}{' ' + what if what else ''} (95% interval {f.format(s['low'])} to "
-            f"{f.format(s['high'])})")
+    return (
+        f"{f.format(s['estimate'])}{' ' + what if what else ''} (95% interval {f.format(s['low'])} to "
+        f"{f.format(s['high'])})"
+    )
 
 
 def _rr(s: dict[str, float]) -> str:
@@ -45,8 +48,8 @@ def data_limits(r: StudyResults) -> str:
     f = r.frame
     return (
         f"- **Monthly series** ({f['month'].iloc[0]} .. {f['month'].iloc[-1]}, {len(f)} months): Baltimore Police "
-        "Department arrests whose charge description contains \"CDS\" (controlled dangerous substance) and, as the "
-        "comparison, arrests with a handgun charge (\"HGV\"/\"handgun\"). They are a **third-party aggregation** of "
+        'Department arrests whose charge description contains "CDS" (controlled dangerous substance) and, as the '
+        'comparison, arrests with a handgun charge ("HGV"/"handgun"). They are a **third-party aggregation** of '
         "the Open Baltimore arrest file (GitHub project erusin12/dataProject1); its cleaning and de-duplication are "
         "not fully documented, so treat the series as indicative, not as official counts.\n"
         "- The drug series counts **all CDS charges, distribution and possession with intent included**, not "
@@ -116,14 +119,20 @@ def estimators(r: StudyResults) -> str:
     params = r.fits["main"].params.set_index("term")["estimate"]
     shared = np.exp(params["post"])
     p = r.pretrend
-    agree = (f"All {len(e)} estimators find fewer drug arrests than expected (every 95% interval of the rate ratio "
-             "lies below 1)." if len(below) == len(e) else
-             f"{len(below)} of {len(e)} estimators find fewer drug arrests than expected with a 95% interval below 1 "
-             f"({', '.join(below)}).")
-    bayes_note = ("" if r.bayes.converged else
-                  " **The Bayesian fit did not pass the convergence gate** (r-hat <= 1.01, bulk ESS >= 400, no "
-                  f"divergences): {'; '.join(r.bayes.problems)}. Treat its numbers as indicative; the full run uses "
-                  "more draws.")
+    agree = (
+        f"All {len(e)} estimators find fewer drug arrests than expected (every 95% interval of the rate ratio "
+        "lies below 1)."
+        if len(below) == len(e)
+        else f"{len(below)} of {len(e)} estimators find fewer drug arrests than expected with a 95% interval below 1 "
+        f"({', '.join(below)})."
+    )
+    bayes_note = (
+        ""
+        if r.bayes.converged
+        else " **The Bayesian fit did not pass the convergence gate** (r-hat <= 1.01, bulk ESS >= 400, no "
+        f"divergences): {'; '.join(r.bayes.problems)}. Treat its numbers as indicative; the full run uses "
+        "more draws."
+    )
     return (
         f"{agree} They disagree on how large the fall is, from a rate ratio of {dd['rate_ratio']:.2f} "
         f"({dd['averted']:,.0f} arrests averted) for the Poisson DiD to {single['rate_ratio']:.2f} "
@@ -165,25 +174,36 @@ def robustness(r: StudyResults) -> str:
     lines = []
     for _, row in rob.iterrows():
         crosses = row["rate_ratio_low"] <= 1 <= row["rate_ratio_high"]
-        lines.append(f"- {row['run']}: rate ratio {row['rate_ratio']:.2f} ({row['rate_ratio_low']:.2f} to "
-                     f"{row['rate_ratio_high']:.2f}){'; interval includes 1' if crosses else ''}; "
-                     f"{row['averted']:,.0f} averted over {row['months']} months")
+        lines.append(
+            f"- {row['run']}: rate ratio {row['rate_ratio']:.2f} ({row['rate_ratio_low']:.2f} to "
+            f"{row['rate_ratio_high']:.2f}){'; interval includes 1' if crosses else ''}; "
+            f"{row['averted']:,.0f} averted over {row['months']} months"
+        )
     placebo = rob.loc[rob["kind"] == "placebo date"]
     failed = placebo.loc[(placebo["rate_ratio_high"] < 1) | (placebo["rate_ratio_low"] > 1), "run"].tolist()
-    verdict = ("No placebo date produces an effect whose interval excludes 1." if not failed else
-               f"Placebo dates with an 'effect' whose interval excludes 1: {'; '.join(failed)}. The pre-policy drug "
-               "series had breaks of its own (e.g. the 2019-01-29 announcement that marijuana possession would not "
-               "be prosecuted, and the decline in BPD arrests during 2019), which a linear trend does not capture; "
-               "the main estimate carries that model uncertainty.")
+    verdict = (
+        "No placebo date produces an effect whose interval excludes 1."
+        if not failed
+        else f"Placebo dates with an 'effect' whose interval excludes 1: {'; '.join(failed)}. The pre-policy drug "
+        "series had breaks of its own (e.g. the 2019-01-29 announcement that marijuana possession would not "
+        "be prosecuted, and the decline in BPD arrests during 2019), which a linear trend does not capture; "
+        "the main estimate carries that model uncertainty."
+    )
     gun = rob.loc[rob["kind"] == "placebo outcome"].iloc[0]
     return (
         "Every run is reported, whatever it shows. Rate ratios below 1 mean fewer arrests than the counterfactual.\n\n"
-        + "\n".join(lines) + "\n\n" + verdict + " "
+        + "\n".join(lines)
+        + "\n\n"
+        + verdict
+        + " "
         f"The placebo outcome (handgun arrests, which the policy did not target, in a single-series ITS) has a rate "
-        f"ratio of {gun['rate_ratio']:.2f}: " + (
-            "close to 1, as it should be." if gun["rate_ratio_low"] <= 1 <= gun["rate_ratio_high"] else
-            "not 1, so the single-series design attributes real non-policy change to the policy date; this is "
-            "why the main design uses a comparison series.")
+        f"ratio of {gun['rate_ratio']:.2f}: "
+        + (
+            "close to 1, as it should be."
+            if gun["rate_ratio_low"] <= 1 <= gun["rate_ratio_high"]
+            else "not 1, so the single-series design attributes real non-policy change to the policy date; this is "
+            "why the main design uses a comparison series."
+        )
     )
 
 
@@ -192,19 +212,22 @@ def disparities(r: StudyResults) -> str:
     prim = r.black_share.iloc[0]
     blk = r.implied.iloc[0]
     inside = prim["share_low"] <= PUBLISHED_BLACK_SHARE <= prim["share_high"]
-    compare = ("the published share lies inside our interval for explicit possession arrests" if inside else
-               f"the published share lies {'below' if PUBLISHED_BLACK_SHARE < prim['share_low'] else 'above'} our "
-               "interval for explicit possession arrests")
+    compare = (
+        "the published share lies inside our interval for explicit possession arrests"
+        if inside
+        else f"the published share lies {'below' if PUBLISHED_BLACK_SHARE < prim['share_low'] else 'above'} our "
+        "interval for explicit possession arrests"
+    )
     compare += "; the definitions differ (theirs includes prostitution and counts averted, not past, arrests)."
     shares = ", ".join(f"{row['definition']}: {row['black_share']:.1%}" for _, row in r.black_share.iterrows())
     return (
         "**Charge rule** (`classify_cds_charge`): a 2017-01..2018-02 arrest is a *drug* arrest when its charge "
-        "description contains \"CDS\" (the rule of the monthly series). It is *possession* when the text spells out "
+        'description contains "CDS" (the rule of the monthly series). It is *possession* when the text spells out '
         "possession (POSS, POSSESSION and misspellings) or paraphernalia and has no intent/distribution marker (INT, "
         "PWI, W/I, DIS[T], MANUF, CONS[piracy], FIREARM, HGV/HANDGUN, LG AMT, FRAUD, ADMIN, NUIS); *distribution* when it "
         f"has such a marker; *unspecified* otherwise. Counts: {counts['possession']:,} possession, "
-        f"{counts['distribution']:,} distribution, {counts['unspecified']:,} unspecified (mostly the bare \"CDS\" and "
-        "\"CDS VIOLATION\", used by BPD for both possession and distribution).\n\n"
+        f'{counts["distribution"]:,} distribution, {counts["unspecified"]:,} unspecified (mostly the bare "CDS" and '
+        '"CDS VIOLATION", used by BPD for both possession and distribution).\n\n'
         f"**Composition.** {prim['black_share']:.1%} (95% CI {prim['share_low']:.1%} to {prim['share_high']:.1%}) of the "
         f"{int(prim['arrests']):,} explicit possession arrests were of Black arrestees ({shares}). The JHU report "
         f"found {PUBLISHED_BLACK_SHARE:.0%} of the averted possession and prostitution arrests in the Black community; "
@@ -262,5 +285,17 @@ def reproduce(r: StudyResults) -> str:
     )
 
 
-__all__ = ["interval", "question", "data_limits", "design", "results", "estimators", "covid", "robustness",
-           "disparities", "jhu", "threats", "reproduce"]
+__all__ = [
+    "interval",
+    "question",
+    "data_limits",
+    "design",
+    "results",
+    "estimators",
+    "covid",
+    "robustness",
+    "disparities",
+    "jhu",
+    "threats",
+    "reproduce",
+]

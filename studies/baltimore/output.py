@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
+from decrimkit.reporting import Report
 from decrimkit.studies.baltimore import data, figures, narrative
 from decrimkit.studies.baltimore.analysis import (
     END,
@@ -17,62 +19,171 @@ from decrimkit.studies.baltimore.analysis import (
     month_dates,
 )
 
-from decrimkit.reporting import Report
-
 TITLE = "Baltimore 2020 non-prosecution of drug possession: police drug arrests averted"
 MAIN = "comparative ITS (Poisson QMLE, drug vs handgun arrests, Fourier seasonality, COVID term, Driscoll-Kraay SE)"
 
 
 def _add(rep: Report, name: str, s: dict[str, float], *, n: int, method: str, unit: str, note: str = "") -> None:
-    rep.add_result(name, estimate=s["estimate"], se=s.get("se"), conf_int=(s["low"], s["high"]), n=n,
-                   method=method, unit=unit, note=note)
+    rep.add_result(
+        name,
+        estimate=s["estimate"],
+        se=s.get("se"),
+        conf_int=(s["low"], s["high"]),
+        n=n,
+        method=method,
+        unit=unit,
+        note=note,
+    )
 
 
 def _results(rep: Report, r: StudyResults) -> None:
     s, f = r.summaries, r.fits
     n_main = f["main"].n_obs
     months = int(f["main"].window.sum())
-    _add(rep, "monthly_averted", s["main_monthly_averted"], n=n_main, method=MAIN, unit="arrests per month",
-         note=f"mean over the {months} months {START}..{END}; 95% interval from {r.n_sim} coefficient draws")
-    _add(rep, "cumulative_averted", s["main_averted"], n=n_main, method=MAIN, unit="arrests",
-         note=f"sum of counterfactual minus observed CDS arrests, {START}..{END}")
-    _add(rep, "rate_ratio", s["main_rate_ratio"], n=n_main, method=MAIN, unit="ratio",
-         note="observed / counterfactual CDS arrests over the window")
-    _add(rep, "covid_sensitivity_cumulative_averted", s["covid_excluded_averted"], n=f["covid_excluded"].n_obs,
-         method=MAIN.replace("COVID term", "2020-03..06 excluded"), unit="arrests",
-         note=f"window {POST_COVID[0]}..{POST_COVID[1]}; compare main model on the same window")
-    _add(rep, "covid_sensitivity_rate_ratio", s["covid_excluded_rate_ratio"], n=f["covid_excluded"].n_obs,
-         method=MAIN.replace("COVID term", "2020-03..06 excluded"), unit="ratio")
-    _add(rep, "main_same_window_cumulative_averted", s["main_post_covid_averted"], n=n_main, method=MAIN,
-         unit="arrests", note=f"main model summed over {POST_COVID[0]}..{POST_COVID[1]}")
-    _add(rep, "jhu_window_cumulative_averted", s["jhu_window_averted"], n=n_main, method=MAIN, unit="arrests",
-         note=f"{JHU_WINDOW[0]}..{JHU_WINDOW[1]}, the JHU report's window; all CDS charges, not possession only")
-    _add(rep, "its_single_series_cumulative_averted", s["single_series_averted"], n=f["single_series"].n_obs,
-         method="single-series ITS (Poisson QMLE, Newey-West SE)", unit="arrests")
-    _add(rep, "its_single_series_rate_ratio", s["single_series_rate_ratio"], n=f["single_series"].n_obs,
-         method="single-series ITS (Poisson QMLE, Newey-West SE)", unit="ratio")
+    _add(
+        rep,
+        "monthly_averted",
+        s["main_monthly_averted"],
+        n=n_main,
+        method=MAIN,
+        unit="arrests per month",
+        note=f"mean over the {months} months {START}..{END}; 95% interval from {r.n_sim} coefficient draws",
+    )
+    _add(
+        rep,
+        "cumulative_averted",
+        s["main_averted"],
+        n=n_main,
+        method=MAIN,
+        unit="arrests",
+        note=f"sum of counterfactual minus observed CDS arrests, {START}..{END}",
+    )
+    _add(
+        rep,
+        "rate_ratio",
+        s["main_rate_ratio"],
+        n=n_main,
+        method=MAIN,
+        unit="ratio",
+        note="observed / counterfactual CDS arrests over the window",
+    )
+    _add(
+        rep,
+        "covid_sensitivity_cumulative_averted",
+        s["covid_excluded_averted"],
+        n=f["covid_excluded"].n_obs,
+        method=MAIN.replace("COVID term", "2020-03..06 excluded"),
+        unit="arrests",
+        note=f"window {POST_COVID[0]}..{POST_COVID[1]}; compare main model on the same window",
+    )
+    _add(
+        rep,
+        "covid_sensitivity_rate_ratio",
+        s["covid_excluded_rate_ratio"],
+        n=f["covid_excluded"].n_obs,
+        method=MAIN.replace("COVID term", "2020-03..06 excluded"),
+        unit="ratio",
+    )
+    _add(
+        rep,
+        "main_same_window_cumulative_averted",
+        s["main_post_covid_averted"],
+        n=n_main,
+        method=MAIN,
+        unit="arrests",
+        note=f"main model summed over {POST_COVID[0]}..{POST_COVID[1]}",
+    )
+    _add(
+        rep,
+        "jhu_window_cumulative_averted",
+        s["jhu_window_averted"],
+        n=n_main,
+        method=MAIN,
+        unit="arrests",
+        note=f"{JHU_WINDOW[0]}..{JHU_WINDOW[1]}, the JHU report's window; all CDS charges, not possession only",
+    )
+    _add(
+        rep,
+        "its_single_series_cumulative_averted",
+        s["single_series_averted"],
+        n=f["single_series"].n_obs,
+        method="single-series ITS (Poisson QMLE, Newey-West SE)",
+        unit="arrests",
+    )
+    _add(
+        rep,
+        "its_single_series_rate_ratio",
+        s["single_series_rate_ratio"],
+        n=f["single_series"].n_obs,
+        method="single-series ITS (Poisson QMLE, Newey-West SE)",
+        unit="ratio",
+    )
     did_row = r.estimators.loc[r.estimators["estimator"] == "Poisson DiD"].iloc[0]
-    _add(rep, "did_poisson_rate_ratio", s["did_rate_ratio"], n=int(did_row["n_obs"]), unit="ratio",
-         method="decrimkit.estimators.did.poisson (drug vs handgun, series and month fixed effects)")
-    _add(rep, "did_poisson_cumulative_averted", s["did_averted"], n=int(did_row["n_obs"]), unit="arrests",
-         method="decrimkit.estimators.did.poisson", note="observed post-policy arrests x (1/rate ratio - 1)")
+    _add(
+        rep,
+        "did_poisson_rate_ratio",
+        s["did_rate_ratio"],
+        n=int(did_row["n_obs"]),
+        unit="ratio",
+        method="decrimkit.estimators.did.poisson (drug vs handgun, series and month fixed effects)",
+    )
+    _add(
+        rep,
+        "did_poisson_cumulative_averted",
+        s["did_averted"],
+        n=int(did_row["n_obs"]),
+        unit="arrests",
+        method="decrimkit.estimators.did.poisson",
+        note="observed post-policy arrests x (1/rate ratio - 1)",
+    )
     b = r.estimators.loc[r.estimators["estimator"] == "Bayesian comparative ITS"].iloc[0]
-    _add(rep, "bayes_its_cumulative_averted", s["bayes_averted"], n=int(b["n_obs"]), unit="arrests",
-         method="decrimkit.estimators.bayes.its", note="posterior median and 95% credible interval")
-    _add(rep, "bayes_its_rate_ratio", s["bayes_rate_ratio"], n=int(b["n_obs"]), unit="ratio",
-         method="decrimkit.estimators.bayes.its")
+    _add(
+        rep,
+        "bayes_its_cumulative_averted",
+        s["bayes_averted"],
+        n=int(b["n_obs"]),
+        unit="arrests",
+        method="decrimkit.estimators.bayes.its",
+        note="posterior median and 95% credible interval",
+    )
+    _add(
+        rep,
+        "bayes_its_rate_ratio",
+        s["bayes_rate_ratio"],
+        n=int(b["n_obs"]),
+        unit="ratio",
+        method="decrimkit.estimators.bayes.its",
+    )
     p = r.pretrend
-    rep.add_result("pretrend_log_slope_difference", estimate=p["estimate"], se=p["se"],
-                   conf_int=(p["low"], p["high"]), p_value=p["p_value"], n=p["n"], unit="log points per year",
-                   method="Poisson QMLE, 2018-01..2020-02, drug minus handgun trend, Driscoll-Kraay SE")
+    rep.add_result(
+        "pretrend_log_slope_difference",
+        estimate=p["estimate"],
+        se=p["se"],
+        conf_int=(p["low"], p["high"]),
+        p_value=p["p_value"],
+        n=p["n"],
+        unit="log points per year",
+        method="Poisson QMLE, 2018-01..2020-02, drug minus handgun trend, Driscoll-Kraay SE",
+    )
     prim = r.black_share.iloc[0]
-    rep.add_result("black_share_possession_arrests", estimate=prim["black_share"],
-                   conf_int=(prim["share_low"], prim["share_high"]), n=int(prim["arrests"]), unit="share",
-                   method="BPD arrest extract 2017-01..2018-02, explicit possession rule; Jeffreys interval")
+    rep.add_result(
+        "black_share_possession_arrests",
+        estimate=prim["black_share"],
+        conf_int=(prim["share_low"], prim["share_high"]),
+        n=int(prim["arrests"]),
+        unit="share",
+        method="BPD arrest extract 2017-01..2018-02, explicit possession rule; Jeffreys interval",
+    )
     blk = r.implied.iloc[0]
-    rep.add_result("implied_averted_black", estimate=blk["averted"], conf_int=(blk["averted_low"], blk["averted_high"]),
-                   n=int(prim["arrests"]), unit="arrests", method="main averted total x pre-policy Black share",
-                   note="assumes averted arrests share the 2017-18 possession-arrest racial composition")
+    rep.add_result(
+        "implied_averted_black",
+        estimate=blk["averted"],
+        conf_int=(blk["averted_low"], blk["averted_high"]),
+        n=int(prim["arrests"]),
+        unit="arrests",
+        method="main averted total x pre-policy Black share",
+        note="assumes averted arrests share the 2017-18 possession-arrest racial composition",
+    )
 
 
 def _rounded(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -83,69 +194,149 @@ def _tables(r: StudyResults) -> dict[str, tuple]:
     """Every table as ``name -> (frame, caption, count_columns)``."""
     main = r.fits["main"]
     series = r.frame.assign(month=r.frame["month"].astype(str))
-    eff = pd.DataFrame({"month": main.months.astype(str), "observed": main.observed, "counterfactual": main.counterfactual,
-                        "cf_low": main.cf_low, "cf_high": main.cf_high})
+    eff = pd.DataFrame(
+        {
+            "month": main.months.astype(str),
+            "observed": main.observed,
+            "counterfactual": main.counterfactual,
+            "cf_low": main.cf_low,
+            "cf_high": main.cf_high,
+        }
+    )
     eff = eff.loc[main.window].assign(averted=lambda d: d["counterfactual"] - d["observed"])
-    cols = ["estimator", "months", "rate_ratio", "rate_ratio_low", "rate_ratio_high", "averted", "averted_low",
-            "averted_high", "n_obs", "run"]
-    rob_cols = ["run", "kind", "months", "rate_ratio", "rate_ratio_low", "rate_ratio_high", "averted", "averted_low",
-                "averted_high", "n_obs"]
+    cols = [
+        "estimator",
+        "months",
+        "rate_ratio",
+        "rate_ratio_low",
+        "rate_ratio_high",
+        "averted",
+        "averted_low",
+        "averted_high",
+        "n_obs",
+        "run",
+    ]
+    rob_cols = [
+        "run",
+        "kind",
+        "months",
+        "rate_ratio",
+        "rate_ratio_low",
+        "rate_ratio_high",
+        "averted",
+        "averted_low",
+        "averted_high",
+        "n_obs",
+    ]
     wide = r.composition.pivot(index="race", columns="definition", values="arrests")
     wide = wide.reindex(index=list(dict.fromkeys(r.composition["race"])), columns=list(data.DEFINITIONS))
     return {
-        "monthly_series": (_rounded(series, ["drug", "handgun"]), "Monthly BPD arrests with a CDS (drug) charge and "
-                           "with a handgun charge (third-party aggregation)", ("drug", "handgun")),
-        "monthly_effects": (_rounded(eff, ["observed"]), "Observed and counterfactual CDS arrests (main model) with "
-                            "the 95% interval of the counterfactual mean", ("observed",)),
-        "estimators": (r.estimators[cols].rename(columns={"run": "specification"}),
-                       f"Effect of non-prosecution on CDS arrests, {START}..{END}, by estimator (95% intervals)", ()),
-        "robustness": (r.robustness[rob_cols], "Robustness and placebo runs (placebo windows end 2020-02; 'averted' "
-                       "is summed over each run's window)", ()),
-        "charge_rule": (r.rule_counts, "CDS arrests 2017-01..2018-02 by charge class (rule: "
-                        "data.classify_cds_charge); descriptions with fewer than 11 arrests are not named",
-                        ("arrests",)),
-        "arrests_by_race": (wide.reset_index(), "Pre-policy CDS arrests by race (BPD codes) and charge definition",
-                            tuple(data.DEFINITIONS)),
-        "black_share": (r.black_share, "Share of pre-policy CDS arrests of Black arrestees, Jeffreys 95% interval",
-                        ("arrests", "black", "not_black")),
-        "averted_by_race": (_rounded(r.implied, ["averted", "averted_low", "averted_high"]),
-                            "Implied arrests averted by race, assuming the pre-policy explicit-possession composition",
-                            ("averted", "averted_low", "averted_high")),
+        "monthly_series": (
+            _rounded(series, ["drug", "handgun"]),
+            "Monthly BPD arrests with a CDS (drug) charge and with a handgun charge (third-party aggregation)",
+            ("drug", "handgun"),
+        ),
+        "monthly_effects": (
+            _rounded(eff, ["observed"]),
+            "Observed and counterfactual CDS arrests (main model) with the 95% interval of the counterfactual mean",
+            ("observed",),
+        ),
+        "estimators": (
+            r.estimators[cols].rename(columns={"run": "specification"}),
+            f"Effect of non-prosecution on CDS arrests, {START}..{END}, by estimator (95% intervals)",
+            (),
+        ),
+        "robustness": (
+            r.robustness[rob_cols],
+            "Robustness and placebo runs (placebo windows end 2020-02; 'averted' is summed over each run's window)",
+            (),
+        ),
+        "charge_rule": (
+            r.rule_counts,
+            "CDS arrests 2017-01..2018-02 by charge class (rule: "
+            "data.classify_cds_charge); descriptions with fewer than 11 arrests are not named",
+            ("arrests",),
+        ),
+        "arrests_by_race": (
+            wide.reset_index(),
+            "Pre-policy CDS arrests by race (BPD codes) and charge definition",
+            tuple(data.DEFINITIONS),
+        ),
+        "black_share": (
+            r.black_share,
+            "Share of pre-policy CDS arrests of Black arrestees, Jeffreys 95% interval",
+            ("arrests", "black", "not_black"),
+        ),
+        "averted_by_race": (
+            _rounded(r.implied, ["averted", "averted_low", "averted_high"]),
+            "Implied arrests averted by race, assuming the pre-policy explicit-possession composition",
+            ("averted", "averted_low", "averted_high"),
+        ),
     }
 
 
 def _figures(r: StudyResults) -> dict[str, tuple]:
     """Every figure as ``name -> (Figure, caption)``."""
     main = r.fits["main"]
-    traj = pd.DataFrame({"date": month_dates(main.months), "observed": main.observed, "fitted": main.fitted,
-                         "counterfactual": main.counterfactual, "cf_low": main.cf_low, "cf_high": main.cf_high,
-                         "post": main.months >= pd.Period(START, "M"), "bayes_cf": r.bayes.counterfactual})
+    traj = pd.DataFrame(
+        {
+            "date": month_dates(main.months),
+            "observed": main.observed,
+            "fitted": main.fitted,
+            "counterfactual": main.counterfactual,
+            "cf_low": main.cf_low,
+            "cf_high": main.cf_high,
+            "post": main.months >= pd.Period(START, "M"),
+            "bayes_cf": r.bayes.counterfactual,
+        }
+    )
     series = r.frame.assign(date=month_dates(pd.PeriodIndex(r.frame["month"])))
     share = r.black_share.assign(race="Black", share=r.black_share["black_share"])
     other = r.black_share.assign(race="all other groups", share=1 - r.black_share["black_share"])
     both = pd.concat([share, other], ignore_index=True)
     return {
-        "trajectory": (figures.trajectory(traj, title="CDS arrests: observed and without the policy"),
-                       "Observed monthly CDS arrests, the comparative-ITS fit before the policy and the counterfactual "
-                       "after it (95% interval of the counterfactual mean); dash-dot: Bayesian counterfactual."),
-        "comparison_series": (figures.comparison_series(series),
-                              "Treated (CDS) and comparison (handgun) arrest series and their ratio."),
-        "estimators": (figures.estimator_comparison(r.estimators),
-                       "Rate ratio and cumulative arrests averted by estimator, 95% intervals."),
-        "robustness": (figures.robustness(r.robustness), "Rate ratios of the robustness and placebo runs, 95% intervals."),
-        "composition": (figures.composition(both, published_share=PUBLISHED_BLACK_SHARE),
-                        "Share of pre-policy CDS arrests of Black arrestees under three charge definitions."),
+        "trajectory": (
+            figures.trajectory(traj, title="CDS arrests: observed and without the policy"),
+            "Observed monthly CDS arrests, the comparative-ITS fit before the policy and the counterfactual "
+            "after it (95% interval of the counterfactual mean); dash-dot: Bayesian counterfactual.",
+        ),
+        "comparison_series": (
+            figures.comparison_series(series),
+            "Treated (CDS) and comparison (handgun) arrest series and their ratio.",
+        ),
+        "estimators": (
+            figures.estimator_comparison(r.estimators),
+            "Rate ratio and cumulative arrests averted by estimator, 95% intervals.",
+        ),
+        "robustness": (
+            figures.robustness(r.robustness),
+            "Rate ratios of the robustness and placebo runs, 95% intervals.",
+        ),
+        "composition": (
+            figures.composition(both, published_share=PUBLISHED_BLACK_SHARE),
+            "Share of pre-policy CDS arrests of Black arrestees under three charge definitions.",
+        ),
     }
 
 
 def write_report(r: StudyResults, *, out: str | Path, seed: int, quick: bool) -> Path:
     """Build the report of ``r`` and write it to ``out``; return the folder."""
-    rep = Report("baltimore", out=out, seed=seed, quick=quick, suppress_below=11, title=TITLE,
-                 command="decrimkit study baltimore" + (" --quick" if quick else "") + f" --seed {seed}")
+    rep = Report(
+        "baltimore",
+        out=out,
+        seed=seed,
+        quick=quick,
+        suppress_below=11,
+        title=TITLE,
+        command="decrimkit study baltimore" + (" --quick" if quick else "") + f" --seed {seed}",
+    )
     rep.use_dataset(data.DATASET)
     _results(rep, r)
-    for title, fn in (("Question", narrative.question), ("Data and its limits", narrative.data_limits),
-                      ("Design", narrative.design)):
+    for title, fn in (
+        ("Question", narrative.question),
+        ("Data and its limits", narrative.data_limits),
+        ("Design", narrative.design),
+    ):
         rep.add_section(title, fn(r))
     fig = _figures(r)
     tab = _tables(r)
@@ -157,21 +348,30 @@ def write_report(r: StudyResults, *, out: str | Path, seed: int, quick: bool) ->
     rep.add_section("Robustness and placebo checks", narrative.robustness(r))
     _put(rep, fig, tab, ["fig:robustness", "tab:robustness"])
     rep.add_section("Disparities", narrative.disparities(r))
-    _put(rep, fig, tab, ["fig:composition", "tab:charge_rule", "tab:arrests_by_race", "tab:black_share",
-                         "tab:averted_by_race"])
+    _put(
+        rep,
+        fig,
+        tab,
+        ["fig:composition", "tab:charge_rule", "tab:arrests_by_race", "tab:black_share", "tab:averted_by_race"],
+    )
     rep.add_section("Where our numbers sit relative to the JHU figures", narrative.jhu(r))
     rep.add_section("Threats to validity", narrative.threats(r))
     rep.add_section("Reproduce", narrative.reproduce(r))
     _put(rep, fig, tab, ["tab:monthly_series"])
     s = r.summaries
-    rep.add_reference("Rouhani et al. 2021, JHU report",
-                      f"{JHU_AVERTED} possession and prostitution arrests averted, 2020-04..2021-05",
-                      ours=narrative.interval(s["jhu_window_averted"], "CDS arrests averted (all CDS charges)")
-                      + f", {JHU_WINDOW[0]}..{JHU_WINDOW[1]}; not comparable one to one")
+    rep.add_reference(
+        "Rouhani et al. 2021, JHU report",
+        f"{JHU_AVERTED} possession and prostitution arrests averted, 2020-04..2021-05",
+        ours=narrative.interval(s["jhu_window_averted"], "CDS arrests averted (all CDS charges)")
+        + f", {JHU_WINDOW[0]}..{JHU_WINDOW[1]}; not comparable one to one",
+    )
     prim = r.black_share.iloc[0]
-    rep.add_reference("Rouhani et al. 2021, JHU report", f"{PUBLISHED_BLACK_SHARE:.0%} of averted arrests in the Black community",
-                      ours=f"{prim['black_share']:.1%} (95% CI {prim['share_low']:.1%}..{prim['share_high']:.1%}) of "
-                           "2017-18 explicit possession arrests were of Black arrestees")
+    rep.add_reference(
+        "Rouhani et al. 2021, JHU report",
+        f"{PUBLISHED_BLACK_SHARE:.0%} of averted arrests in the Black community",
+        ours=f"{prim['black_share']:.1%} (95% CI {prim['share_low']:.1%}..{prim['share_high']:.1%}) of "
+        "2017-18 explicit possession arrests were of Black arrestees",
+    )
     return rep.write()
 
 

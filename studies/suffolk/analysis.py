@@ -6,14 +6,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
 from decrimkit.estimators import did, iv
 from decrimkit.estimators.iv.design import leniency_design
 from decrimkit.estimators.iv.leniency import fit_core
-from decrimkit.studies.suffolk.simulator import Calibration, SuffolkConfig, memo_cells, simulate, simulate_memo
-
 from decrimkit.numerics import numpy_rng
 from decrimkit.panel import Panel
 from decrimkit.progress import track
+from decrimkit.studies.suffolk.simulator import Calibration, SuffolkConfig, memo_cells, simulate, simulate_memo
 
 __all__ = ["OUTCOMES", "COVARIATES", "SUBGROUPS", "fit_outcomes", "monte_carlo", "summarise_mc", "MemoDiD", "memo_did"]
 

@@ -7,6 +7,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+
+from decrimkit.plotting.did import event_study_plot
+from decrimkit.plotting.iv import relative_effect_plot
+from decrimkit.plotting.style import style
+from decrimkit.reporting import Report
 from decrimkit.studies.suffolk.analysis import (
     COVARIATES,
     MEMO_OUTCOMES,
@@ -18,11 +23,6 @@ from decrimkit.studies.suffolk.analysis import (
     summarise_mc,
 )
 from decrimkit.studies.suffolk.simulator import SuffolkConfig, calibrate, simulate
-
-from decrimkit.plotting.did import event_study_plot
-from decrimkit.plotting.iv import relative_effect_plot
-from decrimkit.plotting.style import style
-from decrimkit.reporting import Report
 
 __all__ = ["write_report"]
 

@@ -11,29 +11,32 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from decrimkit.studies.baltimore import data, models
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.studies.baltimore import data, models
 
 
 # ---------------------------------------------------------------------------- charge rule
-@pytest.mark.parametrize(("text", "expected"), [
-    ("CDS POSS", "possession"),
-    ("CDS:POSSESS-NOT MARIJUANA", "possession"),
-    ("POSSESION OF CDS NOT MARIJUNA", "possession"),
-    ("CDS PARAPHERNALIA", "possession"),
-    ("CDS POSS W/INT TO DIST", "distribution"),
-    ("CDS:POSS W/INTENT DIST: NARC", "distribution"),
-    ("CDS PWID", "distribution"),
-    ("CDS DISTRIBUTION", "distribution"),
-    ("HGV/CDS", "distribution"),
-    ("CDS POSSESS - LG AMT", "distribution"),
-    ("CDS", "unspecified"),
-    ("CDS VIOLATION", "unspecified"),
-    ("2ND DEG ASSAULT", "other"),
-    (float("nan"), "other"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("CDS POSS", "possession"),
+        ("CDS:POSSESS-NOT MARIJUANA", "possession"),
+        ("POSSESION OF CDS NOT MARIJUNA", "possession"),
+        ("CDS PARAPHERNALIA", "possession"),
+        ("CDS POSS W/INT TO DIST", "distribution"),
+        ("CDS:POSS W/INTENT DIST: NARC", "distribution"),
+        ("CDS PWID", "distribution"),
+        ("CDS DISTRIBUTION", "distribution"),
+        ("HGV/CDS", "distribution"),
+        ("CDS POSSESS - LG AMT", "distribution"),
+        ("CDS", "unspecified"),
+        ("CDS VIOLATION", "unspecified"),
+        ("2ND DEG ASSAULT", "other"),
+        (float("nan"), "other"),
+    ],
+)
 def test_classify_cds_charge(text, expected):
     assert data.classify_cds_charge(text) == expected
 
@@ -131,11 +134,13 @@ def test_poisson_did_matches_statsmodels_glm():
     frame = data.monthly_series()
     row = alternatives.poisson_did(frame, start="2020-04")
     months = pd.PeriodIndex(frame["month"])
-    long = pd.DataFrame({
-        "y": np.concatenate([frame["drug"], frame["handgun"]]),
-        "drug": np.repeat([1.0, 0.0], len(frame)),
-        "month": np.concatenate([months.astype(str)] * 2),
-    })
+    long = pd.DataFrame(
+        {
+            "y": np.concatenate([frame["drug"], frame["handgun"]]),
+            "drug": np.repeat([1.0, 0.0], len(frame)),
+            "month": np.concatenate([months.astype(str)] * 2),
+        }
+    )
     long["d"] = long["drug"] * np.concatenate([np.asarray(months >= pd.Period("2020-04", "M"))] * 2)
     x = pd.get_dummies(long["month"], drop_first=True, dtype=float).assign(drug=long["drug"], d=long["d"])
     ref = sm.GLM(long["y"], sm.add_constant(x), family=sm.families.Poisson()).fit(tol=1e-12)
@@ -159,7 +164,9 @@ def quick_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("baltimore")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+        )
         path = baltimore.run(out, seed=0, quick=True)
     return path
 
@@ -172,15 +179,27 @@ def test_quick_run_writes_every_output(quick_run):
     for tab in ("estimators", "robustness", "monthly_effects", "arrests_by_race", "averted_by_race"):
         assert (quick_run / "tables" / f"{tab}.csv").stat().st_size > 0
     report = (quick_run / "report.md").read_text()
-    for words in ("third-party aggregation", "distribution and possession with intent included",
-                  "rescission is not covered", "443", "78%", "Threats to validity"):
+    for words in (
+        "third-party aggregation",
+        "distribution and possession with intent included",
+        "rescission is not covered",
+        "443",
+        "78%",
+        "Threats to validity",
+    ):
         assert words in report
 
 
 def test_quick_run_headline_is_finite_with_an_interval(quick_run):
     results = {r["name"]: r for r in json.loads((quick_run / "results.json").read_text())["results"]}
-    needed = ("monthly_averted", "cumulative_averted", "covid_sensitivity_cumulative_averted",
-              "its_single_series_cumulative_averted", "did_poisson_rate_ratio", "bayes_its_cumulative_averted")
+    needed = (
+        "monthly_averted",
+        "cumulative_averted",
+        "covid_sensitivity_cumulative_averted",
+        "its_single_series_cumulative_averted",
+        "did_poisson_rate_ratio",
+        "bayes_its_cumulative_averted",
+    )
     for name in needed:
         r = results[name]
         lo, hi = r["conf_int"]
@@ -188,6 +207,12 @@ def test_quick_run_headline_is_finite_with_an_interval(quick_run):
         assert lo <= r["estimate"] <= hi, name
     head = results["cumulative_averted"]
     assert head["conf_int"][1] > head["conf_int"][0]
+    # the estimand: the monthly effect is the cumulative number averted over 2020-04..2022-12 (33 months)
+    # divided by 33, for the point estimate and for every draw (so for the interval ends too);
+    # rel 1e-10 because results.json keeps 12 significant digits
+    monthly = results["monthly_averted"]
+    assert monthly["estimate"] * 33 == pytest.approx(head["estimate"], rel=1e-10)
+    assert np.asarray(monthly["conf_int"]) * 33 == pytest.approx(np.asarray(head["conf_int"]), rel=1e-10)
 
 
 def test_quick_run_suppresses_small_counts(quick_run):
@@ -208,6 +233,7 @@ def test_quick_run_suppresses_small_counts(quick_run):
 
 
 def test_module_entry_point_parses_arguments():
-    proc = subprocess.run([sys.executable, "-m", "decrimkit.studies.baltimore", "--help"], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "decrimkit.studies.baltimore", "--help"], capture_output=True, text=True, check=True
+    )
     assert "--quick" in proc.stdout and "--seed" in proc.stdout

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.studies import suffolk
-from decrimkit.studies.suffolk import SuffolkConfig, calibrate, memo_cells, simulate, simulate_memo
 
 from decrimkit.errors import SpecificationError
+from decrimkit.studies import suffolk
+from decrimkit.studies.suffolk import SuffolkConfig, calibrate, memo_cells, simulate, simulate_memo
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,13 @@ def test_quick_study_writes_finite_results(tmp_path):
         < results["relative_any"]["estimate"]
         < results["relative_any"]["conf_int"][1]
     )
+    # the headline estimates recover the simulator's truth (the published -53% and -60%, Agan, Doleac and
+    # Harvey 2023) within 3 SE: a recovery property, not a number typed in from our own output
+    assert results["truth_relative_any"]["estimate"] == -0.53
+    assert results["truth_relative_count"]["estimate"] == -0.60
+    for key in ("any", "count"):
+        est, truth = results[f"relative_{key}"], results[f"truth_relative_{key}"]["estimate"]
+        assert abs(est["estimate"] - truth) < 3 * est["se"], key
     # 20 replications: coverage is a binomial(20, ~0.9) draw; anything below 0.6 would mean broken SEs
     mc = pd.read_csv(out / "tables" / "monte_carlo.csv")
     assert (mc["n_reps"] == 20).all()

@@ -3,7 +3,7 @@
 Drawers return a matplotlib ``Figure`` and never show or save it; the report writer saves.
 """
 
-from decrimkit.plotting.style import PALETTE, figure, style
 from decrimkit.plotting.basic import coef_plot
+from decrimkit.plotting.style import PALETTE, figure, style
 
 __all__ = ["PALETTE", "style", "figure", "coef_plot"]

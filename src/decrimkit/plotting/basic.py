@@ -10,8 +10,15 @@ import pandas as pd
 from decrimkit.plotting.style import PALETTE, figure, style
 
 
-def coef_plot(data: pd.DataFrame, *, x: str, ax: Any = None, title: str | None = None,
-              ref: float | None = 0.0, ylabel: str = "estimate") -> Any:
+def coef_plot(
+    data: pd.DataFrame,
+    *,
+    x: str,
+    ax: Any = None,
+    title: str | None = None,
+    ref: float | None = 0.0,
+    ylabel: str = "estimate",
+) -> Any:
     """Point estimates with pointwise intervals (and simultaneous bands when the frame has them)."""
     with style():
         fig, ax = figure(ax)
@@ -19,8 +26,15 @@ def coef_plot(data: pd.DataFrame, *, x: str, ax: Any = None, title: str | None =
         numeric = np.issubdtype(np.asarray(xs).dtype, np.number)
         pos = xs if numeric else np.arange(len(xs))
         if {"band_low", "band_high"} <= set(data.columns):
-            ax.fill_between(pos, data["band_low"], data["band_high"], color=PALETTE[0], alpha=0.15,
-                            label="simultaneous band", step=None)
+            ax.fill_between(
+                pos,
+                data["band_low"],
+                data["band_high"],
+                color=PALETTE[0],
+                alpha=0.15,
+                label="simultaneous band",
+                step=None,
+            )
         err = np.vstack([data["estimate"] - data["conf_low"], data["conf_high"] - data["estimate"]])
         ax.errorbar(pos, data["estimate"], yerr=err, fmt="o", color=PALETTE[0], capsize=3, label="estimate, 95% CI")
         if ref is not None:

@@ -24,8 +24,9 @@ def att_gt_plot(data: pd.DataFrame, *, ax: Any = None, title: str | None = None)
     where = {t: (float(t) if numeric else float(i)) for i, t in enumerate(times)}
     with style():
         if ax is None:
-            fig, axes = figure(None, nrows=len(groups), ncols=1, sharex=True, squeeze=False,
-                               figsize=(6.5, 1.0 + 1.6 * len(groups)))
+            fig, axes = figure(
+                None, nrows=len(groups), ncols=1, sharex=True, squeeze=False, figsize=(6.5, 1.0 + 1.6 * len(groups))
+            )
             axes = list(axes[:, 0])
         else:
             fig, ax = figure(ax)
@@ -42,13 +43,20 @@ def att_gt_plot(data: pd.DataFrame, *, ax: Any = None, title: str | None = None)
                 err = np.vstack([est - part["conf_low"].to_numpy()[sel], part["conf_high"].to_numpy()[sel] - est])
                 a.errorbar(x[sel], est, yerr=err, fmt="o", color=colour, capsize=3, label=label if i == 0 else None)
                 if {"band_low", "band_high"} <= set(part.columns):
-                    a.vlines(x[sel], part["band_low"].to_numpy()[sel], part["band_high"].to_numpy()[sel],
-                             color=colour, alpha=0.3, lw=5)
+                    a.vlines(
+                        x[sel],
+                        part["band_low"].to_numpy()[sel],
+                        part["band_high"].to_numpy()[sel],
+                        color=colour,
+                        alpha=0.3,
+                        lw=5,
+                    )
             a.axhline(0.0, color="0.4", lw=0.8, ls="--")
             a.set_ylabel(f"cohort {g}" if len(set(map(id, axes))) > 1 else "ATT(g,t)")
         if not numeric:
-            axes[-1].set_xticks([where[t] for t in times], [str(t) for t in times],
-                                rotation=30 if len(times) > 6 else 0)
+            axes[-1].set_xticks(
+                [where[t] for t in times], [str(t) for t in times], rotation=30 if len(times) > 6 else 0
+            )
         axes[-1].set_xlabel("period")
         axes[0].legend(loc="best")
         if title:

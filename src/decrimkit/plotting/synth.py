@@ -39,8 +39,9 @@ def gap_plot(data: pd.DataFrame, *, start: Any = None, ax: Any = None, title: st
     with style():
         fig, ax = figure(ax)
         if {"conf_low", "conf_high"} <= set(data.columns):
-            ax.fill_between(data["time"], data["conf_low"], data["conf_high"], color=PALETTE[0], alpha=0.2,
-                            label="interval")
+            ax.fill_between(
+                data["time"], data["conf_low"], data["conf_high"], color=PALETTE[0], alpha=0.2, label="interval"
+            )
         ax.plot(data["time"], data["gap"], color=PALETTE[0], label="gap")
         ax.axhline(0.0, color="0.4", lw=0.8, ls="--")
         _start_line(ax, start)
@@ -96,5 +97,3 @@ def compare_plot(data: pd.DataFrame, *, start: Any = None, ax: Any = None, title
         if title:
             ax.set_title(title)
     return fig
-
-

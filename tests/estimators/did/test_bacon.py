@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DesignError
+from decrimkit.estimators import did
 
 
 @pytest.fixture(scope="module")

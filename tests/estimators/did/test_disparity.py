@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.estimators import did
 
 
 def _simulated(seed: int = 1, effect: float = 0.8, n_units: int = 30, n_periods: int = 10) -> pd.DataFrame:

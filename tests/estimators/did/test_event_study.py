@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
-from decrimkit.estimators.did.event_study import relative_time
 
 from decrimkit import Panel
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import did
+from decrimkit.estimators.did.event_study import relative_time
 
 
 def _pyfixest(frame: pd.DataFrame, keep: list[int], k_ours: int):

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from decrimkit.estimators import did
-from decrimkit.estimators.did.honest import identified_set
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import did
+from decrimkit.estimators.did.honest import identified_set
 
 
 @pytest.fixture(scope="module")

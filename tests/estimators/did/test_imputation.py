@@ -12,11 +12,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import did
 
 RTOL = 1e-6  # closed-form least squares in both implementations
 
@@ -32,8 +32,9 @@ def simulate_staggered(seed: int = 0, n_units: int = 60, n_periods: int = 8, dro
     x = rng.standard_normal(unit.size) + 0.1 * year
     effect = np.where((g > 0) & (e >= 0), 1.0 + 0.3 * e + 0.2 * (g == 3), 0.0)
     y = rng.standard_normal(n_units)[unit] + 0.2 * year + 0.5 * x + effect + rng.standard_normal(unit.size)
-    frame = pd.DataFrame({"id": unit, "year": year, "y": y, "first": g, "x": x,
-                          "w": rng.uniform(0.5, 2.0, n_units)[unit]})
+    frame = pd.DataFrame(
+        {"id": unit, "year": year, "y": y, "first": g, "x": x, "w": rng.uniform(0.5, 2.0, n_units)[unit]}
+    )
     keep = rng.uniform(size=len(frame)) > drop
     keep[frame["year"].to_numpy() == 1] = True  # every unit keeps an untreated first period
     return frame[keep].reset_index(drop=True)
@@ -41,15 +42,15 @@ def simulate_staggered(seed: int = 0, n_units: int = 60, n_periods: int = 8, dro
 
 @pytest.fixture(scope="module")
 def mpdta() -> Panel:
-    return Panel.from_frame(load_dataset("mpdta"), unit="countyreal", time="year", outcome="lemp",
-                            cohort="first.treat")
+    return Panel.from_frame(load_dataset("mpdta"), unit="countyreal", time="year", outcome="lemp", cohort="first.treat")
 
 
 def _dense_reference(frame: pd.DataFrame) -> tuple[dict[int, float], float]:
     """Event-time means of Y - Y(0)_hat with Y(0) from dense least squares on untreated rows."""
     treated = (frame["first.treat"] > 0) & (frame["year"] >= frame["first.treat"])
-    z = np.hstack([pd.get_dummies(frame["countyreal"]).to_numpy(float),
-                   pd.get_dummies(frame["year"]).to_numpy(float)[:, 1:]])
+    z = np.hstack(
+        [pd.get_dummies(frame["countyreal"]).to_numpy(float), pd.get_dummies(frame["year"]).to_numpy(float)[:, 1:]]
+    )
     y = frame["lemp"].to_numpy()
     beta = np.linalg.lstsq(z[~treated], y[~treated], rcond=None)[0]
     tau = (y - z @ beta)[treated]
@@ -83,8 +84,9 @@ def _diff_diff(frame: pd.DataFrame, leave_one_out: bool = False):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # diff-diff's own deprecation notices
-        fit = ImputationDiD(leave_one_out=leave_one_out).fit(frame, outcome="lemp", unit="countyreal",
-                                                             time="year", first_treat="first.treat")
+        fit = ImputationDiD(leave_one_out=leave_one_out).fit(
+            frame, outcome="lemp", unit="countyreal", time="year", first_treat="first.treat"
+        )
         return fit, fit.aggregate("event_study")
 
 
@@ -113,10 +115,22 @@ def test_imputation_equals_two_stage_points(mpdta) -> None:
     # REFERENCES.md section 4: same first stage => identical point estimates; the SEs differ (see docs)
     for panel, kw in [
         (mpdta, {}),
-        (Panel.from_frame(simulate_staggered(1), unit="id", time="year", outcome="y", cohort="first",
-                          covariates=["x"], weights="w"), {"covariates": ("x",)}),
-        (Panel.from_frame(simulate_staggered(2), unit="id", time="year", outcome="y", cohort="first"),
-         {"anticipation": 1}),
+        (
+            Panel.from_frame(
+                simulate_staggered(1),
+                unit="id",
+                time="year",
+                outcome="y",
+                cohort="first",
+                covariates=["x"],
+                weights="w",
+            ),
+            {"covariates": ("x",)},
+        ),
+        (
+            Panel.from_frame(simulate_staggered(2), unit="id", time="year", outcome="y", cohort="first"),
+            {"anticipation": 1},
+        ),
     ]:
         imp, ts = did.imputation(panel, **kw), did.two_stage(panel, **kw)
         assert imp.label == ts.label
@@ -129,9 +143,12 @@ def test_simulated_panel_recovers_effects() -> None:
     frame = simulate_staggered(3, n_units=200)
     panel = Panel.from_frame(frame, unit="id", time="year", outcome="y", cohort="first", covariates=["x"])
     res = did.imputation(panel, covariates=("x",), horizons=(0, 1, 2))
-    truth = np.array([1.0, 1.3, 1.6]) + 0.2 * np.array([
-        np.mean(frame.loc[(frame["first"] > 0) & (frame["year"] - frame["first"] == e), "first"] == 3)
-        for e in (0, 1, 2)])
+    truth = np.array([1.0, 1.3, 1.6]) + 0.2 * np.array(
+        [
+            np.mean(frame.loc[(frame["first"] > 0) & (frame["year"] - frame["first"] == e), "first"] == 3)
+            for e in (0, 1, 2)
+        ]
+    )
     assert np.all(np.abs(res.estimate - truth) < 4 * res.se)
 
 
@@ -153,8 +170,14 @@ def test_imputation_errors() -> None:
     first = frame.assign(first=np.where(frame["first"] == 3, 1, frame["first"]))
     with pytest.raises(DesignError, match="no untreated period"):
         did.imputation(Panel.from_frame(first, unit="id", time="year", outcome="y", cohort="first"))
-    panel = Panel.from_frame(frame.assign(z=frame["id"] % 3, x2=2 * frame["x"]), unit="id", time="year",
-                             outcome="y", cohort="first", covariates=["x", "z", "x2"])
+    panel = Panel.from_frame(
+        frame.assign(z=frame["id"] % 3, x2=2 * frame["x"]),
+        unit="id",
+        time="year",
+        outcome="y",
+        cohort="first",
+        covariates=["x", "z", "x2"],
+    )
     with pytest.raises(DesignError, match="anticipation=3"):
         did.imputation(panel, anticipation=3)
     with pytest.raises(SpecificationError, match="constant within every unit"):

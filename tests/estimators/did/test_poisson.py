@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DataError, SpecificationError
+from decrimkit.estimators import did
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,8 @@ def test_poisson_errors(castle, mpdta):
     )
     with pytest.raises(DataError, match="non-negative"):
         did.poisson(neg, exposure=None)
+    zero = Panel.from_frame(
+        castle.frame.assign(y=0.0), unit="unit", time="time", outcome="y", cohort="cohort", population="population"
+    )
+    with pytest.raises(DataError, match="every count in the outcome is zero"):
+        did.poisson(zero)

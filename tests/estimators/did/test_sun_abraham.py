@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.errors import DesignError
+from decrimkit.estimators import did
 
 
 def test_cells_match_pyfixest_saturated_event_study(mpdta, mpdta_frame):

@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import did
 
 
 @pytest.fixture(scope="module")

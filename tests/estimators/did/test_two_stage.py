@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
+from decrimkit.estimators import did
 
 RTOL = 1e-6  # same closed-form GMM sandwich
 
@@ -50,10 +50,22 @@ def test_two_stage_matches_pyfixest_did2s(result, frame) -> None:
     data["rel"] = np.where(data["treat"], data["year"] - data["first.treat"], -1000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dyn = pf.did2s(data, yname="lemp", first_stage="~ 0 | countyreal + year",
-                       second_stage="~ i(rel, ref=-1000)", treatment="treat", cluster="countyreal").tidy()
-        static = pf.did2s(data, yname="lemp", first_stage="~ 0 | countyreal + year", second_stage="~ treat",
-                          treatment="treat", cluster="countyreal").tidy()
+        dyn = pf.did2s(
+            data,
+            yname="lemp",
+            first_stage="~ 0 | countyreal + year",
+            second_stage="~ i(rel, ref=-1000)",
+            treatment="treat",
+            cluster="countyreal",
+        ).tidy()
+        static = pf.did2s(
+            data,
+            yname="lemp",
+            first_stage="~ 0 | countyreal + year",
+            second_stage="~ treat",
+            treatment="treat",
+            cluster="countyreal",
+        ).tidy()
     # pyfixest recovers the first-stage fixed effects iteratively and stops early: its points sit about
     # 1e-4 (relative) from the exact least-squares solution that ours and diff-diff's agree on to 1e-9;
     # its GMM sandwich agrees to the printed precision of that solution
@@ -65,8 +77,14 @@ def test_two_stage_matches_pyfixest_did2s(result, frame) -> None:
 
 def test_two_stage_vcov_and_clusters(result, frame) -> None:
     np.testing.assert_allclose(np.sqrt(np.diag(result.vcov)), result.se, rtol=1e-12)
-    panel = Panel.from_frame(frame.assign(state=frame["countyreal"] // 1000), unit="countyreal", time="year",
-                             outcome="lemp", cohort="first.treat", covariates=["state"])  # carried along for clustering
+    panel = Panel.from_frame(
+        frame.assign(state=frame["countyreal"] // 1000),
+        unit="countyreal",
+        time="year",
+        outcome="lemp",
+        cohort="first.treat",
+        covariates=["state"],
+    )  # carried along for clustering
     by_state = did.two_stage(panel, cluster="state")
     np.testing.assert_array_equal(by_state.estimate, result.estimate)
     assert not np.allclose(by_state.se, result.se)

@@ -6,13 +6,13 @@ import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
+from linearmodels.iv import IV2SLS
+
+from decrimkit.errors import DataError, DesignError, SpecificationError, WeakInstrumentWarning
 from decrimkit.estimators import iv
 from decrimkit.estimators.iv.design import demean, jackknife_fe_iv, leniency_design
 from decrimkit.estimators.iv.leniency import fit_core
 from decrimkit.studies.suffolk import SuffolkConfig, simulate
-from linearmodels.iv import IV2SLS
-
-from decrimkit.errors import DataError, DesignError, SpecificationError, WeakInstrumentWarning
 
 DESIGN = {"decision": "not_prosecuted", "assignee": "ada", "strata": ("court", "month")}
 COVS = ("age", "male", "prior_complaints")

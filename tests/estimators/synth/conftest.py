@@ -9,9 +9,19 @@ from decrimkit.datasets import load_dataset
 
 BASQUE = "Basque Country (Pais Vasco)"
 BASQUE_COVARIATES = [
-    "school.illit", "school.prim", "school.med", "school.high", "school.post.high", "invest",
-    "sec.agriculture", "sec.energy", "sec.industry", "sec.construction", "sec.services.venta",
-    "sec.services.nonventa", "popdens",
+    "school.illit",
+    "school.prim",
+    "school.med",
+    "school.high",
+    "school.post.high",
+    "invest",
+    "sec.agriculture",
+    "sec.energy",
+    "sec.industry",
+    "sec.construction",
+    "sec.services.venta",
+    "sec.services.nonventa",
+    "popdens",
 ]
 # R Synth's Basque specification (Synth documentation; pysyncon tests/test_synth_basque.py):
 # school.* and invest 1964-69, gdpcap 1960-69, sector shares 1961-69 (observed in odd years only), popdens 1969.
@@ -41,8 +51,14 @@ def basque_frame():
 
 @pytest.fixture(scope="session")
 def basque(basque_frame):
-    return Panel.from_frame(basque_frame, unit="regionname", time="year", outcome="gdpcap",
-                            covariates=BASQUE_COVARIATES, missing_covariates="keep")
+    return Panel.from_frame(
+        basque_frame,
+        unit="regionname",
+        time="year",
+        outcome="gdpcap",
+        covariates=BASQUE_COVARIATES,
+        missing_covariates="keep",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from decrimkit.estimators import synth
 
 from decrimkit.errors import SpecificationError
+from decrimkit.estimators import synth
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,13 @@ def test_fixedeff_invariant_to_unit_shifts(prop99_frame):
     df = prop99_frame.copy()
     shift = df["State"].map({s: 10.0 * i for i, s in enumerate(sorted(df["State"].unique()))})
     a = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
-    b = Panel.from_frame(df.assign(PacksPerCapita=df["PacksPerCapita"] + shift), unit="State", time="Year",
-                         outcome="PacksPerCapita", treated="treated")
+    b = Panel.from_frame(
+        df.assign(PacksPerCapita=df["PacksPerCapita"] + shift),
+        unit="State",
+        time="Year",
+        outcome="PacksPerCapita",
+        treated="treated",
+    )
     ra = synth.augmented(a, treated="California", start=1989, fixedeff=True, lambda_=50.0)
     rb = synth.augmented(b, treated="California", start=1989, fixedeff=True, lambda_=50.0)
     assert ra.estimate == pytest.approx(rb.estimate, abs=1e-6)

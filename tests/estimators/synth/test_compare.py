@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pytest
-from decrimkit.estimators import synth
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import synth
 
 
 def test_compare_table_and_figure(prop99):
     comp = synth.compare(prop99, treated="California", start=1989, methods=["did", "augmented"], n_reps=10)
     table = comp.tidy()
     assert list(table["method"]) == ["did", "augmented"]
-    assert table.loc[0, "estimate"] == pytest.approx(-27.349111083614947, rel=1e-9)  # same as synth.sdid did
+    # R synthdid did_estimate on Prop 99, -27.349111083614947 (REFERENCES.md section 6; azcausal test file);
+    # rtol 1e-9: closed form, only floating-point order differs
+    assert table.loc[0, "estimate"] == pytest.approx(-27.349111083614947, rel=1e-9)
     fig = comp.plot()
     assert fig.axes and len(fig.axes[0].lines) >= 2
     plt.close(fig)

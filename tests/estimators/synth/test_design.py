@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from decrimkit.estimators.synth._design import synth_design
 
 from decrimkit import Panel
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators.synth._design import synth_design
 
 
 def test_treated_unit_missing(prop99):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from decrimkit.estimators import synth
 
 from decrimkit import Panel
 from decrimkit.errors import SpecificationError
+from decrimkit.estimators import synth
 
 LAMBDA = 0.0264146035507155  # the 5-fold CV choice at seed 0 (CV itself is too slow for the test budget)
 
@@ -37,8 +37,9 @@ def test_covariate_enters_the_model(prop99_frame, mc):
     rng = np.random.default_rng(0)
     x = rng.normal(size=len(prop99_frame))
     df = prop99_frame.assign(z=x, PacksPerCapita=prop99_frame["PacksPerCapita"] + 5.0 * x)
-    panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated",
-                             covariates=["z"])
+    panel = Panel.from_frame(
+        df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated", covariates=["z"]
+    )
     res = synth.mc_nnm(panel, covariates=["z"], lambda_=LAMBDA, n_reps=0)
     assert res.extra["beta"]["z"] == pytest.approx(5.0, abs=0.3)
     assert res.estimate == pytest.approx(mc.estimate, abs=1.0)

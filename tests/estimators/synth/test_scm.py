@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from decrimkit.estimators import synth
 
 # pysyncon tests/test_synth_basque.py (S; 0.851/0.149 also in pysyncon docs and a Synth-in-R tutorial).
@@ -33,7 +34,7 @@ def test_basque_att_exact_with_reference_weights(basque, basque_spec):
     """With the reference weights fixed, our design (predictor windows, gaps) reproduces the ATT to 1e-6."""
     from decrimkit.estimators.synth._design import synth_design
 
-    design = synth_design(basque, treated=basque_spec['treated'], start=1970, predictors=basque_spec['predictors'])
+    design = synth_design(basque, treated=basque_spec["treated"], start=1970, predictors=basque_spec["predictors"])
     w = np.zeros(design.n_donors)
     w[list(design.donors).index("Cataluna")] = CATALUNA
     w[list(design.donors).index("Madrid (Comunidad De)")] = MADRID
@@ -46,13 +47,19 @@ def test_w_matches_pysyncon_for_the_same_v(basque_frame, basque_fit, basque_spec
     """pysyncon (SLSQP) given our V: same weights within 1e-3, and our exact solver's loss is not worse."""
     from pysyncon import Dataprep, Synth
 
-    cov = list(basque_spec['predictors'])
+    cov = list(basque_spec["predictors"])
     dp = Dataprep(
         foo=basque_frame,
-        predictors=[c for c, *_ in cov[:6]], predictors_op="mean", time_predictors_prior=range(1964, 1970),
+        predictors=[c for c, *_ in cov[:6]],
+        predictors_op="mean",
+        time_predictors_prior=range(1964, 1970),
         special_predictors=[(c, range(a, b + 1, 2 if c.startswith("sec.") else 1), "mean") for c, a, b in cov[6:]],
-        dependent="gdpcap", unit_variable="regionname", time_variable="year", treatment_identifier=basque_spec['treated'],
-        controls_identifier=list(basque_fit.weights.index), time_optimize_ssr=range(1960, 1970),
+        dependent="gdpcap",
+        unit_variable="regionname",
+        time_variable="year",
+        treatment_identifier=basque_spec["treated"],
+        controls_identifier=list(basque_fit.weights.index),
+        time_optimize_ssr=range(1960, 1970),
     )
     peer = Synth()
     peer.fit(dataprep=dp, custom_V=basque_fit.v.to_numpy())
@@ -71,7 +78,7 @@ def test_w_matches_pysyncon_for_the_same_v(basque_frame, basque_fit, basque_spec
 
 def test_balance_and_v(basque_fit, basque_spec):
     bal = basque_fit.balance
-    assert len(bal) == len(basque_spec['predictors'])
+    assert len(bal) == len(basque_spec["predictors"])
     assert basque_fit.v.sum() == pytest.approx(1.0, abs=1e-12)
     assert (basque_fit.v >= 0).all()
     assert np.isfinite(bal[["treated", "synthetic", "donor_mean", "v"]].to_numpy()).all()
@@ -117,10 +124,17 @@ def test_prop99_outcome_predictors_cross_check_pysyncon(prop99_frame, prop99):
     years = list(range(1970, 1989))
     df = prop99_frame.copy()
     dp = Dataprep(
-        foo=df, predictors=[], predictors_op="mean", time_predictors_prior=years,
-        special_predictors=[("PacksPerCapita", [y], "mean") for y in years], dependent="PacksPerCapita",
-        unit_variable="State", time_variable="Year", treatment_identifier="California",
-        controls_identifier=list(res.weights.index), time_optimize_ssr=years,
+        foo=df,
+        predictors=[],
+        predictors_op="mean",
+        time_predictors_prior=years,
+        special_predictors=[("PacksPerCapita", [y], "mean") for y in years],
+        dependent="PacksPerCapita",
+        unit_variable="State",
+        time_variable="Year",
+        treatment_identifier="California",
+        controls_identifier=list(res.weights.index),
+        time_optimize_ssr=years,
     )
     peer = Synth()
     v = np.full(len(years), 1 / len(years))
@@ -153,12 +167,17 @@ def test_rates_when_population(prop99_frame):
     from decrimkit import Panel
 
     df = prop99_frame.assign(pop=1e6)
-    panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated",
-                             population="pop", count=False)
+    panel = Panel.from_frame(
+        df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated", population="pop", count=False
+    )
     res = synth.scm(panel, treated="California", start=1989, v="equal")
     assert any("per 100,000" in n for n in res.spec.notes)
-    raw = synth.scm(Panel.from_frame(prop99_frame, unit="State", time="Year", outcome="PacksPerCapita",
-                                     treated="treated"), treated="California", start=1989, v="equal")
+    raw = synth.scm(
+        Panel.from_frame(prop99_frame, unit="State", time="Year", outcome="PacksPerCapita", treated="treated"),
+        treated="California",
+        start=1989,
+        v="equal",
+    )
     assert res.estimate == pytest.approx(raw.estimate * 1e5 / 1e6, rel=1e-8)
 
 
@@ -180,6 +199,10 @@ def test_regression_v_and_unit_order_invariance(prop99, prop99_frame):
     assert reg.spec.options["v"] == "regression"
     # relabelling the order of the rows does not change the fit
     shuffled = prop99_frame.sample(frac=1.0, random_state=1)
-    again = synth.scm(Panel.from_frame(shuffled, unit="State", time="Year", outcome="PacksPerCapita",
-                                       treated="treated"), treated="California", start=1989, v="regression")
+    again = synth.scm(
+        Panel.from_frame(shuffled, unit="State", time="Year", outcome="PacksPerCapita", treated="treated"),
+        treated="California",
+        start=1989,
+        v="regression",
+    )
     assert again.estimate == pytest.approx(reg.estimate, abs=1e-9)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import synth
 
 from decrimkit import Panel
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators import synth
 
 # R synthdid vignette / Stata sdid / synthdid.py READMEs (S, 3 agree); atol 1e-5: we reproduce synthdid's
 # Frank-Wolfe solver including its stopping rule, so only floating-point order differs.
@@ -17,11 +17,24 @@ SC = -19.61966
 DID = -27.349111083614947  # closed form; rtol 1e-9
 # synthdid_controls output (fork ZhenyaKosovan/synthdid pkgdown), tolerance 1e-3 as REFERENCES says
 OMEGA = {
-    "Nevada": 0.12448923, "New Hampshire": 0.10504758, "Connecticut": 0.07828729, "Delaware": 0.07036812,
-    "Colorado": 0.05751279, "Illinois": 0.05338782, "Nebraska": 0.04785319, "Montana": 0.04513521,
-    "Utah": 0.04151766, "New Mexico": 0.04056827, "Minnesota": 0.03949464, "Wisconsin": 0.03666708,
-    "West Virginia": 0.03356911, "North Carolina": 0.03280518, "Idaho": 0.03146821, "Ohio": 0.03146077,
-    "Maine": 0.02821102, "Iowa": 0.02593863,
+    "Nevada": 0.12448923,
+    "New Hampshire": 0.10504758,
+    "Connecticut": 0.07828729,
+    "Delaware": 0.07036812,
+    "Colorado": 0.05751279,
+    "Illinois": 0.05338782,
+    "Nebraska": 0.04785319,
+    "Montana": 0.04513521,
+    "Utah": 0.04151766,
+    "New Mexico": 0.04056827,
+    "Minnesota": 0.03949464,
+    "Wisconsin": 0.03666708,
+    "West Virginia": 0.03356911,
+    "North Carolina": 0.03280518,
+    "Idaho": 0.03146821,
+    "Ohio": 0.03146077,
+    "Maine": 0.02821102,
+    "Iowa": 0.02593863,
 }
 LAMBDA = {1988: 0.4271072, 1986: 0.3663560, 1987: 0.2064182}
 SC_OMEGA = {"Nevada": 0.20442613, "New Hampshire": 0.04536371, "Connecticut": 0.10446734}
@@ -53,8 +66,8 @@ def test_sdid_time_weights_match_r(sdid_fit):
 def test_effective_sizes_match_vignette(sdid_fit):
     # vignette print: effective N0 16.4, T0 2.8 (printed to one decimal; tolerance 0.05)
     w, lam = sdid_fit.unit_weights.to_numpy(), sdid_fit.time_weights.to_numpy()
-    assert 1 / np.sum(w ** 2) == pytest.approx(16.4, abs=0.05)
-    assert 1 / np.sum(lam ** 2) == pytest.approx(2.8, abs=0.05)
+    assert 1 / np.sum(w**2) == pytest.approx(16.4, abs=0.05)
+    assert 1 / np.sum(lam**2) == pytest.approx(2.8, abs=0.05)
 
 
 def test_sc_estimate_and_weights_match_r(prop99):
@@ -71,8 +84,9 @@ def test_did_estimate_matches_closed_form_reference(prop99):
     # and the plain 2x2 difference of means
     wide = prop99.to_wide("y")
     ca, rest = wide.loc["California"], wide.drop(index="California")
-    manual = (ca.loc[1989:].mean() - ca.loc[:1988].mean()) - (rest.loc[:, 1989:].mean(axis=1).mean()
-                                                             - rest.loc[:, :1988].mean(axis=1).mean())
+    manual = (ca.loc[1989:].mean() - ca.loc[:1988].mean()) - (
+        rest.loc[:, 1989:].mean(axis=1).mean() - rest.loc[:, :1988].mean(axis=1).mean()
+    )
     assert res.estimate == pytest.approx(manual, rel=1e-12)
 
 
@@ -105,7 +119,8 @@ def test_staggered_two_cohorts_and_jackknife(prop99_frame):
     # each cohort estimate equals a one-cohort fit on that cohort and the never-treated units
     only_ca = panel.subset([u for u in panel.units if u != "Nevada"], reason="test")
     assert cohorts["estimate"].iloc[1] == pytest.approx(
-        synth.sdid(only_ca, estimator="did", se_method=None).estimate, rel=1e-12)
+        synth.sdid(only_ca, estimator="did", se_method=None).estimate, rel=1e-12
+    )
     assert np.isfinite(res.se) and res.se > 0
 
 
@@ -116,7 +131,10 @@ def test_errors(prop99):
         synth.sdid(prop99, estimator="mc")
     untreated = Panel.from_frame(
         pd.DataFrame({"u": ["a", "a", "b", "b"], "t": [1, 2, 1, 2], "y": [1.0, 2.0, 3.0, 4.0]}),
-        unit="u", time="t", outcome="y")
+        unit="u",
+        time="t",
+        outcome="y",
+    )
     with pytest.raises(DesignError, match="no unit is ever treated"):
         synth.sdid(untreated, se_method=None)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-from decrimkit.estimators.synth._simplex import project_simplex, simplex_qp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from decrimkit.estimators.synth._simplex import project_simplex, simplex_qp
 
 # Two fixed problem sizes so that the solver compiles twice, not once per example:
 # rank-deficient (more donors than predictors, the usual SCM case) and full rank.
