@@ -1,0 +1,393 @@
+"""Four-policy-models study: what each de facto decriminalization model can show, across the registry.
+
+``decrimkit study policy-models [--quick] [--seed N] [--out DIR] [--scheduler ADDRESS]`` writes
+``outputs/policy-models/``:
+
+1. a staggered-adoption timeline of every registry row by model (confidence as opacity, ended
+   policies as bar ends);
+2. the analysis panel the registry implies, under rules R1-R8 stated in
+   :mod:`~decrimkit.studies.policy_models.panel` (cannabis-only rows out, low-confidence rows as
+   sensitivity, first qualifying policy defines the cohort, reversals as intention-to-treat, only
+   statewide policies treat a state), and the state-level estimates for statewide (de jure) policies;
+3. design-based power per model on real untreated state overdose series
+   (:mod:`~decrimkit.studies.policy_models.power`), run on Dask;
+4. Bayesian pooling (:mod:`~decrimkit.studies.policy_models.pooling`): ``bayes.hierarchical_did`` on
+   the statewide panel and ``bayes.pool`` on the single-site studies' estimates, by model.
+
+Data: ``policy_registry``, ``cdc_vsrr_overdose`` (calendar-year counts from the December
+12-month-ending windows), ``state_population``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from decrimkit.options import POLICY_MODELS
+
+from . import figures, pooling
+from . import panel as P
+from . import power as W
+from .text import sections
+
+__all__ = ["run", "main", "Settings", "SETTINGS"]
+
+log = logging.getLogger("decrimkit.studies.policy_models")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Replication counts and grids of one run mode."""
+
+    n_reps: int
+    deltas: tuple[float, ...]
+    sdid_reps: int
+    bayes_reps: int
+    bayes_deltas: tuple[float, ...]
+    bayes_models: tuple[str, ...]
+    bayes_sampling: dict[str, int]
+    chunk: int
+
+
+SETTINGS = {
+    False: Settings(
+        n_reps=40,
+        deltas=W.GRID,
+        sdid_reps=30,
+        bayes_reps=2,
+        bayes_deltas=(0.0, 0.2),
+        bayes_models=tuple(POLICY_MODELS),
+        bayes_sampling={"chains": 1, "draws": 300, "tune": 300},
+        chunk=5,
+    ),
+    True: Settings(
+        n_reps=3,
+        deltas=(0.0, 0.2, 0.6),
+        sdid_reps=10,
+        bayes_reps=1,
+        bayes_deltas=(0.2,),
+        bayes_models=("de_jure",),
+        bayes_sampling={"chains": 1, "draws": 100, "tune": 100},
+        chunk=3,
+    ),
+}
+SPECS = {
+    "main": P.Rules(),
+    "with_low_confidence": P.Rules(min_confidence="low"),
+    "with_cannabis_only": P.Rules(include_cannabis=True),
+    "washington_itt": P.Rules(reversal_itt=True),
+    "panel_to_2023": P.Rules(last_year=2023),
+}
+
+
+def _state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float]:
+    """(estimate, se) of one frequentist estimator on a state panel with the log rate as outcome."""
+    from decrimkit.estimators import did, synth
+
+    if estimator == "att_gt":
+        return did.att_gt(panel, control="never", method="dr", n_boot=0).aggregate("simple").overall
+    if estimator == "imputation":
+        return did.imputation(panel).overall
+    res = synth.sdid(panel, se_method="jackknife", seed=seed)
+    return res.estimate, res.se
+
+
+def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, P.StatePanel]:
+    """Frequentist state-level estimates (log rate) for statewide policies under each rule set.
+
+    SDID runs on the main rule set only (each rule set changes the panel's shape and so recompiles it).
+    """
+    from decrimkit import Panel
+    from decrimkit.errors import DecrimkitError
+
+    rows = []
+    for name, rules in SPECS.items():
+        sp = P.state_panel_frame(rules, rates)
+        panel = Panel.from_frame(sp.frame, unit="state", time="year", outcome="log_rate", cohort="cohort")
+        for est in ("att_gt", "imputation", "sdid") if name == "main" else ("att_gt", "imputation"):
+            base = {
+                "spec": name,
+                "rules": rules.describe(),
+                "estimator": W.ESTIMATOR_LABELS[est],
+                "treated": ", ".join(f"{s} ({c})" for s, c in zip(sp.treated["state"], sp.treated["cohort"])),
+                "comparison_states": len(sp.controls),
+            }
+            try:
+                e, se = (float(v) for v in _state_fit(est, panel, seed=seed))
+                rows.append(
+                    {
+                        **base,
+                        "estimate": e,
+                        "se": se,
+                        "conf_low": e - W.Z * se,
+                        "conf_high": e + W.Z * se,
+                        "pct_change": 100 * np.expm1(e),
+                        "note": "",
+                    }
+                )
+            except DecrimkitError as exc:
+                rows.append(
+                    {
+                        **base,
+                        "estimate": np.nan,
+                        "se": np.nan,
+                        "conf_low": np.nan,
+                        "conf_high": np.nan,
+                        "pct_change": np.nan,
+                        "note": str(exc).split(". ")[0],
+                    }
+                )
+    return pd.DataFrame(rows), P.state_panel_frame(SPECS["main"], rates)
+
+
+def _power(
+    rates: pd.DataFrame,
+    cohorts: pd.DataFrame,
+    cfg: Settings,
+    *,
+    seed: int,
+    scheduler: str | None,
+    n_workers: int | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[W.PowerDesign], pd.DataFrame]:
+    pool = P.never_registry_states(rates)
+    designs, dropped = W.power_designs(cohorts, rates, pool, list(POLICY_MODELS))
+    parts = [W.GridPart(d, cfg.n_reps, cfg.deltas, W.ESTIMATORS, cfg.chunk) for d in designs]
+    parts += [
+        W.GridPart(d, cfg.bayes_reps, cfg.bayes_deltas, ("hierarchical_did",), 1)
+        for d in designs
+        if d.model in cfg.bayes_models
+    ]
+    records = W.run_grid(
+        parts, seed=seed, sdid_reps=cfg.sdid_reps, bayes=cfg.bayes_sampling, scheduler=scheduler, n_workers=n_workers
+    )
+    summary = W.summarise(records)
+    return records, summary, W.mde_table(summary, designs), designs, dropped
+
+
+def run(
+    out: str | Path = "outputs/policy-models",
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    studies_root: str | Path | None = None,
+) -> Path:
+    """Run the four-policy-models study and write its report.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder (default ``outputs/policy-models``).
+    seed : int
+        Study seed: every power replicate, SDID placebo and MCMC run is seeded from it.
+    quick : bool
+        Few replicates, a three-point effect grid and short MCMC (for tests and previews).
+    scheduler : str, optional
+        Address of an existing Dask scheduler for the power grid (default: a LocalCluster with at
+        most two worker processes, one thread each).
+    n_workers : int, optional
+        Worker processes of the LocalCluster (1 or 2; default ``min(2, cpu_count)``).
+    studies_root : str or Path, optional
+        Folder holding ``baltimore/``, ``oregon/``, ``suffolk/`` study outputs (default: the parent of ``out``).
+
+    Returns
+    -------
+    Path
+        The output folder.
+    """
+    from decrimkit.reporting import Report
+
+    cfg = SETTINGS[bool(quick)]
+    out = Path(out)
+    root = Path(studies_root) if studies_root is not None else out.parent
+    rep = Report(
+        "policy-models",
+        out=out,
+        seed=seed,
+        quick=quick,
+        command=None,
+        title="Four policy models: adoptions, what state overdose data can detect, and pooled evidence",
+    )
+    for name in ("policy_registry", "cdc_vsrr_overdose", "state_population"):
+        rep.use_dataset(name)
+
+    rows = P.qualifying_rows(P.Rules())
+    cohorts = P.jurisdiction_cohorts(rows)
+    rates = P.state_overdose_rates()
+    t0 = time.perf_counter()
+    dejure, sp = _dejure_estimates(rates, seed=seed)
+    log.info("state-level estimates done (%.0f s)", time.perf_counter() - t0)
+    records, summary, mde, designs, dropped = _power(
+        rates, cohorts, cfg, seed=seed, scheduler=scheduler, n_workers=n_workers
+    )
+    log.info("power grid done: %d records (%.0f s)", len(records), time.perf_counter() - t0)
+    hdid, hdid_warn = pooling.hierarchical_state(sp, seed=seed, quick=quick)
+    log.info("hierarchical DiD done (%.0f s)", time.perf_counter() - t0)
+    groups = {str(s): str(m) for s, m in zip(sp.treated["state"], sp.treated["model"])}
+    effects = [pooling.posterior_effects(hdid, "state hierarchical DiD", groups)]
+    study_est, study_status = pooling.study_estimates(root)
+    pooled, pool_warn = (None, "")
+    if len(study_est):
+        pooled, pool_warn = pooling.pool_studies(study_est, seed=seed, quick=quick)
+        effects.append(
+            pooling.posterior_effects(pooled, "pooled studies", dict(zip(study_est["site"], study_est["policy_model"])))
+        )
+    eff = pd.concat(effects, ignore_index=True)
+    log.info("pooling done (%.0f s)", time.perf_counter() - t0)
+
+    # ---------------------------------------------------------------- results.json
+    for r in dejure[dejure["spec"] == "main"].itertuples(index=False):
+        key = next(k for k, v in W.ESTIMATOR_LABELS.items() if v == r.estimator)
+        rep.add_result(
+            f"dejure_{key}",
+            estimate=r.estimate,
+            se=r.se,
+            conf_int=(r.conf_low, r.conf_high),
+            n=len(sp.frame),
+            method=f"{r.estimator}, state-year log overdose rate, {r.rules}",
+            unit="log rate ratio",
+            note=f"treated: {r.treated}; {r.comparison_states} comparison states",
+        )
+    att = hdid.effect("overall").set_index("term").loc["att"]
+    rep.add_result(
+        "dejure_bayes_att",
+        estimate=att["mean"],
+        se=att["sd"],
+        conf_int=(att["hdi_low"], att["hdi_high"]),
+        n=len(sp.frame),
+        method="bayes.hierarchical_did (negative binomial, population offset)",
+        unit="log rate ratio",
+        note=f"P(effect<0) = {att['p_negative']:.3f}; 95% HDI" + (f"; convergence: {hdid_warn}" if hdid_warn else ""),
+    )
+    for r in eff[eff["level"] == "model"].itertuples(index=False):
+        tag = "state" if r.source.startswith("state") else "studies"
+        rep.add_result(
+            f"p_negative_{tag}_{r.model}",
+            estimate=r.p_negative,
+            method=f"{r.source}: P(mu_model < 0)",
+            unit="posterior probability",
+            note=f"posterior mean {r.mean:.3f} log rate ratio",
+        )
+    for r in mde.itertuples(index=False):
+        if r.estimator == "hierarchical_did":  # 2-point grid, few replicates: in the tables, not a headline
+            continue
+        rep.add_result(
+            f"mde_{r.model}_{r.estimator}",
+            estimate=r.mde_log,
+            n=r.reps,
+            method=f"design-based power, {r.adopters} placebo adopters, real state overdose series",
+            unit="log rate ratio at 80% power",
+            note=f"size {r.size:.2f}; mean coverage {r.mean_coverage:.2f}"
+            + (
+                ""
+                if np.isfinite(r.mde_log)
+                else "; undefined: size >= 0.8"
+                if r.size >= W.TARGET_POWER
+                else f"; not reached on the grid (max {r.max_delta:g})"
+            )
+            + (f"; {r.note}" if r.note else ""),
+        )
+
+    # ---------------------------------------------------------------- figures and tables
+    rep.add_figure(
+        "timeline",
+        figures.timeline_figure(rows),
+        caption="Every registry policy by model: start (marker), end (bar); opacity = confidence",
+    )
+    for title, text in sections(
+        cfg=cfg,
+        rows=rows,
+        cohorts=cohorts,
+        sp=sp,
+        mde=mde,
+        designs=designs,
+        study_status=study_status,
+        hdid_warn=hdid_warn,
+        pool_warn=pool_warn,
+        n_pool=len(designs[0].states) if designs else 0,
+    ):
+        rep.add_section(title, text)
+    reg_tab = rows[
+        ["jurisdiction", "state", "model", "start", "ended", "confidence", "cannabis_only", "cohort", "status"]
+    ].assign(start=lambda d: d["start"].dt.strftime("%Y-%m-%d"), ended=lambda d: d["ended"].dt.strftime("%Y-%m-%d"))
+    rep.add_table(
+        "registry_rules", reg_tab, caption="Every registry row and whether the main rules use it", count_columns=()
+    )
+    coh_tab = cohorts.assign(
+        start=cohorts["start"].dt.strftime("%Y-%m-%d"), ended=cohorts["ended"].dt.strftime("%Y-%m-%d")
+    )
+    rep.add_table(
+        "cohorts",
+        coh_tab.drop(columns=["unit"]),
+        count_columns=(),
+        caption="Adoption cohorts by model and jurisdiction (main rules; n_rows = qualifying rows merged)",
+    )
+    rep.add_table(
+        "state_panel_treated",
+        sp.treated.assign(
+            start=sp.treated["start"].dt.strftime("%Y-%m-%d"), ended=sp.treated["ended"].dt.strftime("%Y-%m-%d")
+        ),
+        count_columns=(),
+        caption="States treated by a statewide policy (main rules)",
+    )
+    rep.add_table("state_panel_excluded", sp.excluded, count_columns=(), caption="States left out of the state panel")
+    rep.add_table(
+        "dejure_estimates",
+        dejure,
+        count_columns=(),
+        caption="Statewide (de jure) policies: effect on the log overdose death rate, by rule set",
+    )
+    rep.add_figure(
+        "mde_by_model",
+        figures.mde_figure(summary, mde),
+        caption="Power by injected effect, model and estimator (real state overdose noise)",
+    )
+    rep.add_table(
+        "power_grid",
+        summary,
+        count_columns=(),
+        caption="Bias, RMSE, coverage and power per model, estimator and injected effect (log rate ratio)",
+    )
+    rep.add_table("mde", mde, count_columns=(), caption="Minimum detectable effect at 80% power (alpha 0.05)")
+    if len(dropped):
+        rep.add_table(
+            "power_dropped", dropped, count_columns=(), caption="Adoptions that cannot be placed in 2015-2024"
+        )
+    rep.add_figure(
+        "forest_by_model",
+        figures.forest_figure(eff),
+        caption="Posterior means and 95% HDIs by policy model, with P(effect < 0)",
+    )
+    rep.add_table("posterior_effects", eff, count_columns=(), caption="Posterior effects (log rate ratio)")
+    rep.add_table(
+        "study_inputs", study_est, count_columns=(), caption="Study estimates pooled, on the log rate ratio scale"
+    )
+    rep.add_table("study_status", study_status, count_columns=(), caption="Which study outputs were found and used")
+    return rep.write()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m decrimkit.studies.policy_models [--out DIR] [--seed N] [--quick] [--scheduler ADDR]``."""
+    parser = argparse.ArgumentParser(prog="policy-models", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="outputs/policy-models", help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="study seed (default 0)")
+    parser.add_argument("--quick", action="store_true", help="few replicates, short MCMC")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (1 or 2)")
+    parser.add_argument("--verbose", action="store_true", help="log the time of each step")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+        log.setLevel(logging.INFO)
+    path = run(args.out, seed=args.seed, quick=args.quick, scheduler=args.scheduler, n_workers=args.workers)
+    print(f"study policy-models: outputs written to {path}")
+    return 0

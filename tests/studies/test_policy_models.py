@@ -1,0 +1,132 @@
+"""Study-level tests of the four-policy-models study (the registry loader itself is tested in test_datasets)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decrimkit.datasets import load_dataset, policy_registry
+from decrimkit.studies import policy_models as study
+from decrimkit.studies.policy_models import panel as P
+from decrimkit.studies.policy_models import pooling
+from decrimkit.studies.policy_models import power as W
+
+
+@pytest.fixture(scope="module")
+def rates() -> pd.DataFrame:
+    return P.state_overdose_rates()
+
+
+def test_annual_cohort_half_year_rule():
+    start = pd.Series(pd.to_datetime(["2021-02-01", "2021-07-01", "2021-07-02", "2022-12-27"]))
+    assert P.annual_cohort(start).tolist() == [2021, 2021, 2022, 2023]
+
+
+def test_rules_applied_to_the_registry():
+    rows = P.qualifying_rows(P.Rules())
+    reg = policy_registry()
+    # R1 and R2: no cannabis-only or low-confidence row is used in the main analysis
+    used = rows[rows["qualifies"]]
+    assert not used["cannabis_only"].any()
+    assert (used["confidence"].astype("string") != "low").all()
+    assert len(rows) == len(reg)  # every row is reported, with a status
+    # R4: Washtenaw's two dated office rows (same model) make one cohort, from the first of them
+    coh = P.jurisdiction_cohorts(rows)
+    wash = coh[(coh["unit"] == "26161") & (coh["model"] == "substance_specific_declination")]
+    assert len(wash) == 1 and int(wash["n_rows"].iloc[0]) == 2
+    q = used[(used["unit"] == "26161") & (used["model"] == "substance_specific_declination")]
+    assert wash["start"].iloc[0] == q["start"].min() and q["start"].nunique() == 2
+    # the sensitivity rule set uses strictly more rows
+    assert P.qualifying_rows(P.Rules(min_confidence="low"))["qualifies"].sum() > used.shape[0]
+
+
+def test_state_panel_rules(rates):
+    sp = P.state_panel_frame(P.Rules(), rates)
+    reasons = dict(zip(sp.excluded["state"], sp.excluded["reason"]))
+    assert "R6" in reasons["WA"]  # State v. Blake: under six months in force
+    assert "R7" in reasons["MD"] and "R7" in reasons["MA"]  # county policies only
+    treated = dict(zip(sp.treated["state"], sp.treated["cohort"]))
+    assert set(treated) == {"OR", "VT", "CO"} and treated["CO"] == 2023
+    assert not set(sp.controls) & (set(policy_registry()["state"]) - {"NY", "MO"})
+    itt = P.state_panel_frame(P.Rules(reversal_itt=True), rates)
+    assert "WA" in set(itt.treated["state"])
+
+
+def test_state_rates_sum_new_york_and_match_the_source(rates):
+    assert rates.groupby("state").size().eq(10).all() and rates["state"].nunique() == 48
+    od = load_dataset("cdc_vsrr_overdose")
+    dec = od[(od["indicator"] == "Number of Drug Overdose Deaths") & (od["month"] == 12) & (od["year"] == 2021)]
+    ny = int(dec.loc[dec["state"].isin(["NY", "YC"]), "data_value"].sum())
+    row = rates[(rates["state"] == "NY") & (rates["year"] == 2021)].iloc[0]
+    assert row["deaths"] == ny
+    assert row["rate"] == pytest.approx(ny / row["population"] * 1e5, rel=1e-12)
+
+
+def test_injected_effect_shifts_estimates_exactly_and_seeds_repeat(rates):
+    coh = P.jurisdiction_cohorts(P.qualifying_rows())
+    designs, _ = W.power_designs(coh, rates, P.never_registry_states(rates), ["case_by_case_declination"])
+    kw = {"seed": 7, "deltas": (0.0, 0.3), "estimators": ("att_gt", "imputation")}
+    a = pd.DataFrame(W.simulate_rep(designs[0], 0, **kw))
+    b = pd.DataFrame(W.simulate_rep(designs[0], 0, **kw))
+    pd.testing.assert_frame_equal(a, b)  # same seed, same placebo states and numbers
+    for est, g in a.groupby("estimator"):
+        g = g.set_index("delta")
+        # a constant added to treated post-periods moves both linear estimators by exactly that constant
+        # and leaves their SEs unchanged (1e-9: floating-point noise only)
+        assert g.loc[0.3, "estimate"] - g.loc[0.0, "estimate"] == pytest.approx(0.3, abs=1e-9), est
+        assert g.loc[0.3, "se"] == pytest.approx(g.loc[0.0, "se"], rel=1e-9), est
+    other = pd.DataFrame(W.simulate_rep(designs[0], 1, **kw))
+    assert not np.allclose(other["estimate"], a["estimate"])  # another replicate draws other states
+
+
+def test_mde_interpolation_and_invalid_size():
+    d = np.array([0.0, 0.1, 0.2, 0.4])
+    assert W._mde(d, np.array([0.05, 0.4, 0.9, 1.0])) == pytest.approx(0.1 + 0.4 / 0.5 * 0.1)
+    assert math.isnan(W._mde(d, np.array([0.05, 0.2, 0.5, 0.7])))  # never reaches 80%
+    assert math.isnan(W._mde(d, np.array([0.9, 0.95, 1.0, 1.0])))  # rejects 90% of nulls: no valid MDE
+
+
+def test_study_estimates_conversion_and_status(tmp_path):
+    # a study output written in the Report layout; the numbers are test inputs for the conversion only
+    (tmp_path / "baltimore").mkdir()
+    res = {"results": [{"name": "rate_ratio", "estimate": 0.5, "conf_int": [0.25, 1.0], "se": None}]}
+    (tmp_path / "baltimore" / "results.json").write_text(json.dumps(res))
+    (tmp_path / "suffolk").mkdir()
+    (tmp_path / "suffolk" / "results.json").write_text(json.dumps({"results": []}))
+    est, status = pooling.study_estimates(tmp_path)
+    assert est["site"].tolist() == ["Baltimore City"]
+    assert est["estimate"].iloc[0] == pytest.approx(math.log(0.5), rel=1e-12)
+    assert est["se"].iloc[0] == pytest.approx(math.log(4.0) / (2 * 1.959963984540054), rel=1e-12)
+    st = dict(zip(status["study"], status["status"]))
+    assert st["oregon"].startswith("missing") and "simulated" in st["suffolk"]
+
+
+def test_quick_run_writes_every_output(tmp_path):
+    out = study.run(tmp_path / "policy-models", seed=3, quick=True, studies_root=tmp_path)
+    for f in (
+        "results.json",
+        "provenance.json",
+        "report.md",
+        "report.html",
+        "figures/timeline.png",
+        "figures/mde_by_model.png",
+        "figures/forest_by_model.png",
+        "tables/mde.csv",
+        "tables/power_grid.csv",
+        "tables/cohorts.csv",
+        "tables/study_status.csv",
+    ):
+        assert (out / f).is_file(), f
+    results = {r["name"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    for key in ("dejure_att_gt", "dejure_imputation", "dejure_sdid", "dejure_bayes_att"):
+        assert math.isfinite(results[key]["estimate"]) and math.isfinite(results[key]["se"]), key
+    grid = pd.read_csv(out / "tables" / "power_grid.csv")
+    cfg = study.SETTINGS[True]
+    freq = grid[grid["estimator"] != "hierarchical_did"]
+    assert set(freq["delta"]) == set(cfg.deltas) and (freq["reps_run"] == cfg.n_reps).all()
+    assert set(grid["model"]) == set(P.MODEL_LABELS)
+    assert f"{cfg.n_reps} per model" in (out / "report.md").read_text()
