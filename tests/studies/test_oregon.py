@@ -1,0 +1,148 @@
+"""Oregon Measure 110 study: data layer facts and a quick end-to-end run.
+
+Published Oregon estimates come from other data (NVSS final counts, other windows), so no test here
+asserts agreement with them (see REFERENCES.md); the tests check the construction of the panel and
+that the study runs, writes its outputs and gives finite, reproducible numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decrimkit.errors import DataError, SpecificationError
+from decrimkit.studies.oregon import data as D
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return D.load_inputs()
+
+
+@pytest.fixture(scope="module")
+def study(inputs):
+    return D.build(inputs)
+
+
+def test_rolling_sums_cannot_identify_monthly_counts():
+    # Two monthly series differing by a 12-periodic zero-sum pattern have identical 12-month sums,
+    # so monthly counts are identified only up to 11 free values: exact up to float rounding.
+    rng = np.random.default_rng(3)
+    monthly = rng.poisson(50, size=60).astype(float)
+    other = monthly + np.resize(D.periodic_null_pattern(7.0), 60)
+    assert not np.allclose(monthly, other)
+    np.testing.assert_allclose(D.rolling_sums(monthly), D.rolling_sums(other), rtol=0, atol=1e-9)
+    # differences of rolling sums are Y_t - Y_{t-12}
+    s = D.rolling_sums(monthly)
+    np.testing.assert_allclose(np.diff(s), monthly[12:] - monthly[:-12], atol=1e-9)
+
+
+def test_population_interpolates_july_values(inputs):
+    months = pd.period_range("2019-01", "2025-04", freq="M")
+    mp = D.monthly_population(inputs.population, months).set_index(["state", "month"])["population"]
+    pop = inputs.population.set_index(["state", "year"])["population"]
+    # July values are the Census estimates exactly; January is halfway between two Julys
+    assert mp[("OR", pd.Period("2020-07", "M"))] == pop[("OR", 2020)]
+    assert mp[("OR", pd.Period("2021-01", "M"))] == pytest.approx((pop[("OR", 2020)] + pop[("OR", 2021)]) / 2,
+                                                                  rel=1e-12)
+    # no 2025 estimate: carried forward from July 2024
+    assert mp[("OR", pd.Period("2025-04", "M"))] == pop[("OR", 2024)]
+
+
+def test_feb_jan_windows_align_with_measure_110(study):
+    a = study.annual
+    o = a.loc[a["state"] == "OR"].set_index("year")
+    # the 2021 window is February 2021 - January 2022: it ends in January 2022
+    assert o.loc[D.START_YEAR, "window_end"] == pd.Period("2022-01", "M")
+    assert o.loc[D.START_YEAR - 1, "window_end"] < D.POLICY_START
+    # rate = deaths / mean population over the window * 1e5
+    assert o.loc[2021, "rate"] == pytest.approx(o.loc[2021, "deaths"] / o.loc[2021, "population"] * 1e5, rel=1e-12)
+
+
+def test_donor_rules(inputs, study):
+    donors = set(study.rules.donors)
+    assert "OR" not in donors and "WA" not in donors
+    assert not donors & set(D.MISSING_STATES)
+    assert "WA" in study.rules.excluded
+    with_wa = D.build(inputs, pool="with_wa")
+    assert set(with_wa.rules.donors) == donors | {"WA"}
+    strict = D.build(inputs, pool="strict")
+    assert set(strict.rules.donors) < donors
+    # every excluded state is recorded on the panel with its reason
+    panel = study.panel()
+    assert any("WA" in reason for _, reason in study.excluded)
+    assert panel.n_units == len(donors) + 1
+
+
+def test_fentanyl_proxy_is_dated_before_the_policy(study):
+    # the proxy for Oregon must not be able to respond to Measure 110 itself
+    assert study.onset["OR"] < D.POLICY_START
+    s = study.annual.set_index(["state", "year"])["surge"]
+    assert s.between(0, 1).all()
+    assert s[("OR", D.START_YEAR)] == 1.0
+
+
+def test_bad_inputs_raise_named_errors(inputs):
+    with pytest.raises(DataError, match="lacks columns"):
+        D.monthly_deaths(inputs.overdose.drop(columns="predicted_value"))
+    with pytest.raises(SpecificationError, match="pool"):
+        D.build(inputs, pool="everyone")
+    with pytest.raises(SpecificationError, match="frequency"):
+        D.build(inputs, frequency="weekly")
+
+
+def test_did_path_matches_twfe(study):
+    # with one treated unit, a balanced panel and no covariates, TWFE is the 2x2 difference in means,
+    # which is the mean post gap of the parallel-trends path: exact up to rounding
+    from decrimkit.estimators import did
+    from decrimkit.studies.oregon import methods as M
+
+    panel = study.panel(years=(2014, 2023))
+    path = M.did_path(panel).set_index("year")
+    assert path.loc[2021:, "gap"].mean() == pytest.approx(did.twfe(panel).att, rel=1e-9)
+
+
+def test_conley_taber_interval():
+    from decrimkit.studies.oregon.methods import conley_taber
+
+    placebo = np.arange(-9.5, 10.5, 1.0)  # 20 placebo effects, symmetric about 0
+    lo, hi, p = conley_taber(12.0, placebo)
+    q = np.quantile(placebo, [0.025, 0.975])
+    assert (lo, hi) == pytest.approx((12.0 - q[1], 12.0 - q[0]))
+    assert p == pytest.approx(1 / 21)  # Oregon is the most extreme of 21 runs
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    import warnings
+
+    from decrimkit.studies.oregon import run
+
+    with warnings.catch_warnings():  # an environment notice from PyTensor, not about the study
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
+        return run(tmp_path_factory.mktemp("oregon"), seed=0, quick=True)
+
+
+def test_quick_run_writes_outputs(quick_run):
+    out = quick_run
+    for name in ("results.json", "provenance.json", "report.md", "report.html"):
+        assert (out / name).is_file()
+    figs = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {"forest", "placebo_spaghetti", "trajectory_scm", "gap_scm", "raw_series", "reversal"} <= figs
+    assert {"estimates", "donor_weights", "robustness", "fentanyl_contrast", "published"} <= {
+        p.stem for p in (out / "tables").glob("*.csv")}
+    results = {r["name"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    for key in ("scm", "ascm", "sdid", "mcnnm", "mcnnm_adj", "bayes_scm", "did", "did_adj", "scm_late"):
+        assert np.isfinite(results[f"{key}_rate"]["estimate"])
+        assert np.isfinite(results[f"{key}_excess_deaths"]["estimate"])
+    for key in ("sdid", "mcnnm", "mcnnm_adj", "bayes_scm"):
+        assert np.isfinite(results[f"{key}_rate"]["se"]) and results[f"{key}_rate"]["se"] > 0
+    assert 0 < results["scm_rate"]["p_value"] <= 1
+    assert any(k.startswith("fentanyl_contrast_") for k in results)
+    weights = pd.read_csv(out / "tables" / "donor_weights.csv").set_index("donor")
+    # simplex weights; the table drops weights below 0.001, so allow for a few of those
+    assert 0.95 <= weights["ADH SCM"].sum() <= 1.0 + 1e-9
+    assert "WA" not in weights.index or weights.loc["WA", "ADH SCM"] == 0
