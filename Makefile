@@ -33,10 +33,10 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 setup: $(STAMP)  ## create .venv and install decrimkit with pinned dependencies
 
 test: $(STAMP)  ## run the test suite (what CI runs)
-	$(TEST_ENV) $(PY) -m pytest -n 2 -q tests
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q tests
 
 test-fast: $(STAMP)  ## run the test suite without the slow marker
-	$(TEST_ENV) $(PY) -m pytest -n 2 -q -m "not slow" tests
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
 
 lint: $(STAMP)  ## ruff over the three packages and the tests
 	$(VENV)/bin/ruff check src estimators studies tests bench paper

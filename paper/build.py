@@ -43,6 +43,8 @@ def fmt_number(x: Any, digits: int = 3) -> str:
     if x == 0:
         return "0"
     mag = math.floor(math.log10(abs(x)))
+    if mag < -4:  # e.g. a pre-period RMSPE of 1e-13: an exact fit, shown as such
+        return f"{x:.1e}".replace("-", "\u2212")
     if mag >= 4:
         return f"{x:,.0f}"
     decimals = max(0, digits - 1 - mag)

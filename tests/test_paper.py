@@ -18,7 +18,8 @@ PROSE = ("main.typ", "report.typ")  # lib.typ is code (helpers), not prose
 # Numbers allowed in prose, with the reason: years of policies and data, the rate denominator, and the
 # confidence level of every interval the studies report.
 YEARS = re.compile(r"^(19[5-9]\d|20[0-4]\d)$")
-ALLOWED = {"100,000": "rates are per 100,000 population", "95%": "the confidence level of every interval"}
+ALLOWED = {"100,000": "rates are per 100,000 population", "95%": "the confidence level of every interval",
+           "80%": "the conventional power level of the minimum detectable effect"}
 NAMES = {"Measure 110": "the ballot measure's name", "COVID-19": "the disease's name",
          "12-month": "the name of the CDC indicator's window"}
 LENGTH = re.compile(r"\d+(?:\.\d+)?(?:pt|in|em|mm|cm|fr)\b|\d+(?:\.\d+)?%(?=\s*[,)])")
@@ -56,14 +57,31 @@ def test_checker_catches_a_typed_number():
     assert prose_numbers(text) == ["181"]
 
 
+def _wanted() -> dict[str, set[str]]:
+    """Every (study, result name) the manuscript asks for."""
+    wanted: dict[str, set[str]] = {}
+    for f in PAPER.glob("*.typ"):
+        for key in re.findall(r'val\("([^"]+)"\)', f.read_text(encoding="utf-8")):
+            parts = key.split(".")
+            if len(parts) == 3:
+                wanted.setdefault(parts[0], set()).add(parts[1])
+    return wanted
+
+
 def _fake_outputs(tmp: Path, estimate: float, seed: int) -> Path:
-    out = tmp / "outputs" / "baltimore"
-    out.mkdir(parents=True)
-    (out / "results.json").write_text(json.dumps({
-        "study": "baltimore", "seed": seed, "results": [
-            {"name": "cumulative_averted", "estimate": estimate, "se": 10.0, "conf_int": [estimate - 20, estimate + 20],
-             "p_value": 0.01, "n": 60, "method": "comparative ITS", "unit": "arrests", "note": ""},
-        ]}), encoding="utf-8")
+    """results.json files holding every result the manuscript asks for (made-up numbers, for the build only)."""
+    wanted = _wanted()
+    wanted.setdefault("baltimore", set()).add("cumulative_averted")
+    for study, names in wanted.items():
+        out = tmp / "outputs" / study
+        out.mkdir(parents=True)
+        results = [
+            {"name": n, "estimate": estimate, "se": 10.0, "conf_int": [estimate - 20, estimate + 20],
+             "p_value": 0.01, "n": 60, "method": "test", "unit": "units", "note": ""}
+            for n in sorted(names)
+        ]
+        (out / "results.json").write_text(json.dumps({"study": study, "seed": seed, "results": results}),
+                                          encoding="utf-8")
     return tmp / "outputs"
 
 

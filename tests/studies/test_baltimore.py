@@ -16,6 +16,10 @@ from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.studies.baltimore import data, models
 
+import study_runs
+
+pytestmark = pytest.mark.xdist_group("studies")
+
 
 # ---------------------------------------------------------------------------- charge rule
 @pytest.mark.parametrize(
@@ -162,13 +166,11 @@ def quick_run(tmp_path_factory):
 
     from decrimkit.studies import baltimore
 
-    out = tmp_path_factory.mktemp("baltimore")
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
         )
-        path = baltimore.run(out, seed=0, quick=True)
-    return path
+        return study_runs.quick_run("baltimore", 0, study_runs.shared_base(tmp_path_factory))
 
 
 def test_quick_run_writes_every_output(quick_run):

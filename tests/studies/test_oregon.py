@@ -16,6 +16,10 @@ import pytest
 from decrimkit.errors import DataError, SpecificationError
 from decrimkit.studies.oregon import data as D
 
+import study_runs
+
+pytestmark = pytest.mark.xdist_group("studies")
+
 
 @pytest.fixture(scope="module")
 def inputs():
@@ -123,7 +127,7 @@ def quick_run(tmp_path_factory):
 
     with warnings.catch_warnings():  # an environment notice from PyTensor, not about the study
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
-        return run(tmp_path_factory.mktemp("oregon"), seed=0, quick=True)
+        return study_runs.quick_run("oregon", 0, study_runs.shared_base(tmp_path_factory))
 
 
 def test_quick_run_writes_outputs(quick_run):

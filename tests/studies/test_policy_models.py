@@ -15,6 +15,10 @@ from decrimkit.studies.policy_models import panel as P
 from decrimkit.studies.policy_models import pooling
 from decrimkit.studies.policy_models import power as W
 
+import study_runs
+
+pytestmark = pytest.mark.xdist_group("studies")
+
 
 @pytest.fixture(scope="module")
 def rates() -> pd.DataFrame:
@@ -105,8 +109,8 @@ def test_study_estimates_conversion_and_status(tmp_path):
     assert st["oregon"].startswith("missing") and "simulated" in st["suffolk"]
 
 
-def test_quick_run_writes_every_output(tmp_path):
-    out = study.run(tmp_path / "policy-models", seed=3, quick=True, studies_root=tmp_path)
+def test_quick_run_writes_every_output(tmp_path_factory):
+    out = study_runs.quick_run("policy-models", 0, study_runs.shared_base(tmp_path_factory))
     for f in (
         "results.json",
         "provenance.json",

@@ -13,6 +13,10 @@ from decrimkit.errors import SpecificationError
 from decrimkit.studies import suffolk
 from decrimkit.studies.suffolk import SuffolkConfig, calibrate, memo_cells, simulate, simulate_memo
 
+import study_runs
+
+pytestmark = pytest.mark.xdist_group("studies")
+
 
 @pytest.fixture(scope="module")
 def cal():
@@ -70,8 +74,8 @@ def test_memo_cells_form_a_balanced_panel(cal):
     assert truth["att_any"] < 0
 
 
-def test_quick_study_writes_finite_results(tmp_path):
-    out = suffolk.run(tmp_path / "suffolk", seed=0, quick=True)
+def test_quick_study_writes_finite_results(tmp_path_factory):
+    out = study_runs.quick_run("suffolk", 0, study_runs.shared_base(tmp_path_factory))
     for name in (
         "results.json",
         "provenance.json",

@@ -1,0 +1,569 @@
+"""The bad-input catalogue: malformed inputs across Panel, the estimators, the registry, plans and the CLI.
+
+Each case either raises a named :class:`DecrimkitError` subclass whose message names the problem, or
+runs correctly (and the test checks the result). ``pytest.raises`` is given the *subclass*, and
+``_raises`` additionally checks that the exception is a DecrimkitError and not a raw
+numpy/JAX/pandas error that happens to share a base class (``DecrimkitError`` is a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decrimkit import Panel
+from decrimkit.errors import (
+    DataError,
+    DecrimkitError,
+    DesignError,
+    PanelError,
+    PlanError,
+    RegistryError,
+    SpecificationError,
+)
+from decrimkit.estimators import did, synth
+
+
+def _raises(exc: type[DecrimkitError], match: str, fn, *args, **kwargs) -> DecrimkitError:
+    """Call ``fn`` and require exactly a DecrimkitError subclass ``exc`` whose message matches ``match``."""
+    with pytest.raises(DecrimkitError) as info:
+        fn(*args, **kwargs)
+    assert isinstance(info.value, exc), f"{type(info.value).__name__} raised, expected {exc.__name__}: {info.value}"
+    assert re.search(match, str(info.value), flags=re.IGNORECASE), str(info.value)
+    return info.value
+
+
+def frame(n_units: int = 12, n_periods: int = 6, seed: int = 0, **extra) -> pd.DataFrame:
+    """A small staggered panel: units 0-3 adopt in 2003, 4-7 in 2004, the rest never; effect 1."""
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(np.arange(n_units), n_periods)
+    year = np.tile(np.arange(n_periods), n_units) + 2000
+    first = np.where(unit < 4, 2003, np.where(unit < 8, 2004, 0))
+    d = (first > 0) & (year >= first)
+    y = rng.normal(size=n_units)[unit] + 0.2 * (year - 2000) + d + rng.normal(scale=0.5, size=len(unit))
+    df = pd.DataFrame({"unit": unit, "year": year, "y": y, "first": first, "d": d.astype(int),
+                       "x": rng.normal(size=len(unit)), "pop": 10_000.0,
+                       "deaths": rng.poisson(3.0, size=len(unit)).astype(float)})
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def panel(df: pd.DataFrame | None = None, **kw) -> Panel:
+    roles = {"unit": "unit", "time": "year", "outcome": "y", "cohort": "first"} | kw
+    return Panel.from_frame(frame() if df is None else df, **roles)
+
+
+# ------------------------------------------------------------------ Panel construction
+def test_duplicate_unit_period():
+    df = pd.concat([frame(), frame().iloc[[7]]], ignore_index=True)
+    _raises(PanelError, r"repeat a \(unit, year\) key", panel, df)
+
+
+def test_nan_outcome():
+    df = frame()
+    df.loc[5, "y"] = np.nan
+    _raises(DataError, r"outcome column 'y' has 1 missing or infinite", panel, df)
+
+
+def test_inf_outcome():
+    df = frame()
+    df.loc[3, "y"] = np.inf
+    _raises(DataError, r"missing or infinite values at rows 3", panel, df)
+
+
+def test_outcome_as_strings():
+    df = frame()
+    df["y"] = df["y"].map(lambda v: f"{v:.3f}")
+    _raises(DataError, r"outcome column 'y' is not numeric", panel, df)
+
+
+def test_boolean_outcome():
+    df = frame()
+    df["y"] = df["y"] > 0
+    _raises(DataError, r"not numeric", panel, df)
+
+
+def test_missing_column():
+    _raises(PanelError, r"column 'county' .* is not in the frame", Panel.from_frame, frame(), unit="county",
+            time="year", outcome="y")
+
+
+def test_empty_frame():
+    _raises(PanelError, r"empty", panel, frame().iloc[:0])
+
+
+def test_not_a_frame():
+    _raises(PanelError, r"expected a pandas DataFrame, got dict", panel, frame().to_dict("list"))
+
+
+def test_dates_in_mixed_formats():
+    df = frame()
+    df["year"] = [f"{y}-01-01" if i % 2 else f"01/01/{y}" for i, y in enumerate(df["year"])]
+    _raises(PanelError, r"mixes date formats", panel, df, cohort=None)
+
+
+def test_unparseable_dates():
+    df = frame()
+    df["year"] = df["year"].astype(str).astype(object)
+    df.loc[4, "year"] = "spring"
+    _raises(PanelError, r"could not be parsed at rows 4 .*'spring'", panel, df)
+
+
+def test_fractional_time():
+    df = frame()
+    df["year"] = df["year"].astype(float)
+    df.loc[2, "year"] = 2001.5
+    _raises(PanelError, r"non-integer or missing values at rows 2", panel, df)
+
+
+def test_missing_unit_label():
+    df = frame()
+    df["unit"] = df["unit"].astype(object)
+    df.loc[0, "unit"] = None
+    _raises(PanelError, r"unit column 'unit' is missing at rows 0", panel, df)
+
+
+def test_single_unit():
+    _raises(PanelError, r"single unit", panel, frame().query("unit == 0"))
+
+
+def test_cohort_varies_within_unit():
+    df = frame()
+    df.loc[1, "first"] = 2004
+    _raises(DataError, r"cohort column 'first' varies within 1 units", panel, df)
+
+
+def test_cohort_not_numeric():
+    df = frame()
+    df["first"] = df["first"].astype(str).astype(object)
+    df.loc[df["unit"] == 2, "first"] = "soon"
+    _raises(DataError, r"cohort column 'first' is not numeric", panel, df)
+
+
+def test_treated_not_binary():
+    df = frame()
+    df.loc[10, "d"] = 2
+    _raises(DataError, r"treated column 'd' must be 0/1; bad at rows 10", panel, df, cohort=None, treated="d")
+
+
+def test_treatment_switches_off():
+    df = frame()
+    df.loc[(df["unit"] == 0) & (df["year"] == 2005), "d"] = 0
+    _raises(DataError, r"switches off .* allow_reversal=True", panel, df, cohort=None, treated="d")
+
+
+def test_cohort_and_treated_together():
+    _raises(PanelError, r"either cohort= or treated=", panel, None, treated="d")
+
+
+def test_negative_counts():
+    df = frame()
+    df.loc[6, "deaths"] = -1.0
+    _raises(DataError, r"count outcome 'deaths' is negative at rows 6", panel, df, outcome="deaths",
+            population="pop")
+
+
+def test_zero_population_row():
+    df = frame()
+    df.loc[8, "pop"] = 0.0
+    _raises(DataError, r"population column 'pop' must be finite and positive; bad at rows 8", panel, df,
+            outcome="deaths", population="pop")
+
+
+def test_negative_weights():
+    df = frame()
+    df["w"] = 1.0
+    df.loc[9, "w"] = -2.0
+    _raises(DataError, r"weights column 'w' must be finite and non-negative", panel, df, weights="w")
+
+
+def test_covariate_wrong_dtype():
+    df = frame()
+    df["x"] = np.where(df["x"] > 0, "high", "low")
+    _raises(DataError, r"covariate 'x' is not numeric", panel, df, covariates=("x",))
+
+
+def test_covariate_nan():
+    df = frame()
+    df.loc[11, "x"] = np.nan
+    _raises(DataError, r"covariate 'x' has missing or infinite values at rows 11", panel, df, covariates=("x",))
+
+
+def test_group_with_missing_labels():
+    df = frame()
+    df["race"] = "a"
+    df.loc[3, "race"] = None
+    _raises(DataError, r"group column 'race' is missing at rows 3", panel, df, group="race")
+
+
+def test_year_cohorts_with_monthly_times():
+    df = frame()
+    df["year"] = [f"{y}-{m:02d}" for y, m in zip([2020] * len(df), (df["year"] - 1999))]
+    _raises(DataError, r"look like calendar years", panel, df)
+
+
+def test_unicode_unit_names_work():
+    df = frame()
+    names = np.array(["Zürich", "Łódź", "São Paulo", "東京", "Ἀθῆναι", "Kraków", "Malmö", "Reykjavík", "Île-de-France",
+                      "Córdoba", "Đà Nẵng", "Ålesund"], dtype=object)
+    df["unit"] = names[df["unit"]]
+    p = panel(df)
+    assert set(p.units) == set(names)
+    res = did.twfe(p)
+    ref = did.twfe(panel())  # the same data under integer labels
+    assert res.att == pytest.approx(ref.att, rel=1e-10)  # labels must not change the arithmetic
+    gt = did.att_gt(p, n_boot=0).aggregate("simple")
+    assert gt.estimate[0] == pytest.approx(did.att_gt(panel(), n_boot=0).aggregate("simple").estimate[0], rel=1e-10)
+    assert "東京" in p.to_wide().index
+
+
+def test_year_strings_and_iso_dates_work():
+    df = frame()
+    df["year"] = df["year"].astype(str)
+    assert panel(df).time_kind == "int"
+    df2 = frame()
+    df2["year"] = [f"{y}-01-01" for y in df2["year"]]
+    df2["first"] = np.where(df2["first"] > 0, df2["first"].astype(str) + "-01-01", "0")
+    p = panel(df2, freq="Y")
+    assert p.time_kind == "period" and len(p.cohorts) == 2
+
+
+def test_ten_million_rows_with_a_duplicate_fail_fast():
+    """10M rows (about 240 MB of int64/float64 columns) with one repeated key: PanelError, not a hang."""
+    n_units, n_periods = 100_000, 100
+    unit = np.repeat(np.arange(n_units, dtype=np.int64), n_periods)
+    year = np.tile(np.arange(n_periods, dtype=np.int64), n_units)
+    year[-1] = year[-2]  # the last unit repeats its second-to-last period
+    df = pd.DataFrame({"unit": unit, "year": year, "y": np.zeros(len(unit))})
+    del unit
+    began = time.monotonic()
+    _raises(PanelError, r"2 rows repeat a \(unit, year\) key", Panel.from_frame, df, unit="unit", time="year",
+            outcome="y")
+    assert time.monotonic() - began < 120  # generous on 2 shared cores; it takes a few seconds
+
+
+# ------------------------------------------------------------------ estimators
+def test_twfe_all_units_treated_at_once():
+    df = frame()
+    df["first"] = 2003
+    _raises(DesignError, r"", did.twfe, panel(df))
+
+
+def test_twfe_no_treated_unit():
+    df = frame()
+    df["first"] = 0
+    _raises(DesignError, r"", did.twfe, panel(df))
+
+
+def test_twfe_covariate_absorbed_by_fixed_effects():
+    df = frame()
+    df["state"] = 1.0  # constant: absorbed by the unit effects
+    _raises(SpecificationError, r"'state' are constant within the fixed effects", did.twfe,
+            panel(df, covariates=("state",)), covariates=("state",))
+
+
+def test_twfe_unknown_cluster_level():
+    _raises(SpecificationError, r"cluster='state' is not allowed", did.twfe, panel(), cluster="state")
+
+
+def _one_cluster() -> Panel:
+    df = frame()
+    df["state"] = 1.0  # every unit in one state: a single cluster
+    return panel(df, covariates=("state",))
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: did.att_gt(panel, cluster=<a column with one value>) "
+                                       "runs and reports standard errors from a single cluster instead of raising "
+                                       "DesignError")
+def test_att_gt_single_cluster():
+    _raises(DesignError, r"cluster", did.att_gt, _one_cluster(), cluster="state", n_boot=99)
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: did.imputation(panel, cluster=<a column with one "
+                                       "value>) runs and reports SEs of about 1e-16 (p = 0) instead of raising "
+                                       "DesignError")
+def test_imputation_single_cluster():
+    _raises(DesignError, r"cluster", did.imputation, _one_cluster(), cluster="state")
+
+
+def test_twfe_perfectly_collinear_covariates():
+    df = frame()
+    df["x2"] = 2.0 * df["x"]
+    _raises(SpecificationError, r"collinear", did.twfe, panel(df, covariates=("x", "x2")), covariates=("x", "x2"))
+
+
+def test_twfe_bad_option():
+    _raises(SpecificationError, r"se_method", did.twfe, panel(), se_method="bogus")
+
+
+def test_att_gt_without_never_treated():
+    df = frame()
+    df["first"] = np.where(df["unit"] < 6, 2003, 2004)
+    _raises(DesignError, r"never-treated", did.att_gt, panel(df), control="never", n_boot=0)
+
+
+def test_att_gt_unbalanced_panel():
+    df = frame().drop(index=[13])
+    _raises(DesignError, r"balanced", did.att_gt, panel(df), n_boot=0)
+
+
+def test_att_gt_cohort_without_pre_period():
+    df = frame()
+    df.loc[df["unit"] < 4, "first"] = 2000
+    _raises(DesignError, r"pre-treatment period|pre-period", did.att_gt, panel(df), n_boot=0)
+
+
+def test_event_study_reference_after_treatment():
+    _raises(SpecificationError, r"reference=0", did.event_study, panel(), reference=0)
+
+
+def test_imputation_everyone_treated_at_once():
+    df = frame()
+    df["first"] = 2003
+    _raises(DesignError, r"", did.imputation, panel(df))
+
+
+def test_poisson_negative_outcome_without_population():
+    df = frame()
+    df.loc[0, "y"] = -3.0
+    _raises(DataError, r"negative", did.poisson, panel(df), exposure=None)
+
+
+def test_poisson_all_zero_counts():
+    df = frame()
+    df["deaths"] = 0.0
+    _raises(DecrimkitError, r"zero", did.poisson, panel(df, outcome="deaths", population="pop"))
+
+
+def test_bacon_unbalanced_panel():
+    _raises(DesignError, r"balanced", did.bacon, panel(frame().drop(index=[20])))
+
+
+def test_disparity_without_group():
+    _raises(DecrimkitError, r"group", did.disparity, panel(), group="black", reference="white")
+
+
+def test_scm_unknown_treated_unit():
+    _raises(DesignError, r"99", synth.scm, panel(), treated=99, start=2003)
+
+
+def test_scm_start_outside_panel():
+    _raises(DesignError, r"1990", synth.scm, panel(), treated=0, start=1990)
+
+
+def test_augmented_without_pre_periods():
+    _raises(DesignError, r"pre", synth.augmented, panel(), treated=0, start=2000)
+
+
+def test_sdid_without_treated_units():
+    df = frame()
+    df["first"] = 0
+    _raises(DesignError, r"treated", synth.sdid, panel(df), n_reps=10)
+
+
+def test_mc_nnm_unbalanced_panel():
+    _raises(DesignError, r"balanced", synth.mc_nnm, panel(frame().drop(index=[30])), n_reps=5)
+
+
+def _staggered_without_never() -> Panel:
+    df = frame()
+    df["first"] = np.where(df["unit"] < 6, 2003, 2004)
+    return panel(df)
+
+
+def _everyone_at_once() -> Panel:
+    df = frame()
+    df["first"] = 2003
+    return panel(df)
+
+
+def test_two_stage_everyone_treated_at_once():
+    _raises(DesignError, r"no untreated observations", did.two_stage, _everyone_at_once())
+
+
+def test_sdid_all_units_treated():
+    _raises(DesignError, r"at least two never-treated control units", synth.sdid, _everyone_at_once(), n_reps=5)
+
+
+def test_mc_nnm_without_treated_cells():
+    df = frame()
+    df["first"] = 0
+    _raises(DesignError, r"no treated cells", synth.mc_nnm, panel(df), n_reps=5)
+
+
+def test_scm_single_donor():
+    _raises(DesignError, r"only 1 donor", synth.scm, panel(frame().query("unit in [0, 9]")), treated=0, start=2003)
+
+
+def test_augmented_single_donor():
+    _raises(DesignError, r"only 1 donor", synth.augmented, panel(frame().query("unit in [0, 9]")), treated=0,
+            start=2003)
+
+
+def test_event_study_negative_leads():
+    _raises(SpecificationError, r"leads must be a non-negative integer", did.event_study, panel(), leads=-1)
+
+
+def test_bacon_without_treated_units():
+    df = frame()
+    df["first"] = 0
+    _raises(DesignError, r"no observation is treated", did.bacon, panel(df))
+
+
+def test_att_gt_negative_bootstrap_draws():
+    _raises(SpecificationError, r"n_boot must be 0", did.att_gt, panel(), n_boot=-5)
+
+
+def test_poisson_staggered_without_never_treated():
+    _raises(SpecificationError, r"collinear", did.poisson,
+            panel(_staggered_without_never().frame.rename(columns={"unit": "u"}).assign(
+                deaths=np.arange(72) % 7, pop=1e4), unit="u", time="time", outcome="deaths", cohort="cohort",
+                population="pop"), staggered=True)
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: did.twfe(panel, alpha=2.0) runs; alpha outside (0, 1) "
+                                       "should raise SpecificationError")
+def test_twfe_alpha_outside_unit_interval():
+    _raises(SpecificationError, r"alpha", did.twfe, panel(), alpha=2.0)
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: did.imputation(panel, horizons=['a']) leaks a bare "
+                                       "ValueError (invalid literal for int())")
+def test_imputation_non_integer_horizons():
+    _raises(SpecificationError, r"horizons", did.imputation, panel(), horizons=["a"])
+
+
+@pytest.mark.xfail(strict=True, reason="reported to the lead: did.honest(did.twfe(panel)) leaks a bare ValueError "
+                                       "(invalid literal for int() with base 10: 'treated') instead of saying it "
+                                       "needs an event-time result")
+def test_honest_on_a_static_result():
+    _raises(SpecificationError, r"event", did.honest, did.twfe(panel()))
+
+
+def test_hierarchical_did_policy_model_not_a_mapping():
+    from decrimkit.estimators import bayes
+
+    _raises(SpecificationError, r"policy_model must be a mapping", bayes.hierarchical_did,
+            panel(outcome="deaths", population="pop"), policy_model=["diversion"])
+
+
+# ------------------------------------------------------------------ policy registry
+@pytest.fixture
+def registry_raw() -> pd.DataFrame:
+    from decrimkit.datasets import load_dataset
+
+    return load_dataset("policy_registry")
+
+
+def test_registry_missing_column(registry_raw):
+    from decrimkit.datasets import validate_registry
+
+    _raises(RegistryError, r"model", validate_registry, registry_raw.drop(columns=["model"]))
+
+
+def test_registry_impossible_date(registry_raw):
+    from decrimkit.datasets import validate_registry
+
+    raw = registry_raw.copy()
+    raw.loc[0, "effective"] = "2020-13-45"
+    _raises(RegistryError, r"2020-13-45", validate_registry, raw)
+
+
+def test_registry_ended_before_effective(registry_raw):
+    from decrimkit.datasets import validate_registry
+
+    raw = registry_raw.copy()
+    raw.loc[0, "effective"], raw.loc[0, "ended"] = "2021-05-01", "2020-01-01"
+    _raises(RegistryError, r"ended", validate_registry, raw)
+
+
+def test_registry_unknown_model(registry_raw):
+    from decrimkit.datasets import validate_registry
+
+    raw = registry_raw.copy()
+    raw.loc[1, "model"] = "legalise_everything"
+    _raises(RegistryError, r"legalise_everything", validate_registry, raw)
+
+
+def test_registry_repeated_rows(registry_raw):
+    from decrimkit.datasets import validate_registry
+
+    _raises(RegistryError, r"repeat|duplicate", validate_registry, pd.concat([registry_raw, registry_raw.iloc[[2]]]))
+
+
+# ------------------------------------------------------------------ analysis plans
+PLAN = """
+[data]
+dataset = "mpdta"
+
+[design]
+unit = "countyreal"
+time = "year"
+outcome = "lemp"
+cohort = "first.treat"
+
+[[estimators]]
+name = "did.twfe"
+"""
+
+
+@pytest.fixture
+def plan_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    return tmp_path
+
+
+def _plan(folder: Path, text: str) -> Path:
+    path = folder / "plan.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_plan_unknown_key(plan_dir):
+    from decrimkit.plan import load_plan
+
+    _raises(PlanError, r"colour", load_plan, _plan(plan_dir, PLAN.replace('cohort = "first.treat"',
+                                                                           'cohort = "first.treat"\ncolour = "red"')))
+
+
+def test_plan_path_outside_data(plan_dir):
+    from decrimkit.plan import load_plan
+
+    text = PLAN.replace('dataset = "mpdta"', 'path = "/etc/passwd"')
+    _raises(PlanError, r"data", load_plan, _plan(plan_dir, text))
+
+
+def test_plan_estimator_not_allowed(plan_dir):
+    from decrimkit.plan import load_plan
+
+    _raises(PlanError, r"os\.system", load_plan, _plan(plan_dir, PLAN.replace("did.twfe", "os.system")))
+
+
+def test_plan_invalid_toml(plan_dir):
+    from decrimkit.plan import load_plan
+
+    _raises(PlanError, r"", load_plan, _plan(plan_dir, "[data\ndataset = 1"))
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_unknown_study_is_a_one_line_error(capsys):
+    from decrimkit.cli import main
+
+    assert main(["study", "atlantis"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: SpecificationError: unknown study 'atlantis'") and "Traceback" not in err
+
+
+def test_cli_missing_plan_file(tmp_path, capsys):
+    from decrimkit.cli import main
+
+    assert main(["run", str(tmp_path / "absent.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "PlanError" in err and "Traceback" not in err

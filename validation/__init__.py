@@ -1,0 +1,1 @@
+"""Monte Carlo validation of decrimkit's estimators (``python validation/run.py``; see docs/validation.md)."""
