@@ -108,9 +108,24 @@ class HonestResult(Summarised):
 
 
 def _design(result: Effect, l_vec: Sequence[float] | None) -> _Design:
-    if result.vcov is None:
-        raise SpecificationError("honest needs an event-study result with a variance matrix (vcov).")
-    times = np.asarray(result.label, dtype="int64")
+    how = (
+        "Pass the result of did.event_study(panel) or did.sun_abraham(panel), e.g. did.honest(did.event_study(panel))."
+    )
+    if getattr(result, "vcov", None) is None or getattr(result, "label", None) is None:
+        raise SpecificationError(
+            f"honest() needs an event-study result with a variance matrix (vcov), got {type(result).__name__}. {how}"
+        )
+    try:
+        times = np.asarray(
+            [int(k) if float(k) == int(k) else np.nan for k in np.asarray(result.label).reshape(-1)], dtype="int64"
+        )
+    except (TypeError, ValueError):
+        times = None
+    if times is None or times.size != np.asarray(result.estimate).size:
+        raise SpecificationError(
+            f"honest() needs an event-study result (one coefficient per integer event time), but "
+            f"{type(result).__name__} has labels {np.asarray(result.label).reshape(-1)[:5].tolist()}. {how}"
+        )
     if getattr(result, "reference", -1) != -1 or (times == -1).any():
         raise SpecificationError("honest needs event-study coefficients with reference period -1 left out.")
     if getattr(result, "binned", ()):
@@ -204,11 +219,27 @@ def _flci(d: _Design, m: float, alpha: float) -> tuple[float, float]:
         sp = d.sigma[: d.n_pre, : d.n_pre]
         z = np.linalg.solve(null.T @ sp @ null, null.T @ (d.sigma[: d.n_pre] @ base))
         if m > 0:
+            # The half-length has kinks (|.| in the worst-case bias) where Nelder-Mead
+            # stalls, so it starts from two estimators and restarts from its own optimum until the
+            # length stops falling: the GLS estimator (the optimum at m = 0) and the last pre-period alone
+            # (w on that coordinate alone, scaled to stay unbiased under linear trends).
             opts = {"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000}
-            for start in (z, np.linalg.lstsq(null, -w0, rcond=None)[0]):  # GLS; last pre-period only
-                best = optimize.minimize(half, start, method="Nelder-Mead", options=opts)
-                if best.fun < half(z):
-                    z = best.x
+            starts = [z]
+            if a[-1] != 0:
+                w_last = np.zeros(d.n_pre)
+                w_last[-1] = target / a[-1]
+                starts.append(null.T @ (w_last - w0))  # exact: w_last - w0 lies in the span of null
+            best_z, best_f = z, half(z)
+            for start in starts:
+                x, f = start, half(start)
+                for _ in range(3):  # restarts from the optimum found
+                    res = optimize.minimize(half, x, method="Nelder-Mead", options=opts)
+                    if res.fun >= f - 1e-13:
+                        break
+                    x, f = res.x, res.fun
+                if f < best_f:
+                    best_z, best_f = x, f
+            z = best_z
     c, sd, _ = parts(z)
     est, hl = float(c @ d.beta), half(z)
     return est - hl, est + hl

@@ -1,0 +1,85 @@
+"""Benchmark harness: each (workload, tool, size) runs in its own process, timed after warm-up.
+
+A workload module in ``bench/workloads/`` defines
+
+    NAME: str                      short label, e.g. "att_gt"
+    SIZES: dict[str, int]          named sizes, e.g. {"mpdta": 500, "100k": 100_000}
+    QUICK_SIZES: tuple[str, ...]   the sizes ``--quick`` runs
+    TOOLS: dict[str, Callable[[Any], float]]
+                                   tool name -> function(data) returning the headline estimate
+    def make_data(size: str, seed: int) -> Any
+    def versions() -> dict[str, str]     (optional) versions of the peers
+
+``python bench/harness.py WORKLOAD TOOL SIZE --repeats R`` runs one cell and prints one JSON line:
+median and min wall time over R timed repeats after one warm-up call (which includes JAX compilation),
+the estimate, and the process's peak resident memory. ``bench/run.py`` drives every cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import statistics
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def tool_version(tool: str) -> str:
+    dist = {"decrimkit": "decrimkit", "pymc-default": "pymc", "decrimkit-loop": "decrimkit"}.get(tool, tool)
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def load(workload: str):
+    sys.path.insert(0, str(HERE / "workloads"))
+    return importlib.import_module(workload)
+
+
+def run_cell(workload: str, tool: str, size: str, repeats: int, seed: int = 0) -> dict:
+    mod = load(workload)
+    data = mod.make_data(size, seed)
+    fn = mod.TOOLS[tool]
+    repeats = min(repeats, getattr(mod, "MAX_REPEATS", repeats))  # minutes-long cells (MCMC) cap repeats
+    t0 = time.perf_counter()
+    estimate = fn(data)                      # warm-up: imports, JIT compilation, caches
+    warm = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        estimate = fn(data)
+        times.append(time.perf_counter() - t0)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra = mod.extra(data, estimate) if hasattr(mod, "extra") else {}
+    if hasattr(mod, "stream_bytes"):
+        extra["stream_bytes"] = int(mod.stream_bytes(data))
+    return {
+        "workload": workload, "tool": tool, "size": size, "n": mod.SIZES[size],
+        "version": tool_version(tool), "repeats": repeats,
+        "first_call_s": warm, "median_s": statistics.median(times), "min_s": min(times),
+        "estimate": float(estimate) if not isinstance(estimate, dict) else estimate,
+        "peak_mib": peak_kib / 1024, **extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload")
+    ap.add_argument("tool")
+    ap.add_argument("size")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print(json.dumps(run_cell(args.workload, args.tool, args.size, args.repeats, args.seed)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
