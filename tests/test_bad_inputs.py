@@ -278,16 +278,10 @@ def _one_cluster() -> Panel:
     return panel(df, covariates=("state",))
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: did.att_gt(panel, cluster=<a column with one value>) "
-                                       "runs and reports standard errors from a single cluster instead of raising "
-                                       "DesignError")
 def test_att_gt_single_cluster():
     _raises(DesignError, r"cluster", did.att_gt, _one_cluster(), cluster="state", n_boot=99)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: did.imputation(panel, cluster=<a column with one "
-                                       "value>) runs and reports SEs of about 1e-16 (p = 0) instead of raising "
-                                       "DesignError")
 def test_imputation_single_cluster():
     _raises(DesignError, r"cluster", did.imputation, _one_cluster(), cluster="state")
 
@@ -427,21 +421,14 @@ def test_poisson_staggered_without_never_treated():
                 population="pop"), staggered=True)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: did.twfe(panel, alpha=2.0) runs; alpha outside (0, 1) "
-                                       "should raise SpecificationError")
 def test_twfe_alpha_outside_unit_interval():
     _raises(SpecificationError, r"alpha", did.twfe, panel(), alpha=2.0)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: did.imputation(panel, horizons=['a']) leaks a bare "
-                                       "ValueError (invalid literal for int())")
 def test_imputation_non_integer_horizons():
     _raises(SpecificationError, r"horizons", did.imputation, panel(), horizons=["a"])
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: did.honest(did.twfe(panel)) leaks a bare ValueError "
-                                       "(invalid literal for int() with base 10: 'treated') instead of saying it "
-                                       "needs an event-time result")
 def test_honest_on_a_static_result():
     _raises(SpecificationError, r"event", did.honest, did.twfe(panel()))
 

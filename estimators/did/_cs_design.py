@@ -15,6 +15,8 @@ import pandas as pd
 from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.panel import Panel
 
+from ._reg_design import require_clusters
+
 __all__ = ["CellDesign", "cell_design", "unit_column"]
 
 
@@ -153,6 +155,7 @@ def cell_design(
     codes = None
     if cluster is not None:
         codes = pd.factorize(unit_column(panel, cluster, "cluster"), sort=True)[0]
+        require_clusters(int(codes.max()) + 1 if codes.size else 0, cluster)
     excluded: tuple[tuple[int, str], ...] = ()
     notes: tuple[str, ...] = ()
     never = ~np.isfinite(g_unit)

@@ -44,6 +44,15 @@ class EventTimeEffect(Effect):
         return PreTrends(statistic=w, df=int(b.size), p_value=float(stats.chi2.sf(w, b.size)))
 
 
+def _is_integer(value: object) -> bool:
+    """An int (not a bool) or a float with an integer value."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (int, np.integer)) or (
+        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    )
+
+
 def horizon_weights(
     fs: FirstStage, horizons: tuple[int, ...] | None, anticipation: int
 ) -> tuple[tuple[int, ...], np.ndarray]:
@@ -57,7 +66,13 @@ def horizon_weights(
     if horizons is None:
         horizons = present
     else:
-        horizons = tuple(int(e) for e in horizons)
+        values = [horizons] if isinstance(horizons, (str, bytes)) else list(horizons)
+        if not all(_is_integer(e) for e in values):
+            raise SpecificationError(
+                f"horizons must be integers (event times, 0 = first treated period), got {values!r}; "
+                f"e.g. horizons=[0, 1, 2], or None for every event time observed."
+            )
+        horizons = tuple(int(e) for e in values)
         missing = [e for e in horizons if e not in present]
         if missing:
             raise SpecificationError(

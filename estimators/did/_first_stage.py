@@ -27,6 +27,8 @@ from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.numerics.demean import demean
 from decrimkit.panel import Panel
 
+from ._reg_design import require_clusters
+
 __all__ = ["FirstStage", "first_stage", "obs_weights"]
 
 
@@ -161,7 +163,7 @@ def first_stage(
     lonely = np.unique(t[target & ~period_untreated[t]])
     if lonely.size:
         raise DesignError(
-            f"periods {[times[i] for i in lonely[:5]]} have treated but no untreated observations (no never- or "
+            f"periods {np.asarray(times)[lonely[:5]].tolist()} have treated but no untreated observations (no never- or "
             f"not-yet-treated units), so Y(0) cannot be imputed there. Restrict the panel to earlier periods."
         )
     x = _check_covariates(panel, covariates, untreated)
@@ -202,6 +204,7 @@ def first_stage(
         if cluster not in f.columns:
             raise SpecificationError(f"cluster={cluster!r} is not a column of the panel.")
         codes = np.unique(f[cluster].to_numpy(), return_inverse=True)[1].reshape(-1)
+        require_clusters(int(codes.max()) + 1, cluster)
     return FirstStage(
         z=z,
         untreated=untreated,

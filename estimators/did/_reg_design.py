@@ -11,7 +11,16 @@ import numpy as np
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.panel import Panel
 
-__all__ = ["cluster_labels", "row_weights", "check_covariates", "require_variation", "no_groups", "options"]
+__all__ = [
+    "cluster_labels",
+    "row_weights",
+    "check_covariates",
+    "require_variation",
+    "no_groups",
+    "options",
+    "check_alpha",
+    "require_clusters",
+]
 
 
 def cluster_labels(panel: Panel, cluster: str | None) -> np.ndarray | None:
@@ -81,3 +90,26 @@ def no_groups(panel: Panel, estimator: str) -> None:
 def options(**kwargs: Any) -> dict[str, Any]:
     """Spec options with tuples for sequences (hashable, JSON-friendly)."""
     return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()}
+
+
+def check_alpha(alpha: Any, name: str = "alpha") -> float:
+    """``alpha`` as a float strictly between 0 and 1 (the test size behind every interval), else raise."""
+    try:
+        value = float(alpha)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(alpha, bool) or not 0.0 < value < 1.0:
+        raise SpecificationError(
+            f"{name}={alpha!r} is not allowed; it is the test size and must lie strictly between 0 and 1 "
+            f"(e.g. {name}=0.05 for 95% intervals)."
+        )
+    return value
+
+
+def require_clusters(n_clusters: int, cluster: str) -> None:
+    """Cluster-robust inference needs at least two clusters."""
+    if n_clusters < 2:
+        raise DesignError(
+            f"cluster={cluster!r} has {n_clusters} distinct value(s), but clustered standard errors "
+            f"need at least 2 clusters. Cluster at a finer level (e.g. cluster=None for units)."
+        )

@@ -36,6 +36,7 @@ from scipy import stats
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
+    check_alpha,
     check_covariates,
     cluster_labels,
     no_groups,
@@ -186,6 +187,7 @@ def event_study(
     >>> es.pretest().p_value > 0.05
     True
     """
+    alpha = check_alpha(alpha)
     no_groups(panel, "event_study")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "event_study")

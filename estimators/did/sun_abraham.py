@@ -35,6 +35,7 @@ import pandas as pd
 from decrimkit.errors import DesignError
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
+    check_alpha,
     check_covariates,
     cluster_labels,
     no_groups,
@@ -125,6 +126,7 @@ def sun_abraham(
     >>> res.att < 0
     True
     """
+    alpha = check_alpha(alpha)
     no_groups(panel, "sun_abraham")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "sun_abraham")

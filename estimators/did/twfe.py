@@ -30,6 +30,7 @@ import numpy as np
 from decrimkit.errors import SpecificationError
 from decrimkit.estimators.did._ols import FEFit, fe_ols
 from decrimkit.estimators.did._reg_design import (
+    check_alpha,
     check_covariates,
     cluster_labels,
     no_groups,
@@ -141,6 +142,7 @@ def twfe(
     >>> round(did.twfe(panel).att, 4)
     0.0818
     """
+    alpha = check_alpha(alpha)
     check_option("se_method", se_method, SEMethod)
     check_option("weights_dist", weights_dist, WildWeights)
     no_groups(panel, "twfe")
