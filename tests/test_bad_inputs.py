@@ -9,7 +9,6 @@ numpy/JAX/pandas error that happens to share a base class (``DecrimkitError`` is
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -235,17 +234,18 @@ def test_year_strings_and_iso_dates_work():
 
 
 def test_ten_million_rows_with_a_duplicate_fail_fast():
-    """10M rows (about 240 MB of int64/float64 columns) with one repeated key: PanelError, not a hang."""
+    """10M rows (about 240 MB of int64/float64 columns) with one repeated key: PanelError, not a hang.
+
+    The duplicate check is vectorised, so this runs in seconds; how fast is for bench/, not for a test.
+    """
     n_units, n_periods = 100_000, 100
     unit = np.repeat(np.arange(n_units, dtype=np.int64), n_periods)
     year = np.tile(np.arange(n_periods, dtype=np.int64), n_units)
     year[-1] = year[-2]  # the last unit repeats its second-to-last period
     df = pd.DataFrame({"unit": unit, "year": year, "y": np.zeros(len(unit))})
     del unit
-    began = time.monotonic()
     _raises(PanelError, r"2 rows repeat a \(unit, year\) key", Panel.from_frame, df, unit="unit", time="year",
             outcome="y")
-    assert time.monotonic() - began < 120  # generous on 2 shared cores; it takes a few seconds
 
 
 # ------------------------------------------------------------------ estimators
