@@ -28,6 +28,17 @@ BUILD = PAPER / "build"
 STUDIES = ("baltimore", "suffolk", "oregon", "policy-models")
 KEY_PATTERN = re.compile(r'val\("([^"]+)"\)')
 
+# Study tables the manuscript prints whole (robustness checks, pooled posteriors, power), by file and
+# columns. Numbers are formatted here like every other value; a listed column that the study no longer
+# writes stops the build, a table whose study has not run is left out with a sentence in the PDF.
+PAPER_TABLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("baltimore", "robustness"): ("run", "rate_ratio", "rate_ratio_low", "rate_ratio_high", "averted"),
+    ("oregon", "robustness"): ("check", "what changes", "estimate", "pre_rmspe", "donors"),
+    ("policy-models", "posterior_effects"): ("source", "level", "label", "mean", "hdi_low", "hdi_high",
+                                             "p_negative", "r_hat"),
+    ("policy-models", "mde"): ("model", "estimator", "adopters", "reps", "size", "mean_coverage", "mde_log"),
+}
+
 
 def fmt_number(x: Any, digits: int = 3) -> str:
     """Format a number for prose: ``digits`` significant digits, no exponent for everyday sizes."""
@@ -89,11 +100,35 @@ def study_values(study: str, results: dict[str, Any], provenance: dict[str, Any]
     return out
 
 
+def csv_table(path: Path, columns: tuple[str, ...]) -> dict[str, Any]:
+    """A study table as formatted strings: ``{"header": [...], "rows": [[...], ...]}``."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    have = set(rows[0]) if rows else set(columns)
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise SystemExit(f"paper/build.py: {path.name} has no column(s) {missing}; update PAPER_TABLES in paper/build.py")
+
+    def cell(text: str) -> str:
+        if re.fullmatch(r"-?\d+", text.strip()):
+            return fmt_number(int(text))
+        try:
+            return fmt_number(float(text)) if text.strip() else ""
+        except ValueError:
+            return text
+
+    return {"header": list(columns), "rows": [[cell(r[c] or "") for c in columns] for r in rows]}
+
+
 def collect(outputs: Path) -> dict[str, Any]:
     """values.json content: formatted scalars in ``values``, raw result rows per study in ``tables``."""
     values: dict[str, str] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     figures: dict[str, list[str]] = {}
+    csv_tables: dict[str, dict[str, Any]] = {}
+    runs: dict[str, str] = {}
     for study in STUDIES:
         folder = outputs / study
         rfile = folder / "results.json"
@@ -103,6 +138,11 @@ def collect(outputs: Path) -> dict[str, Any]:
         pfile = folder / "provenance.json"
         provenance = json.loads(pfile.read_text(encoding="utf-8")) if pfile.exists() else None
         values.update(study_values(study, results, provenance))
+        runs[study] = "quick" if results.get("quick") else "full"
+        for (name_study, table), columns in PAPER_TABLES.items():
+            tfile = folder / "tables" / f"{table}.csv"
+            if name_study == study and tfile.exists():
+                csv_tables[f"{study}/{table}"] = csv_table(tfile, columns)
         tables[study] = [
             {
                 "name": r["name"],
@@ -118,7 +158,7 @@ def collect(outputs: Path) -> dict[str, Any]:
             str(p.relative_to(ROOT)) for p in (folder / "figures").glob("*.png")
         ) if (folder / "figures").exists() else []
     values.setdefault("git.commit", "not recorded")
-    return {"values": values, "tables": tables, "figures": figures}
+    return {"values": values, "tables": tables, "figures": figures, "csv_tables": csv_tables, "runs": runs}
 
 
 def _code(path: Path) -> str:

@@ -19,7 +19,8 @@ PROSE = ("main.typ", "report.typ")  # lib.typ is code (helpers), not prose
 # confidence level of every interval the studies report.
 YEARS = re.compile(r"^(19[5-9]\d|20[0-4]\d)$")
 ALLOWED = {"100,000": "rates are per 100,000 population", "95%": "the confidence level of every interval",
-           "80%": "the conventional power level of the minimum detectable effect"}
+           "80%": "the conventional power level of the minimum detectable effect",
+           "5%": "the level of the tests whose size the power analysis reports"}
 NAMES = {"Measure 110": "the ballot measure's name", "COVID-19": "the disease's name",
          "12-month": "the name of the CDC indicator's window"}
 LENGTH = re.compile(r"\d+(?:\.\d+)?(?:pt|in|em|mm|cm|fr)\b|\d+(?:\.\d+)?%(?=\s*[,)])")
