@@ -42,16 +42,25 @@ lint: $(STAMP)  ## ruff over the three packages and the tests
 	$(VENV)/bin/ruff check src estimators studies tests bench paper
 
 # ---------------------------------------------------------------- studies
-outputs/baltimore/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/baltimore*.py studies/baltimore/*.py) $(DATA)
+# The seed the outputs were made with: rewritten only when SEED changes, so `make paper SEED=1` reruns the
+# studies with the new seed and a plain `make paper` afterwards reuses them.
+SEED_STAMP := outputs/.seed
+$(SEED_STAMP): FORCE
+	@mkdir -p outputs
+	@echo $(SEED) | cmp -s - $@ || echo $(SEED) > $@
+.PHONY: FORCE
+FORCE:
+
+outputs/baltimore/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/baltimore*.py studies/baltimore/*.py) $(DATA)
 	$(DK) study baltimore --out outputs/baltimore --seed $(SEED)
 
-outputs/suffolk/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/suffolk*.py studies/suffolk/*.py)
+outputs/suffolk/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/suffolk*.py studies/suffolk/*.py)
 	$(DK) study suffolk --out outputs/suffolk --seed $(SEED)
 
-outputs/oregon/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/oregon*.py studies/oregon/*.py) $(DATA)
+outputs/oregon/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/oregon*.py studies/oregon/*.py) $(DATA)
 	$(DK) study oregon --out outputs/oregon --seed $(SEED)
 
-outputs/policy-models/results.json: $(STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/policy_models*.py studies/policy_models/*.py) $(DATA)
+outputs/policy-models/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/policy_models*.py studies/policy_models/*.py) $(DATA)
 	$(DK) study policy-models --out outputs/policy-models --seed $(SEED)
 
 study-baltimore: outputs/baltimore/results.json  ## Baltimore 2020 non-prosecution (comparative ITS)
