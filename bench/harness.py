@@ -69,6 +69,30 @@ def run_cell(workload: str, tool: str, size: str, repeats: int, seed: int = 0) -
     }
 
 
+def profile_cell(workload: str, tool: str, size: str, top: int = 8, seed: int = 0) -> dict:
+    """Where one warm call spends its time: the ``top`` functions by own time, as shares of the call."""
+    import cProfile
+    import pstats
+
+    mod = load(workload)
+    data = mod.make_data(size, seed)
+    fn = mod.TOOLS[tool]
+    fn(data)  # warm-up: compile outside the profile
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.runcall(fn, data)
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    rows = []
+    for (file, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{Path(file).name}:{line}({func})" if line else func
+        rows.append({"function": where, "calls": ncalls, "own_s": tottime, "cum_s": cumtime})
+    rows.sort(key=lambda r: r["own_s"], reverse=True)
+    for r in rows:
+        r["own_share"] = r["own_s"] / total if total > 0 else float("nan")
+    return {"workload": workload, "tool": tool, "size": size, "profiled_s": total, "top": rows[:top]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("workload")
@@ -76,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("size")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--profile", action="store_true", help="profile one warm call instead of timing")
     args = ap.parse_args(argv)
+    if args.profile:
+        print(json.dumps(profile_cell(args.workload, args.tool, args.size, seed=args.seed)))
+        return 0
     print(json.dumps(run_cell(args.workload, args.tool, args.size, args.repeats, args.seed)))
     return 0
 

@@ -48,6 +48,62 @@ def run_one(workload: str, tool: str, size: str, repeats: int, timeout: float) -
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def profile_missed(summary: list[dict], timeout: float) -> None:
+    """Attach a profile of decrimkit's warm call to every cell whose target was missed."""
+    for s in summary:
+        if s["target"] is None or s["ratio"] is None or s["ratio"] >= s["target"]:
+            continue
+        cmd = [sys.executable, str(HERE / "harness.py"), s["workload"], "decrimkit", s["size"], "--profile"]
+        print(f"[bench] profiling {s['workload']} {s['size']} (target missed) ...", file=sys.stderr, flush=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+            s["profile"] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+        except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
+            s["profile"] = None
+
+
+def scale_curves(rows: list[dict]) -> str:
+    """Time against size for each workload and tool, with the growth exponent between the end sizes."""
+    import math
+
+    lines = ["", "Scale curves (median seconds by size; exponent b of time ~ size^b between the smallest and "
+             "largest size run):", "", "| workload | tool | " + "sizes and times | b |", "|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        # sizes that measure a different task (e.g. one fit beside placebo loops) stay out of the curve
+        sys.path.insert(0, str(HERE / "workloads"))
+        if r.get("size") in getattr(__import__(r["workload"]), "NOT_ON_CURVE", ()):
+            continue
+        if "error" not in r:
+            groups.setdefault((r["workload"], r["tool"]), []).append(r)
+    for (w, tool), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["n"])
+        pts = ", ".join(f"{r['size']}: {r['median_s']:.3g}" for r in rs)
+        b = ""
+        if len(rs) >= 2 and rs[-1]["n"] > rs[0]["n"] and rs[0]["median_s"] > 0:
+            b = f"{math.log(rs[-1]['median_s'] / rs[0]['median_s']) / math.log(rs[-1]['n'] / rs[0]['n']):.2f}"
+        lines.append(f"| {w} | {tool} | {pts} | {b} |")
+    return "\n".join(lines) + "\n"
+
+
+def missed_profiles(summary: list[dict]) -> str:
+    """For every missed target: the measured ratio and where decrimkit's warm call spends its time."""
+    missed = [s for s in summary if s.get("target") is not None and s["ratio"] is not None and s["ratio"] < s["target"]]
+    if not missed:
+        return "\nEvery target was met in this run.\n"
+    lines = ["", "Targets missed in this run, with a profile of one warm decrimkit call (functions by own time):", ""]
+    for s in missed:
+        lines.append(f"- **{s['workload']} {s['size']}**: {s['ratio']:.2f}x against {s['fastest_peer']} "
+                     f"(target {s['target']}x).")
+        prof = s.get("profile")
+        if not prof:
+            lines.append("  (profile not available)")
+            continue
+        top = "; ".join(f"`{t['function']}` {100 * t['own_share']:.0f}%" for t in prof["top"][:5])
+        lines.append(f"  Profiled call {prof['profiled_s']:.2f} s: {top}.")
+    return "\n".join(lines) + "\n"
+
+
 def memory_bandwidth(mib: int = 256, repeats: int = 5) -> float:
     """Bytes per second of a numpy copy (read + write) of a ``mib`` MiB array: the streaming limit."""
     import numpy as np
@@ -165,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads((RESULTS / "results.json").read_text())
         meta, rows, summary = saved["meta"], saved["cells"], saved["summary"]
         meta.setdefault("memory_bandwidth_bytes_per_s", memory_bandwidth())
-        table = markdown(rows, summary, meta) + physical_limits(rows, meta["memory_bandwidth_bytes_per_s"])
+        table = (markdown(rows, summary, meta) + missed_profiles(summary) + scale_curves(rows)
+                 + physical_limits(rows, meta["memory_bandwidth_bytes_per_s"]))
         (RESULTS / "results.md").write_text(table)
         if not meta.get("quick"):
             update_readme(table)
@@ -182,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {w} {size} {tool} ...", file=sys.stderr, flush=True)
             rows.append(run_one(w, tool, size, repeats, args.timeout))
     summary = ratios(rows, mods)
+    if not args.quick:
+        profile_missed(summary, args.timeout)
     import os
 
     meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": platform.machine(),
@@ -189,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta["memory_bandwidth_bytes_per_s"] = memory_bandwidth()
     (RESULTS / "results.json").write_text(json.dumps({"meta": meta, "cells": rows, "summary": summary}, indent=1))
-    table = markdown(rows, summary, meta) + physical_limits(rows, meta["memory_bandwidth_bytes_per_s"])
+    table = (markdown(rows, summary, meta) + missed_profiles(summary) + scale_curves(rows)
+             + physical_limits(rows, meta["memory_bandwidth_bytes_per_s"]))
     (RESULTS / "results.md").write_text(table)
     if not args.quick:
         update_readme(table)

@@ -15,10 +15,10 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
-from decrimkit.estimators import synth
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
+from decrimkit.estimators import synth
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,9 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
+import study_runs
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.studies.baltimore import data, models
-
-import study_runs
 
 pytestmark = pytest.mark.xdist_group("studies")
 
@@ -163,8 +162,6 @@ def test_implied_by_race_splits_the_total():
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     import warnings
-
-    from decrimkit.studies import baltimore
 
     with warnings.catch_warnings():
         warnings.filterwarnings(

@@ -9,11 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decrimkit.errors import SpecificationError
-from decrimkit.studies import suffolk
-from decrimkit.studies.suffolk import SuffolkConfig, calibrate, memo_cells, simulate, simulate_memo
-
 import study_runs
+from decrimkit.errors import SpecificationError
+from decrimkit.studies.suffolk import SuffolkConfig, calibrate, memo_cells, simulate, simulate_memo
 
 pytestmark = pytest.mark.xdist_group("studies")
 
