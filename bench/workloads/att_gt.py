@@ -5,7 +5,15 @@ Sizes: mpdta (500 counties x 5 years, covariate ``lpop``) and simulated staggere
 that shifts both adoption and trends, so the doubly robust adjustment matters). The headline estimate
 is the simple aggregated ATT (R ``did::aggte(type = "simple")``), which is a closed-form function of the
 ATT(g,t); the bootstrap draws only change standard errors, so the point estimates of every tool must
-agree at the tests' ``rtol=1e-6``.
+agree at the tests' ``rtol=1e-6`` (diff-diff: 1e-4, see :func:`agree`).
+
+Where decrimkit's time goes at 100,000 units (CPU seconds, one core, shared machine): the 999 bootstrap
+replicates of the 27 cell and 4 cohort-basis influence functions (about 0.35-0.5 s: 1e8 32-bit random
+integers for the Mammen multipliers, one pass turning them into 0/1 indicators, and a (999 x n) @ (n x ~16)
+product after skipping columns that are zero on a tile of cohort-sorted units, 3.1 GFLOP); the DR cells
+(about 0.3 s, each on its own cohort and comparison units only, one logit per cohort); building the panel
+and the cell design (about 0.35 s, half of it ``Panel.from_frame``). The bootstrap's floor is its
+arithmetic: ``2 * 999 * n * k_eff`` flops plus ``999 * n`` random draws, whichever tool computes it.
 """
 
 from __future__ import annotations

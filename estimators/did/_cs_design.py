@@ -17,7 +17,7 @@ from decrimkit.panel import Panel
 
 from ._reg_design import require_clusters
 
-__all__ = ["CellDesign", "cell_design", "unit_column"]
+__all__ = ["CellDesign", "cell_design", "compact_cells", "logit_groups", "unit_column"]
 
 
 class CellDesign(NamedTuple):
@@ -27,8 +27,9 @@ class CellDesign(NamedTuple):
     is_base: (K,) cells fixed at zero (the universal base period); y_post, y_pre, treat, mask: (K, n);
     x: (K, n, p) intercept and covariates at the earlier period of each cell; w_unit: (n,) sampling
     weights; g_unit: (n,) cohort positions (inf = never treated); cluster: (n,) codes or None;
-    last_period: position of the last period used; n_units; excluded, notes: for the result's Spec.
-    A fitted :class:`AttGt` keeps a copy without the stacked cell inputs (those fields are None).
+    last_period: position of the last period used; n_units; excluded, notes: for the result's Spec;
+    ps_group: (K,) codes of the cells' propensity-score inputs (cohort, comparison units, covariate
+    period): cells with equal codes have identical logit fits, so the kernel fits one per code. A fitted :class:`AttGt` keeps a copy without the stacked cell inputs (those fields are None).
     """
 
     times: np.ndarray
@@ -48,6 +49,7 @@ class CellDesign(NamedTuple):
     n_units: int
     excluded: tuple[tuple[int, str], ...]
     notes: tuple[str, ...]
+    ps_group: np.ndarray | None = None
 
 
 def unit_column(panel: Panel, column: str, role: str) -> np.ndarray:
@@ -147,10 +149,19 @@ def cell_design(
             )
     times = panel.times
     n, T = panel.n_units, panel.n_periods
-    g_unit = panel.unit_cohort.to_numpy().astype("float64")
+    # the panel is balanced (checked above): scatter rows into (unit, period) arrays, as to_wide() would
+    rows, cols = panel.unit_index, panel.time_index
+    g_unit = np.empty(n)
+    g_unit[rows] = panel.frame["g"].to_numpy(dtype="float64")  # constant within unit (Panel validates it)
     _cohort_checks(times, g_unit, anticipation)
-    y = panel.to_wide("y").to_numpy(dtype="float64")
-    xs = [panel.to_wide(c).to_numpy(dtype="float64") for c in covariates]
+
+    def wide(column: str) -> np.ndarray:
+        out = np.empty((n, T))
+        out[rows, cols] = panel.frame[column].to_numpy(dtype="float64")
+        return out
+
+    y = wide("y")
+    xs = [wide(c) for c in covariates]
     w_unit = _weights(panel, weights)
     codes = None
     if cluster is not None:
@@ -202,6 +213,7 @@ def cell_design(
     is_base = np.array([r[3] for r in rows], dtype=bool)
     K, p = len(rows), len(covariates) + 1
     treat = (g_unit[None, :] == gpos[:, None]).astype("float64")
+    threshold = np.zeros(K, dtype=int)  # never-treated comparison units: the same for every cell
     if control == "never":
         ctrl = np.broadcast_to(never, (K, n))
     else:
@@ -209,19 +221,22 @@ def cell_design(
         ctrl = never[None, :] | ((g_unit[None, :] > threshold[:, None]) & (g_unit[None, :] != gpos[:, None]))
     mask = (treat > 0) | ctrl
     early = np.minimum(tpos, base)
+    # covariates constant within unit make the covariate period irrelevant to the propensity score
+    varying = any(not (xv == xv[:, :1]).all() for xv in xs)
+    ps_group = np.unique(np.column_stack([gpos, threshold, early if varying else np.zeros(K, dtype=int)]),
+                         axis=0, return_inverse=True)[1].reshape(-1)
     x = np.ones((K, n, p))
     for j, xv in enumerate(xs, start=1):
         x[:, :, j] = xv[:, early].T
-    checked: set[tuple[int, bytes]] = set()
+    checked: set[int] = set()
     for k in range(K):
         where = f"(group {times[gpos[k]]}, period {times[tpos[k]]})"
         if not ctrl[k].any():
             raise DesignError(f"cell {where} has no comparison units; use control='notyet' or add comparison units.")
-        if covariates and not is_base[k]:
-            sig = (int(early[k]), mask[k].tobytes())
-            if sig not in checked:
-                _check_covariates(x[k], treat[k], mask[k], covariates, method, where)
-                checked.add(sig)
+        if covariates and not is_base[k] and int(ps_group[k]) not in checked:
+            # cells with one ps_group share cohort, comparison units and covariate values: one check each
+            _check_covariates(x[k], treat[k], mask[k], covariates, method, where)
+            checked.add(int(ps_group[k]))
     return CellDesign(
         times=times,
         gpos=gpos,
@@ -240,4 +255,40 @@ def cell_design(
         n_units=n,
         excluded=excluded,
         notes=notes,
+        ps_group=ps_group,
     )
+
+
+def logit_groups(design: CellDesign) -> tuple[np.ndarray, np.ndarray]:
+    """(rep, group): one representative cell per propensity-score signature and each cell's signature.
+
+    Cells with the same cohort, comparison units and covariate values (``design.ps_group``) have the
+    same logit; with never-treated comparison units and time-invariant covariates that is one fit per
+    cohort instead of one per cell.
+    """
+    _, rep, group = np.unique(design.ps_group, return_index=True, return_inverse=True)
+    return rep.astype(np.int64), group.reshape(-1).astype(np.int64)
+
+
+def compact_cells(design: CellDesign) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """The cells' inputs restricted to their own units: (idx, live, (y_post, y_pre, treat, mask, x, w)).
+
+    Row ``k`` of ``idx`` (K, m) lists the units of cell ``k`` in unit order, padded to the largest
+    cell with unit 0 and ``live = False`` (mask 0, so padding adds exact zeros to every sum). A cell
+    holds only its cohort and comparison units, so the kernel touches m instead of n units per cell.
+    """
+    rows, cols = np.nonzero(design.mask > 0)
+    counts = np.bincount(rows, minlength=design.mask.shape[0])
+    pos = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.zeros((counts.size, int(counts.max())), dtype=np.int64)
+    live = np.zeros(idx.shape, dtype=bool)
+    idx[rows, pos] = cols
+    live[rows, pos] = True
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return np.where(live, np.take_along_axis(a, idx, axis=1), 0.0)
+
+    x = np.take_along_axis(design.x, idx[:, :, None], axis=1)
+    inputs = (take(design.y_post), take(design.y_pre), take(design.treat), take(design.mask), x,
+              design.w_unit[idx])
+    return idx, live, inputs

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["METHODS", "CellFit", "cell_estimate", "cell_estimate_imp"]
+__all__ = ["METHODS", "CellFit", "cell_estimate", "cell_estimate_given_ps", "cell_estimate_imp", "cell_logit"]
 
 _PS_CAP = 1.0 - 1e-6  # DRDID: pmin(ps.fit, 1 - 1e-6)
 _TRIM = 0.995  # DRDID default trim.level for comparison units
@@ -108,9 +108,8 @@ class _Nuisance(NamedTuple):
     alr_ols: jax.Array  # (n, p) asymptotic linear representation of the regression coefficients
 
 
-def _nuisance(dy, d, x, iw, n1) -> _Nuisance:
-    """The two nuisance fits shared by the three estimators: logit propensity score and WLS on controls."""
-    beta_ps, converged = _logit(x, d, iw)
+def _nuisance(dy, d, x, iw, n1, beta_ps, converged) -> _Nuisance:
+    """The two nuisance fits shared by the three estimators: logit propensity score (given) and WLS on controls."""
     beta = _wols(x, dy, iw * (1 - d))
     out = x @ beta
     w_ols = iw * (1 - d)
@@ -260,6 +259,19 @@ def _cell_inputs(y_post, y_pre, treat, mask, weights):
     return n1, iw, d, dy
 
 
+def cell_logit(treat: jax.Array, mask: jax.Array, x: jax.Array, weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Propensity-score logit of one cell: (coefficients (p,), converged ()).
+
+    It depends only on the cell's cohort indicator, units, covariates and weights, not on the
+    outcomes, so cells that share those (every cell of a cohort with never-treated comparison units
+    and time-invariant covariates) share one fit (see :func:`cell_estimate_given_ps`).
+    """
+    n1 = jnp.sum(mask)
+    wm = weights * mask
+    iw = wm / (jnp.sum(wm) / n1)
+    return _logit(x, treat * mask, iw)
+
+
 def cell_estimate(
     y_post: jax.Array,
     y_pre: jax.Array,
@@ -280,12 +292,35 @@ def cell_estimate(
     method : () int, the index of the estimator in ``METHODS`` (``"dr"``, ``"ipw"``, ``"reg"``). All three
         share the nuisance fits, so one compiled kernel serves every method.
     """
-    n = mask.shape[0]
+    beta_ps, converged = cell_logit(treat, mask, x, weights)
+    return cell_estimate_given_ps(y_post, y_pre, treat, mask, x, weights, method, beta_ps, converged)
+
+
+def cell_estimate_given_ps(
+    y_post: jax.Array,
+    y_pre: jax.Array,
+    treat: jax.Array,
+    mask: jax.Array,
+    x: jax.Array,
+    weights: jax.Array,
+    method: jax.Array,
+    beta_ps: jax.Array,
+    ps_converged: jax.Array,
+    n_units: jax.Array | None = None,
+) -> CellFit:
+    """:func:`cell_estimate` with the propensity-score logit already fitted (:func:`cell_logit`).
+
+    Only the selected estimator is evaluated (``lax.switch`` on the unbatched ``method`` index stays a
+    branch under ``vmap``); ``beta_ps`` and ``ps_converged`` are ignored by ``"reg"``. The arrays may
+    hold only the cell's units (padded with ``mask = 0``) when ``n_units``, the size of the whole
+    sample that scales the influence function, is given; units with ``mask = 0`` contribute exactly
+    zero to every sum.
+    """
+    n = mask.shape[0] if n_units is None else n_units
     n1, iw, d, dy = _cell_inputs(y_post, y_pre, treat, mask, weights)
-    nu = _nuisance(dy, d, x, iw, n1)
-    fits = [f(dy, d, x, iw, n1, nu) for f in (_dr, _ipw, _reg)]
-    att = jnp.stack([f[0] for f in fits])[method]
-    inf = jnp.stack([f[1] for f in fits])[method]
+    nu = _nuisance(dy, d, x, iw, n1, beta_ps, ps_converged)
+    att, inf = lax.switch(method, [lambda: _dr(dy, d, x, iw, n1, nu), lambda: _ipw(dy, d, x, iw, n1, nu),
+                                   lambda: _reg(dy, d, x, iw, n1, nu)])
     uses_ps = method < 2
     ps_max = jnp.where(uses_ps, jnp.max(jnp.where(iw > 0, nu.ps_raw, 0.0)), 0.0)
     converged = jnp.where(uses_ps, nu.converged, True)

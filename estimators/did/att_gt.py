@@ -43,10 +43,18 @@ import pandas as pd
 from scipy import stats
 
 from decrimkit.errors import ConvergenceError, DesignError, SpecificationError
-from decrimkit.estimators.did._aggte import Aggregated, aggregate_cells, analytic_se
-from decrimkit.estimators.did._cs_design import CellDesign, cell_design
-from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate, cell_estimate_imp
-from decrimkit.inference.bootstrap import Multipliers, multiplier_bootstrap
+from decrimkit.estimators.did._aggte import (
+    Aggregated,
+    BootDraws,
+    aggregate_cells,
+    analytic_se,
+    bootstrap_cells,
+    cohort_basis,
+    cohort_shares,
+)
+from decrimkit.estimators.did._cs_design import CellDesign, cell_design, compact_cells, logit_groups
+from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
+from decrimkit.inference.bootstrap import Multipliers, summarise_draws
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, check_option
 from decrimkit.panel import Panel
@@ -58,13 +66,18 @@ _DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
 
 
 @jax.jit
-def _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method) -> CellFit:
+def _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units) -> CellFit:
     """All cells at once: ``vmap`` of the 2x2 estimator over the leading (cell) axis.
 
+    Every (K, m) input holds only the units of each cell (:func:`~decrimkit.estimators.did._cs_design.compact_cells`; ``weights`` too), padded
+    with ``mask = 0``; ``n_units`` is the sample size that scales the influence functions.
+    The propensity-score logit is fitted once per distinct (cohort, units, covariates) signature: for
+    the cells ``rep`` (U,), then handed to every cell ``k`` through ``group[k]`` (see :func:`~decrimkit.estimators.did._cs_design.logit_groups`).
     ``method`` is a traced index into ``METHODS``, so DR, IPW and REG share one compilation per shape.
     """
-    return jax.vmap(cell_estimate, in_axes=(0, 0, 0, 0, 0, None, None))(y_post, y_pre, treat, mask, x, weights,
-                                                                         method)
+    beta, converged = jax.vmap(cell_logit)(treat[rep], mask[rep], x[rep], weights[rep])
+    return jax.vmap(cell_estimate_given_ps, in_axes=(0, 0, 0, 0, 0, 0, None, 0, 0, None))(
+        y_post, y_pre, treat, mask, x, weights, method, beta[group], converged[group], n_units)
 
 
 @jax.jit
@@ -137,6 +150,7 @@ class AttGt(Summarised):
     spec: Spec
     design: CellDesign = field(repr=False)
     title: str = "Group-time average treatment effects (Callaway & Sant'Anna)"
+    boot: BootDraws | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("estimate", "se", "boot_se", "influence"):
@@ -226,11 +240,11 @@ class AttGt(Summarised):
         if balance_e is not None and (isinstance(balance_e, bool) or not isinstance(balance_e, (int, np.integer))
                                       or balance_e < 0):
             raise SpecificationError(f"balance_e must be a non-negative integer, got {balance_e!r}.")
+        basis = cohort_basis(d.g_unit, d.w_unit, np.unique(d.gpos))
+        shares = cohort_shares(basis)
+        opts = {"kind": kind, "last_period": d.last_period, "min_e": min_e, "max_e": max_e, "balance_e": balance_e}
         try:
-            agg: Aggregated = aggregate_cells(
-                self.estimate, self.influence, d.gpos, d.tpos, d.g_unit, d.w_unit, kind=kind,
-                last_period=d.last_period, min_e=min_e, max_e=max_e, balance_e=balance_e,
-            )
+            agg: Aggregated = aggregate_cells(self.estimate, self.influence, d.gpos, d.tpos, basis, shares, **opts)
         except ValueError as exc:
             raise DesignError(f"cannot aggregate ({kind}): {exc}. Widen min_e/max_e or drop balance_e.") from exc
         se = analytic_se(agg.inf)
@@ -244,14 +258,14 @@ class AttGt(Summarised):
         }[kind]
         boot_se, crit, overall_boot = None, None, float("nan")
         n_boot = self.spec.options["n_boot"]
-        if n_boot:
-            key = key_from_seed(self.spec.seed)
-            alpha, dist = self.spec.options["alpha"], self.spec.options["multipliers"]
+        if n_boot and self.boot is not None:
+            # the fit's draws, aggregated like the influence functions: no new multipliers, no pass over units
+            alpha = self.spec.options["alpha"]
+            draws = aggregate_cells(self.estimate, self.boot.cells, d.gpos, d.tpos, self.boot.basis, shares, **opts)
             if agg.inf.shape[1]:
-                boot = multiplier_bootstrap(agg.inf, key, n_boot=n_boot, dist=dist, alpha=alpha, cluster=d.cluster)
-                boot_se, crit = boot.se, _usable_crit(boot.crit, alpha)
-            overall_boot = float(multiplier_bootstrap(agg.overall_inf, key, n_boot=n_boot, dist=dist,
-                                                      alpha=alpha, cluster=d.cluster).se[0])
+                boot_se, boot_crit = summarise_draws(draws.inf, self.n_units, alpha)
+                crit = _usable_crit(boot_crit, alpha)
+            overall_boot = float(summarise_draws(draws.overall_inf, self.n_units, alpha)[0][0])
         if kind == "simple":
             labels, est, se_c = ("overall",), np.array([agg.overall]), np.array([overall_se])
             inf = agg.overall_inf[:, None]
@@ -382,20 +396,28 @@ def att_gt(
     design = cell_design(panel, control=control, method="dr" if method == "dr_imp" else method,
                          covariates=tuple(covariates),
                          anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster)
-    cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
-             jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
-    fit = _att_gt_imp_kernel(*cells) if method == "dr_imp" else _att_gt_kernel(*cells, METHODS.index(method))
-    att, inf = np.array(fit.att), np.array(fit.inf).T
+    if method == "dr_imp":
+        cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
+                 jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
+        fit = _att_gt_imp_kernel(*cells)
+        att, inf = np.array(fit.att), np.array(fit.inf).T
+    else:
+        idx, live, cells = compact_cells(design)
+        fit = _att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
+        att = np.array(fit.att)
+        full = np.zeros((idx.shape[0], design.n_units + 1))  # column n takes the padding
+        full[np.arange(idx.shape[0])[:, None], np.where(live, idx, design.n_units)] = np.asarray(fit.inf)
+        inf = full[:, : design.n_units].T
     _check_fit(fit, design, method)
     att = np.where(design.is_base, 0.0, att)
     inf[:, design.is_base] = 0.0
     se = analytic_se(inf)
     se = np.where(se > _DEGENERATE, se, np.nan)  # R did: a zero SE (the universal base cell) is NA
-    boot_se, crit = np.full(att.shape, np.nan), None
+    boot_se, crit, boot = np.full(att.shape, np.nan), None, None
     if n_boot:
-        boot = multiplier_bootstrap(inf, key, n_boot=int(n_boot), dist=multipliers, alpha=alpha,
-                                    cluster=design.cluster)
-        boot_se, crit = boot.se, _usable_crit(boot.crit, alpha)
+        boot = bootstrap_cells(inf, design, key, int(n_boot), multipliers)
+        boot_se, boot_crit = summarise_draws(boot.cells, design.n_units, alpha)
+        crit = _usable_crit(boot_crit, alpha)
     spec = Spec(
         estimator="did.att_gt",
         options={"control": control, "method": method, "covariates": tuple(covariates),
@@ -415,7 +437,7 @@ def att_gt(
                            y_post=None, y_pre=None, treat=None, mask=None, x=None)
     return AttGt(
         group=stack_labels(times[design.gpos]), time=stack_labels(times[design.tpos]), estimate=att, se=se,
-        boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim,
+        boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim, boot=boot,
     )
 
 

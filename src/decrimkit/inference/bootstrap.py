@@ -13,9 +13,16 @@ procedure of R ``did``'s ``mboot`` (Callaway and Sant'Anna 2021, Algorithm 1):
   ``sqrt(G) * mean_c v_c psi_c`` (R ``did``'s ``clustervars``); the default cluster is the unit.
 
 Multipliers are Mammen's two-point weights (as R ``did``, via ``BMisc::multiplier_bootstrap``) or
-Rademacher, drawn as one ``vmap`` over split keys inside one ``jax.jit``; the replicates are then one
-matrix product. The same key gives the same multipliers for any influence-function matrix with the
-same rows, so effects aggregated from one ATT(g,t) fit share one joint bootstrap distribution.
+Rademacher. They are never stored whole: units are split into tiles of ``TILE`` rows, the
+multipliers of tile ``j`` come from their own counter-free stream (NumPy ``PCG64`` seeded by the
+JAX key's data and ``j`` through ``SeedSequence``), one 32-bit integer per multiplier compared with
+``round(P(low) * 2**32)`` (Mammen's ``P(low)`` to within ``2**-33``; Rademacher exactly), and each
+tile's ``(n_boot, TILE) @ (TILE, k)`` product is one BLAS call on the influence-function columns
+that are not zero in that tile. Tiles are processed in parallel threads and summed in a fixed order,
+so the same key gives the same numbers whatever the thread count. The same key gives the same
+multipliers for any influence-function matrix with the same rows
+(:func:`multiplier_weights` materialises them), so effects aggregated from one ATT(g,t) fit share
+one joint bootstrap distribution.
 
 References
 ----------
@@ -27,16 +34,21 @@ Mammen, E. (1993). Bootstrap and wild bootstrap for high dimensional linear mode
 
 from __future__ import annotations
 
-from functools import partial
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
 from decrimkit.errors import DataError
 from decrimkit.options import check_option
+
+try:  # optional: without it tiles are processed in one thread (BLAS may still use several)
+    from threadpoolctl import threadpool_limits as _blas_limits
+except ImportError:  # pragma: no cover - depends on the environment
+    _blas_limits = None
 
 __all__ = [
     "Multipliers",
@@ -45,6 +57,8 @@ __all__ = [
     "multiplier_draws",
     "multiplier_bootstrap",
     "quantile_type1",
+    "summarise_draws",
+    "TILE",
 ]
 
 Multipliers = Literal["mammen", "rademacher"]
@@ -72,30 +86,103 @@ class MultiplierBootstrap(NamedTuple):
     dist: str
 
 
-def _one_replicate(key: jax.Array, *, n_clusters: int, dist: str) -> jax.Array:
+TILE = 1024  # units per tile: each tile's multipliers come from their own stream
+_GROUP = 8  # tiles summed in order within a group, groups summed in order: thread-count independent
+_BITS = 2.0**32
+
+
+def _law(dist: str) -> tuple[int, float, float]:
+    """(threshold on a uniform 32-bit integer, low value, high value): low when ``bits < threshold``."""
     if dist == "rademacher":
-        return jax.random.rademacher(key, (n_clusters,), dtype=jnp.float64)
-    low = jax.random.bernoulli(key, _MAMMEN_P_LOW, (n_clusters,))
-    return jnp.where(low, _MAMMEN_LOW, _MAMMEN_HIGH)
+        return 2**31, -1.0, 1.0
+    return int(round(_MAMMEN_P_LOW * _BITS)), float(_MAMMEN_LOW), float(_MAMMEN_HIGH)
 
 
-@partial(jax.jit, static_argnames=("n_boot", "n_clusters", "dist"))
-def multiplier_weights(key: jax.Array, *, n_boot: int, n_clusters: int, dist: str = "mammen") -> jax.Array:
-    """(n_boot, n_clusters) multipliers, one replicate per split key (``vmap`` over draws).
+def _key_words(key: jax.Array) -> tuple[int, ...]:
+    return tuple(int(w) for w in np.asarray(jax.random.key_data(key)).ravel())
 
-    The shape depends only on the number of draws and clusters, so every aggregation of one fit
-    reuses one compiled kernel and one set of multipliers.
+
+def _tile_bits(words: tuple[int, ...], tile: int, n_boot: int, m: int) -> np.ndarray:
+    """(n_boot, m) uniform 32-bit integers of one tile (its own PCG64 stream)."""
+    gen = np.random.PCG64(np.random.SeedSequence(words, spawn_key=(tile,)))
+    raw = gen.random_raw((n_boot * m + 1) // 2).view(np.uint32)
+    return raw[: n_boot * m].reshape(n_boot, m)
+
+
+def _workers(n_tasks: int) -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8, n_tasks))
+
+
+def multiplier_weights(key: jax.Array, *, n_boot: int, n_clusters: int, dist: str = "mammen") -> np.ndarray:
+    """(n_boot, n_clusters) multipliers: column ``i`` is the multiplier of cluster (row of ``psi``) ``i``.
+
+    Materialises what :func:`multiplier_draws` uses tile by tile (for tests and small problems; the
+    draws themselves never build this matrix).
     """
-    draw = partial(_one_replicate, n_clusters=n_clusters, dist=dist)
-    return jax.vmap(draw)(jax.random.split(key, n_boot))
+    check_option("dist", dist, Multipliers)
+    threshold, low, high = _law(dist)
+    words = _key_words(key)
+    out = np.empty((int(n_boot), int(n_clusters)))
+    for j, start in enumerate(range(0, int(n_clusters), TILE)):
+        m = min(TILE, int(n_clusters) - start)
+        out[:, start : start + m] = np.where(_tile_bits(words, j, int(n_boot), m) < threshold, low, high)
+    return out
 
 
 def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str = "mammen") -> np.ndarray:
-    """(n_boot, k) replicates ``sqrt(G) * mean_c v_c psi_c`` for cluster-level influence functions (G, k)."""
-    psi = np.asarray(psi, dtype="float64")
-    g = psi.shape[0]
-    v = np.asarray(multiplier_weights(key, n_boot=int(n_boot), n_clusters=g, dist=dist))
-    return (v @ psi) / np.sqrt(g)
+    """(n_boot, k) replicates ``sqrt(G) * mean_c v_c psi_c`` for cluster-level influence functions (G, k).
+
+    Equals ``multiplier_weights(key, ...) @ psi / sqrt(G)`` up to rounding, without storing the
+    multipliers: each tile computes ``high * colsum + (low - high) * (1[v = low] @ psi_tile)`` over
+    the columns of ``psi`` that are not zero in the tile (influence functions of ATT(g,t) cells are
+    zero outside the cohort and its comparison units, so sorting rows by cohort skips most of them).
+    """
+    check_option("dist", dist, Multipliers)
+    psi = np.ascontiguousarray(psi, dtype="float64")
+    psi = psi[:, None] if psi.ndim == 1 else psi
+    g, k = psi.shape
+    n_boot = int(n_boot)
+    if k == 0 or g == 0:
+        return np.zeros((n_boot, k))
+    threshold, low, high = _law(dist)
+    words = _key_words(key)
+    n_tiles = -(-g // TILE)
+    live = np.add.reduceat(np.abs(psi) > 0, np.arange(0, g, TILE), axis=0) > 0  # (n_tiles, k)
+
+    def group(first: int) -> np.ndarray:
+        acc = np.zeros((n_boot, k))
+        ind = np.empty((n_boot, TILE))
+        for j in range(first, min(first + _GROUP, n_tiles)):
+            cols = np.flatnonzero(live[j])
+            if cols.size == 0:
+                continue
+            start = j * TILE
+            m = min(TILE, g - start)
+            block = psi[start : start + m][:, cols]
+            is_low = ind[:, :m]
+            np.less(_tile_bits(words, j, n_boot, m), threshold, out=is_low, casting="unsafe")
+            part = is_low @ block
+            part *= low - high
+            part += high * block.sum(axis=0)
+            acc[:, cols] += part
+        return acc
+
+    firsts = range(0, n_tiles, _GROUP)
+    n_workers = _workers(len(firsts)) if _blas_limits is not None else 1
+    if n_workers == 1:
+        partials = [group(f) for f in firsts]
+    else:
+        # one BLAS thread per worker: BLAS's own threads on top of ours would oversubscribe the cores
+        with _blas_limits(limits=1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
+            partials = list(pool.map(group, firsts))
+    total = partials[0]
+    for p in partials[1:]:
+        total += p
+    return total / np.sqrt(g)
 
 
 def quantile_type1(x: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
@@ -155,8 +242,21 @@ def multiplier_bootstrap(
     else:
         g, psi_c = n, psi
     draws = multiplier_draws(key, psi_c, n_boot=int(n_boot), dist=dist)
+    se, crit = summarise_draws(draws, n, alpha)
+    return MultiplierBootstrap(draws=draws, se=se, crit=crit, n_clusters=g, dist=dist)
+
+
+def summarise_draws(draws: np.ndarray, n: int, alpha: float = 0.05) -> tuple[np.ndarray, float]:
+    """Standard errors and sup-t critical value from (n_boot, k) replicates of ``n``-unit influence functions.
+
+    ``se`` is the interquartile range over ``qnorm(.75) - qnorm(.25)`` divided by ``sqrt(n)`` (NaN
+    for degenerate columns); ``crit`` the ``1 - alpha`` quantile (type 1) of ``max_j |draw_j / sigma_j|``
+    over usable columns (NaN if none), as R ``did``'s ``mboot``.
+    """
+    draws = np.asarray(draws, dtype="float64")
+    draws = draws[:, None] if draws.ndim == 1 else draws
     ok = np.isfinite(draws).all(axis=0) & (np.sum(draws**2, axis=0) > _DEGENERATE)
-    sigma = np.full(psi.shape[1], np.nan)
+    sigma = np.full(draws.shape[1], np.nan)
     if ok.any():
         q75 = quantile_type1(draws[:, ok], 0.75)
         q25 = quantile_type1(draws[:, ok], 0.25)
@@ -168,4 +268,4 @@ def multiplier_bootstrap(
         crit = float(quantile_type1(t_max[np.isfinite(t_max)], 1 - alpha))
     else:
         crit = float("nan")
-    return MultiplierBootstrap(draws=draws, se=sigma / np.sqrt(n), crit=crit, n_clusters=g, dist=dist)
+    return sigma / np.sqrt(n), crit

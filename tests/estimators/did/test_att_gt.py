@@ -15,13 +15,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from decrimkit.estimators import did
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.estimators import did
 
 RTOL = 1e-6  # closed form, same algorithm as R did: only floating-point order differs
 
