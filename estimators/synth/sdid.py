@@ -17,11 +17,12 @@ never-treated units using all periods before its adoption as pre-periods, and th
 are averaged with weights proportional to the number of treated unit-periods (N_a * T_a), as in
 the synthdid staggered-adoption example and Stata ``sdid`` (Clarke et al. 2023).
 
-The weights are computed with synthdid's Frank-Wolfe solver reproduced step for step: exact line
-search, 100 iterations, sparsification (weights below a quarter of the largest set to zero), then
-up to 10,000 iterations stopping once an iteration lowers the penalised loss by less than
-``(1e-5 sigma)^2``; sigma is the standard deviation of the controls' first differences before
-adoption. This early stop is part of the estimator: the R reference values depend on it.
+The weights are computed with synthdid's Frank-Wolfe solver reproduced step for step (see
+``_sdid_solver``): exact line search, 100 iterations, sparsification (weights at or below a quarter
+of the largest set to zero), then up to 10,000 iterations stopping once an iteration lowers the
+penalised loss by less than ``(1e-5 sigma)^2``; sigma is the standard deviation of the controls'
+first differences before adoption. This early stop is part of the estimator: the R reference values
+depend on it.
 
 References
 ----------
@@ -33,7 +34,6 @@ and related estimation methods in Stata. Stata Journal.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -48,127 +48,12 @@ from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
 from ._design import outcome_wide
+from ._sdid_solver import OPTIONS, SDIDFit, sdid_fit_batch
 from .results import SDIDResult
 
 __all__ = ["sdid"]
 
 SDIDEstimator = Literal["sdid", "sc", "did"]
-
-
-class SDIDFit(NamedTuple):
-    """One (replicate) fit. estimate: (); omega: (N,) zero on non-control rows; lam: (T0,)."""
-
-    estimate: jax.Array
-    omega: jax.Array
-    lam: jax.Array
-
-
-class _Options(NamedTuple):
-    update_omega: bool
-    update_lambda: bool
-    omega_intercept: bool
-    lambda_intercept: bool
-
-
-_OPTIONS = {
-    "sdid": _Options(True, True, True, True),
-    "sc": _Options(True, False, False, True),
-    "did": _Options(False, False, True, True),
-}
-
-
-# ---------------------------------------------------------------------------------------------- kernels
-def _fw(A, b, x, eta, zeta2, active, denom, min_dec2, max_iter):
-    """synthdid's ``sc.weight.fw``: Frank-Wolfe on ||Ax - b||^2/denom + zeta^2 ||x||^2 over the simplex."""
-
-    def value(x):
-        err = A @ x - b
-        return zeta2 * jnp.sum(x * x) + jnp.sum(err * err) / denom
-
-    def step(x):
-        ax = A @ x
-        half_grad = (ax - b) @ A + eta * x
-        i = jnp.argmin(jnp.where(active, half_grad, jnp.inf))
-        dx = (-x).at[i].set(1.0 - x[i])
-        derr = A[:, i] - ax
-        s = -jnp.dot(half_grad, dx) / (jnp.sum(derr * derr) + eta * jnp.sum(dx * dx))
-        moved = x + jnp.clip(s, 0.0, 1.0) * dx
-        return jnp.where(jnp.all(dx == 0), x, moved)
-
-    def cond(state):
-        t, _, prev, cur = state
-        return (t < max_iter) & ((t < 2) | (prev - cur > min_dec2))
-
-    def body(state):
-        t, x, _, cur = state
-        x = step(x)
-        return t + 1, x, cur, value(x)
-
-    nan = jnp.asarray(jnp.nan, dtype=A.dtype)
-    return jax.lax.while_loop(cond, body, (jnp.asarray(0), x, nan, nan))[1]
-
-
-def _sparsify(v):
-    v = jnp.where(v <= jnp.max(v) / 4, 0.0, v)
-    return v / jnp.sum(v)
-
-
-def _solve(A, b, x0, eta, zeta2, active, denom, min_dec2):
-    x = _fw(A, b, x0, eta, zeta2, active, denom, min_dec2, 100)
-    return _fw(A, b, _sparsify(x), eta, zeta2, active, denom, min_dec2, 10_000)
-
-
-def _sdid_one(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0, opts: _Options) -> SDIDFit:
-    """One synthdid fit on rows of ``y`` (N, T): controls where ``ctrl``, treated where ``treat``."""
-    dtype = y.dtype
-    n_ctrl = jnp.sum(ctrl).astype(dtype)
-    n_tr = jnp.sum(treat).astype(dtype)
-    post_mean = jnp.mean(y[:, t0:], axis=1)
-    yc = jnp.concatenate([y[:, :t0], post_mean[:, None]], axis=1)  # (N, T0 + 1), collapsed form rows
-    tr_row = jnp.sum(jnp.where(treat[:, None], yc, 0.0), axis=0) / n_tr  # (T0 + 1,)
-    min_dec2 = min_dec * min_dec
-
-    lam = lam0
-    if opts.update_lambda:
-        ctrl_rows = jnp.where(ctrl[:, None], yc, 0.0)
-        if opts.lambda_intercept:
-            ctrl_rows = jnp.where(ctrl[:, None], yc - (jnp.sum(ctrl_rows, axis=0) / n_ctrl)[None, :], 0.0)
-        zl2 = zeta_lambda * zeta_lambda
-        lam = _solve(
-            ctrl_rows[:, :t0], ctrl_rows[:, t0], lam0, n_ctrl * zl2, zl2, jnp.ones(t0, dtype=bool), n_ctrl, min_dec2
-        )
-
-    omega = omega0
-    if opts.update_omega:
-        a = jnp.where(ctrl[None, :], yc[:, :t0].T, 0.0)  # (T0, N) control columns
-        b = tr_row[:t0]
-        if opts.omega_intercept:
-            a = jnp.where(ctrl[None, :], a - jnp.mean(a, axis=0)[None, :], 0.0)
-            b = b - jnp.mean(b)
-        zo2 = zeta_omega * zeta_omega
-        omega = _solve(a, b, omega0, t0 * zo2, zo2, ctrl, jnp.asarray(t0, dtype), min_dec2)
-
-    t1 = y.shape[1] - t0
-    time_w = jnp.concatenate([-lam, jnp.full(t1, 1.0 / t1, dtype)])
-    unit_w = jnp.where(treat, 1.0 / n_tr, 0.0) - jnp.where(ctrl, omega, 0.0)
-    return SDIDFit(estimate=unit_w @ y @ time_w, omega=jnp.where(ctrl, omega, 0.0), lam=lam)
-
-
-@partial(jax.jit, static_argnames=("t0", "opts"))
-def sdid_fit(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: _Options) -> SDIDFit:
-    """Jitted single fit (see :func:`_sdid_one`)."""
-    return _sdid_one(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
-
-
-@partial(jax.jit, static_argnames=("t0", "opts"))
-def sdid_fit_batch(
-    y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: _Options
-) -> SDIDFit:
-    """A batch of fits: ``y`` (R, N, T), masks and initial omega (R, N); lambda, zetas shared."""
-    one = partial(_sdid_one, t0=t0, opts=opts)
-    return jax.vmap(one, in_axes=(0, 0, 0, 0, None, None, None, None))(
-        y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec
-    )
 
 
 # ---------------------------------------------------------------------------------------------- cohorts
@@ -195,17 +80,19 @@ def _noise(y_ctrl_pre: np.ndarray) -> float:
 def _fit_cohort(y, ctrl_idx, tr_idx, t0, estimator, label) -> _Cohort:
     n0, n1, t1 = len(ctrl_idx), len(tr_idx), y.shape[1] - t0
     sigma = _noise(y[ctrl_idx, :t0])
-    opts = _OPTIONS[estimator]
+    opts = OPTIONS[estimator]
     eta_omega = (n1 * t1) ** 0.25 if estimator == "sdid" else 1e-6
-    rows = np.concatenate([ctrl_idx, tr_idx])
-    yy = y[rows]
-    ctrl = np.arange(len(rows)) < n0
+    ctrl = np.zeros((1, y.shape[0]), dtype=bool)
+    ctrl[0, ctrl_idx] = True
+    treat = np.zeros_like(ctrl)
+    treat[0, tr_idx] = True
     omega0 = np.where(ctrl, 1.0 / n0, 0.0)
     lam0 = np.zeros(t0) if estimator == "sc" else np.full(t0, 1.0 / t0)
-    fit = sdid_fit(
-        jnp.asarray(yy),
+    fit = sdid_fit_batch(
+        jnp.asarray(y),
+        None,  # all units, addressed by position (other cohorts' treated units are in neither mask)
         jnp.asarray(ctrl),
-        jnp.asarray(~ctrl),
+        jnp.asarray(treat),
         jnp.asarray(omega0),
         jnp.asarray(lam0),
         eta_omega * sigma,
@@ -214,7 +101,8 @@ def _fit_cohort(y, ctrl_idx, tr_idx, t0, estimator, label) -> _Cohort:
         t0=t0,
         opts=opts,
     )
-    fit = SDIDFit(*(np.asarray(f) for f in fit))
+    fit = SDIDFit(*(np.asarray(f)[0] for f in fit))
+    fit = fit._replace(omega=fit.omega[ctrl_idx])  # omega over the controls, in ctrl_idx order
     return _Cohort(label, t0, tr_idx, eta_omega * sigma, 1e-6 * sigma, 1e-5 * sigma, fit, n1 * t1)
 
 
@@ -240,22 +128,26 @@ def _placebo(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
         n_a = len(c.treated_rows)
         fake = perms[:, offset : offset + n_a]
         offset += n_a
-        rows = ctrl_idx[np.concatenate([keep, fake], axis=1)]  # (R, n0 - n_tr + n_a)
-        ctrl = np.broadcast_to(np.arange(rows.shape[1]) < n0 - n_tr, rows.shape)
-        omega_ctrl = c.fit.omega[:n0]  # fitted omega over the controls (rows ordered controls first)
-        init = np.stack([_sum_normalize(omega_ctrl[k]) for k in keep])
-        omega0 = np.concatenate([init, np.zeros((n_reps, n_a))], axis=1)
+        reps = np.arange(n_reps)[:, None]
+        ctrl = np.zeros((n_reps, y.shape[0]), dtype=bool)  # masks over all units, by position
+        ctrl[reps, ctrl_idx[keep]] = True
+        treat = np.zeros_like(ctrl)
+        treat[reps, ctrl_idx[fake]] = True
+        omega_ctrl = c.fit.omega[:n0]  # fitted omega over the controls (ctrl_idx order)
+        omega0 = np.zeros(ctrl.shape)
+        omega0[reps, ctrl_idx[keep]] = np.stack([_sum_normalize(omega_ctrl[k]) for k in keep])
         fit = sdid_fit_batch(
-            jnp.asarray(y[rows]),
+            jnp.asarray(y),
+            None,
             jnp.asarray(ctrl),
-            jnp.asarray(~ctrl),
+            jnp.asarray(treat),
             jnp.asarray(omega0),
             jnp.asarray(c.fit.lam),
             c.zeta_omega,
             c.zeta_lambda,
             c.min_dec,
             t0=c.t0,
-            opts=_OPTIONS[estimator],
+            opts=OPTIONS[estimator],
         )
         out[:, j] = np.asarray(fit.estimate)
     cells = np.array([c.weight_cells for c in cohorts], dtype=float)
@@ -295,7 +187,8 @@ def _bootstrap(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
             sampled = _sum_normalize(omega_ctrl[ind[r][ctrl[r]]])
             omega0[r, : len(sampled)] = sampled
         fit = sdid_fit_batch(
-            jnp.asarray(y[units[ind]]),
+            jnp.asarray(y),
+            jnp.asarray(units[ind]),
             jnp.asarray(ctrl),
             jnp.asarray(treat),
             jnp.asarray(omega0),
@@ -304,7 +197,7 @@ def _bootstrap(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
             c.zeta_lambda,
             c.min_dec,
             t0=c.t0,
-            opts=_OPTIONS[estimator],
+            opts=OPTIONS[estimator],
         )
         est[:, j] = np.where(has, np.asarray(fit.estimate), 0.0)
         cells[:, j] = treat.sum(axis=1) * (y.shape[1] - c.t0)
