@@ -2,8 +2,8 @@
 
 Usage::
 
-    python validation/run.py                  # full grid (make validate; about an hour on 2 cores)
-    python validation/run.py --quick          # a few replications per cell (make validate-quick, < 5 min)
+    python validation/run.py                  # full grid (make validate; about 15 min on 2 idle cores)
+    python validation/run.py --quick          # a few replications per cell (make validate-quick, about 2 min)
     python validation/run.py --scheduler tcp://host:8786   # run the replications on an existing Dask cluster
 
 Inputs: the DGPs in ``validation/dgp.py`` and the grid in ``validation/cells.py``; seed ``--seed``
@@ -14,7 +14,10 @@ for the same seed, grid and reps), ``README.md`` and ``figures/coverage.png|svg`
 Replications run on Dask: a ``LocalCluster`` of ``--workers`` single-threaded worker processes
 (default 2), or the cluster at ``--scheduler``. The work is split into chunks of replications; a
 replication's data and seeds depend only on ``(seed, cell, rep)``, so the results do not depend on
-the chunking, the number of workers or the order in which chunks finish.
+the chunking, the number of workers or the order in which chunks finish. Each chunk also reports the
+CPU seconds of every replication; the run prints the steady cost per replication, the first-call
+(compilation) cost per worker and the full grid's projected CPU time, and writes them to the README
+(never to ``results.json``, which stays byte-identical).
 """
 
 from __future__ import annotations
@@ -38,14 +41,90 @@ DEFAULT_SEED = 20240501
 SBC_REPS = {"full": 100, "quick": 6}
 
 
-def _tasks(names: Sequence[str], quick: bool, reps: int | None) -> list[tuple[str, list[int]]]:
+def _tasks(names: Sequence[str], quick: bool, reps: int | None) -> list[list[tuple[str, list[int]]]]:
+    """Dask tasks, each a list of ``(cell, replications)`` chunks.
+
+    Full run: chunks of at most ``cell.chunk`` replications (at least 4 per cell so that small runs
+    balance), the expensive cells (small chunks) first so that cheap DiD chunks fill the tail. Quick run:
+    cells that share an estimator go whole into one task, so each kernel is compiled by one worker only
+    (compilation, not replication, is most of a quick run's cost).
+    """
+    order = sorted(names, key=lambda n: grid.CELL_BY_NAME[n].chunk)  # stable: grid order within a chunk size
+    n_reps = {n: reps if reps is not None else (grid.CELL_BY_NAME[n].quick_reps if quick else grid.CELL_BY_NAME[n].reps)
+              for n in order}
+    if quick:
+        groups: list[tuple[set[str], list[tuple[str, list[int]]]]] = []
+        for name in order:
+            ests = set(grid.CELL_BY_NAME[name].estimators)
+            item = (name, list(range(n_reps[name])))
+            hit = [g for g in groups if g[0] & ests]
+            if hit:
+                keep = hit[0]
+                for other in hit[1:]:  # a cell bridging two groups merges them
+                    keep[0].update(other[0])
+                    keep[1].extend(other[1])
+                    groups.remove(other)
+                keep[0].update(ests)
+                keep[1].append(item)
+            else:
+                groups.append((ests, [item]))
+        return [items for _, items in groups]
     tasks = []
-    for name in names:
-        cell = grid.CELL_BY_NAME[name]
-        n = reps if reps is not None else (cell.quick_reps if quick else cell.reps)
-        size = max(1, min(cell.chunk, -(-n // 4)))  # at least 4 chunks per cell so small runs balance
-        tasks.extend((name, list(range(i, min(i + size, n)))) for i in range(0, n, size))
+    for name in order:
+        n = n_reps[name]
+        size = max(1, min(grid.CELL_BY_NAME[name].chunk, -(-n // 4)))
+        tasks.extend([(name, list(range(i, min(i + size, n))))] for i in range(0, n, size))
     return tasks
+
+
+def _costs(chunks: list[dict[str, Any]], sbc: dict[str, Any] | None) -> dict[str, Any]:
+    """CPU seconds by cell and estimator: steady cost per replication and first-call (compilation) overhead.
+
+    An estimator's first call on a cell in a worker process pays for tracing and XLA compilation (the
+    shapes, and so the compiled programs, differ between cells); the steady cost is the mean over the
+    other calls. ``projected_full_cpu_s`` scales the steady costs to the full grid's replications.
+    """
+    import numpy as np
+
+    per: dict[tuple[str, str], list[float]] = {}
+    first: dict[tuple[str, str], list[float]] = {}
+    seen: set[tuple[int, str, str]] = set()
+    for ch in chunks:  # per worker, the chunks arrive in the order that worker ran them
+        for est, times in ch.get("cpu", {}).items():
+            for k, t in enumerate(times):
+                key = (ch["pid"], ch["cell"], est)
+                if k == 0 and key not in seen:
+                    seen.add(key)
+                    first.setdefault((ch["cell"], est), []).append(t)
+                else:
+                    per.setdefault((ch["cell"], est), []).append(t)
+    rows = []
+    for cell, est in sorted(set(per) | set(first)):
+        times = per.get((cell, est)) or first[(cell, est)]  # a one-replication chunk: no steady calls
+        steady = float(np.mean(times))
+        full = grid.CELL_BY_NAME[cell].reps
+        firsts = first.get((cell, est), [])
+        rows.append({"cell": cell, "estimator": est, "calls": len(per.get((cell, est), [])) + len(firsts),
+                     "cpu_per_rep_s": steady, "first_call_extra_s": float(np.mean(firsts)) - steady if firsts else 0.0,
+                     "total_cpu_s": float(np.sum(per.get((cell, est), [])) + np.sum(firsts)),
+                     "full_reps": full, "projected_full_cpu_s": steady * full})
+    return {"rows": rows, "chunks_cpu_s": sum(r["total_cpu_s"] for r in rows),
+            "sbc_cpu_s": None if sbc is None else sbc.get("cpu"),
+            "projected_full_cpu_s": sum(r["projected_full_cpu_s"] for r in rows),
+            "compile_per_worker_s": sum(max(0.0, r["first_call_extra_s"]) for r in rows),
+            "workers_seen": len({ch["pid"] for ch in chunks})}
+
+
+def _print_costs(costs: dict[str, Any]) -> None:
+    print("[validate] CPU s per replication (steady), extra CPU s of the first call in a worker (compilation):",
+          flush=True)
+    for r in costs["rows"]:
+        print(f"  {r['cell']:26s} {r['estimator']:15s} {r['cpu_per_rep_s']:8.4f} s/rep x {r['calls']:5d}  first "
+              f"+{max(0.0, r['first_call_extra_s']):5.1f} s  -> {r['full_reps']} reps: {r['projected_full_cpu_s']:7.1f} s")
+    sbc = costs["sbc_cpu_s"]
+    print(f"[validate] chunks: {costs['chunks_cpu_s']:.0f} CPU s; SBC task: {'-' if sbc is None else f'{sbc:.0f}'} CPU s; "
+          f"compilation: about {costs['compile_per_worker_s']:.0f} CPU s per worker; the full grid's replications "
+          f"at these steady costs: {costs['projected_full_cpu_s']:.0f} CPU s", flush=True)
 
 
 def _client(scheduler: str | None, workers: int) -> Any:
@@ -90,19 +169,22 @@ def run(
     began = time.perf_counter()
     client = _client(scheduler, workers)
     try:
-        futures = [client.submit(grid.run_chunk, name, chunk, seed, pure=False) for name, chunk in tasks]
+        # the SBC task first: it is one long task, the chunks fill the other worker meanwhile
         sbc_future = client.submit(grid.run_sbc_task, n_sbc, seed, quick, pure=False) if sbc else None
+        futures = [client.submit(grid.run_group, items, seed, pure=False) for items in tasks]
         chunks = []
         done = 0
         for fut in as_completed(futures):
-            chunks.append(fut.result())
+            chunks.extend(fut.result())
             done += 1
             if done % max(1, len(futures) // 20) == 0 or done == len(futures):
-                print(f"[validate] {done}/{len(futures)} chunks ({time.perf_counter() - began:.0f} s)", flush=True)
+                print(f"[validate] {done}/{len(futures)} tasks ({time.perf_counter() - began:.0f} s)", flush=True)
         sbc_out = sbc_future.result() if sbc_future is not None else None
+        costs = _costs(chunks, sbc_out)
+        _print_costs(costs)
         results = summarise(chunks, names, sbc_out, quick=quick, seed=seed, reps=reps, sbc_reps=n_sbc if sbc else 0)
         wall = time.perf_counter() - began
-        path = write_outputs(results, Path(out), wall_s=wall, workers=workers if not scheduler else None)
+        path = write_outputs(results, Path(out), wall_s=wall, workers=workers if not scheduler else None, costs=costs)
         print(f"[validate] wrote {path} in {wall:.0f} s", flush=True)
     finally:
         _close(client)

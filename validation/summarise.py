@@ -4,7 +4,10 @@ Metrics per (cell, estimator, target): replications used, failures (a ``Decrimki
 draw), bias and RMSE of the estimate against the DGP's truth, mean reported SE over the Monte Carlo
 SD of the estimates, coverage of the nominal 95% interval (with its Monte Carlo standard error), and,
 where the truth is zero, the size of the 5% test (share of p-values at or below 0.05). A frequentist
-95% interval whose coverage falls outside 93-97% is flagged, never hidden, with a diagnosis.
+95% interval whose coverage falls outside 93-97% is flagged, never hidden, with a diagnosis; a test
+reported without an interval (SCM placebo, the ASCM joint test) is flagged when its size falls
+outside 3-7%, the same band for the rejection rate. The Bayesian SBC section reports the 90% HDI
+coverage of each parameter and pooled over the model-level effects, against 85-95% (issue 6).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import pandas as pd
 from validation import cells as grid  # type: ignore[import-not-found]
 
 BAND = (0.93, 0.97)
+SIZE_BAND = (round(1 - BAND[1], 10), round(1 - BAND[0], 10))  # (0.03, 0.07): rejection rate of a 5% test
+SBC_BAND = (0.85, 0.95)  # 90% HDI coverage over >= 100 replications (issue 6)
 COLUMNS = ("rep", "estimator", "target", "estimate", "se", "conf_low", "conf_high", "p_value", "truth")
 
 
@@ -42,9 +47,18 @@ def _clean(x: Any) -> Any:
 
 def _diagnose(row: dict[str, Any], notes: Sequence[str]) -> str:
     reasons = list(notes)
+    if row.get("coverage") is None:  # a test without an interval: only its size is judged
+        if row.get("size_mcse"):
+            k = abs(row["size_5pct"] - 0.05) / row["size_mcse"]
+            reasons.append(f"size {row['size_5pct']:.3f} is {k:.1f} Monte Carlo SEs from 0.05")
+        if row.get("p_missing"):
+            reasons.append(f"{row['p_missing']} replications gave no p-value")
+        return "; ".join(reasons)
     sd, bias = row["mc_sd"], row["bias"]
     if sd and bias is not None and abs(bias) > 0.25 * sd:
         reasons.append(f"bias {bias:+.3f} is {abs(bias) / sd:.2f} Monte Carlo SDs")
+    if row.get("ci_missing"):
+        reasons.append(f"{row['ci_missing']} replications gave no interval (counted as not covering)")
     ratio = row.get("se_ratio")
     if ratio is not None and math.isfinite(ratio) and abs(ratio - 1) > 0.1:
         reasons.append(f"mean SE / Monte Carlo SD = {ratio:.2f}")
@@ -62,20 +76,25 @@ def _metrics(df: pd.DataFrame) -> dict[str, Any]:
     n = len(df)
     out: dict[str, Any] = {"n": n, "truth": float(np.mean(truth)), "bias": float(np.mean(err)),
                            "rmse": float(np.sqrt(np.mean(err**2))), "mc_sd": float(np.std(est, ddof=1)) if n > 1 else None}
-    has_se = np.isfinite(se).all()
-    out["mean_se"] = float(np.mean(se)) if has_se else None
-    out["se_ratio"] = float(np.mean(se) / out["mc_sd"]) if has_se and out["mc_sd"] else None
-    has_ci = np.isfinite(lo).all() and np.isfinite(hi).all()
-    if has_ci:
-        cov = float(np.mean((lo <= truth) & (truth <= hi)))
+    ok_se = np.isfinite(se)
+    out["mean_se"] = float(np.mean(se[ok_se])) if ok_se.any() else None
+    out["se_ratio"] = float(out["mean_se"] / out["mc_sd"]) if out["mean_se"] is not None and out["mc_sd"] else None
+    ok_ci = ~np.isnan(lo) & ~np.isnan(hi)  # an infinite bound is a valid (unbounded) interval
+    out["ci_missing"] = int(n - ok_ci.sum())
+    if ok_ci.any():
+        # a replication without an interval (NaN bound) counts as not covering: never hidden
+        cov = float(np.mean(ok_ci & (lo <= truth) & (truth <= hi)))
         out["coverage"] = cov
         out["coverage_mcse"] = float(math.sqrt(max(cov * (1 - cov), 1e-12) / n))
-    else:
+    else:  # the estimator reports no interval at all (a test only)
         out["coverage"] = out["coverage_mcse"] = None
+        out["ci_missing"] = 0
     p = df["p_value"].to_numpy()
-    if np.allclose(truth, 0) and np.isfinite(p).all():
-        out["size_5pct"] = float(np.mean(p <= 0.05))
-        out["size_mcse"] = float(math.sqrt(0.05 * 0.95 / n))
+    ok_p = np.isfinite(p)
+    out["p_missing"] = int(n - ok_p.sum())
+    if np.allclose(truth, 0) and ok_p.any():
+        out["size_5pct"] = float(np.mean(p[ok_p] <= 0.05))
+        out["size_mcse"] = float(math.sqrt(0.05 * 0.95 / int(ok_p.sum())))
     else:
         out["size_5pct"] = out["size_mcse"] = None
     return out
@@ -108,9 +127,13 @@ def summarise(chunks: list[dict[str, Any]], names: Sequence[str], sbc: dict[str,
             for target, df in sub.groupby("target", sort=True):
                 row = {"cell": name, "estimator": est, "target": target, "reps": n_reps, "failures": len(fails),
                        "warnings": warned.get((name, est), 0), **_metrics(df)}
-                cov = row["coverage"]
+                cov, size = row["coverage"], row["size_5pct"]
                 row["flag"] = None
-                if cov is not None and not quick and not (BAND[0] <= cov <= BAND[1]):
+                if quick:
+                    pass
+                elif cov is not None and not (BAND[0] <= cov <= BAND[1]):
+                    row["flag"] = _diagnose(row, cell.notes)
+                elif cov is None and size is not None and not (SIZE_BAND[0] <= size <= SIZE_BAND[1]):
                     row["flag"] = _diagnose(row, cell.notes)
                 table.append(row)
             if sub.empty:
@@ -127,8 +150,19 @@ def summarise(chunks: list[dict[str, Any]], names: Sequence[str], sbc: dict[str,
                   for c in grid.CELLS if c.name in names],
         "table": table,
         "failures": {f"{c}/{e}": msgs[:5] for (c, e), msgs in sorted(failures.items())},
-        "sbc": None if sbc is None else {**sbc, "n_reps": sbc_reps},
+        "sbc": None if sbc is None else _sbc(sbc, sbc_reps, quick),
     })
+
+
+def _sbc(sbc: dict[str, Any], n_reps: int, quick: bool) -> dict[str, Any]:
+    """The SBC block of results.json: the task's table and pooled model-level coverage (no timings), with
+    ``band`` and, in a full run, ``flags`` for parameters whose coverage falls outside it."""
+    out = {k: v for k, v in sbc.items() if k not in ("cpu", "pid")}
+    out.update(n_reps=n_reps, band=list(SBC_BAND))
+    out["flags"] = [] if quick else [
+        f"{r['parameter']}: coverage {r['coverage']:.3f} outside {SBC_BAND[0]:.2f}-{SBC_BAND[1]:.2f}"
+        for r in sbc["table"] if not SBC_BAND[0] <= r["coverage"] <= SBC_BAND[1]]
+    return out
 
 
 # ------------------------------------------------------------------ outputs
@@ -136,7 +170,30 @@ def _fmt(x: Any, spec: str = ".3f") -> str:
     return "" if x is None else format(x, spec)
 
 
-def _markdown(results: dict[str, Any], wall_s: float, workers: int | None) -> str:
+def _cost_lines(costs: dict[str, Any] | None) -> list[str]:
+    """The README's run-cost table (process CPU seconds measured in the workers during this run)."""
+    if not costs:
+        return []
+    lines = ["", "## Run cost", "",
+             "Process CPU seconds measured in the Dask workers during this run (they vary with the machine and its "
+             "load). Steady: mean over replications, excluding an estimator's first call on a cell in each worker; "
+             "first call: the extra seconds that call took (tracing and XLA compilation). Full grid: the steady "
+             "cost times the full run's replications.", "",
+             "| cell | estimator | CPU s / rep | first call + s | reps timed | full-grid reps | full-grid CPU s |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in costs["rows"]:
+        lines.append(f"| {r['cell']} | {r['estimator']} | {r['cpu_per_rep_s']:.4f} | {max(0.0, r['first_call_extra_s']):.1f} | "
+                     f"{r['calls']} | {r['full_reps']} | {r['projected_full_cpu_s']:.0f} |")
+    sbc = costs.get("sbc_cpu_s")
+    lines += ["", f"All chunks: {costs['chunks_cpu_s']:.0f} CPU s; SBC task: "
+              f"{'not run' if sbc is None else f'{sbc:.0f} CPU s'}; compilation about "
+              f"{costs['compile_per_worker_s']:.0f} CPU s per worker; the full grid's replications at these steady "
+              f"costs: {costs['projected_full_cpu_s']:.0f} CPU s."]
+    return lines
+
+
+def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
+              costs: dict[str, Any] | None = None) -> str:
     mode = "quick" if results["quick"] else "full"
     lines = [
         "# Monte Carlo validation",
@@ -156,27 +213,31 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None) -> st
     lines += ["", "## Bias, RMSE, coverage and size", "",
               "Coverage: share of nominal 95% intervals containing the truth (MC SE in brackets). Size: share of "
               "5% tests rejecting a true null. SE ratio: mean reported SE / Monte Carlo SD of the estimates. "
-              f"Flags: coverage outside {results['band'][0]:.0%}-{results['band'][1]:.0%}.", "",
-              "| cell | estimator | target | n | fail | truth | bias | RMSE | SE ratio | coverage | size 5% | flag |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              f"Flags: coverage outside {results['band'][0]:.0%}-{results['band'][1]:.0%} or, for a test reported "
+              f"without an interval, size outside {SIZE_BAND[0]:.0%}-{SIZE_BAND[1]:.0%}. n: replications with a "
+              "result; fail: replications where the estimator raised a `DecrimkitError`; warn: warnings raised.", "",
+              "| cell | estimator | target | n | fail | warn | truth | bias | RMSE | SE ratio | coverage | size 5% | flag |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results["table"]:
         if not r.get("n"):
-            lines.append(f"| {r['cell']} | {r['estimator']} | - | 0 | {r['failures']} | | | | | | | every replication failed |")
+            lines.append(f"| {r['cell']} | {r['estimator']} | - | 0 | {r['failures']} | {r['warnings']} | | | | | | | "
+                         "every replication failed |")
             continue
         cov = "" if r["coverage"] is None else f"{r['coverage']:.3f} ({r['coverage_mcse']:.3f})"
         size = "" if r["size_5pct"] is None else f"{r['size_5pct']:.3f}"
-        lines.append(f"| {r['cell']} | {r['estimator']} | {r['target']} | {r['n']} | {r['failures']} | "
+        lines.append(f"| {r['cell']} | {r['estimator']} | {r['target']} | {r['n']} | {r['failures']} | {r['warnings']} | "
                      f"{_fmt(r['truth'])} | {_fmt(r['bias'])} | {_fmt(r['rmse'])} | {_fmt(r['se_ratio'], '.2f')} | "
                      f"{cov} | {size} | {r['flag'] or ''} |")
     flagged = [r for r in results["table"] if r.get("flag")]
-    lines += ["", "## Intervals outside the 93-97% band", ""]
+    lines += ["", "## Intervals outside the 93-97% band (tests outside 3-7% size)", ""]
     if results["quick"]:
         lines.append("Not assessed in a quick run.")
     elif not flagged:
         lines.append("None.")
     else:
         for r in flagged:
-            lines.append(f"- **{r['cell']} / {r['estimator']} / {r['target']}**: coverage {r['coverage']:.3f}: {r['flag']}")
+            what = (f"coverage {r['coverage']:.3f}" if r["coverage"] is not None else f"size {r['size_5pct']:.3f}")
+            lines.append(f"- **{r['cell']} / {r['estimator']} / {r['target']}**: {what}: {r['flag']}")
     if results["failures"]:
         lines += ["", "## Failed replications (first messages)", ""]
         for k, msgs in results["failures"].items():
@@ -191,6 +252,24 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None) -> st
         for r in sbc["table"]:
             lines.append(f"| {r['parameter']} | {r['n_reps']} | {_fmt(r['coverage'])} | {_fmt(r['rank_chi2_p'])} | "
                          f"{_fmt(r['mean_divergences'], '.2f')} |")
+        lo, hi = sbc["band"]
+        cov = sbc["model_coverage"]
+        n_model = sum(r["parameter"].startswith("mu_model") for r in sbc["table"])
+        mcse = math.sqrt(max(cov * (1 - cov), 1e-12) / max(1, sbc["n_reps"] * n_model))
+        lines += ["", f"Coverage pooled over the {n_model} model-level effects `mu_model`: **{cov:.3f}** "
+                  f"(MC SE about {mcse:.3f}, ignoring the correlation between effects); target {lo:.0%}-{hi:.0%} over "
+                  "at least 100 replications (issue 6)."]
+        if results["quick"] or sbc["n_reps"] < 100:
+            lines.append(f"Not judged: {sbc['n_reps']} replications are too few.")
+        else:
+            lines.append("Pooled model-level coverage within the band (the issue's criterion)." if sbc["passes"]
+                         else "**Pooled model-level coverage outside the band.**")
+            if sbc["flags"]:
+                per = math.sqrt(sbc["prob"] * (1 - sbc["prob"]) / sbc["n_reps"])
+                lines += ["", f"Single parameters outside {lo:.0%}-{hi:.0%} (MC SE of one parameter's coverage about "
+                          f"{per:.3f} at {sbc['n_reps']} replications), reported, not hidden:", ""]
+                lines += [f"- {f}" for f in sbc["flags"]]
+    lines += _cost_lines(costs)
     lines += ["", "## Figures", "", "![coverage](figures/coverage.png)", "", "![bias](figures/bias.png)", ""]
     return "\n".join(lines)
 
@@ -235,11 +314,12 @@ def _figures(results: dict[str, Any], folder: Path) -> None:
         plt.close(fig)
 
 
-def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers: int | None) -> Path:
-    """Write results.json (sorted keys, no timestamps), README.md and figures/ under ``out``."""
+def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers: int | None,
+                  costs: dict[str, Any] | None = None) -> Path:
+    """Write results.json (sorted keys, no timestamps), README.md (with the run cost) and figures/ under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     path.write_text(json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(_markdown(results, wall_s, workers), encoding="utf-8")
+    (out / "README.md").write_text(_markdown(results, wall_s, workers, costs), encoding="utf-8")
     _figures(results, out / "figures")
     return path
