@@ -110,7 +110,8 @@ def forest(table: pd.DataFrame, *, published: pd.DataFrame | None = None) -> Any
     with style():
         fig, ax = figure(figsize=(6.5, 0.35 * (len(rows) + n_pub) + 1.2))
         y = np.arange(len(rows))[::-1] + n_pub
-        has = rows["conf_low"].notna().to_numpy()
+        has = (np.isfinite(rows["conf_low"].to_numpy(dtype="float64"))
+               & np.isfinite(rows["conf_high"].to_numpy(dtype="float64")))
         err = np.vstack([rows["estimate"] - rows["conf_low"], rows["conf_high"] - rows["estimate"]])
         ax.errorbar(rows["estimate"][has], y[has], xerr=err[:, has], fmt="o", color=PALETTE[0], capsize=3,
                     label="this study, 95% interval")

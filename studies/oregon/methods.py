@@ -14,8 +14,11 @@ Inference per method (stated in the report):
   rounding level), which makes their RMSPE ratios astronomically large: the ratio rank p-value then
   only says that Oregon's fit is exact, so the rank of |average post gap| among the placebos
   (reported beside it) is the more informative placebo test here.
-- ASCM: Chernozhukov-Wuthrich-Zhu conformal intervals per window; the average-effect interval is
-  the conformal interval of a constant effect over the post windows.
+- ASCM: Chernozhukov-Wuthrich-Zhu conformal inference. The average-effect interval inverts the
+  test of a constant effect over the three post windows, permuting the ten refitted residuals over
+  all 120 assignments to the post windows (exchangeable residuals; augsynth's default permutation
+  type); its hull is reported, with a note when some values inside it are rejected. Per window, the
+  cyclic-shift p-values cannot fall below 1/8, so per-window bands are 80% intervals.
 - SDID: placebo standard error (Arkhangelsky et al. 2021, Algorithm 4), normal interval.
 - MC-NNM: placebo standard error from re-running with each donor as the treated unit.
 - Bayesian SCM: 95% highest-density interval of the posterior average effect.
@@ -54,15 +57,23 @@ class MethodEstimate:
     adjusted: bool = False
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    converged: bool | None = None  # MCMC convergence gate; None for methods without a sampler
+
+    @property
+    def flagged(self) -> bool:
+        """True when the number must not be read as a result (a failed MCMC convergence gate)."""
+        return self.converged is False
 
     def row(self, population: float) -> dict[str, Any]:
         k = population / 1e5
         return {
-            "method": self.method, "fentanyl_proxy": "yes" if self.adjusted else "no",
+            "method": self.method + (" [NOT CONVERGED]" if self.flagged else ""),
+            "fentanyl_proxy": "yes" if self.adjusted else "no",
             "estimate": self.estimate, "conf_low": self.conf_low, "conf_high": self.conf_high,
             "p_value": self.p_value, "se": self.se, "excess_deaths_per_year": self.estimate * k,
             "deaths_low": self.conf_low * k, "deaths_high": self.conf_high * k,
             "pre_rmspe": self.pre_rmspe, "inference": self.inference,
+            "converged": {None: "n/a", True: "yes", False: "NO"}[self.converged],
         }
 
 
@@ -130,34 +141,44 @@ def adh_scm(panel: Panel, *, start: int = D.START_YEAR, placebo: bool = True, ke
                           pre_rmspe(res.gap, start), path, res.weights, adjusted, extra=extra)
 
 
-def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50) -> MethodEstimate:
+def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_grid_size: int = 101) -> MethodEstimate:
     """Ridge-augmented SCM with Chernozhukov-Wuthrich-Zhu conformal inference.
 
-    Conformal p-values come from the cyclic shifts of T0 + 1 residuals, so no p-value can fall below
-    1 / (T0 + 1): with seven pre-windows, 1/8 = 0.125. A 95% interval is then unattainable (every null
-    is accepted) and is reported as missing; the per-window bands shown are 80% intervals, the
-    highest level the design supports, and the joint p-value tests no effect in any post window.
+    Average effect: the 95% conformal interval of a *constant* effect over the three post windows
+    (:func:`synth.augmented.conformal_average`), by test inversion with every assignment of the ten
+    refitted residuals to the post windows (``permutations="iid"``, augsynth's default type:
+    C(10, 3) = 120 assignments, p >= 1/120; exchangeable residuals assumed); its p-value tests no
+    effect. The accepted set need not be an interval (a rising gap rejects constant effects near the
+    mean): the reported interval is its hull, as augsynth reports intervals, and the note says so.
+    The moving-block (cyclic shift) version cannot reach 95% with ten periods (p >= 1/10): its joint
+    p-value is reported beside. Per window, p-values from the T0 + 1 cyclic shifts cannot fall below
+    1 / (T0 + 1) = 0.125, so the per-window bands in the gap figure are 80% intervals.
     """
     from decrimkit.estimators import synth
+    from decrimkit.estimators.synth.augmented import conformal_average
 
     res = synth.augmented(panel, treated=D.TREATED, start=start)
     n_pre = int(np.sum(~_post_mask(np.asarray(res.gap.index), start)))
     floor = 1.0 / (n_pre + 1)
     alpha_band = 0.2 if floor < 0.2 else 0.5
     conf = res.conformal(alpha_band, grid_size=grid_size)
+    avg = conformal_average(res, alpha=0.05, grid_size=avg_grid_size, permutations="iid")
     table = conf.table.set_index("time")
     low = res.synthetic.copy() * np.nan
     high = low.copy()
     low.loc[table.index] = table["conf_low"].to_numpy()
     high.loc[table.index] = table["conf_high"].to_numpy()
     path = _path(res.observed, res.synthetic, low.to_numpy(), high.to_numpy())
-    return MethodEstimate("ascm", "Augmented SCM (ridge)", float(res.estimate), np.nan, np.nan,
-                          float(conf.p_value_joint), float("nan"),
-                          f"conformal (CWZ): joint p of no effect (floor {1 / len(res.gap):.2f}); "
-                          f"95% interval unattainable (p >= {floor:.3f}); "
+    shape = "" if avg.contiguous else "; accepted set not an interval (hull shown: a constant effect near the mean is rejected)"
+    return MethodEstimate("ascm", "Augmented SCM (ridge)", float(res.estimate), float(avg.conf_low), float(avg.conf_high),
+                          float(avg.p_value), float("nan"),
+                          f"conformal (CWZ), constant-effect test inversion over {avg.spec.options['n_assignments']} "
+                          f"residual assignments (p >= {avg.p_floor:.4f}){shape}; moving-block joint p of no effect "
+                          f"{conf.p_value_joint:.3f} (floor {1 / len(res.gap):.2f}); "
                           f"{int(100 * (1 - alpha_band))}% per-window bands in the gap figure",
                           pre_rmspe(res.gap, start), path, res.weights,
-                          extra={"result": res, "conformal": conf, "p_floor": floor, "band_level": 1 - alpha_band})
+                          extra={"result": res, "conformal": conf, "conformal_average": avg, "p_floor": floor,
+                                 "band_level": 1 - alpha_band})
 
 
 def sdid(panel: Panel, *, start: int = D.START_YEAR, seed: int = 0, n_reps: int = 200) -> MethodEstimate:
@@ -274,7 +295,12 @@ def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains
     for c in caught:  # anything else is passed on unchanged
         if not issubclass(c.category, ConvergenceWarning):
             warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
-    status = "converged" if res.converged else "convergence gate FAILED"
+    diag = res.diagnostics_
+    worst = diag.table.set_index("variable")
+    stats = (f"max r-hat {worst['r_hat'].max():.2f}, min bulk ESS {worst['ess_bulk'].min():.0f}, "
+             f"{diag.divergences} divergences")
+    status = (f"converged ({stats})" if res.converged else
+              f"NOT CONVERGED: convergence gate FAILED ({stats}); do not read this estimate as a result")
     note = status + ("; " + "; ".join(gate) if gate else "")
     key, name = ("bayes_scm", "Bayesian SCM (horseshoe)") if weights == "horseshoe" else \
         ("bayes_scm_dirichlet", "Bayesian SCM (Dirichlet weights)")
@@ -282,4 +308,4 @@ def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains
                           float("nan"), float(res.se),
                           f"95% HDI; {chains} chains x {draws} draws; P(effect < 0) = {res.p_negative:.3f}",
                           pre_rmspe(path.set_index("year")["gap"], start), path, donor_w, note=note,
-                          extra={"result": res})
+                          extra={"result": res, "diagnostics": diag.table}, converged=bool(res.converged))

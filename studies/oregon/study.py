@@ -25,7 +25,7 @@ def _estimates(data: D.StudyData, *, seed: int, quick: bool) -> list[M.MethodEst
     panel = data.panel(years=YEARS, covariates=("surge",))
     out = [
         M.adh_scm(panel),
-        M.ascm(panel, grid_size=21 if quick else 50),
+        M.ascm(panel, grid_size=21 if quick else 50, avg_grid_size=41 if quick else 101),
         M.sdid(panel, seed=seed, n_reps=50 if quick else 200),
         M.mc_nnm(panel, seed=seed, n_reps=10 if quick else 100),
         M.mc_nnm(panel, covariates=("surge",), seed=seed, n_reps=10 if quick else 100),
@@ -34,7 +34,7 @@ def _estimates(data: D.StudyData, *, seed: int, quick: bool) -> list[M.MethodEst
         *(() if quick else (M.bayes_scm(panel, weights="dirichlet", seed=seed, chains=2, draws=500, tune=500),)),
         M.did_twfe(data, years=YEARS),
         M.did_twfe(data, years=YEARS, covariates=("surge",)),
-        R.late_surge_scm(data, years=YEARS, placebo=not quick),
+        R.late_surge_scm(data, years=YEARS),
     ]
     return out
 
@@ -43,12 +43,20 @@ def _results(rep: Report, est: list[M.MethodEstimate], pop: float, n_obs: int) -
     k = pop / 1e5
     for e in est:
         ci = None if not np.isfinite(e.conf_low) else (e.conf_low, e.conf_high)
+        flag = "NOT CONVERGED (MCMC convergence gate failed): not a result; " if e.flagged else ""
         rep.add_result(f"{e.key}_rate", estimate=e.estimate, se=None if not np.isfinite(e.se) else e.se,
                        conf_int=ci, p_value=None if not np.isfinite(e.p_value) else e.p_value, n=n_obs,
-                       method=e.method, unit=UNIT, note=e.inference + (f"; {e.note}" if e.note else ""))
+                       method=e.method, unit=UNIT, note=flag + e.inference + (f"; {e.note}" if e.note else ""))
         rep.add_result(f"{e.key}_excess_deaths", estimate=e.estimate * k,
+                       se=None if not np.isfinite(e.se) else e.se * k,
                        conf_int=None if ci is None else (ci[0] * k, ci[1] * k), method=e.method,
-                       unit="excess deaths per year in Oregon", note=f"rate x mean Oregon population {pop:,.0f} / 1e5")
+                       p_value=None if not np.isfinite(e.p_value) else e.p_value,
+                       unit="excess deaths per year in Oregon",
+                       note=flag + f"rate x mean Oregon population {pop:,.0f} / 1e5; interval and p-value as for the rate")
+        if e.converged is not None:
+            rep.add_result(f"{e.key}_converged", estimate=float(e.converged), method=e.method,
+                           unit="1 = passed the MCMC convergence gate (r-hat <= 1.01, bulk ESS >= 400, no divergences)",
+                           note=e.note)
         if np.isfinite(e.pre_rmspe):
             rep.add_result(f"{e.key}_pre_rmspe", estimate=e.pre_rmspe, method=e.method,
                            unit="per 100,000 (pre-period root mean squared prediction error)")
@@ -73,9 +81,10 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     """Run the Oregon study and write ``results.json``, tables, figures and the report to ``out``.
 
     ``quick`` keeps every method but lowers replications (SDID placebo 50 instead of 200, MC-NNM 10
-    instead of 100, 2 chains x 200 MCMC draws instead of 4 x 1000, no Dirichlet Bayesian SCM, no
-    placebo runs for the late-surge SCM) and keeps only the robustness checks that reuse compiled shapes (leave-one-out for the two
-    largest donors, in-time placebo, DiD vs Washington); it is what the tests run.
+    instead of 100, 2 chains x 200 MCMC draws instead of 4 x 1000, a 41- instead of 101-point grid for
+    the ASCM average-effect interval, no Dirichlet Bayesian SCM) and keeps only some robustness
+    checks (leave-one-out for the two largest donors, in-time placebo, DiD vs Washington); it is what
+    the tests run.
     """
     inputs = D.load_inputs()
     data = D.build(inputs)
@@ -195,11 +204,11 @@ def _with_ours(published: pd.DataFrame, est: list[M.MethodEstimate], data: D.Stu
 
 
 def _summary(est: list[M.MethodEstimate], pop: float, contrast: pd.DataFrame, robust: pd.DataFrame) -> str:
-    crude = [e for e in est if not e.adjusted]
+    crude = [e for e in est if not e.adjusted and not e.flagged]
     lo, hi = min(e.estimate for e in crude), max(e.estimate for e in crude)
     scm = next(e for e in est if e.key == "scm")
     r = robust.set_index("check")["estimate"]
-    lines = [f"Across the unadjusted methods, Oregon's overdose death rate over February 2021 - January 2024 "
+    lines = [f"Across the unadjusted methods (MCMC runs that failed their convergence gate left out), Oregon's overdose death rate over February 2021 - January 2024 "
              f"was {lo:.1f} to {hi:.1f} deaths per 100,000 per year above its counterfactual "
              f"({lo * pop / 1e5:,.0f} to {hi * pop / 1e5:,.0f} excess deaths per year). The gap grows every "
              "window (small in 2021, largest in 2023), which is also what a late arrival of fentanyl in the West "
@@ -220,9 +229,13 @@ def _summary(est: list[M.MethodEstimate], pop: float, contrast: pd.DataFrame, ro
     for e in est:
         ci = (f"95% interval {e.conf_low:.2f} to {e.conf_high:.2f}" if np.isfinite(e.conf_low) else "no 95% interval")
         p = f", p = {e.p_value:.3f}" if np.isfinite(e.p_value) else ""
-        lines.append(f"- **{e.method}**: {e.estimate:.2f} per 100,000 per year ({ci}{p}); "
-                     f"{e.estimate * pop / 1e5:,.0f} excess deaths per year; pre-RMSPE {e.pre_rmspe:.2g}."
-                     + (f" {e.note}." if e.note else ""))
+        k = pop / 1e5
+        deaths = (f"{e.estimate * k:,.0f} excess deaths per year"
+                  + (f" (95% interval {e.conf_low * k:,.0f} to {e.conf_high * k:,.0f})" if np.isfinite(e.conf_low)
+                     else (f" (SE {e.se * k:,.0f})" if np.isfinite(e.se) else "")))
+        lines.append(("- **NOT CONVERGED, not a result:** " if e.flagged else "- ")
+                     + f"**{e.method}**: {e.estimate:.2f} per 100,000 per year ({ci}{p}); "
+                     f"{deaths}; pre-RMSPE {e.pre_rmspe:.2g}." + (f" {e.note.rstrip('.')}." if e.note else ""))
     return "\n".join(lines)
 
 

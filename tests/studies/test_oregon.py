@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import study_runs
 from decrimkit.errors import DataError, SpecificationError
 from decrimkit.studies.oregon import data as D
-
-import study_runs
 
 pytestmark = pytest.mark.xdist_group("studies")
 
@@ -123,7 +122,6 @@ def test_conley_taber_interval():
 def quick_run(tmp_path_factory):
     import warnings
 
-    from decrimkit.studies.oregon import run
 
     with warnings.catch_warnings():  # an environment notice from PyTensor, not about the study
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning)
@@ -145,6 +143,22 @@ def test_quick_run_writes_outputs(quick_run):
     for key in ("sdid", "mcnnm", "mcnnm_adj", "bayes_scm"):
         assert np.isfinite(results[f"{key}_rate"]["se"]) and results[f"{key}_rate"]["se"] > 0
     assert 0 < results["scm_rate"]["p_value"] <= 1
+    # every method: uncertainty (interval, SE or p-value) for the rate and for excess deaths per year
+    for key in ("scm", "ascm", "sdid", "mcnnm", "mcnnm_adj", "bayes_scm", "did", "did_adj", "scm_late"):
+        for kind in ("rate", "excess_deaths"):
+            r = results[f"{key}_{kind}"]
+            assert r["conf_int"] is not None or r["se"] is not None or r["p_value"] is not None, (key, kind)
+    # ASCM: a conformal interval for the average effect, converted to deaths with the same factor
+    lo, hi = results["ascm_rate"]["conf_int"]
+    assert lo < hi and 0 < results["ascm_rate"]["p_value"] <= 1
+    k = results["ascm_excess_deaths"]["estimate"] / results["ascm_rate"]["estimate"]
+    assert results["ascm_excess_deaths"]["conf_int"] == pytest.approx([lo * k, hi * k], rel=1e-9)
+    # the MCMC row carries its convergence gate; a failed gate is flagged wherever its number appears
+    assert results["bayes_scm_converged"]["estimate"] in (0.0, 1.0)
+    if results["bayes_scm_converged"]["estimate"] == 0.0:
+        assert results["bayes_scm_rate"]["note"].startswith("NOT CONVERGED")
+        assert results["bayes_scm_excess_deaths"]["note"].startswith("NOT CONVERGED")
+        assert "NOT CONVERGED" in (out / "report.md").read_text()
     assert any(k.startswith("fentanyl_contrast_") for k in results)
     weights = pd.read_csv(out / "tables" / "donor_weights.csv").set_index("donor")
     # simplex weights; the table drops weights below 0.001, so allow for a few of those

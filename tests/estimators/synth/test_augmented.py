@@ -70,3 +70,83 @@ def test_errors(prop99):
         synth.augmented(prop99, treated="California", start=1989, progfunc="lasso")
     with pytest.raises(SpecificationError):
         synth.augmented(prop99, treated="California", start=1989, lambda_=-1.0)
+
+
+# ----------------------------------------------------------------------------- conformal average effect
+def test_conformal_average_block_matches_joint_test(ascm):
+    from decrimkit.estimators.synth.augmented import conformal_average
+
+    # same refit (all periods, no effect imposed), same cyclic shifts: the p-value of theta_0 = 0 is the
+    # joint p-value of conformal(), exactly
+    avg = conformal_average(ascm, alpha=0.1, permutations="block", grid_size=11)
+    assert avg.p_value == ascm.conformal(alpha=0.1, grid_size=5).p_value_joint
+    assert avg.p_floor == pytest.approx(1 / 31)  # 31 periods, 31 shifts
+    assert avg.estimate == pytest.approx(ascm.estimate, rel=1e-12)
+
+
+def test_conformal_average_iid_exact_enumeration(prop99_frame):
+    from itertools import combinations
+
+    from decrimkit import Panel
+    from decrimkit.estimators.synth.augmented import conformal_average
+
+    df = prop99_frame.loc[prop99_frame["Year"].between(1980, 1992)]  # 9 pre + 4 post years: C(13, 4) = 715
+    panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
+    res = synth.augmented(panel, treated="California", start=1989)
+    avg = conformal_average(res, alpha=0.1, permutations="iid", grid_size=11)
+    assert avg.p_floor == pytest.approx(1 / 715)
+    p = avg.grid["p_value"].to_numpy()
+    np.testing.assert_allclose(p * 715, np.round(p * 715), atol=1e-9)  # exact enumeration: multiples of 1/715
+    # the p-value of no effect recomputed by hand from the all-period refit
+    import jax.numpy as jnp
+
+    from decrimkit.estimators.synth.augmented import aug_fit
+
+    design = res.extra["design"]
+    fit = aug_fit(jnp.asarray(design.y_treated), jnp.asarray(design.y_donors.T), jnp.ones(13, dtype=bool),
+                  res.extra["lambda"], ridge=True, fixedeff=False)
+    u = np.abs(np.asarray(fit.att))
+    stats = np.array([u[list(c)].sum() for c in combinations(range(13), 4)])
+    assert avg.p_value == pytest.approx(np.mean(u[9:].sum() <= stats + 1e-12 * stats), abs=1e-12)
+    # the reported interval is the hull of the accepted grid values
+    ok = avg.grid.loc[avg.grid["p_value"] >= 0.1, "null"]
+    assert (avg.conf_low, avg.conf_high) == (ok.min(), ok.max())
+
+
+def test_conformal_average_tracks_an_added_effect(prop99_frame):
+    from decrimkit import Panel
+    from decrimkit.estimators.synth.augmented import conformal_average
+
+    # add a constant 40 packs per capita to California from 1989: the refits see the same data once the null
+    # is shifted by 40, so the interval moves by 40, up to one grid step per end (each grid is rebuilt around
+    # its own estimate). Plain SCM weights (progfunc="none"): a ridge refit with more donors than periods
+    # can absorb any constant shift (its correction is linear in it), so far nulls are never rejected there.
+    df = prop99_frame.copy()
+    hit = (df["State"] == "California") & (df["Year"] >= 1989)
+    df.loc[hit, "PacksPerCapita"] = df.loc[hit, "PacksPerCapita"] + 40.0
+    kw = dict(unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
+    base = synth.augmented(Panel.from_frame(prop99_frame, **kw), treated="California", start=1989, progfunc="none")
+    moved = synth.augmented(Panel.from_frame(df, **kw), treated="California", start=1989, progfunc="none")
+    a = conformal_average(base, alpha=0.1, grid_size=11, n_perm=500, seed=1)
+    b = conformal_average(moved, alpha=0.1, grid_size=11, n_perm=500, seed=1)
+    assert b.estimate == pytest.approx(a.estimate + 40.0, abs=1e-6)
+    assert np.isfinite([a.conf_low, a.conf_high, b.conf_low, b.conf_high]).all()
+    step = lambda r: np.diff(np.sort(r.grid["null"].unique())).max()  # noqa: E731  coarsest grid step
+    tol = step(a) + step(b)
+    assert b.conf_low == pytest.approx(a.conf_low + 40.0, abs=tol)
+    assert b.conf_high == pytest.approx(a.conf_high + 40.0, abs=tol)
+    # seeded random assignments (C(31, 12) is too many to enumerate): same seed, same numbers
+    again = conformal_average(moved, alpha=0.1, grid_size=11, n_perm=500, seed=1)
+    assert (again.conf_low, again.conf_high, again.p_value) == (b.conf_low, b.conf_high, b.p_value)
+
+
+def test_conformal_average_unattainable_level_and_errors(ascm):
+    from decrimkit.estimators.synth.augmented import conformal_average
+
+    # with 31 cyclic shifts no p-value falls below 1/31 > 0.02: nothing can be rejected at 2%
+    avg = conformal_average(ascm, alpha=0.02, permutations="block", grid_size=11)
+    assert (avg.conf_low, avg.conf_high) == (-np.inf, np.inf)
+    with pytest.raises(SpecificationError):
+        conformal_average(ascm, permutations="bootstrap")
+    with pytest.raises(SpecificationError):
+        conformal_average(ascm, alpha=1.5)
