@@ -55,6 +55,8 @@ class Settings:
     bayes_models: tuple[str, ...]
     bayes_sampling: dict[str, int]
     chunk: int
+    bayes_chunk: int
+    scheduler: str | None
 
 
 SETTINGS = {
@@ -62,11 +64,13 @@ SETTINGS = {
         n_reps=40,
         deltas=W.GRID,
         sdid_reps=30,
-        bayes_reps=2,
+        bayes_reps=20,
         bayes_deltas=(0.0, 0.2),
-        bayes_models=tuple(POLICY_MODELS),
-        bayes_sampling={"chains": 1, "draws": 300, "tune": 300},
+        bayes_models=("de_jure",),
+        bayes_sampling={"chains": 2, "draws": 300, "tune": 300},
         chunk=5,
+        bayes_chunk=10,
+        scheduler=None,
     ),
     True: Settings(
         n_reps=3,
@@ -75,8 +79,10 @@ SETTINGS = {
         bayes_reps=1,
         bayes_deltas=(0.2,),
         bayes_models=("de_jure",),
-        bayes_sampling={"chains": 1, "draws": 100, "tune": 100},
+        bayes_sampling={"chains": 2, "draws": 100, "tune": 100},
         chunk=3,
+        bayes_chunk=1,
+        scheduler="synchronous",
     ),
 }
 SPECS = {
@@ -161,12 +167,17 @@ def _power(
     designs, dropped = W.power_designs(cohorts, rates, pool, list(POLICY_MODELS))
     parts = [W.GridPart(d, cfg.n_reps, cfg.deltas, W.ESTIMATORS, cfg.chunk) for d in designs]
     parts += [
-        W.GridPart(d, cfg.bayes_reps, cfg.bayes_deltas, ("hierarchical_did",), 1)
+        W.GridPart(d, cfg.bayes_reps, cfg.bayes_deltas, ("hierarchical_did",), cfg.bayes_chunk)
         for d in designs
         if d.model in cfg.bayes_models
     ]
     records = W.run_grid(
-        parts, seed=seed, sdid_reps=cfg.sdid_reps, bayes=cfg.bayes_sampling, scheduler=scheduler, n_workers=n_workers
+        parts,
+        seed=seed,
+        sdid_reps=cfg.sdid_reps,
+        bayes=cfg.bayes_sampling,
+        scheduler=scheduler if scheduler is not None else cfg.scheduler,
+        n_workers=n_workers,
     )
     summary = W.summarise(records)
     return records, summary, W.mde_table(summary, designs), designs, dropped
@@ -192,8 +203,11 @@ def run(
     quick : bool
         Few replicates, a three-point effect grid and short MCMC (for tests and previews).
     scheduler : str, optional
-        Address of an existing Dask scheduler for the power grid (default: a LocalCluster with at
-        most two worker processes, one thread each).
+        Where the power grid runs: the address of an existing Dask scheduler (``tcp://host:8786``),
+        ``"synchronous"`` (in this process), or ``"local"`` (a Dask LocalCluster with at most two
+        worker processes, one thread each). Default: locally, ``"local"`` for the full run and
+        ``"synchronous"`` under ``quick`` (worker start-up and per-worker compilation would cost more
+        than the few quick replicates).
     n_workers : int, optional
         Worker processes of the LocalCluster (1 or 2; default ``min(2, cpu_count)``).
     studies_root : str or Path, optional
@@ -271,14 +285,35 @@ def run(
     for r in eff[eff["level"] == "model"].itertuples(index=False):
         tag = "state" if r.source.startswith("state") else "studies"
         rep.add_result(
+            f"pooled_{tag}_{r.model}",
+            estimate=r.mean,
+            se=r.sd,
+            conf_int=(r.hdi_low, r.hdi_high),
+            method=f"{r.source}: posterior of the policy-model mean mu_model",
+            unit="log rate ratio",
+            note=f"P(effect < 0) = {r.p_negative:.3f}; 95% HDI; r-hat {r.r_hat:.3f}, bulk ESS {r.ess_bulk:.0f}",
+        )
+        rep.add_result(
             f"p_negative_{tag}_{r.model}",
             estimate=r.p_negative,
             method=f"{r.source}: P(mu_model < 0)",
             unit="posterior probability",
             note=f"posterior mean {r.mean:.3f} log rate ratio",
         )
+    for r in summary[summary["estimator"] == "hierarchical_did"].itertuples(index=False):
+        conv = getattr(r, "share_converged", float("nan"))
+        rep.add_result(
+            f"bayes_power_{r.model}_delta{r.delta:g}",
+            estimate=r.power,
+            se=r.power_mcse,
+            n=int(r.reps_used) if np.isfinite(r.reps_used) else 0,
+            method="design-based power of bayes.hierarchical_did (95% HDI excludes 0), real state overdose series",
+            unit="share of replicates",
+            note=f"{int(r.reps_run)} replicates run; coverage {r.coverage:.2f} (MC SE {r.coverage_mcse:.2f}); "
+            f"bias {r.bias:.3f} (MC SE {r.bias_mcse:.3f}); share passing the convergence gate {conv:.2f}",
+        )
     for r in mde.itertuples(index=False):
-        if r.estimator == "hierarchical_did":  # 2-point grid, few replicates: in the tables, not a headline
+        if r.estimator == "hierarchical_did":  # two effect sizes: power and coverage above, no MDE
             continue
         rep.add_result(
             f"mde_{r.model}_{r.estimator}",
@@ -305,6 +340,7 @@ def run(
     )
     for title, text in sections(
         cfg=cfg,
+        summary=summary,
         rows=rows,
         cohorts=cohorts,
         sp=sp,
@@ -381,7 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/policy-models", help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="study seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="few replicates, short MCMC")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    parser.add_argument(
+        "--scheduler", default=None, help="Dask scheduler address, 'local' (LocalCluster) or 'synchronous' (in-process)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (1 or 2)")
     parser.add_argument("--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(list(argv) if argv is not None else None)

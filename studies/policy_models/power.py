@@ -44,7 +44,17 @@ import pandas as pd
 
 from decrimkit.errors import DecrimkitError, SpecificationError
 
-__all__ = ["PowerDesign", "GridPart", "power_designs", "simulate_rep", "run_grid", "summarise", "mde_table", "cluster"]
+__all__ = [
+    "PowerDesign",
+    "GridPart",
+    "power_designs",
+    "simulate_rep",
+    "simulate_bayes",
+    "run_grid",
+    "summarise",
+    "mde_table",
+    "cluster",
+]
 
 GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
 ESTIMATORS = ("att_gt", "imputation", "sdid")
@@ -57,7 +67,7 @@ ESTIMATOR_LABELS = {
 Z = 1.959963984540054  # standard normal 0.975 quantile
 TARGET_POWER = 0.8
 SIZE_TOLERANCE = 0.1  # a 5% test rejecting more than 10% of null replicates is flagged
-BAYES_SAMPLING = {"chains": 1, "draws": 300, "tune": 300}
+BAYES_SAMPLING = {"chains": 2, "draws": 300, "tune": 300}
 
 
 class PowerDesign(NamedTuple):
@@ -193,9 +203,7 @@ def simulate_rep(
     Returns one record per (delta, estimator) with ``estimate``, ``se`` and ``error`` (the message of
     a ``DecrimkitError`` when an estimator refused the draw, else empty).
     """
-    rng = np.random.default_rng([seed, design.model_index, rep])
-    treated = rng.choice(len(design.states), size=len(design.cohorts), replace=False)
-    rep_seed = int(rng.integers(2**31 - 1))
+    treated, rep_seed = _placebo(design, rep, seed)
     out: list[dict[str, Any]] = []
     placebo_se: float | None = None
     for delta in deltas:
@@ -232,21 +240,65 @@ def simulate_rep(
     return out
 
 
+def _placebo(design: PowerDesign, rep: int, seed: int) -> tuple[np.ndarray, int]:
+    """Replicate ``rep``'s placebo-treated pool indices and its estimator seed (scheduling-independent)."""
+    rng = np.random.default_rng([seed, design.model_index, rep])
+    treated = rng.choice(len(design.states), size=len(design.cohorts), replace=False)
+    return treated, int(rng.integers(2**31 - 1))
+
+
+def simulate_bayes(
+    design: PowerDesign, reps: Sequence[int], *, seed: int, deltas: Sequence[float], bayes: dict[str, int], size: int
+) -> list[dict[str, Any]]:
+    """Bayesian hierarchical DiD on replicates ``reps`` (same placebo draws as :func:`simulate_rep`).
+
+    Every (replicate, delta) is fitted in one vmapped call of a sampler compiled once per design
+    (:class:`~decrimkit.studies.policy_models.bayes_power.BayesPowerEngine`); ``size`` is the padded
+    batch length, fixed for the whole grid so the sampler compiles once per worker and design.
+    """
+    from .bayes_power import BayesPowerEngine
+
+    base = {"model": design.model, "estimator": "hierarchical_did", "error": ""}
+    batch, keys = [], []
+    for r in reps:
+        treated, rep_seed = _placebo(design, r, seed)
+        for delta in deltas:
+            batch.append((treated, float(delta), rep_seed))
+            keys.append({"rep": r, "delta": float(delta)})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyMC/JAX informational warnings inside a replicate
+            eng = BayesPowerEngine(design, **bayes)
+            res = eng.fit(batch, size=size).to_dict("records")
+    except DecrimkitError as exc:
+        msg = str(exc).split(". ")[0]
+        return [
+            {**base, **k, "estimate": np.nan, "se": np.nan, "conf_low": np.nan, "conf_high": np.nan, "error": msg}
+            for k in keys
+        ]
+    return [{**base, **k, **r} for k, r in zip(keys, res)]
+
+
 def _run_chunk(design: PowerDesign, reps: Sequence[int], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     import decrimkit  # noqa: F401  (worker processes: x64 on before any JAX array exists)
 
+    if tuple(kwargs["estimators"]) == ("hierarchical_did",):
+        return simulate_bayes(
+            design, reps, seed=kwargs["seed"], deltas=kwargs["deltas"], bayes=kwargs["bayes"], size=kwargs["size"]
+        )
     rows: list[dict[str, Any]] = []
     for r in reps:
-        rows.extend(simulate_rep(design, r, **kwargs))
+        rows.extend(simulate_rep(design, r, **{k: v for k, v in kwargs.items() if k != "size"}))
     return rows
 
 
 @contextlib.contextmanager
 def cluster(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
-    """A Dask ``Client``: to ``scheduler`` when given, else to a new LocalCluster (<= 2 processes, 1 thread each)."""
+    """A Dask ``Client``: to the ``scheduler`` address when given, else (``None`` or ``"local"``) to a new
+    LocalCluster (<= 2 processes, 1 thread each)."""
     from dask.distributed import Client, LocalCluster
 
-    if scheduler is not None:
+    if scheduler is not None and scheduler != "local":
         with Client(scheduler) as client:
             yield client
         return
@@ -281,7 +333,11 @@ def run_grid(
     scheduler: str | None = None,
     n_workers: int | None = None,
 ) -> pd.DataFrame:
-    """Run the Monte Carlo grid on Dask: one task per (part, chunk of replicates).
+    """Run the Monte Carlo grid: one task per (part, chunk of replicates).
+
+    ``scheduler``: ``"synchronous"`` runs the tasks one after another in this process; ``None`` starts a
+    local Dask cluster (:func:`cluster`), as does ``"local"``; any other value is the address of a running Dask scheduler.
+    Each replicate is seeded by (seed, model, replicate), so every scheduler gives the same records.
 
     Returns the replicate records sorted by (model, estimator, delta, rep), so the frame does not
     depend on task scheduling.
@@ -293,22 +349,27 @@ def run_grid(
     for p in parts:
         if p.n_reps < 1 or p.chunk < 1:
             raise SpecificationError(f"n_reps={p.n_reps!r} and chunk={p.chunk!r} must be positive integers.")
+    tasks = []
+    for p in parts:
+        kwargs = {
+            "seed": seed,
+            "deltas": tuple(p.deltas),
+            "estimators": tuple(p.estimators),
+            "sdid_reps": sdid_reps,
+            "bayes": bayes,
+            "size": p.chunk * len(p.deltas),
+        }
+        for s in range(0, p.n_reps, p.chunk):
+            tasks.append((p.design, tuple(range(s, min(s + p.chunk, p.n_reps))), kwargs))
     rows: list[dict[str, Any]] = []
-    with cluster(scheduler, n_workers) as client:
-        futures = []
-        for p in parts:
-            kwargs = {
-                "seed": seed,
-                "deltas": tuple(p.deltas),
-                "estimators": tuple(p.estimators),
-                "sdid_reps": sdid_reps,
-                "bayes": bayes,
-            }
-            for s in range(0, p.n_reps, p.chunk):
-                reps = tuple(range(s, min(s + p.chunk, p.n_reps)))
-                futures.append(client.submit(_run_chunk, p.design, reps, kwargs, pure=False))
-        for fut in track(as_completed(futures), description="power grid", total=len(futures)):
-            rows.extend(fut.result())
+    if scheduler == "synchronous":
+        for t in track(tasks, description="power grid", total=len(tasks)):
+            rows.extend(_run_chunk(*t))
+    else:
+        with cluster(scheduler, n_workers) as client:
+            futures = [client.submit(_run_chunk, *t, pure=False) for t in tasks]
+            for fut in track(as_completed(futures), description="power grid", total=len(futures)):
+                rows.extend(fut.result())
     out = pd.DataFrame(rows)
     return out.sort_values(["model", "estimator", "delta", "rep"], kind="stable").reset_index(drop=True)
 
@@ -322,16 +383,24 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
         cover=(ok["conf_low"] <= ok["delta"]) & (ok["delta"] <= ok["conf_high"]),
     )
     g = ok.groupby(["model", "estimator", "delta"], sort=True)
+    n = g.size()
+    cov, pw = g["cover"].mean(), g["reject"].mean()
     out = pd.DataFrame(
         {
-            "reps_used": g.size(),
+            "reps_used": n,
             "bias": g["err"].mean(),
+            "bias_mcse": g["err"].std(ddof=1) / np.sqrt(n),
             "rmse": np.sqrt(g["err"].apply(lambda e: float(np.mean(e**2)))),
             "mean_se": g["se"].mean(),
-            "coverage": g["cover"].mean(),
-            "power": g["reject"].mean(),
+            "coverage": cov,
+            "coverage_mcse": np.sqrt(cov * (1 - cov) / n),
+            "power": pw,
+            "power_mcse": np.sqrt(pw * (1 - pw) / n),
         }
     ).reset_index()
+    if "converged" in ok.columns:  # Bayesian rows: share of fits passing the convergence gate
+        conv = ok.assign(c=ok["converged"].astype("float64")).groupby(["model", "estimator", "delta"])["c"].mean()
+        out = out.merge(conv.rename("share_converged").reset_index(), on=["model", "estimator", "delta"], how="left")
     tried = records.groupby(["model", "estimator", "delta"]).size().rename("reps_run").reset_index()
     return tried.merge(out, on=["model", "estimator", "delta"], how="left")
 
