@@ -394,6 +394,10 @@ class ConformalAverage(Summarised):
     spec: Spec
     title: str = "Conformal inference for the average effect (constant-effect test inversion)"
 
+    def conf_int(self) -> tuple[float, float]:
+        """The (1 - alpha) interval ``(conf_low, conf_high)`` at the level it was computed with."""
+        return (self.conf_low, self.conf_high)
+
     def tidy(self) -> pd.DataFrame:
         return pd.DataFrame(
             [
