@@ -249,11 +249,16 @@ def _dr_imp(dy, d, x, iw, n1) -> _ImpFit:
 METHODS = ("dr", "ipw", "reg")  # served by cell_estimate; "dr_imp" by cell_estimate_imp
 
 
-def _cell_inputs(y_post, y_pre, treat, mask, weights):
-    """Cell size n1, weights normalised to mean one in the cell, cohort indicator and outcome change."""
+def _cell_weights(mask, weights):
+    """Cell size n1 and the weights normalised to mean one within the cell (zero outside it), as DRDID does."""
     n1 = jnp.sum(mask)
     wm = weights * mask
-    iw = wm / (jnp.sum(wm) / n1)
+    return n1, wm / (jnp.sum(wm) / n1)
+
+
+def _cell_inputs(y_post, y_pre, treat, mask, weights):
+    """Cell size n1, weights normalised to mean one in the cell, cohort indicator and outcome change."""
+    n1, iw = _cell_weights(mask, weights)
     d = treat * mask
     dy = jnp.where(mask > 0, y_post - y_pre, 0.0)
     return n1, iw, d, dy
@@ -266,9 +271,7 @@ def cell_logit(treat: jax.Array, mask: jax.Array, x: jax.Array, weights: jax.Arr
     outcomes, so cells that share those (every cell of a cohort with never-treated comparison units
     and time-invariant covariates) share one fit (see :func:`cell_estimate_given_ps`).
     """
-    n1 = jnp.sum(mask)
-    wm = weights * mask
-    iw = wm / (jnp.sum(wm) / n1)
+    _, iw = _cell_weights(mask, weights)
     return _logit(x, treat * mask, iw)
 
 
