@@ -122,6 +122,11 @@ def csv_table(path: Path, columns: tuple[str, ...]) -> dict[str, Any]:
     return {"header": list(columns), "rows": [[cell(r[c] or "") for c in columns] for r in rows]}
 
 
+def _not_converged(result: dict[str, Any]) -> bool:
+    """A result whose MCMC failed the convergence gate (the study's note says so); the tables mark it."""
+    return (result.get("note") or "").startswith("NOT CONVERGED")
+
+
 def collect(outputs: Path) -> dict[str, Any]:
     """values.json content: formatted scalars in ``values``, raw result rows per study in ``tables``."""
     values: dict[str, str] = {}
@@ -150,7 +155,7 @@ def collect(outputs: Path) -> dict[str, Any]:
                 "ci": values.get(f"{study}.{r['name']}.ci", ""),
                 "p": fmt_p(r.get("p_value")),
                 "unit": r.get("unit", ""),
-                "method": r.get("method", ""),
+                "method": r.get("method", "") + (" (NOT CONVERGED: not a result)" if _not_converged(r) else ""),
             }
             for r in results.get("results", [])
         ]
