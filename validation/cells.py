@@ -198,10 +198,15 @@ CELLS: tuple[Cell, ...] = (
          "40 units x 8 periods, 20 treated from period 4; Poisson counts, about 1 event per unit-period; rate ratio 1.25"),
     Cell("poisson_mean0.2", "counts", {"mean": 0.2}, ("poisson",), 1000, 20,
          "as poisson_mean1 with about 0.2 events per unit-period (mostly zeros)"),
-    Cell("synth_one_treated_null", "factor", {"n_units": 20, "tau": 0.0}, ("scm_placebo", "ascm_conformal"), 500, 8,
-         "20 exchangeable units x 16 periods, 2 AR(1) factors, unit 0 'treated' from period 12, no effect",
+    # 44 periods so that the permutation p-values can reach 5%: the per-period conformal test ranks T0 + 1 = 41
+    # residuals (p in steps of 1/41) and the joint test 44 (steps of 1/44). With 16 periods, as first run, the
+    # smallest attainable p-values were 1/13 and 1/16: no 5% test could reject, size was 0 by construction.
+    Cell("synth_one_treated_null", "factor", {"n_units": 20, "n_periods": 44, "start": 40, "tau": 0.0},
+         ("scm_placebo", "ascm_conformal"), 500, 8,
+         "20 exchangeable units x 44 periods, 2 AR(1) factors, unit 0 'treated' from period 40, no effect",
          chunk=10),
-    Cell("synth_one_treated_effect", "factor", {"n_units": 20, "tau": 1.0}, ("ascm_conformal",), 500, 8,
+    Cell("synth_one_treated_effect", "factor", {"n_units": 20, "n_periods": 44, "start": 40, "tau": 1.0},
+         ("ascm_conformal",), 500, 8,
          "as synth_one_treated_null with tau = 1 (coverage of the conformal intervals)", chunk=10),
     Cell("synth_block", "factor", {"n_units": 30, "n_periods": 12, "start": 8, "n_treated": 5, "tau": 1.0},
          ("sdid_placebo",), 500, 8,

@@ -62,9 +62,10 @@ def _diagnose(row: dict[str, Any], notes: Sequence[str]) -> str:
     ratio = row.get("se_ratio")
     if ratio is not None and math.isfinite(ratio) and abs(ratio - 1) > 0.1:
         reasons.append(f"mean SE / Monte Carlo SD = {ratio:.2f}")
-    if not reasons and row["coverage_mcse"]:
-        k = abs(row["coverage"] - 0.95) / row["coverage_mcse"]
-        reasons.append(f"no bias or SE-ratio problem detected; coverage is {k:.1f} Monte Carlo SEs from 0.95")
+    if not reasons and row.get("n"):
+        nominal_se = math.sqrt(0.95 * 0.05 / row["n"])  # MC SE of a correctly calibrated interval's coverage
+        k = abs(row["coverage"] - 0.95) / nominal_se
+        reasons.append(f"no bias or SE-ratio problem detected; coverage is {k:.1f} nominal Monte Carlo SEs from 0.95")
     return "; ".join(reasons)
 
 
