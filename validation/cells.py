@@ -207,7 +207,10 @@ CELLS: tuple[Cell, ...] = (
          chunk=10),
     Cell("synth_one_treated_effect", "factor", {"n_units": 20, "n_periods": 44, "start": 40, "tau": 1.0},
          ("ascm_conformal",), 500, 8,
-         "as synth_one_treated_null with tau = 1 (coverage of the conformal intervals)", chunk=10),
+         "as synth_one_treated_null with tau = 1 (coverage of the conformal intervals)", chunk=10,
+         notes=("the interval is the hull of the accepted points of a 50-point grid, so a truth off the grid loses "
+                "up to one grid step at each end; a paired check on 150 replications gave pooled coverage 0.930 "
+                "with 50 points and 0.942 with 400 (the null cell, whose truth 0 is on the grid, covers 0.94-0.97)",)),
     Cell("synth_block", "factor", {"n_units": 30, "n_periods": 12, "start": 8, "n_treated": 5, "tau": 1.0},
          ("sdid_placebo",), 500, 8,
          "30 units x 12 periods, 5 treated from period 8, 2 AR(1) factors, tau = 1", chunk=10),
