@@ -296,10 +296,7 @@ def _figures(results: dict[str, Any], folder: Path) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("coverage of nominal 95% intervals (bars: +-1.96 MC SE)")
         ax.legend(loc="lower left", fontsize=7)
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(folder / f"coverage.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
-        plt.close(fig)
+        _save(fig, folder, "coverage")
         brows = [r for r in results["table"] if r.get("n") and r.get("rmse") is not None]
         fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.24 * len(brows) + 1)))
         ax.axvline(0, color="0.3", lw=0.8)
@@ -309,10 +306,17 @@ def _figures(results: dict[str, Any], folder: Path) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("estimate - truth")
         ax.legend(loc="lower right", fontsize=7)
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(folder / f"bias.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
-        plt.close(fig)
+        _save(fig, folder, "bias")
+
+
+def _save(fig: Any, folder: Path, name: str) -> None:
+    """``name``.png and .svg (no date in the svg, so the same run writes the same bytes), then close."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(folder / f"{name}.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
+    plt.close(fig)
 
 
 def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers: int | None,
