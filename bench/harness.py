@@ -11,7 +11,8 @@ A workload module in ``bench/workloads/`` defines
     def versions() -> dict[str, str]     (optional) versions of the peers
 
 ``python bench/harness.py WORKLOAD TOOL SIZE --repeats R`` runs one cell and prints one JSON line:
-median and min wall time over R timed repeats after one warm-up call (which includes JAX compilation),
+median and min wall time over R timed repeats (fewer when ``--budget`` seconds would be exceeded)
+after one warm-up call (which includes JAX compilation),
 the estimate, and the process's peak resident memory. ``bench/run.py`` drives every cell.
 """
 
@@ -43,7 +44,8 @@ def load(workload: str):
     return importlib.import_module(workload)
 
 
-def run_cell(workload: str, tool: str, size: str, repeats: int, seed: int = 0) -> dict:
+def run_cell(workload: str, tool: str, size: str, repeats: int, seed: int = 0,
+             budget: float | None = None) -> dict:
     mod = load(workload)
     data = mod.make_data(size, seed)
     fn = mod.TOOLS[tool]
@@ -52,17 +54,21 @@ def run_cell(workload: str, tool: str, size: str, repeats: int, seed: int = 0) -
     estimate = fn(data)                      # warm-up: imports, JIT compilation, caches
     warm = time.perf_counter() - t0
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats:
         t0 = time.perf_counter()
         estimate = fn(data)
         times.append(time.perf_counter() - t0)
+        # a cell gets at most ``budget`` seconds of timed calls (at least one): the same rule for every
+        # tool, so a peer that needs a minute per call is timed fewer times rather than dominating the run
+        if len(times) == 1 and budget is not None:
+            repeats = max(1, min(repeats, int(budget // max(times[0], 1e-9))))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     extra = mod.extra(data, estimate) if hasattr(mod, "extra") else {}
     if hasattr(mod, "stream_bytes"):
         extra["stream_bytes"] = int(mod.stream_bytes(data))
     return {
         "workload": workload, "tool": tool, "size": size, "n": mod.SIZES[size],
-        "version": tool_version(tool), "repeats": repeats,
+        "version": tool_version(tool), "repeats": len(times),
         "first_call_s": warm, "median_s": statistics.median(times), "min_s": min(times),
         "estimate": float(estimate) if not isinstance(estimate, dict) else estimate,
         "peak_mib": peak_kib / 1024, **extra,
@@ -100,12 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("size")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds of timed calls per cell; slow cells are timed fewer times (at least once)")
     ap.add_argument("--profile", action="store_true", help="profile one warm call instead of timing")
     args = ap.parse_args(argv)
     if args.profile:
         print(json.dumps(profile_cell(args.workload, args.tool, args.size, seed=args.seed)))
         return 0
-    print(json.dumps(run_cell(args.workload, args.tool, args.size, args.repeats, args.seed)))
+    print(json.dumps(run_cell(args.workload, args.tool, args.size, args.repeats, args.seed, args.budget)))
     return 0
 
 

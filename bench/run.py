@@ -36,8 +36,9 @@ def cells(workload: str, quick: bool):
             yield mod, size, tool
 
 
-def run_one(workload: str, tool: str, size: str, repeats: int, timeout: float) -> dict:
-    cmd = [sys.executable, str(HERE / "harness.py"), workload, tool, size, "--repeats", str(repeats)]
+def run_one(workload: str, tool: str, size: str, repeats: int, timeout: float, budget: float) -> dict:
+    cmd = [sys.executable, str(HERE / "harness.py"), workload, tool, size, "--repeats", str(repeats),
+           "--budget", str(budget)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -176,21 +177,23 @@ def ratios(rows: list[dict], mods: dict) -> list[dict]:
 def markdown(rows: list[dict], summary: list[dict], meta: dict) -> str:
     lines = [
         f"Measured {meta['date']} on {meta['machine']} ({meta['cores']} cores), Python {meta['python']}; "
-        f"median and min of {meta['repeats']} timed runs after one warm-up run (which includes JIT compilation).",
+        f"median and min of up to {meta['repeats']} timed runs after one warm-up run (which includes JIT compilation); "
+        f"a cell whose first timed run is slow gets fewer, within {meta.get('budget_s', 'no')} s of timed runs "
+        "(column `runs`).",
         "",
-        "| workload | size | tool | version | median s | min s | first call s | peak MiB | estimate | ratio to decrimkit |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | size | tool | version | runs | median s | min s | first call s | peak MiB | estimate | ratio to decrimkit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     mine = {(r["workload"], r["size"]): r["median_s"] for r in rows if r.get("tool") == "decrimkit" and "error" not in r}
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['workload']} | {r['size']} | {r['tool']} | | failed: {r['error'][:80]} | | | | | |")
+            lines.append(f"| {r['workload']} | {r['size']} | {r['tool']} | | | failed: {r['error'][:80]} | | | | | |")
             continue
         base = mine.get((r["workload"], r["size"]))
         ratio = f"{r['median_s'] / base:.2f}x" if base else ""
         est = r["estimate"] if not isinstance(r["estimate"], float) else f"{r['estimate']:.6g}"
         lines.append(
-            f"| {r['workload']} | {r['size']} | {r['tool']} | {r['version']} | {r['median_s']:.4f} | {r['min_s']:.4f} | "
+            f"| {r['workload']} | {r['size']} | {r['tool']} | {r['version']} | {r.get('repeats', '')} | {r['median_s']:.4f} | {r['min_s']:.4f} | "
             f"{r['first_call_s']:.2f} | {r['peak_mib']:.0f} | {est} | {ratio} |"
         )
     lines += ["", "| workload | size | fastest peer | speed-up (peer time / decrimkit time) | target | estimates agree |",
@@ -222,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--budget", type=float, default=10.0,
+                    help="seconds of timed calls per cell after the first (slow cells get fewer repeats)")
     ap.add_argument("--render", action="store_true",
                     help="only re-render results.md (and README for a full run) from results.json")
     args = ap.parse_args(argv)
@@ -244,15 +249,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for mod, size, tool in cells(w, args.quick):
             mods[w] = mod
-            print(f"[bench] {w} {size} {tool} ...", file=sys.stderr, flush=True)
-            rows.append(run_one(w, tool, size, repeats, args.timeout))
+            print(f"[bench] {w} {size} {tool} ...", file=sys.stderr, flush=True, end=" ")
+            t_cell = time.perf_counter()
+            rows.append(run_one(w, tool, size, repeats, args.timeout, args.budget))
+            print(f"{time.perf_counter() - t_cell:.0f} s", file=sys.stderr, flush=True)
     summary = ratios(rows, mods)
     if not args.quick:
         profile_missed(summary, args.timeout)
     import os
 
     meta = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": platform.machine(),
-            "cores": os.cpu_count(), "python": platform.python_version(), "repeats": repeats, "quick": args.quick}
+            "cores": os.cpu_count(), "python": platform.python_version(), "repeats": repeats, "quick": args.quick,
+            "budget_s": args.budget}
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta["memory_bandwidth_bytes_per_s"] = memory_bandwidth()
     (RESULTS / "results.json").write_text(json.dumps({"meta": meta, "cells": rows, "summary": summary}, indent=1))

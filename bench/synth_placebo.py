@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     v = res.v.to_numpy()
 
     def batched() -> np.ndarray:
-        w, _ = scm_module._placebo_w(jnp.asarray(v), jnp.asarray(x0))
-        return np.asarray(w)
+        j = x0.shape[1]
+        padded = scm_module._pad(x0, scm_module.donor_bucket(j))  # the estimator's padded donor axis
+        w, _ = scm_module._placebo_w(jnp.asarray(v), jnp.asarray(padded), scm_module._valid(j))
+        return np.asarray(w)[:j, :j]
 
     def one_by_one() -> np.ndarray:
         out = np.zeros((design.n_donors, design.n_donors))

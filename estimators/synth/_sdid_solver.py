@@ -30,10 +30,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["OPTIONS", "SDIDFit", "SDIDOptions", "sdid_fit_batch"]
+__all__ = ["OPTIONS", "SDIDFit", "SDIDOptions", "fit_problems", "sdid_fit_batch"]
 
 CHUNK = 40  # problems vmapped together inside lax.map (see module docstring)
+SHARED_SHAPE_MAX_UNITS = 256  # up to this many units, every call runs CHUNK problems (see fit_problems)
 FIRST_ITER = 100
 MAX_ITER = 10_000
 
@@ -177,3 +179,27 @@ def sdid_fit_batch(
     return jax.lax.map(
         lambda p: one(*p, lam0, zeta_omega, zeta_lambda, min_dec), (cols, ctrl, treat, omega0), batch_size=CHUNK
     )
+
+
+def fit_problems(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: SDIDOptions) -> SDIDFit:
+    """``sdid_fit_batch`` (``cols=None``) for any number of problems, returned as numpy arrays.
+
+    On panels of at most :data:`SHARED_SHAPE_MAX_UNITS` units every call runs exactly :data:`CHUNK`
+    problems (the last call padded by repeating a problem, padding dropped), so the fit and the
+    placebo batch share one compiled kernel: compiling costs about 2.4 s per shape on the 2-core
+    machine, while 39 padded lanes cost 0.006 s at 47 units and 0.6 s at 500 (measured). On larger
+    panels the padded lanes cost as much as real ones, and each batch runs at its own size.
+    """
+    r = ctrl.shape[0]
+    if y.shape[0] > SHARED_SHAPE_MAX_UNITS:
+        fit = sdid_fit_batch(jnp.asarray(y), None, jnp.asarray(ctrl), jnp.asarray(treat), jnp.asarray(omega0),
+                             jnp.asarray(lam0), zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
+        return SDIDFit(*(np.asarray(f) for f in fit))
+    pad = -r % CHUNK
+    ctrl, treat, omega0 = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (ctrl, treat, omega0))
+    yj, lamj = jnp.asarray(y), jnp.asarray(lam0)
+    parts = [sdid_fit_batch(yj, None, jnp.asarray(ctrl[i : i + CHUNK]), jnp.asarray(treat[i : i + CHUNK]),
+                            jnp.asarray(omega0[i : i + CHUNK]), lamj, zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
+             for i in range(0, r + pad, CHUNK)]
+    return SDIDFit(*(np.concatenate([np.asarray(p[k]) for p in parts])[:r] for k in range(len(SDIDFit._fields))))
+

@@ -45,7 +45,7 @@ from ._design import Predictor, SynthDesign, synth_design
 from ._simplex import simplex_qp
 from .results import PlaceboResult, SCMResult
 
-__all__ = ["scm", "placebo", "solve_w"]
+__all__ = ["scm", "placebo", "solve_w", "donor_bucket"]
 
 
 class SCMFit(NamedTuple):
@@ -57,35 +57,58 @@ class SCMFit(NamedTuple):
     kkt: float
 
 
-def _w_loss_one(v, x0, x1, z0, z1):
+def _w_loss_one(v, x0, x1, z0, z1, valid):
     q = (x0 * v[:, None]).T @ x0
     c = (x0 * v[:, None]).T @ x1
-    sol = simplex_qp(q, c, max_iter=100)
+    sol = simplex_qp(q, c, valid, max_iter=100)
     err = z1 - z0 @ sol.w
     return sol.w, jnp.mean(err * err), sol.kkt
 
 
 _w_and_loss = jax.jit(_w_loss_one)
 # many candidate V matrices at once: the global stage of the nested optimisation
-_w_and_loss_batch = jax.jit(jax.vmap(_w_loss_one, in_axes=(0, None, None, None, None)))
+_w_and_loss_batch = jax.jit(jax.vmap(_w_loss_one, in_axes=(0, None, None, None, None, None)))
 
 
 @jax.jit
-def _placebo_w(v, x0):
+def _placebo_w(v, x0, valid):
     """W for every donor j as the treated unit, the other donors as its pool (vmapped over j)."""
     q = (x0 * v[:, None]).T @ x0
     c = (x0 * v[:, None]).T @ x0  # column j: c for donor j
-    masks = ~jnp.eye(x0.shape[1], dtype=bool)
+    masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
     sols = jax.vmap(lambda cj, mj: simplex_qp(q, cj, mj, max_iter=100))(c.T, masks)
     return sols.w, sols.kkt
 
 
+def donor_bucket(n_donors: int) -> int:
+    """The padded donor count the kernels are compiled for: the next power of two, at least 8.
+
+    A study that refits on many donor pools (leave-one-out, restricted pools, placebos) then
+    compiles each kernel once per bucket instead of once per pool size. Padded donors are zero
+    columns masked out of the simplex, so they get weight exactly zero and change nothing.
+    """
+    return max(8, 1 << (int(n_donors) - 1).bit_length())
+
+
+def _pad(a: np.ndarray, width: int) -> np.ndarray:
+    """Zero columns appended to the last (donor) axis up to ``width``."""
+    extra = width - a.shape[-1]
+    return np.concatenate([a, np.zeros(a.shape[:-1] + (extra,))], axis=-1) if extra else a
+
+
+def _valid(n_donors: int) -> jax.Array:
+    return jnp.arange(donor_bucket(n_donors)) < n_donors
+
+
 def solve_w(v: np.ndarray, x_donors: np.ndarray, x_treated: np.ndarray) -> np.ndarray:
     """Simplex weights for a given diagonal V on (already normalised) predictors."""
+    j = x_donors.shape[1]
+    width = donor_bucket(j)
     w, _, _ = _w_and_loss(
-        jnp.asarray(v), jnp.asarray(x_donors), jnp.asarray(x_treated), jnp.zeros((1, x_donors.shape[1])), jnp.zeros(1)
+        jnp.asarray(v), jnp.asarray(_pad(x_donors, width)), jnp.asarray(x_treated), jnp.zeros((1, width)),
+        jnp.zeros(1), _valid(j),
     )
-    return np.asarray(w)
+    return np.asarray(w)[:j]
 
 
 def _normalise(design: SynthDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,12 +131,13 @@ def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
     x0, x1, _ = _normalise(design)
     lo, hi = window
     z0, z1 = design.y_donors[lo : hi + 1], design.y_treated[lo : hi + 1]
-    args = tuple(jnp.asarray(a) for a in (x0, x1, z0, z1))
+    j, width = x0.shape[1], donor_bucket(x0.shape[1])
+    args = (*(jnp.asarray(a) for a in (_pad(x0, width), x1, _pad(z0, width), z1)), _valid(j))
     k = x0.shape[0]
 
     def evaluate(v: np.ndarray) -> tuple[np.ndarray, float, float]:
         w, loss, kkt = _w_and_loss(jnp.asarray(v), *args)
-        return np.asarray(w), float(loss), float(kkt)
+        return np.asarray(w)[:j], float(loss), float(kkt)
 
     equal = np.full(k, 1.0 / k)
     reg = _regression_v(x0, x1, z0, z1)
@@ -324,9 +348,10 @@ def placebo(
 
 def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | None) -> PlaceboResult:
     x0, _, _ = _normalise(design)
-    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(x0))
-    w_all = np.asarray(w_all)  # (J, J): row j = weights of placebo j
-    if not float(np.max(np.asarray(kkt))) <= 1e-8:
+    j = x0.shape[1]
+    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(_pad(x0, donor_bucket(j))), _valid(j))
+    w_all = np.asarray(w_all)[:j, :j]  # (J, J): row j = weights of placebo j
+    if not float(np.max(np.asarray(kkt)[:j])) <= 1e-8:
         raise RuntimeError("simplex solver did not reach the KKT conditions in a placebo run.")
     gaps_p = design.y_donors - design.y_donors @ w_all.T  # (T, J)
     gaps = np.column_stack([result.gap.to_numpy(), gaps_p])

@@ -48,7 +48,7 @@ from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
 from ._design import outcome_wide
-from ._sdid_solver import OPTIONS, SDIDFit, sdid_fit_batch
+from ._sdid_solver import OPTIONS, SDIDFit, fit_problems, sdid_fit_batch
 from .results import SDIDResult
 
 __all__ = ["sdid"]
@@ -88,20 +88,9 @@ def _fit_cohort(y, ctrl_idx, tr_idx, t0, estimator, label) -> _Cohort:
     treat[0, tr_idx] = True
     omega0 = np.where(ctrl, 1.0 / n0, 0.0)
     lam0 = np.zeros(t0) if estimator == "sc" else np.full(t0, 1.0 / t0)
-    fit = sdid_fit_batch(
-        jnp.asarray(y),
-        None,  # all units, addressed by position (other cohorts' treated units are in neither mask)
-        jnp.asarray(ctrl),
-        jnp.asarray(treat),
-        jnp.asarray(omega0),
-        jnp.asarray(lam0),
-        eta_omega * sigma,
-        1e-6 * sigma,
-        1e-5 * sigma,
-        t0=t0,
-        opts=opts,
-    )
-    fit = SDIDFit(*(np.asarray(f)[0] for f in fit))
+    # all units, addressed by position (other cohorts' treated units are in neither mask)
+    fit = fit_problems(y, ctrl, treat, omega0, lam0, eta_omega * sigma, 1e-6 * sigma, 1e-5 * sigma, t0=t0, opts=opts)
+    fit = SDIDFit(*(f[0] for f in fit))
     fit = fit._replace(omega=fit.omega[ctrl_idx])  # omega over the controls, in ctrl_idx order
     return _Cohort(label, t0, tr_idx, eta_omega * sigma, 1e-6 * sigma, 1e-5 * sigma, fit, n1 * t1)
 
@@ -136,20 +125,9 @@ def _placebo(y, ctrl_idx, cohorts, estimator, n_reps, key) -> np.ndarray:
         omega_ctrl = c.fit.omega[:n0]  # fitted omega over the controls (ctrl_idx order)
         omega0 = np.zeros(ctrl.shape)
         omega0[reps, ctrl_idx[keep]] = np.stack([_sum_normalize(omega_ctrl[k]) for k in keep])
-        fit = sdid_fit_batch(
-            jnp.asarray(y),
-            None,
-            jnp.asarray(ctrl),
-            jnp.asarray(treat),
-            jnp.asarray(omega0),
-            jnp.asarray(c.fit.lam),
-            c.zeta_omega,
-            c.zeta_lambda,
-            c.min_dec,
-            t0=c.t0,
-            opts=OPTIONS[estimator],
-        )
-        out[:, j] = np.asarray(fit.estimate)
+        fit = fit_problems(y, ctrl, treat, omega0, c.fit.lam, c.zeta_omega, c.zeta_lambda, c.min_dec,
+                           t0=c.t0, opts=OPTIONS[estimator])
+        out[:, j] = fit.estimate
     cells = np.array([c.weight_cells for c in cohorts], dtype=float)
     return _aggregate(out, cells)
 
