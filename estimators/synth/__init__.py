@@ -15,6 +15,8 @@ from decrimkit._lazy import lazy_family
 _WHERE = {
     "scm": "scm",
     "augmented": "augmented",
+    "conformal": "conformal",
+    "conformal_average": "conformal",
     "sdid": "sdid",
     "mc_nnm": "mc_nnm",
     "compare": "compare",
