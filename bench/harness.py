@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def tool_version(tool: str) -> str:
-    dist = {"decrimkit": "decrimkit", "pymc-default": "pymc", "decrimkit-loop": "decrimkit"}.get(tool, tool)
+    dist = "decrimkit" if tool.startswith("decrimkit") else {"pymc-default": "pymc"}.get(tool, tool)
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
