@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from decrimkit.numerics.chunks import map_chunks
+
 __all__ = ["OPTIONS", "SDIDFit", "SDIDOptions", "fit_problems", "sdid_fit_batch"]
 
 CHUNK = 40  # problems vmapped together inside lax.map (see module docstring)
@@ -185,21 +187,16 @@ def fit_problems(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec,
     """``sdid_fit_batch`` (``cols=None``) for any number of problems, returned as numpy arrays.
 
     On panels of at most :data:`SHARED_SHAPE_MAX_UNITS` units every call runs exactly :data:`CHUNK`
-    problems (the last call padded by repeating a problem, padding dropped), so the fit and the
+    problems (:func:`decrimkit.numerics.chunks.map_chunks`), so the fit and the
     placebo batch share one compiled kernel: compiling costs about 2.4 s per shape on the 2-core
     machine, while 39 padded lanes cost 0.006 s at 47 units and 0.6 s at 500 (measured). On larger
     panels the padded lanes cost as much as real ones, and each batch runs at its own size.
     """
-    r = ctrl.shape[0]
     if y.shape[0] > SHARED_SHAPE_MAX_UNITS:
         fit = sdid_fit_batch(jnp.asarray(y), None, jnp.asarray(ctrl), jnp.asarray(treat), jnp.asarray(omega0),
                              jnp.asarray(lam0), zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
         return SDIDFit(*(np.asarray(f) for f in fit))
-    pad = -r % CHUNK
-    ctrl, treat, omega0 = (np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in (ctrl, treat, omega0))
     yj, lamj = jnp.asarray(y), jnp.asarray(lam0)
-    parts = [sdid_fit_batch(yj, None, jnp.asarray(ctrl[i : i + CHUNK]), jnp.asarray(treat[i : i + CHUNK]),
-                            jnp.asarray(omega0[i : i + CHUNK]), lamj, zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
-             for i in range(0, r + pad, CHUNK)]
-    return SDIDFit(*(np.concatenate([np.asarray(p[k]) for p in parts])[:r] for k in range(len(SDIDFit._fields))))
-
+    return map_chunks(lambda c, t, o: sdid_fit_batch(yj, None, jnp.asarray(c), jnp.asarray(t), jnp.asarray(o), lamj,
+                                                     zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts),
+                      (ctrl, treat, omega0), chunk=CHUNK)

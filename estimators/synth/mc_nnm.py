@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.numerics.chunks import map_chunks
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
@@ -124,18 +125,10 @@ def fit_chunked(y: np.ndarray, x: np.ndarray, obs: np.ndarray, lam: np.ndarray, 
     """``mc_fit_batch`` over any number of fits, in fixed-size chunks (the last padded by repetition).
 
     The cross-validation grid, the main fit and the placebo batch then share one compiled kernel
-    per panel shape instead of one per batch size; padding repeats a real fit, so it adds no
-    iterations to its chunk's while-loop and is dropped from the output.
+    per panel shape instead of one per batch size (:func:`decrimkit.numerics.chunks.map_chunks`).
     """
-    b = obs.shape[0]
-    pad = -b % chunk
-    if pad:
-        obs = np.concatenate([obs, np.repeat(obs[-1:], pad, axis=0)])
-        lam = np.concatenate([lam, np.repeat(lam[-1:], pad)])
     yj, xj = jnp.asarray(y), jnp.asarray(x)
-    parts = [mc_fit_batch(yj, xj, jnp.asarray(obs[i : i + chunk]), jnp.asarray(lam[i : i + chunk]))
-             for i in range(0, b + pad, chunk)]
-    return jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(v) for v in a])[:b], *parts)
+    return map_chunks(lambda o, lam_: mc_fit_batch(yj, xj, jnp.asarray(o), jnp.asarray(lam_)), (obs, lam), chunk=chunk)
 
 
 def _lambda_max(y: np.ndarray, obs: np.ndarray) -> float:

@@ -80,6 +80,9 @@ def _placebo_w(v, x0, valid):
     return sols.w, sols.kkt
 
 
+EXACT_FIT = 1e-9  # pre-period RMSPE below this, relative to the outcome scale, is an exact fit
+
+
 def donor_bucket(n_donors: int) -> int:
     """The padded donor count the kernels are compiled for: the next multiple of 8.
 
@@ -357,7 +360,11 @@ def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | No
     gaps_p = design.y_donors - design.y_donors @ w_all.T  # (T, J)
     gaps = np.column_stack([result.gap.to_numpy(), gaps_p])
     pre, post = _rmspe(gaps, design.n_pre)
-    ratio = post / pre
+    # a run that fits its pre-period exactly (RMSPE at rounding level) has a post/pre ratio of rounding
+    # noise, which would rank it at random: such runs tie at +inf instead
+    scale = np.sqrt(np.mean(np.column_stack([design.y_treated, design.y_donors])[: design.n_pre] ** 2))
+    exact = pre <= EXACT_FIT * (1.0 + scale)
+    ratio = np.where(exact, np.inf, post / np.where(exact, 1.0, pre))
     keep = np.ones(len(ratio), dtype=bool)
     if ratio_cut is not None:
         keep = pre**2 <= ratio_cut * pre[0] ** 2

@@ -238,8 +238,9 @@ def _summary(est: list[M.MethodEstimate], pop: float, contrast: pd.DataFrame, ro
              f"episode, tracks Oregon closely (DiD against Washington alone: {r.get('DiD vs Washington only', np.nan):.2f}).",
              "",
              f"ADH SCM fits Oregon's seven pre-policy windows exactly (pre-RMSPE {scm.pre_rmspe:.1e}), as it does "
-             f"{scm.extra['n_exact_fits']} of the {scm.extra['n_runs']} placebo states: the RMSPE-ratio rank "
-             f"p-value ({scm.p_value:.3f}) reflects the exact fit; the rank of |average gap| gives "
+             f"{scm.extra['n_exact_fits']} of the {scm.extra['n_runs']} placebo states: exact fits tie in the "
+             f"RMSPE-ratio ranking, so its p-value ({scm.p_value:.3f}) says only how many runs fit exactly; the "
+             "rank of |average gap| gives "
              f"p = {scm.extra['p_effect']:.3f}. Uncertainty is wide for every method with an honest interval.", ""]
     if len(contrast):
         c = contrast.drop_duplicates("method")
