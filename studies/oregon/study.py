@@ -27,8 +27,8 @@ def _estimates(inputs: D.Inputs, data: D.StudyData, *, seed: int,
     """Every method on the same panel (Oregon + the main donor pool, Feb-Jan windows 2014-2023), and
     the robustness checks; returns (estimates, robustness table, leave-one-donor-out table).
 
-    ADH SCM, ASCM, SDID, MC-NNM and the late-surge SCM run in one worker thread while the Bayesian
-    SCM, the DiDs and then the robustness checks (which start from the ADH weights) run in this one:
+    ADH SCM, ASCM, SDID, MC-NNM, the DiDs, the late-surge SCM and the robustness checks (which start
+    from the ADH weights) run in one worker thread while the Bayesian SCM samples in this one:
     their time is XLA compilation and execution, which release the GIL, so on two cores the two
     streams overlap. PyMC's model building and the convergence-warning capture stay in the main
     thread. Each method is deterministic given its inputs and seed, so the numbers do not depend on
@@ -41,6 +41,8 @@ def _estimates(inputs: D.Inputs, data: D.StudyData, *, seed: int,
         lambda: M.sdid(panel, seed=seed, n_reps=reps["sdid"]),
         lambda: M.mc_nnm(panel, seed=seed, n_reps=reps["mcnnm"]),
         lambda: M.mc_nnm(panel, covariates=("surge",), seed=seed, n_reps=reps["mcnnm"]),
+        lambda: M.did_twfe(data, years=YEARS),
+        lambda: M.did_twfe(data, years=YEARS, covariates=("surge",)),
         lambda: R.late_surge_scm(data, years=YEARS),
     ]
     here: list[Callable[[], M.MethodEstimate]] = [
@@ -49,17 +51,14 @@ def _estimates(inputs: D.Inputs, data: D.StudyData, *, seed: int,
     ]
     if not quick:
         here.append(lambda: M.bayes_scm(panel, weights="dirichlet", seed=seed, chains=2, draws=500, tune=500))
-    here += [
-        lambda: M.did_twfe(data, years=YEARS),
-        lambda: M.did_twfe(data, years=YEARS, covariates=("surge",)),
-    ]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="oregon-methods") as pool:
         scm = pool.submit(M.adh_scm, panel)
         rest = pool.submit(lambda: [f() for f in worker])
+        checks = pool.submit(lambda: R.checks(inputs, data, scm.result(), years=YEARS, quick=quick))
         mine = [f() for f in here]
-        robust, loo = R.checks(inputs, data, scm.result(), years=YEARS, quick=quick)
         freq = [scm.result(), *rest.result()]
-    return freq[:-1] + mine + freq[-1:], robust, loo  # the report's order: late-surge SCM last
+        robust, loo = checks.result()
+    return freq[:5] + mine + freq[5:], robust, loo  # the report's order: SCM family, MC-NNM, Bayes, DiD, late-surge
 
 
 def _results(rep: Report, est: list[M.MethodEstimate], pop: float, n_obs: int) -> None:
