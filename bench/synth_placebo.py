@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def batched() -> np.ndarray:
         j = x0.shape[1]
-        padded = scm_module._pad(x0, scm_module.donor_bucket(j))  # the estimator's padded donor axis
-        w, _ = scm_module._placebo_w(jnp.asarray(v), jnp.asarray(padded), scm_module._valid(j))
+        padded = scm_module.pad_donors(x0, scm_module.donor_bucket(j))  # the estimator's padded donor axis
+        w, _ = scm_module._placebo_w(jnp.asarray(v), jnp.asarray(padded), scm_module.valid_donors(j))
         return np.asarray(w)[:j, :j]
 
     def one_by_one() -> np.ndarray:

@@ -42,7 +42,7 @@ from decrimkit.progress import track
 from decrimkit.results import Spec
 
 from ._design import Predictor, SynthDesign, synth_design
-from ._simplex import simplex_qp
+from ._simplex import donor_bucket, pad_donors, simplex_qp, valid_donors
 from .results import PlaceboResult, SCMResult
 
 __all__ = ["scm", "placebo", "solve_w", "donor_bucket"]
@@ -83,34 +83,13 @@ def _placebo_w(v, x0, valid):
 EXACT_FIT = 1e-9  # pre-period RMSPE below this, relative to the outcome scale, is an exact fit
 
 
-def donor_bucket(n_donors: int) -> int:
-    """The padded donor count the kernels are compiled for: the next multiple of 8.
-
-    A study that refits on nearby donor pools (leave-one-out, a donor added or dropped) then compiles
-    each kernel once per bucket instead of once per pool size. Padded donors are zero columns masked
-    out of the simplex, so they get weight exactly zero and change nothing; at most 7 of them keep the
-    extra work small (powers of two made Prop 99's 38-donor placebo batch, padded to 64, 4x slower).
-    """
-    return 8 * -(-int(n_donors) // 8)
-
-
-def _pad(a: np.ndarray, width: int) -> np.ndarray:
-    """Zero columns appended to the last (donor) axis up to ``width``."""
-    extra = width - a.shape[-1]
-    return np.concatenate([a, np.zeros(a.shape[:-1] + (extra,))], axis=-1) if extra else a
-
-
-def _valid(n_donors: int) -> jax.Array:
-    return jnp.arange(donor_bucket(n_donors)) < n_donors
-
-
 def solve_w(v: np.ndarray, x_donors: np.ndarray, x_treated: np.ndarray) -> np.ndarray:
     """Simplex weights for a given diagonal V on (already normalised) predictors."""
     j = x_donors.shape[1]
     width = donor_bucket(j)
     w, _, _ = _w_and_loss(
-        jnp.asarray(v), jnp.asarray(_pad(x_donors, width)), jnp.asarray(x_treated), jnp.zeros((1, width)),
-        jnp.zeros(1), _valid(j),
+        jnp.asarray(v), jnp.asarray(pad_donors(x_donors, width)), jnp.asarray(x_treated), jnp.zeros((1, width)),
+        jnp.zeros(1), valid_donors(j),
     )
     return np.asarray(w)[:j]
 
@@ -136,7 +115,7 @@ def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
     lo, hi = window
     z0, z1 = design.y_donors[lo : hi + 1], design.y_treated[lo : hi + 1]
     j, width = x0.shape[1], donor_bucket(x0.shape[1])
-    args = (*(jnp.asarray(a) for a in (_pad(x0, width), x1, _pad(z0, width), z1)), _valid(j))
+    args = (*(jnp.asarray(a) for a in (pad_donors(x0, width), x1, pad_donors(z0, width), z1)), valid_donors(j))
     k = x0.shape[0]
 
     def evaluate(v: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -353,7 +332,7 @@ def placebo(
 def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | None) -> PlaceboResult:
     x0, _, _ = _normalise(design)
     j = x0.shape[1]
-    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(_pad(x0, donor_bucket(j))), _valid(j))
+    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(pad_donors(x0, donor_bucket(j))), valid_donors(j))
     w_all = np.asarray(w_all)[:j, :j]  # (J, J): row j = weights of placebo j
     if not float(np.max(np.asarray(kkt)[:j])) <= 1e-8:
         raise RuntimeError("simplex solver did not reach the KKT conditions in a placebo run.")
