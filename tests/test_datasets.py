@@ -39,6 +39,11 @@ EXPECTED = {  # dataset -> rows of its main file, as stated in its PROVENANCE.md
     "quota": 3094,
     "ehec": 552,
     "jel_medicaid": 31843,
+    "cdc_wonder_county_overdose": 40901,
+    "seer_county_population": 97287,
+    "ny_dcjs_county_arrests": 3181,
+    "base_stagg": 950,
+    "df_het": 31000,
 }
 
 
@@ -89,7 +94,9 @@ def test_file_name_with_or_without_gz_and_raw_dat():
 
 
 def test_unknown_names_list_what_exists():
-    with pytest.raises(DataError, match=r"no bundled dataset named 'nope'; available: baltimore_bpd_arrests, basque"):
+    with pytest.raises(
+        DataError, match=r"no bundled dataset named 'nope'; available: baltimore_bpd_arrests, base_stagg, basque"
+    ):
         load_dataset("nope")
     with pytest.raises(DataError, match=r"dataset 'mpdta' has no file 'x.csv'; its files are: mpdta.csv"):
         load_dataset("mpdta", "x.csv")
@@ -194,3 +201,97 @@ def test_registry_input_not_modified():
     before = df.copy(deep=True)
     validate_registry(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+# ---------------------------------------------------------------------------------------- county data
+REGISTRY_COUNTIES = (  # cdc_wonder_county_overdose PROVENANCE.md: the 22 prosecutor-policy counties
+    "24510 25025 42101 36047 36061 50007 53033 53061 41051 41017 17031 "
+    "27123 27053 26161 29510 48113 48453 48029 48201 06037 06001 08031"
+).split()
+
+
+def _raw_rows(name: str, file: str) -> list[dict[str, str]]:
+    """The bundled file read as text with the csv module: no type inference, no NA handling."""
+    import csv
+    import io
+
+    raw = gzip.decompress((_loader.data_root() / name / (file + ".gz")).read_bytes()).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(raw)))
+
+
+def test_wonder_suppressed_counts_load_as_missing_never_as_numbers():
+    df = load_dataset("cdc_wonder_county_overdose")
+    raw = _raw_rows("cdc_wonder_county_overdose", "wonder_county_overdose_deaths_2010_2022.csv")
+    assert len(raw) == len(df) == 40901
+    # PROVENANCE.md, "Columns": reported 20,287, suppressed 20,555, missing 59
+    assert df["deaths_status"].value_counts().to_dict() == {"suppressed": 20555, "reported": 20287, "missing": 59}
+    assert str(df["deaths"].dtype) == "Int64"
+    status = np.array([r["deaths_status"] for r in raw])
+    raw_deaths = np.array([r["deaths"] for r in raw])
+    # the raw text is empty exactly where the status is not 'reported', and the loaded value is <NA> there
+    assert np.array_equal(raw_deaths == "", status != "reported")
+    assert np.array_equal(df["deaths"].isna().to_numpy(), status != "reported")
+    reported = status == "reported"
+    np.testing.assert_array_equal(
+        df["deaths"].to_numpy(dtype=float, na_value=np.nan)[reported], raw_deaths[reported].astype(int)
+    )
+    # 0 is a reported value (436-708 per year), distinct from a suppressed 1-9
+    zeros = df[df["deaths"] == 0]
+    assert (zeros["deaths_status"] == "reported").all() and 436 * 13 <= len(zeros) <= 708 * 13
+    # no reported count lies in the suppressed range 1-9
+    assert not df["deaths"].between(1, 9).fillna(False).any()
+    assert df["fips"].str.fullmatch(r"\d{5}").all() and df.loc[0, "fips"] == "01001"
+
+
+def test_wonder_registry_counties_fully_reported():
+    df = load_dataset("cdc_wonder_county_overdose")
+    sub = df[df["fips"].isin(REGISTRY_COUNTIES)]
+    assert sub["fips"].nunique() == 22
+    assert len(sub) == 22 * 13 and (sub["deaths_status"] == "reported").all()
+    assert sub["population"].notna().all() and (sub["deaths"] >= 10).all()
+    balt = sub[(sub["fips"] == "24510") & (sub["year"] == 2010)].iloc[0]
+    assert balt["county_name"] == "Baltimore city" and balt["state_abbr"] == "MD"
+    # Connecticut 2022: deaths without a population (PROVENANCE.md, "Caveats")
+    ct = df[(df["state_fips"] == "09") & (df["year"] == 2022)]
+    assert len(ct) == 8 and ct["population"].isna().all()
+
+
+def test_seer_population():
+    df = load_dataset("seer_county_population")
+    assert df["year"].min() == 1990 and df["year"].max() == 2020
+    assert df["fips"].nunique() == 3155 and not df.duplicated(["fips", "year"]).any()
+    assert set(df.loc[df["fips"] == "99999", "year"]) == {2005}
+    sub = df[df["fips"].isin(REGISTRY_COUNTIES)]
+    assert sub.groupby("fips").size().eq(31).all() and sub["fips"].nunique() == 22
+    # 2020 equals WONDER's 2020 population for every county in both files except 02261 (PROVENANCE.md)
+    won = load_dataset("cdc_wonder_county_overdose").query("year == 2020")
+    both = won.merge(df.query("year == 2020"), on="fips", suffixes=("_w", "_s"))
+    differ = both[both["population_w"].astype(float) != both["population_s"].astype(float)]
+    assert differ["fips"].tolist() == ["02261"]
+
+
+def test_ny_dcjs_arrests():
+    df = load_dataset("ny_dcjs_county_arrests")
+    counties = df.dropna(subset=["fips"])
+    assert counties["fips"].nunique() == 62 and len(counties) == 62 * 50
+    assert set(df.loc[df["fips"].isna(), "county"]) == {"Unknown NYC county", "Unknown-NonNYS"}
+    assert (df["drug_total"] == df["drug_felony"] + df["drug_misdemeanor"]).all()
+    assert (df["total"] == df["felony_total"] + df["misdemeanor_total"]).all()
+    kings = counties[counties["fips"] == "36047"]
+    assert set(kings["county"]) == {"Kings"} and kings["year"].tolist() == list(range(1970, 2020))
+    assert set(counties.loc[counties["fips"] == "36061", "county"]) == {"New York"}
+
+
+def test_base_stagg_and_df_het():
+    bs = load_dataset("base_stagg")
+    assert bs["id"].nunique() == 95 and bs["year"].nunique() == 10
+    assert (bs["year_treated"] == 10000).groupby(bs["id"]).first().sum() == 50
+    cohorts = bs.loc[bs["year_treated"] < 10000].groupby("year_treated")["id"].nunique()
+    assert cohorts.index.tolist() == list(range(2, 11)) and cohorts.eq(5).all()
+    het = load_dataset("df_het")
+    assert het.shape == (31000, 14) and het["treat"].dtype == bool
+    g = het.groupby("unit")["g"].first().value_counts().to_dict()
+    assert g == {0: 357, 2010: 325, 2000: 318}  # PROVENANCE.md, "Coverage"
+    assert np.isinf(het["rel_year"]).sum() == 11067 and (np.isinf(het["rel_year"]) == (het["g"] == 0)).all()
+    resid = het["dep_var"] - (het["unit_fe"] + het["year_fe"] + het["te"] + het["te_dynamic"] + het["error"])
+    assert np.abs(resid).max() < 1e-12

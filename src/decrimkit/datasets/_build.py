@@ -1,7 +1,7 @@
 """Maintainer tool: copy the shared data folders into the package and write ``catalog.json``.
 
-Run ``python -m decrimkit.datasets._build SOURCE_DIR`` where ``SOURCE_DIR`` holds one folder per
-dataset, each with a ``PROVENANCE.md``. Every data file is gzip-compressed deterministically
+Run ``python -m decrimkit.datasets._build SOURCE_DIR [DATASET ...]`` where ``SOURCE_DIR`` holds one
+folder per dataset, each with a ``PROVENANCE.md`` (naming datasets rebundles only those). Every data file is gzip-compressed deterministically
 (``mtime=0``, no file name in the header, level 9) unless it already is, so rebuilding from the
 same sources gives byte-identical files and hashes. ``catalog.json`` records, per dataset, the
 descriptive fields below and, per file, the sha256 of the bundled bytes, the sha256 of the source
@@ -151,6 +151,65 @@ META: dict[str, dict[str, Any]] = {
         "coverage": "3,064 counties x 2009-2019, unbalanced (31,843 rows)",
         "main": "county_mortality_data_rebuilt.csv",
     },
+    "cdc_wonder_county_overdose": {
+        "title": "CDC WONDER drug overdose deaths by county of residence, 2010-2022",
+        "publisher": "NCHS, CDC (National Vital Statistics System, via CDC WONDER); Census county names",
+        "source": "GitHub A-Deas/Opioid-Feature-Importance @ 2c366b6, Data/Mortality/Raw Files (13 yearly exports)",
+        "licence": "US federal government data; CDC WONDER data-use restrictions (no re-derivation of suppressed cells)",
+        "coverage": "3,147 US counties x 2010-2022; counts 1-9 suppressed (deaths empty, deaths_status 'suppressed')",
+        "main": "wonder_county_overdose_deaths_2010_2022.csv",
+        # codes keep their leading zeros; a suppressed or missing count is <NA>, never a number
+        "read": {
+            "wonder_county_overdose_deaths_2010_2022.csv": {
+                "dtype": {
+                    "fips": "str",
+                    "state_fips": "str",
+                    "state_abbr": "str",
+                    "county_name": "str",
+                    "deaths": "Int64",
+                    "deaths_status": "str",
+                    "population": "Int64",
+                    "crude_rate_flag": "str",
+                },
+                "keep_default_na": False,
+                "na_values": {"deaths": [""], "population": [""], "crude_rate_wonder": [""]},
+            }
+        },
+    },
+    "seer_county_population": {
+        "title": "SEER county population estimates (total, all ages), 1990-2020",
+        "publisher": "National Cancer Institute, SEER U.S. County Population Data (Census Bureau estimates)",
+        "source": "GitHub guillelozabala/lmos_opioids @ b6c755c, data/intermediate/county_demographics (year, fips, population)",
+        "licence": "SEER population data: public, free to use with citation",
+        "coverage": "3,155 county codes x 1990-2020 (97,287 rows; SEER combination codes and 99999 in 2005 included)",
+        "main": "seer_county_population_1990_2020.csv",
+        "read": {"seer_county_population_1990_2020.csv": {"dtype": {"fips": "str", "state_fips": "str"}}},
+    },
+    "ny_dcjs_county_arrests": {
+        "title": "New York State adult arrests (18+) by county and year, DCJS",
+        "publisher": "New York State Division of Criminal Justice Services (data.ny.gov rikd-mt35)",
+        "source": "GitHub manjunath5496/CSV-Datasets_4 @ 6490632 (download of spring 2020); FIPS from Census county file",
+        "licence": "New York State open data (data.ny.gov terms of use)",
+        "coverage": "62 NY counties x 1970-2019 (+ 2 'Unknown' pseudo-counties without FIPS); drug felony and misdemeanor",
+        "main": "ny_adult_arrests_by_county_1970_2019.csv",
+        "read": {"ny_adult_arrests_by_county_1970_2019.csv": {"dtype": {"fips": "str", "county": "str"}}},
+    },
+    "base_stagg": {
+        "title": "Simulated staggered-adoption panel (R fixest base_stagg, Sun & Abraham example)",
+        "publisher": "Laurent Berge, R package fixest",
+        "source": "GitHub lrberge/fixest @ dbe56c5 (fixest 0.12.2), data/base_stagg.RData",
+        "licence": "GPL-3 (R package fixest)",
+        "coverage": "95 units x 10 periods, balanced; cohorts 2-10 (5 units each), 50 never treated (year_treated 10000)",
+        "main": "base_stagg.csv",
+    },
+    "df_het": {
+        "title": "Simulated two-cohort staggered panel with heterogeneous effects (R didimputation df_het)",
+        "publisher": "Kyle Butts, R package didimputation (generated with did2s::gen_data)",
+        "source": "GitHub kylebutts/didimputation @ 906648e (0.5.0), data/df_het.rda",
+        "licence": "MIT (R package didimputation)",
+        "coverage": "1000 units x 1990-2020, balanced; cohorts 2000 and 2010, 357 never treated (g = 0)",
+        "main": "df_het.csv",
+    },
 }
 
 
@@ -166,49 +225,68 @@ def _rows(data: bytes, options: dict[str, Any]) -> int:
     return int(len(pd.read_csv(io.BytesIO(gzip.decompress(data)), **opts)))
 
 
-def build(source: Path, dest: Path = HERE) -> dict[str, Any]:
-    """Copy every dataset folder under ``source`` into ``dest`` and return the catalog written."""
+def _bundle(folder: Path, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Copy one dataset folder into ``out`` (gzip-compressed) and return its catalog entry."""
+    meta = dict(meta)
+    read = meta.pop("read", {})
+    out.mkdir(parents=True)
+    shutil.copyfile(folder / "PROVENANCE.md", out / "PROVENANCE.md")
+    files = []
+    for f in sorted(p for p in folder.iterdir() if p.name != "PROVENANCE.md"):
+        raw = f.read_bytes()
+        logical = f.name[:-3] if f.name.endswith(".gz") else f.name
+        data = raw if f.name.endswith(".gz") else _gzip_bytes(raw, f.name)
+        bundled = logical + ".gz"
+        (out / bundled).write_bytes(data)
+        options = read.get(logical, {})
+        files.append(
+            {
+                "name": logical,
+                "bundled": bundled,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "source_sha256": hashlib.sha256(raw).hexdigest(),
+                "rows": _rows(data, options),
+                "read": options,
+            }
+        )
+    if meta["main"] not in {f["name"] for f in files}:
+        raise SystemExit(f"{folder.name}: main file {meta['main']!r} not found")
+    return {"name": folder.name, **meta, "provenance": "PROVENANCE.md", "files": files}
+
+
+def build(source: Path, dest: Path = HERE, only: list[str] | None = None) -> dict[str, Any]:
+    """Copy the dataset folders under ``source`` into ``dest`` and return the catalog written.
+
+    With ``only``, just those datasets are (re)bundled and their catalog entries replaced; the other
+    folders and entries in ``dest`` are kept as they are.
+    """
     folders = sorted(p for p in source.iterdir() if p.is_dir() and (p / "PROVENANCE.md").exists())
+    if only is not None:
+        unknown = sorted(set(only) - {p.name for p in folders})
+        if unknown:
+            raise SystemExit(f"no dataset folder(s) {unknown} under {source}")
+        folders = [p for p in folders if p.name in set(only)]
     missing = sorted({p.name for p in folders} - set(META))
     if missing:
         raise SystemExit(f"no catalog entry for dataset folder(s) {missing}; add them to META")
-    if dest.exists():
-        shutil.rmtree(dest)
     catalog: dict[str, Any] = {}
+    if only is None:
+        if dest.exists():
+            shutil.rmtree(dest)
+    else:
+        catalog = json.loads((dest / "catalog.json").read_text(encoding="utf-8"))
+        for folder in folders:
+            if (dest / folder.name).exists():
+                shutil.rmtree(dest / folder.name)
     for folder in folders:
-        meta = dict(META[folder.name])
-        read = meta.pop("read", {})
-        out = dest / folder.name
-        out.mkdir(parents=True)
-        shutil.copyfile(folder / "PROVENANCE.md", out / "PROVENANCE.md")
-        files = []
-        for f in sorted(p for p in folder.iterdir() if p.name != "PROVENANCE.md"):
-            raw = f.read_bytes()
-            logical = f.name[:-3] if f.name.endswith(".gz") else f.name
-            data = raw if f.name.endswith(".gz") else _gzip_bytes(raw, f.name)
-            bundled = logical + ".gz"
-            (out / bundled).write_bytes(data)
-            options = read.get(logical, {})
-            files.append(
-                {
-                    "name": logical,
-                    "bundled": bundled,
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "source_sha256": hashlib.sha256(raw).hexdigest(),
-                    "rows": _rows(data, options),
-                    "read": options,
-                }
-            )
-        if meta["main"] not in {f["name"] for f in files}:
-            raise SystemExit(f"{folder.name}: main file {meta['main']!r} not found")
-        catalog[folder.name] = {"name": folder.name, **meta, "provenance": "PROVENANCE.md", "files": files}
+        catalog[folder.name] = _bundle(folder, dest / folder.name, META[folder.name])
     (dest / "catalog.json").write_text(json.dumps(catalog, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return catalog
 
 
 if __name__ == "__main__":  # pragma: no cover - maintainer tool
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m decrimkit.datasets._build SOURCE_DIR")
-    cat = build(Path(sys.argv[1]))
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m decrimkit.datasets._build SOURCE_DIR [DATASET ...]")
+    cat = build(Path(sys.argv[1]), only=sys.argv[2:] or None)
     for name, entry in cat.items():
         print(name, ", ".join(f"{f['name']} ({f['rows']} rows)" for f in entry["files"]))
