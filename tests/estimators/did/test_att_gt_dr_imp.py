@@ -7,9 +7,9 @@ of the ``differences`` package (0.3), which implements drdid_imp_panel: its tilt
 Hessian, its odds-weighted outcome regression and its ATT/influence-function formula. Neither the
 installed ``drdid`` nor ``csdid`` package offers the improved estimator. The peer's own optimiser
 (scipy trust-exact at its default tolerance) stops with a first-order condition of about 1e-5, so its
-tilting coefficients are solved here to machine precision (scipy root on the peer's gradient and
-Hessian) before the peer's formulas are applied; the peer's unmodified end-to-end output is also
-compared, loosely. The peer follows DRDID before 1.2.2 (scores capped at 1 - 1e-16, no trimming),
+tilting coefficients are solved here (scipy root on the peer's gradient and Hessian) until the
+first-order condition is within 1e-10 of the size of its terms, before the peer's formulas are
+applied; the peer's unmodified end-to-end output is also compared, loosely. The peer follows DRDID before 1.2.2 (scores capped at 1 - 1e-16, no trimming),
 decrimkit follows DRDID 1.2.3 (cap 1 - 1e-6, comparison units with scores >= 0.995 trimmed, as for
 "dr"); the two agree whenever no score reaches the cap or the trimming level, which each comparison
 checks first. (3) Named errors when the tilting fit has no solution.
@@ -36,6 +36,7 @@ from decrimkit.estimators import did
 from decrimkit.estimators.did._cs_design import cell_design
 
 RTOL = 1e-6  # same closed form once the tilting fit is solved: only floating-point order differs
+FOC_RTOL = 1e-10  # tilting first-order condition, relative to the mean size of its summands
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +57,15 @@ def imp_lpop(panel: Panel):
 
 def _peer_cell(dy: np.ndarray, d: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
     """The peer's improved DR on one 2x2 cell, with its tilting first-order condition solved tightly."""
-    sol = optimize.root(loss_ps_ipt_grad, np.zeros(x.shape[1]), args=(d, x, w),
-                        jac=lambda g, *a: loss_ps_ipt_hess(g, *a), tol=1e-14)
-    assert sol.success and np.max(np.abs(loss_ps_ipt_grad(sol.x, d, x, w))) < 1e-12
-    ps = np.minimum(1 / (1 + np.exp(-x @ sol.x)), 1 - 1e-16)
+    gamma = optimize.root(loss_ps_ipt_grad, np.zeros(x.shape[1]), args=(d, x, w),
+                          jac=lambda g, *a: loss_ps_ipt_hess(g, *a), tol=1e-12).x
+    # What matters is the first-order condition at the returned point, not the solver's flag (whose
+    # step-size test at a tight tol depends on the CPU's rounding). The peer's gradient is a mean of n
+    # per-unit terms; rounding alone leaves about n * eps (~1e-13) of their mean magnitude.
+    summands = np.abs(np.where(d == 0, np.exp(x @ gamma), 1.0) * w)[:, None] * np.abs(x)
+    foc = np.abs(loss_ps_ipt_grad(gamma, d, x, w))
+    assert np.all(foc <= FOC_RTOL * summands.mean(axis=0)), (foc, summands.mean(axis=0))
+    ps = np.minimum(1 / (1 + np.exp(-x @ gamma)), 1 - 1e-16)
     assert ps.max() < 0.995  # neither DRDID >= 1.2.2's cap nor its trimming is active in this cell
     out = wols_out_reg(endog=dy, exog=x, weights=w, mask=d == 0, pscore_fit=ps)
     att, inf = dr_improved_panel_att_if(endog=dy[:, None], treated=d[:, None], weights=w[:, None],
