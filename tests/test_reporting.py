@@ -161,6 +161,7 @@ def test_report_writes_every_output(tmp_path):
     out = rep.write()
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert names == [
+        ".decrimkit-output.json",
         "figures/trend.png",
         "figures/trend.svg",
         "provenance.json",
@@ -231,12 +232,14 @@ def test_figures_are_deterministic(tmp_path):
         assert (outs[0] / "figures" / f"line.{ext}").read_bytes() == (outs[1] / "figures" / f"line.{ext}").read_bytes()
 
 
-def test_write_removes_stale_outputs(tmp_path):
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "tables" / "old.csv").write_text("x\n1\n")
-    (tmp_path / "notes.txt").write_text("kept")
-    Report("demo", out=tmp_path).write()
-    assert not (tmp_path / "tables" / "old.csv").exists() and (tmp_path / "notes.txt").exists()
+def test_write_replaces_only_its_own_outputs(tmp_path):
+    rep = Report("demo", out=tmp_path / "o")
+    rep.add_table("old", pd.DataFrame({"x": [1.5]}), count_columns=())
+    out = rep.write()
+    (out / "notes.txt").write_text("kept")  # the user's file beside decrimkit's
+    Report("demo", out=out).write()
+    assert not (out / "tables" / "old.csv").exists()  # decrimkit's own file of the previous run: removed
+    assert (out / "notes.txt").read_text() == "kept"
 
 
 def test_report_rejects_bad_input(tmp_path):

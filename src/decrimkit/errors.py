@@ -16,6 +16,9 @@ __all__ = [
     "ConvergenceError",
     "PlanError",
     "RegistryError",
+    "OutputFolderError",
+    "OutputLockedError",
+    "LimitError",
     "DecrimkitWarning",
     "ConvergenceWarning",
     "WeakInstrumentWarning",
@@ -53,6 +56,18 @@ class PlanError(DecrimkitError):
 
 class RegistryError(DataError):
     """A policy-registry row is malformed: bad date, unknown model, ended before it took effect."""
+
+
+class OutputFolderError(DecrimkitError):
+    """An output folder cannot be written safely: it holds files decrimkit did not write, or a symbolic link."""
+
+
+class OutputLockedError(OutputFolderError):
+    """Another decrimkit run is writing the same output folder."""
+
+
+class LimitError(SpecificationError):
+    """A number or size is above decrimkit's documented upper bound (replications, draws, plan size)."""
 
 
 class DecrimkitWarning(UserWarning):

@@ -3,6 +3,7 @@
 Layout written by :meth:`Report.write`::
 
     outputs/<study>/
+        .decrimkit-output.json  manifest of the files decrimkit wrote (see decrimkit.reporting.output)
         results.json       headline numbers; byte-identical for the same seed (no clock, no paths)
         provenance.json    data sha256, package versions, git commit, seed, command line, UTC time
         report.md          sections, headline table, tables and figures in the order added
@@ -37,6 +38,7 @@ from decrimkit.datasets import dataset_hashes
 from decrimkit.errors import SpecificationError
 from decrimkit.plotting import style
 from decrimkit.reporting import render
+from decrimkit.reporting.output import write_outputs
 from decrimkit.reporting.provenance import environment
 from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS, check_aggregate
 from decrimkit.reporting.suppression import Totals, count_like_columns, suppress, suppression_mask
@@ -384,31 +386,39 @@ class Report:
         parts.append(render.md_to_html(self._data_md()))
         return render.page_html(self.title, "\n".join(parts))
 
-    def write(self) -> Path:
-        """Write everything under ``out`` and return that folder.
-
-        Earlier figures (``*.png``, ``*.svg``) and tables (``*.csv``, ``*.md``, ``*.tex``) in the
-        folder's ``figures/`` and ``tables/`` are removed first, so the folder holds exactly this run.
-        """
-        out = self.out
-        figdir, tabdir = out / "figures", out / "tables"
-        for d, exts in ((figdir, (".png", ".svg")), (tabdir, (".csv", ".md", ".tex"))):
-            d.mkdir(parents=True, exist_ok=True)
-            for old in d.iterdir():
-                if old.is_file() and old.suffix in exts:
-                    old.unlink()
+    def files(self) -> dict[str, bytes]:
+        """Every output file of this report (relative path -> bytes), as :meth:`write` writes them."""
+        out: dict[str, bytes] = {}
         for kind, item in self._items:
             if kind == "table":
-                item.frame.to_csv(tabdir / f"{item.name}.csv", index=False, lineterminator="\n")
-                (tabdir / f"{item.name}.md").write_text(render.table_md(item.frame, item.caption), encoding="utf-8")
-                (tabdir / f"{item.name}.tex").write_text(
-                    render.table_tex(item.frame, item.caption, label=item.name), encoding="utf-8"
+                out[f"tables/{item.name}.csv"] = item.frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+                out[f"tables/{item.name}.md"] = render.table_md(item.frame, item.caption).encode("utf-8")
+                out[f"tables/{item.name}.tex"] = render.table_tex(item.frame, item.caption, label=item.name).encode(
+                    "utf-8"
                 )
             elif kind == "figure":
-                (figdir / f"{item.name}.png").write_bytes(item.png)
-                (figdir / f"{item.name}.svg").write_bytes(item.svg)
-        (out / "results.json").write_text(self.results_json(), encoding="utf-8")
-        (out / "provenance.json").write_text(_dumps(self.provenance()), encoding="utf-8")
-        (out / "report.md").write_text(self._markdown(), encoding="utf-8")
-        (out / "report.html").write_text(self._html(), encoding="utf-8")
+                out[f"figures/{item.name}.png"] = item.png
+                out[f"figures/{item.name}.svg"] = item.svg
+        out["results.json"] = self.results_json().encode("utf-8")
+        out["provenance.json"] = _dumps(self.provenance()).encode("utf-8")
+        out["report.md"] = self._markdown().encode("utf-8")
+        out["report.html"] = self._html().encode("utf-8")
         return out
+
+    def write(self) -> Path:
+        """Write everything under ``out`` and return that folder (resolved).
+
+        The write is safe and atomic (:mod:`decrimkit.reporting.output`): the files are staged and
+        then moved into place, the previous run's files that this run does not produce are removed,
+        and files decrimkit did not write are never overwritten or deleted. An interrupted write
+        leaves the previous outputs complete.
+
+        Raises
+        ------
+        OutputFolderError
+            ``out`` is a non-empty folder decrimkit did not write, or holds files in the way that
+            decrimkit did not write (or that were edited since), or a symbolic link on the way.
+        OutputLockedError
+            Another run is writing to ``out``.
+        """
+        return write_outputs(self.out, self.files())

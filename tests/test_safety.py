@@ -1,0 +1,201 @@
+"""Users' files are safe: the output writer owns only what it wrote, writes atomically, one writer at a time.
+
+Each test builds a real folder (foreign files, symbolic links, forged manifests, stale locks, a run
+killed while writing) and checks the error type, its message and what is on disk afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pandas as pd
+import pytest
+
+from decrimkit.errors import DecrimkitError, OutputFolderError, OutputLockedError
+from decrimkit.reporting import Report
+from decrimkit.reporting import output as output_mod
+from decrimkit.reporting.output import LOCK, MANIFEST, output_lock, owned_files
+
+
+def report(out, table="t", value=1.5):
+    rep = Report("demo", out=out, seed=0, command="decrimkit test")
+    rep.add_result("att", estimate=value)
+    rep.add_table(table, pd.DataFrame({"x": [value, 2.5]}), count_columns=())
+    return rep
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (links not followed) -> bytes; symbolic links -> their target."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, folder)
+            if os.path.islink(p):
+                out[rel] = ("link", os.readlink(p))
+            elif os.path.isfile(p):
+                with open(p, "rb") as fh:
+                    out[rel] = fh.read()
+    return out
+
+
+def test_a_foreign_non_empty_folder_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "mine.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "report.md").write_text("my own report")
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputFolderError, match=r"not empty and was not written by decrimkit") as err:
+        report(tmp_path).write()
+    assert "report.md, tables" in str(err.value) and "--out" in str(err.value)
+    assert isinstance(err.value, DecrimkitError)
+    assert snapshot(tmp_path) == before  # nothing written, nothing removed, no lock or staging left
+
+
+def test_an_empty_or_new_folder_is_taken(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
+        written = report(out).write()
+        assert written == out.resolve()
+        files = owned_files(out)
+        assert set(files) == {"results.json", "provenance.json", "report.md", "report.html"} | {
+            f"tables/t.{e}" for e in ("csv", "md", "tex")
+        }
+        assert not (out / LOCK).exists() and not list(out.glob(".decrimkit-staging-*"))
+
+
+def test_users_files_beside_outputs_survive_reruns(tmp_path):
+    out = report(tmp_path / "o", table="first").write()
+    (out / "notes.txt").write_text("kept")
+    (out / "tables" / "my_extra.csv").write_text("kept too")
+    report(out, table="second").write()
+    assert (out / "notes.txt").read_text() == "kept"
+    assert (out / "tables" / "my_extra.csv").read_text() == "kept too"
+    assert not (out / "tables" / "first.csv").exists()  # decrimkit's own stale output is removed
+    assert (out / "tables" / "second.csv").exists()
+    assert "my_extra.csv" not in json.dumps(owned_files(out))
+
+
+def test_a_file_decrimkit_did_not_write_is_never_overwritten(tmp_path):
+    out = report(tmp_path / "o", table="first").write()
+    (out / "tables" / "second.csv").write_text("the user's own table")
+    before = snapshot(out)
+    with pytest.raises(OutputFolderError, match=r"tables/second.csv already exists .* decrimkit did not write it"):
+        report(out, table="second").write()
+    assert snapshot(out) == before
+
+
+def test_an_edited_output_is_not_overwritten(tmp_path):
+    out = report(tmp_path / "o").write()
+    (out / "report.md").write_text("my annotations")
+    before = snapshot(out)
+    with pytest.raises(OutputFolderError, match=r"report.md in .* changed after decrimkit wrote it"):
+        report(out, value=9.5).write()
+    assert snapshot(out) == before
+    # and an edited stale output is not deleted either
+    out2 = report(tmp_path / "o2", table="old").write()
+    (out2 / "tables" / "old.csv").write_text("edited")
+    with pytest.raises(OutputFolderError, match="tables/old.csv"):
+        report(out2, table="new").write()
+    assert (out2 / "tables" / "old.csv").read_text() == "edited"
+
+
+def test_a_symlinked_subfolder_pointing_outside_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "t.csv").write_text("precious")
+    (outside / "old.csv").write_text("precious too")
+    out = report(tmp_path / "o", table="old").write()
+    # replace decrimkit's tables/ with a link to a folder outside, holding files of the same names
+    for f in (out / "tables").iterdir():
+        f.unlink()
+    (out / "tables").rmdir()
+    (out / "tables").symlink_to(outside, target_is_directory=True)
+    before_out, before_outside = snapshot(out), snapshot(outside)
+    with pytest.raises(OutputFolderError, match=r"tables is a symbolic link; decrimkit never writes through links"):
+        report(out, table="t").write()
+    assert snapshot(outside) == before_outside and snapshot(out) == before_out
+
+
+def test_a_symlinked_output_file_is_refused(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = report(tmp_path / "o").write()
+    (out / "report.md").unlink()
+    (out / "report.md").symlink_to(victim)
+    with pytest.raises(OutputFolderError, match="report.md is a symbolic link"):
+        report(out).write()
+    assert victim.read_text() == "precious" and (out / "report.md").is_symlink()
+
+
+def test_a_forged_manifest_cannot_make_decrimkit_delete_outside(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "o"
+    out.mkdir()
+    for rel in ("../victim.txt", str(victim)):
+        (out / MANIFEST).write_text(json.dumps({"format": 1, "files": {rel: "0" * 64}}))
+        with pytest.raises(OutputFolderError, match="manifest .* is damaged or was not written by decrimkit"):
+            report(out).write()
+        assert victim.read_text() == "precious"
+        assert sorted(p.name for p in out.iterdir()) == [MANIFEST]
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    out = report(tmp_path / "o", value=1.5).write()
+    before = snapshot(out)
+    held, release = threading.Event(), threading.Event()
+
+    def first_writer():
+        with output_lock(out):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=first_writer)
+    t.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(OutputLockedError, match=rf"another decrimkit run \(pid {os.getpid()}.*is writing to"):
+            report(out, value=7.5).write()
+        assert snapshot(out) == before | {LOCK: (out / LOCK).read_bytes()}
+    finally:
+        release.set()
+        t.join()
+    assert not (out / LOCK).exists()
+    report(out, value=7.5).write()  # free again
+    assert json.loads((out / "results.json").read_text())["results"][0]["estimate"] == 7.5
+
+
+def test_a_stale_lock_of_a_dead_run_is_taken_over(tmp_path):
+    out = report(tmp_path / "o").write()
+    # a lock file left by a run killed with SIGKILL (no process holds the lock any more)
+    (out / LOCK).write_text(json.dumps({"pid": 2**22 + 12345, "host": "here", "started": "2020-01-01T00:00:00"}))
+    report(out, value=3.5).write()
+    assert json.loads((out / "results.json").read_text())["results"][0]["estimate"] == 3.5
+    assert not (out / LOCK).exists()
+
+
+def test_a_commit_cut_short_is_finished_by_the_next_write(tmp_path, monkeypatch):
+    out = report(tmp_path / "o", table="old").write()
+    real = output_mod._apply_commit
+
+    def crash(root):  # as if the process died right after the staging folder became the commit folder
+        raise OSError("simulated power cut")
+
+    monkeypatch.setattr(output_mod, "_apply_commit", crash)
+    with pytest.raises(OSError, match="simulated power cut"):
+        report(out, table="new", value=4.5).write()
+    assert (out / ".decrimkit-commit" / "tables" / "new.csv").exists()
+    monkeypatch.setattr(output_mod, "_apply_commit", real)
+    output_mod._apply_commit(out)  # what the next write does first
+    assert set(owned_files(out)) >= {"tables/new.csv"} and not (out / "tables" / "old.csv").exists()
+    assert json.loads((out / "results.json").read_text())["results"][0]["estimate"] == 4.5
+    assert not (out / ".decrimkit-commit").exists()
+
+
+def test_an_output_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputFolderError, match="exists and is not a folder"):
+        report(tmp_path / "f").write()
+    assert (tmp_path / "f").read_text() == "x"
