@@ -23,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
+
 from decrimkit import __version__
 from decrimkit.errors import DecrimkitError, SpecificationError
 
@@ -140,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``decrimkit`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
+    matplotlib.use("Agg")  # the command line writes figures to files and never shows them
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

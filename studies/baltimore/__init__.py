@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import matplotlib
+
 __all__ = ["run", "main"]
 
 
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="fewer draws: a fast, rougher run")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # writes figures to files and never shows them
     path = run(args.out, seed=args.seed, quick=args.quick)
     print(f"Baltimore study written to {path}")
     return 0

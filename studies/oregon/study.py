@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help="fewer replications and draws (used by tests)")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # writes figures to files and never shows them
     path = run(args.out, seed=args.seed, quick=args.quick)
     print(f"wrote {path}")
     return 0

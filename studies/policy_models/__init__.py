@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -423,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (1 or 2)")
     parser.add_argument("--verbose", action="store_true", help="log the time of each step")
     args = parser.parse_args(list(argv) if argv is not None else None)
+    matplotlib.use("Agg")  # writes figures to files and never shows them
     if args.verbose:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
         log.setLevel(logging.INFO)

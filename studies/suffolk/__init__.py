@@ -32,6 +32,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import matplotlib
+
 from decrimkit.studies.suffolk.simulator import (
     Calibration,
     Simulation,
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--quick", action="store_true", help=f"{N_REPS_QUICK} Monte Carlo replications, not {N_REPS}")
     args = parser.parse_args(argv)
+    matplotlib.use("Agg")  # writes figures to files and never shows them
     path = run(args.out, seed=args.seed, quick=args.quick)
     print(f"study suffolk: outputs written to {path}")
     return 0

@@ -1,4 +1,10 @@
-"""The decrimkit figure style, applied in a context (rcParams are never edited globally)."""
+"""The decrimkit figure style, applied in a context (rcParams are never edited globally).
+
+Importing decrimkit never chooses a matplotlib backend: ``result.plot()`` draws with the caller's
+backend (inline in Jupyter, a window in a desktop session). Only the programs that write figures to
+files and never show them (the ``decrimkit`` command line and the studies' ``main()``) select the
+non-interactive Agg backend, so a headless server or a worker thread needs no GUI toolkit.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -44,3 +48,4 @@ def figure(ax: Any = None, **kwargs: Any) -> tuple[Any, Any]:
     with style():
         fig, ax = plt.subplots(**kwargs)
     return fig, ax
+

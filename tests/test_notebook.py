@@ -1,0 +1,45 @@
+"""Figures in a real Jupyter kernel (nbclient + ipykernel).
+
+Importing decrimkit must not choose a matplotlib backend: in a notebook ``result.plot()`` shows its
+figure (an ``image/png`` output of the inline backend) and the user's own ``plt.show()`` keeps
+working. The kernel starts without the test session's ``MPLBACKEND=Agg``, as a user's would.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nbclient
+import nbformat
+
+CELLS = [
+    # decrimkit (and its plotting module) imported before pyplot, as a user would
+    "import decrimkit\nimport decrimkit.plotting\nfrom decrimkit import Panel\n"
+    "from decrimkit.datasets import load_dataset\nfrom decrimkit.estimators import did\n"
+    "import matplotlib\nimport matplotlib.pyplot as plt\nprint(matplotlib.get_backend())",
+    "df = load_dataset('mpdta')\n"
+    "panel = Panel.from_frame(df, unit='countyreal', time='year', outcome='lemp', cohort='first.treat')\n"
+    "res = did.att_gt(panel, n_boot=0).aggregate('dynamic')\n"
+    "res.plot()",
+    "plt.figure()\nplt.plot([0, 1], [1, 0])\nplt.show()",
+]
+
+
+def _images(cell: dict) -> int:
+    return sum("image/png" in out.get("data", {}) for out in cell["outputs"])
+
+
+def test_plot_and_plt_show_display_in_a_notebook(tmp_path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in CELLS]
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel picks its own backend
+    env.update(DECRIMKIT_PROGRESS="0", JUPYTER_PLATFORM_DIRS="1", MPLCONFIGDIR=str(tmp_path))
+    client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)
+
+    first, plotted, shown = nb.cells
+    backend = "".join(out.get("text", "") for out in first["outputs"] if out["output_type"] == "stream")
+    assert "inline" in backend, backend
+    assert _images(plotted) >= 1, plotted["outputs"]  # res.plot() displays its figure
+    assert _images(shown) == 1, shown["outputs"]  # plt.show() still draws after import decrimkit
