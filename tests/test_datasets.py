@@ -44,6 +44,7 @@ EXPECTED = {  # dataset -> rows of its main file, as stated in its PROVENANCE.md
     "ny_dcjs_county_arrests": 3181,
     "base_stagg": 950,
     "df_het": 31000,
+    "pj_officer_level_balanced": 560520,
 }
 
 

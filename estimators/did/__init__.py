@@ -13,6 +13,7 @@ _WHERE = {
     "event_study": "event_study",
     "att_gt": "att_gt",
     "sun_abraham": "sun_abraham",
+    "efficient": "efficient",
     "imputation": "imputation",
     "two_stage": "two_stage",
     "bacon": "bacon",

@@ -74,6 +74,7 @@ ALLOWLIST: dict[str, tuple[str, str]] = {
     "did.event_study": ("decrimkit.estimators.did.event_study", "event_study"),
     "did.att_gt": ("decrimkit.estimators.did.att_gt", "att_gt"),
     "did.sun_abraham": ("decrimkit.estimators.did.sun_abraham", "sun_abraham"),
+    "did.efficient": ("decrimkit.estimators.did.efficient", "efficient"),
     "did.imputation": ("decrimkit.estimators.did.imputation", "imputation"),
     "did.two_stage": ("decrimkit.estimators.did.two_stage", "two_stage"),
     "did.poisson": ("decrimkit.estimators.did.poisson", "poisson"),

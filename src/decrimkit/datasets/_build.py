@@ -210,6 +210,18 @@ META: dict[str, dict[str, Any]] = {
         "coverage": "1000 units x 1990-2020, balanced; cohorts 2000 and 2010, 357 never treated (g = 0)",
         "main": "df_het.csv",
     },
+    "pj_officer_level_balanced": {
+        "title": "Chicago Police procedural-justice training, officer x month panel (R staggered example data)",
+        "publisher": "Wood, Tyler, Papachristos, Roth & Sant'Anna (2020); Roth & Sant'Anna (2023); R package staggered",
+        "source": "GitHub jonathandroth/staggered @ 921f265 (staggered 1.2.3), data/pj_officer_level_balanced.rda",
+        "licence": "GPL-2 (R package staggered)",
+        "coverage": "7,785 officers x 72 months (2011-2016), balanced; 48 randomized training cohorts, none never trained",
+        "main": "pj_officer_level_balanced.csv",
+        # the date, appointment and birth-year columns are left out to keep the package small (1.1 MB)
+        "keep": {
+            "pj_officer_level_balanced.csv": ["uid", "period", "first_trained", "complaints", "sustained", "force"]
+        },
+    },
 }
 
 
@@ -218,6 +230,26 @@ def _gzip_bytes(raw: bytes, name: str) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
         gz.write(raw)
     return buf.getvalue()
+
+
+def _bundled_bytes(raw: bytes, gzipped: bool, name: str, columns: list[str] | None) -> bytes:
+    """The gzip bytes to bundle: the source as is, or (``columns``) only those columns, rewritten as CSV."""
+    if columns is None:
+        return raw if gzipped else _gzip_bytes(raw, name)
+    text = gzip.decompress(raw) if gzipped else raw
+    frame = pd.read_csv(io.BytesIO(text), usecols=columns)[columns]
+    return _gzip_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"), name)
+
+
+def _kept_note(keep: dict[str, list[str]]) -> str:
+    lines = ["", "## Bundled copy (decrimkit)", ""]
+    for name, columns in keep.items():
+        lines.append(
+            f"`{name}` is bundled with the columns {', '.join(f'`{c}`' for c in columns)} only (the others are left "
+            "out to keep the package small); values and row order are unchanged. `catalog.json` gives the sha256 "
+            "of the bundled gzip and, as `source_sha256`, that of the source file named above."
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _rows(data: bytes, options: dict[str, Any]) -> int:
@@ -229,13 +261,17 @@ def _bundle(folder: Path, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Copy one dataset folder into ``out`` (gzip-compressed) and return its catalog entry."""
     meta = dict(meta)
     read = meta.pop("read", {})
+    keep = meta.pop("keep", {})
     out.mkdir(parents=True)
     shutil.copyfile(folder / "PROVENANCE.md", out / "PROVENANCE.md")
+    if keep:
+        with (out / "PROVENANCE.md").open("a", encoding="utf-8") as fh:
+            fh.write(_kept_note(keep))
     files = []
     for f in sorted(p for p in folder.iterdir() if p.name != "PROVENANCE.md"):
         raw = f.read_bytes()
         logical = f.name[:-3] if f.name.endswith(".gz") else f.name
-        data = raw if f.name.endswith(".gz") else _gzip_bytes(raw, f.name)
+        data = _bundled_bytes(raw, f.name.endswith(".gz"), f.name, keep.get(logical))
         bundled = logical + ".gz"
         (out / bundled).write_bytes(data)
         options = read.get(logical, {})
