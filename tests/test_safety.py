@@ -180,11 +180,14 @@ def test_a_commit_cut_short_is_finished_by_the_next_write(tmp_path, monkeypatch)
     out = report(tmp_path / "o", table="old").write()
     real = output_mod._apply_commit
 
+    class PowerCut(BaseException):
+        pass
+
     def crash(root):  # as if the process died right after the staging folder became the commit folder
-        raise OSError("simulated power cut")
+        raise PowerCut("simulated power cut")
 
     monkeypatch.setattr(output_mod, "_apply_commit", crash)
-    with pytest.raises(OSError, match="simulated power cut"):
+    with pytest.raises(PowerCut, match="simulated power cut"):
         report(out, table="new", value=4.5).write()
     assert (out / ".decrimkit-commit" / "tables" / "new.csv").exists()
     monkeypatch.setattr(output_mod, "_apply_commit", real)
@@ -199,3 +202,202 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(OutputFolderError, match="exists and is not a folder"):
         report(tmp_path / "f").write()
     assert (tmp_path / "f").read_text() == "x"
+
+
+# ---------------------------------------------------------------------------------------------- plans
+PLAN = """
+[data]
+{data}
+
+[design]
+unit = "countyreal"
+time = "year"
+outcome = "lemp"
+cohort = "first.treat"
+
+[[estimators]]
+name = "did.twfe"
+{options}
+
+[outputs]
+out = "outputs/run"
+"""
+
+
+def plan_text(data='dataset = "mpdta"', options=""):
+    return PLAN.format(data=data, options=options)
+
+
+def cli(capsys, *args):
+    from decrimkit import cli as cli_mod
+
+    code = cli_mod.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A plan folder ``proj`` (the current directory) and a folder ``outside`` beside it."""
+    proj, outside = tmp_path / "proj", tmp_path / "outside"
+    proj.mkdir()
+    outside.mkdir()
+    monkeypatch.chdir(proj)
+    return proj, outside
+
+
+def test_a_plan_cannot_read_through_a_symlinked_data_folder(project, capsys):
+    proj, outside = project
+    (outside / "secret.csv").write_text("countyreal,year,lemp,first.treat\n1,2003,1.0,0\n")
+    (proj / "data").symlink_to(outside, target_is_directory=True)
+    (proj / "outputs").mkdir()
+    (proj / "plan.toml").write_text(plan_text(data='path = "data/secret.csv"'))
+    code, out, err = cli(capsys, "run", "plan.toml")
+    assert code == 2 and out == ""
+    assert err.startswith("error: PlanError: path 'data/secret.csv' resolves to")
+    assert "outside the project's data/ folder" in err and "a data/ that is itself a link does not count" in err
+    assert list((proj / "outputs").iterdir()) == []
+
+
+def test_a_plan_cannot_write_through_a_symlinked_outputs_folder(project, capsys):
+    proj, outside = project
+    (proj / "data").mkdir()
+    (proj / "outputs").symlink_to(outside, target_is_directory=True)
+    (proj / "plan.toml").write_text(plan_text())
+    code, _, err = cli(capsys, "run", "plan.toml", "--check")
+    assert code == 2 and "error: PlanError: path 'outputs/run' resolves to" in err
+    assert "outside the project's outputs/ folder" in err
+    code, _, err = cli(capsys, "run", "plan.toml", "--out", "outputs/other")
+    assert code == 2 and "outside the project's outputs/ folder" in err
+    assert list(outside.iterdir()) == []  # nothing written outside
+
+
+def test_a_plan_run_refuses_a_foreign_output_folder_before_any_work(project, capsys, monkeypatch):
+    proj, _ = project
+    (proj / "data").mkdir()
+    (proj / "outputs" / "run").mkdir(parents=True)
+    (proj / "outputs" / "run" / "results.json").write_text('{"mine": true}')
+    (proj / "plan.toml").write_text(plan_text())
+    from decrimkit.plan import EstimatorCall
+
+    def no_work(self):  # the estimators must not even be imported
+        raise AssertionError("the plan ran although its output folder is foreign")
+
+    monkeypatch.setattr(EstimatorCall, "resolve", no_work)
+    code, _, err = cli(capsys, "run", "plan.toml")
+    assert code == 2 and err.startswith("error: OutputFolderError: output folder")
+    assert "results.json" in err and "not written by decrimkit" in err
+    assert (proj / "outputs" / "run" / "results.json").read_text() == '{"mine": true}'
+    assert sorted(p.name for p in (proj / "outputs" / "run").iterdir()) == ["results.json"]
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (
+            'options = { se_method = "wild", n_boot = 1000000000000 }',
+            r"estimators\[0\]\.options\.n_boot = "
+            r"1,000,000,000,000 is above decrimkit's limit of 1,000,000",
+        ),
+        ("options = { n_reps = 1000000000000 }", r"options\.n_reps = 1,000,000,000,000 is above"),
+        ("options = { draws = 100000000 }", r"options\.draws = 100,000,000 is above decrimkit's limit of 100,000"),
+    ],
+)
+def test_plan_replication_limits_are_checked_up_front(project, capsys, options, match):
+    proj, _ = project
+    (proj / "outputs").mkdir()
+    (proj / "plan.toml").write_text(plan_text(options=options))
+    code, out, err = cli(capsys, "run", "plan.toml", "--check")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: LimitError: plan key ") and __import__("re").search(match, err)
+    assert list((proj / "outputs").iterdir()) == []
+
+
+def test_plan_size_and_nesting_limits(project, capsys):
+    from decrimkit.limits import MAX_PLAN_ENTRIES
+
+    proj, _ = project
+    (proj / "outputs").mkdir()
+    many = plan_text() + '[[robustness]]\nname = "did.twfe"\n' * 20_000  # 0.6 MB
+    (proj / "many.toml").write_text(many)
+    code, _, err = cli(capsys, "run", "many.toml", "--check")
+    assert code == 2 and f"plan has 20,000 [[robustness]] entries; the limit is {MAX_PLAN_ENTRIES}" in err
+    (proj / "deep.toml").write_text(plan_text(options="options = { x = " + "[" * 5000 + "]" * 5000 + " }"))
+    code, _, err = cli(capsys, "run", "deep.toml", "--check")
+    assert code == 2 and "error: LimitError: plan file 'deep.toml' nests arrays or tables too deeply" in err
+    assert "RecursionError" not in err
+    (proj / "three.toml").write_text(plan_text(options="options = { x = [[[1]]] }"))
+    code, _, err = cli(capsys, "run", "three.toml", "--check")
+    assert code == 2 and "error: PlanError: plan key estimators[0].options.x must be" in err
+    assert "lists nested at most 2 deep" in err
+    (proj / "big.toml").write_text(plan_text() + "# " + "x" * 1_000_000 + "\n")
+    code, _, err = cli(capsys, "run", "big.toml", "--check")
+    assert code == 2 and "error: LimitError: plan file 'big.toml' is larger than 1,000,000 bytes" in err
+    (proj / "wide.toml").write_text(plan_text(options="options = { x = [" + "1," * 20_000 + "] }"))
+    code, _, err = cli(capsys, "run", "wide.toml", "--check")
+    assert code == 2 and "options.x holds 20,000 items; the limit is 10,000" in err
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+@pytest.fixture
+def recording_study(tmp_path, monkeypatch):
+    """A stand-in study module (not a study) that records calls and writes a one-table report."""
+    import textwrap
+
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "tiny_study.py").write_text(
+        textwrap.dedent("""
+        import pandas as pd
+        from decrimkit.reporting import Report
+        calls = []
+        def run(out="outputs/tiny", *, seed=0, quick=False):
+            calls.append(str(out))
+            rep = Report("tiny", out=out, seed=seed, command="test")
+            rep.add_table("t", pd.DataFrame({"x": [1.5]}), count_columns=())
+            return rep.write()
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    from decrimkit import studies
+
+    monkeypatch.setitem(studies.STUDIES, "tiny", "tiny_study")
+    import tiny_study
+
+    tiny_study.calls.clear()
+    return tiny_study
+
+
+def test_study_refuses_a_foreign_out_folder_before_running(recording_study, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("three years of work")
+    code, stdout, err = cli(capsys, "study", "tiny", "--out", str(out))
+    assert code == 2 and stdout == "" and recording_study.calls == []
+    assert err.startswith("error: OutputFolderError: output folder") and "thesis.tex" in err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+    assert (out / "thesis.tex").read_text() == "three years of work"
+
+
+def test_study_refuses_a_locked_out_folder(recording_study, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, _ = cli(capsys, "study", "tiny", "--out", str(out))
+    assert code == 0 and recording_study.calls == [str(out)]
+    before = snapshot(out)
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with output_lock(out):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    try:
+        assert held.wait(30)
+        code, _, err = cli(capsys, "study", "tiny", "--out", str(out))
+    finally:
+        release.set()
+        t.join()
+    assert code == 2 and err.startswith("error: OutputLockedError: another decrimkit run (pid")
+    assert recording_study.calls == [str(out)]  # the second run never started
+    assert snapshot(out) == before

@@ -16,11 +16,13 @@ also exit with 2 (argparse's convention). An unexpected internal error exits wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import inspect
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -82,6 +84,19 @@ def _study_module(name: str) -> object:
     return module
 
 
+@contextlib.contextmanager
+def _output_guard(target: object) -> Iterator[None]:
+    """Check the output folder before a long run and hold its write lock for the whole run."""
+    if not isinstance(target, (str, Path)):
+        yield
+        return
+    from decrimkit.reporting.output import check_output_folder, output_lock
+
+    check_output_folder(target)
+    with output_lock(target):
+        yield
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from decrimkit.studies import STUDIES
 
@@ -97,7 +112,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
     kwargs = {"seed": args.seed, "quick": args.quick}
     if args.out is not None:
         kwargs["out"] = args.out
-    out = module.run(**kwargs)  # type: ignore[attr-defined]
+    default = inspect.signature(module.run).parameters.get("out")  # type: ignore[attr-defined]
+    target = args.out if args.out is not None else (default.default if default is not None else None)
+    with _output_guard(target):
+        out = module.run(**kwargs)  # type: ignore[attr-defined]
     print(f"study {args.name}: outputs written to {out}")
     return 0
 
@@ -111,7 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"plan {args.plan} is valid: {len(plan.estimators)} estimator(s), {len(plan.robustness)} robustness check(s)"
         )
         return 0
-    out = plan.run(out=args.out, seed=args.seed)
+    out = plan.run(out=args.out, seed=args.seed)  # locks and checks its output folder before running
     print(f"plan {plan.name}: outputs written to {out}")
     return 0
 

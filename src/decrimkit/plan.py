@@ -53,6 +53,7 @@ import importlib.util
 import inspect
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from decrimkit.errors import PlanError
+from decrimkit.errors import LimitError, PlanError
+from decrimkit.limits import MAX_OPTION_DEPTH, MAX_OPTION_ITEMS, MAX_PLAN_BYTES, MAX_PLAN_ENTRIES, check_options
 
 __all__ = ["ALLOWLIST", "Plan", "EstimatorCall", "load_plan", "parse_plan", "run_plan"]
 
@@ -167,12 +169,19 @@ class Plan:
 
     def run(self, out: str | Path | None = None, seed: int | None = None) -> Path:
         """Run every estimator and robustness check and write the report; returns the output folder."""
-        from decrimkit.reporting import Report
+        from decrimkit.reporting.output import check_output_folder, output_lock
 
         seed = self.seed if seed is None else int(seed)
         out_dir = (
             self.out if out is None else _check_path(Path(out), "outputs", self._bases(), self.allow_outside_paths)
         )
+        check_output_folder(out_dir)  # refuse a foreign folder before any work
+        with output_lock(out_dir):  # one run per folder, for the whole run
+            return self._run(out_dir, seed)
+
+    def _run(self, out_dir: Path, seed: int) -> Path:
+        from decrimkit.reporting import Report
+
         calls = [(c, c.resolve()) for c in (*self.estimators, *self.robustness)]  # fail before any work
         frame = self.load_data() if any(c.name in CASE_LEVEL for c, _ in calls) else None
         panel = self.panel() if any(c.name not in CASE_LEVEL for c, _ in calls) else None
@@ -189,13 +198,14 @@ class Plan:
         else:
             rep.use_file(self.data["path"])
         rep.add_section("Plan", (self.description + "\n\n" if self.description else "") + self._summary_md(panel))
+        robust = {id(c) for c in self.robustness}
         for call, fn in calls:
             kwargs = dict(call.options)
             if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
                 kwargs["seed"] = seed
             result = fn(frame if call.name in CASE_LEVEL else panel, **kwargs)
             outcome = kwargs.get("outcome") if call.name in CASE_LEVEL else self.design["outcome"]
-            _report_result(rep, call, result, robustness=call in self.robustness, unit=f"units of {outcome}")
+            _report_result(rep, call, result, robustness=id(call) in robust, unit=f"units of {outcome}")
         return rep.write()
 
     def _bases(self) -> list[Path]:
@@ -273,12 +283,25 @@ def _section(doc: dict[str, Any], key: str, required: bool) -> dict[str, Any]:
     return sec
 
 
-def _option_ok(value: Any) -> bool:
+def _option_ok(value: Any, depth: int = 0) -> bool:
     if isinstance(value, (str, int, float, bool)):
         return not (isinstance(value, float) and not np.isfinite(value))
     if isinstance(value, list):
-        return all(_option_ok(v) for v in value)
+        return depth < MAX_OPTION_DEPTH and all(_option_ok(v, depth + 1) for v in value)
     return False
+
+
+def _option_size(where: str, key: str, value: Any) -> None:
+    stack, n = [value], 0
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            n += len(v)
+            stack.extend(v)
+    if n > MAX_OPTION_ITEMS:
+        raise LimitError(
+            f"plan key {where}.options.{key} holds {n:,} items; the limit is {MAX_OPTION_ITEMS:,} (docs/cli.md, Limits)."
+        )
 
 
 def _calls(doc: dict[str, Any], key: str, required: bool) -> tuple[EstimatorCall, ...]:
@@ -287,6 +310,11 @@ def _calls(doc: dict[str, Any], key: str, required: bool) -> tuple[EstimatorCall
         raise PlanError(f"plan key {key!r} must be an array of tables ([[{key}]]).")
     if required and not items:
         raise PlanError(f'plan has no [[{key}]] entry; add at least one, e.g. name = "did.twfe".')
+    if len(items) > MAX_PLAN_ENTRIES:
+        raise LimitError(
+            f"plan has {len(items):,} [[{key}]] entries; the limit is {MAX_PLAN_ENTRIES} (docs/cli.md, Limits): "
+            f"split it into several plans."
+        )
     calls = []
     for i, item in enumerate(items):
         where = f"{key}[{i}]"
@@ -305,11 +333,14 @@ def _calls(doc: dict[str, Any], key: str, required: bool) -> tuple[EstimatorCall
             )
         options = item.get("options", {})
         for k, v in options.items():
+            if isinstance(v, list):
+                _option_size(where, k, v)
             if not _option_ok(v):
                 raise PlanError(
-                    f"plan key {where}.options.{k} must be a string, number, boolean or list of them, "
-                    f"got {type(v).__name__}."
+                    f"plan key {where}.options.{k} must be a string, number, boolean or list of them "
+                    f"(lists nested at most {MAX_OPTION_DEPTH} deep), got {type(v).__name__}."
                 )
+        check_options(options, where=f"plan key {where}.options")
         label = item.get("label", item["name"])
         if not _LABEL.match(label):
             raise PlanError(f"plan key {where}.label = {label!r} must be letters, digits, '_', '-' or '.'.")
@@ -329,12 +360,15 @@ def _check_path(path: Path, folder: str, bases: list[Path], allow_outside: bool)
     resolved = path.expanduser().resolve()
     if allow_outside:
         return resolved
-    roots = [(b / folder).resolve() for b in bases]
-    if not any(_inside(resolved, r) for r in roots):
+    # the folder itself is not resolved: a data/ or outputs/ that is a symbolic link to elsewhere is
+    # not a way out (the resolved path must lie under the real <base>/<folder>)
+    roots = [b.resolve() / folder for b in bases]
+    if not any(_inside(resolved, r) and not r.is_symlink() for r in roots):
         where = " or ".join(str(r) for r in dict.fromkeys(roots))
         raise PlanError(
-            f"path {str(path)!r} is outside the project's {folder}/ folder ({where}); move it there, or set "
-            f"allow_outside_paths = true at the top of the plan if you trust it."
+            f"path {str(path)!r} resolves to {str(resolved)!r}, outside the project's {folder}/ folder ({where}; "
+            f"symbolic links are followed before the check, and a {folder}/ that is itself a link does not count); "
+            f"move it there, or set allow_outside_paths = true at the top of the plan if you trust it."
         )
     return resolved
 
@@ -387,8 +421,13 @@ def parse_plan(doc: dict[str, Any], source: Path | None = None) -> Plan:
     name = meta.get("name") or (source.stem if source is not None else "plan")
     if not _LABEL.match(name):
         raise PlanError(f"plan key plan.name = {name!r} must be letters, digits, '_', '-' or '.'.")
-    labels = [c.label for c in (*estimators, *robustness)]
-    dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if len(estimators) + len(robustness) > MAX_PLAN_ENTRIES:
+        raise LimitError(
+            f"plan has {len(estimators) + len(robustness):,} [[estimators]] and [[robustness]] entries; the limit is "
+            f"{MAX_PLAN_ENTRIES} (docs/cli.md, Limits): split it into several plans."
+        )
+    labels = Counter(c.label for c in (*estimators, *robustness))
+    dup = sorted(lab for lab, n in labels.items() if n > 1)
     if dup:
         raise PlanError(f"estimator labels {dup} repeat; give each [[estimators]]/[[robustness]] entry its own label.")
     out = _check_path(Path(outputs.get("out", f"outputs/{name}")), "outputs", bases, allow_outside)
@@ -423,13 +462,24 @@ def load_plan(path: str | Path) -> Plan:
     """
     p = Path(path)
     try:
-        text = p.read_bytes()
+        with open(p, "rb") as fh:
+            text = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise PlanError(f"cannot read plan file {str(p)!r}: {exc.strerror or exc}.") from exc
+    if len(text) > MAX_PLAN_BYTES:
+        raise LimitError(
+            f"plan file {str(p)!r} is larger than {MAX_PLAN_BYTES:,} bytes (docs/cli.md, Limits); a plan describes "
+            f"an analysis, the data go in a CSV under data/."
+        )
     try:
         doc = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PlanError(f"plan file {str(p)!r} is not valid TOML: {exc}.") from exc
+    except RecursionError:
+        raise LimitError(
+            f"plan file {str(p)!r} nests arrays or tables too deeply to read; a plan needs at most "
+            f"{MAX_OPTION_DEPTH} levels of lists in an option."
+        ) from None
     return parse_plan(doc, source=p.resolve())
 
 

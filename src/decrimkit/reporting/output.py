@@ -48,7 +48,7 @@ try:  # POSIX; elsewhere the lock falls back to exclusive creation of the lock f
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["MANIFEST", "LOCK", "write_outputs", "output_lock", "owned_files"]
+__all__ = ["MANIFEST", "LOCK", "write_outputs", "output_lock", "owned_files", "check_output_folder"]
 
 MANIFEST = ".decrimkit-output.json"
 LOCK = ".decrimkit-lock"
@@ -286,8 +286,12 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         return
     if root.exists() and not root.is_dir():
         raise OutputFolderError(f"output folder {root} exists and is not a folder; choose another path.")
-    root.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(root)
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(root)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot write to output folder {root}: {exc.strerror or exc}.") from exc
     with _HELD_GUARD:
         _HELD[root] = [threading.get_ident(), 1]
     try:
@@ -296,6 +300,23 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         with _HELD_GUARD:
             del _HELD[root]
         _release(root, fd)
+        if created:  # a run that wrote nothing leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                root.rmdir()
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Refuse, before any work, an output folder that a later write would refuse; returns it resolved.
+
+    Checks what :func:`write_outputs` checks without knowing the new file names: the folder is new,
+    empty, or written by decrimkit with its files unchanged and no symbolic links on the way.
+    """
+    root = Path(out).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise OutputFolderError(f"output folder {root} exists and is not a folder; choose another path.")
+    if root.is_dir():
+        _check_ownership(root, {})
+    return root
 
 
 # ---------------------------------------------------------------------------------------------- signals
@@ -396,7 +417,6 @@ def write_outputs(out: str | Path, files: Mapping[str, bytes]) -> Path:
         Another run is writing the same folder.
     """
     target = Path(out).expanduser().resolve()
-    existed = target.exists()
     try:
         with output_lock(target) as root, _SignalGuard() as guard:
             staging = root / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
@@ -418,10 +438,9 @@ def write_outputs(out: str | Path, files: Mapping[str, bytes]) -> Path:
             finally:
                 if staging.is_dir():
                     shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:  # permissions, a full disk: the folder cannot take the outputs
+        raise OutputFolderError(f"cannot write the outputs to {target}: {exc}.") from exc
     except BaseException as exc:
-        if not existed:  # remove the folder this call created, if nothing is in it
-            with contextlib.suppress(OSError):
-                target.rmdir()
         if isinstance(exc, _Interrupted):  # handlers are restored: act as the signal would have
             signal.raise_signal(exc.signum)
             raise KeyboardInterrupt from None  # pragma: no cover - a handler that returned
