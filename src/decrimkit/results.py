@@ -8,6 +8,7 @@ Another inference choice gives a new result (``dataclasses.replace``), never an 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,46 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Spec", "Summarised", "Effect", "frozen_array"]
+__all__ = ["Spec", "Summarised", "Effect", "frozen_array", "format_p", "P_VALUE_COLUMNS"]
+
+# Columns holding p-values: printed as ``<0.001`` or with 3 decimals in summaries and reports;
+# tidy() frames and results.json keep full precision.
+P_VALUE_COLUMNS = frozenset({"p_value", "p", "p_floor"})
+
+# Design options named in every summary() header (as R's did and statsmodels do), in this order.
+_CONTROL = {"never": "never treated", "notyet": "not yet treated"}
+_METHOD = {
+    "dr": "doubly robust",
+    "dr_imp": "improved doubly robust",
+    "ipw": "inverse probability weighting",
+    "reg": "outcome regression",
+}
+
+
+def format_p(p: Any) -> str:
+    """A p-value for display: ``<0.001`` below 0.001, else 3 decimals; empty when missing."""
+    if p is None or isinstance(p, str):
+        return "" if p is None else p
+    v = float(p)
+    if not np.isfinite(v):
+        return ""
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _design_line(options: Mapping[str, Any]) -> str | None:
+    parts = []
+    if options.get("control") is not None:
+        control = options["control"]
+        parts.append(f"control group: {_CONTROL.get(control, control)}")
+    if options.get("anticipation") is not None:
+        parts.append(f"anticipation periods: {options['anticipation']}")
+    if isinstance(options.get("method"), str):
+        method = options["method"]
+        parts.append(f"estimation method: {_METHOD[method]} ({method})" if method in _METHOD
+                     else f"method: {method}")
+    if options.get("covariates"):
+        parts.append("covariates: " + ", ".join(map(str, options["covariates"])))
+    return "; ".join(parts) if parts else None
 
 
 def frozen_array(x: Any, dtype: str = "float64") -> np.ndarray:
@@ -90,6 +130,9 @@ class Summarised:
                 if v is not None
             )
             lines.append(f"estimator: {spec.estimator}" + (f"  ({sizes})" if sizes else ""))
+            design = _design_line(spec.options)
+            if design:
+                lines.append(design)
             if spec.seed is not None:
                 lines.append(f"seed: {spec.seed}")
             for n, r in spec.excluded:
@@ -97,16 +140,25 @@ class Summarised:
             lines.extend(f"note: {n}" for n in spec.notes)
         return lines
 
+    def _display(self) -> pd.DataFrame:
+        """tidy() for reading: p-value columns as ``<0.001`` / 3 decimals (tidy() keeps full precision)."""
+        frame = self.tidy()
+        for col in frame.columns:
+            if col in P_VALUE_COLUMNS:
+                frame[col] = [format_p(v) for v in frame[col]]
+        return frame
+
     def summary(self) -> str:
-        table = self.tidy().to_string(index=False, float_format=lambda v: f"{v:.6g}")
+        table = self._display().to_string(index=False, float_format=lambda v: f"{v:.6g}")
         return "\n".join(self._header() + ["", table])
 
     def __str__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        head = "<br>".join(self._header())
-        return f"<div><p>{head}</p>{self.tidy().to_html(index=False, float_format=lambda v: f'{v:.6g}')}</div>"
+        head = "<br>".join(html.escape(line) for line in self._header())
+        table = self._display().to_html(index=False, float_format=lambda v: f"{v:.6g}")
+        return f"<div><p>{head}</p>{table}</div>"
 
 
 @dataclass(frozen=True, repr=False)

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from markdown_it import MarkdownIt
 
+from decrimkit.results import P_VALUE_COLUMNS, format_p
+
 __all__ = ["fmt", "table_md", "table_tex", "table_html", "md_to_html", "page_html", "json_number"]
 
 CSS = """
@@ -61,7 +63,8 @@ def fmt(x: Any) -> str:
 def _cells(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
     header = [str(c) for c in frame.columns]
-    rows = [[fmt(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    cell = [format_p if c in P_VALUE_COLUMNS else fmt for c in header]  # p-values: <0.001 or 3 decimals
+    rows = [[f(v) for f, v in zip(cell, row)] for row in frame.itertuples(index=False, name=None)]
     return header, rows
 
 
