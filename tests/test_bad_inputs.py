@@ -248,6 +248,161 @@ def test_ten_million_rows_with_a_duplicate_fail_fast():
             outcome="y")
 
 
+# ------------------------------------------------------------------ invalid cohorts (issue 18.7)
+# A cohort is a unit's first treated period: a period of the panel, or later than the last one
+# (treated after the window), or 0 / NaN / inf for never treated -- the coding of R's did, where
+# gname is 0 for the never-treated group. Anything else is refused by name, row and unit; nothing is
+# rounded or moved to a neighbouring period.
+def _cohort_of_unit_0(value) -> pd.DataFrame:
+    df = frame()
+    df["first"] = df["first"].astype(object)
+    df.loc[df["unit"] == 0, "first"] = value
+    return df
+
+
+def test_negative_cohort_is_refused():
+    err = _raises(DataError, r"cohort column 'first' must hold each unit's first treated period", panel,
+                  _cohort_of_unit_0(-1))
+    assert "holds -1 at rows 0, 1, 2, 3, 4 (and 1 more) (unit=0)" in str(err)
+
+
+def test_fractional_cohort_is_refused_not_rounded():
+    err = _raises(DataError, r"holds 2002\.5 at rows 0, 1, 2, 3, 4 \(and 1 more\) \(unit=0\)", panel,
+                  _cohort_of_unit_0(2002.5))
+    assert "not rounded" in str(err)
+
+
+def test_negative_infinite_cohort_is_refused():
+    _raises(DataError, r"holds -inf at rows 0, 1", panel, _cohort_of_unit_0(-np.inf))
+
+
+def test_boolean_cohort_value_is_refused():
+    err = _raises(DataError, r"cohort column 'first' holds True/False values \(first True at rows 0, 1, 2", panel,
+                  _cohort_of_unit_0(True))
+    assert "treated=" in str(err)
+
+
+def test_boolean_cohort_column_is_refused():
+    df = frame()
+    df["first"] = df["first"] > 0
+    _raises(DataError, r"holds True/False values .*Pass a 0/1 indicator as treated=", panel, df)
+
+
+def test_cohort_before_the_first_period_is_refused_not_relabelled():
+    err = _raises(DataError, r"holds 1990 at rows 0, 1, 2, 3, 4 \(and 1 more\) \(unit=0\), which is before the "
+                             r"first period \(2000\)", panel, _cohort_of_unit_0(1990))
+    assert "would shift their event times" in str(err)
+
+
+def test_cohort_between_observed_periods_is_refused():
+    df = frame()
+    df = df[df["year"] != 2003].copy()  # 2003 is not observed; a cohort of 2003 has no period
+    _raises(DataError, r"holds 2003 at rows 0, 1, 2, 3, 4 .*not one of the panel's periods \(2000 \.\. 2005, "
+                       r"5 periods\)", panel, df)
+
+
+def test_date_cohort_before_the_first_month_is_refused():
+    df = frame()
+    df["year"] = [f"2020-{m:02d}" for m in df["year"] - 1999]
+    df["first"] = np.where(df["unit"] == 0, "2019-06", np.where(df["first"] > 0, "2020-04", "0"))
+    _raises(DataError, r"holds '2019-06' at rows 0, 1, 2, 3, 4 \(and 1 more\) \(unit=0\), which is before the "
+                       r"first period \(2020-01\)", panel, df)
+
+
+def test_valid_cohort_codings_still_work():
+    df = frame()
+    df["first"] = np.where(df["unit"] == 8, np.nan, np.where(df["unit"] == 9, np.inf, df["first"])).astype(float)
+    df.loc[df["unit"] == 10, "first"] = 2030  # after the window: not treated within it
+    p = panel(df)
+    assert list(p.cohorts) == [2003, 2004]
+    assert len(p.never_treated_units) == 4 and p.frame.loc[p.frame["unit"] == 10, "d"].sum() == 0
+
+
+# ------------------------------------------------------------------ raw errors from odd frames (issue 18.8)
+def test_nullable_integer_time_with_missing_value():
+    df = frame()
+    df["year"] = df["year"].astype("Int64")
+    df.loc[3, "year"] = pd.NA
+    _raises(PanelError, r"time column 'year' is missing at rows 3\. Fill or drop those rows", panel, df)
+
+
+def test_nullable_integer_time_without_missing_values_works():
+    df = frame()
+    df["year"] = df["year"].astype("Int64")
+    assert panel(df).time_kind == "int" and list(panel(df).times) == list(range(2000, 2006))
+
+
+def test_duplicate_column_names():
+    df = pd.concat([frame(), frame()[["y"]] * 2], axis=1)  # two columns called "y"
+    _raises(PanelError, r"more than one column named 'y' at positions \[2, 8\]", panel, df)
+
+
+def test_duplicate_unused_column_is_fine():
+    df = pd.concat([frame(), frame()[["x"]]], axis=1)  # "x" twice, but not used
+    assert panel(df).n_units == 12
+
+
+def test_time_strings_with_mixed_utc_offsets():
+    df = frame()
+    df["year"] = [f"{y}-01-01T00:00:00{'+01:00' if i % 2 else '-05:00'}" for i, y in enumerate(df["year"])]
+    _raises(PanelError, r"time column 'year' mixes time zones or UTC offsets", panel, df, cohort=None, freq="Y")
+
+
+def test_time_zone_aware_dates_keep_their_local_calendar_date():
+    df = frame()
+    # midnight on 1 January in Tokyo is still 31 December in UTC: the period must be the local year
+    df["year"] = pd.to_datetime(df["year"].astype(str) + "-01-01").dt.tz_localize("Asia/Tokyo")
+    p = panel(df, cohort=None, freq="Y")
+    assert [str(t) for t in p.times] == [str(y) for y in range(2000, 2006)]
+
+
+@pytest.mark.parametrize("arrow_type", ["timestamp", "timestamp_tz", "date32"])
+def test_pyarrow_time_columns(arrow_type):
+    pa = pytest.importorskip("pyarrow")
+    df = frame()
+    stamps = pd.to_datetime(df["year"].astype(str) + "-01-01")
+    if arrow_type == "timestamp":
+        df["year"] = stamps.astype(pd.ArrowDtype(pa.timestamp("ns")))
+    elif arrow_type == "timestamp_tz":
+        df["year"] = stamps.dt.tz_localize("Asia/Tokyo").astype(pd.ArrowDtype(pa.timestamp("ns", tz="Asia/Tokyo")))
+    else:
+        df["year"] = pd.Series(stamps.dt.date).astype(pd.ArrowDtype(pa.date32()))
+    df["first"] = np.where(df["first"] > 0, df["first"].astype(str) + "-01-01", "0")
+    p = panel(df, freq="Y")
+    ref = panel(frame())
+    assert [str(t) for t in p.times] == [str(y) for y in range(2000, 2006)]
+    assert [str(c) for c in p.cohorts] == ["2003", "2004"]
+    assert did.twfe(p).att == pytest.approx(did.twfe(ref).att, rel=1e-12)
+
+
+def test_pyarrow_time_column_with_a_missing_value():
+    pa = pytest.importorskip("pyarrow")
+    df = frame()
+    df["year"] = df["year"].astype(pd.ArrowDtype(pa.int64()))
+    df.loc[5, "year"] = None
+    _raises(PanelError, r"time column 'year' is missing at rows 5", panel, df)
+
+
+@pytest.mark.parametrize("seed", [2**63, 2**64, -1, 1.5, True])
+@pytest.mark.parametrize("call", [
+    lambda p, s: did.twfe(p, se_method="wild", n_boot=99, seed=s),
+    lambda p, s: did.att_gt(p, n_boot=99, seed=s),
+    lambda p, s: did.event_study(p, seed=s),
+    lambda p, s: synth.mc_nnm(p, n_reps=5, seed=s),
+    lambda p, s: synth.sdid(p.subset([0, 1, 2, 3, 8, 9, 10, 11]), n_reps=5, seed=s),
+], ids=["twfe_wild", "att_gt", "event_study", "mc_nnm", "sdid"])
+def test_seed_out_of_range(call, seed):
+    _raises(SpecificationError, r"seed must be an integer from 0 to 2\*\*63 - 1 \(9223372036854775807\), got "
+            + re.escape(repr(seed)), call, panel(), seed)
+
+
+def test_largest_seed_works():
+    res = did.twfe(panel(), se_method="wild", n_boot=99, seed=2**63 - 1)
+    again = did.twfe(panel(), se_method="wild", n_boot=99, seed=2**63 - 1)
+    assert np.isfinite(res.wild.conf_int).all() and 0 <= res.wild.p_value <= 1
+    assert np.array_equal(res.wild.conf_int, again.wild.conf_int)  # the same seed repeats the draws
+
+
 # ------------------------------------------------------------------ estimators
 def test_twfe_all_units_treated_at_once():
     df = frame()

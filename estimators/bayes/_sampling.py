@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import ConvergenceError, ConvergenceWarning, SpecificationError
+from decrimkit.numerics.keys import check_seed
 from decrimkit.options import Sampler, check_option
 from decrimkit.results import Summarised
 
@@ -46,8 +47,7 @@ def validate_sampling(*, sampler: str, chains: int, draws: int, tune: int, seed:
     for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("tune", tune, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise SpecificationError(f"{name} must be an integer >= {low}, got {value!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SpecificationError(f"seed must be a non-negative integer, got {seed!r}.")
+    check_seed(seed)
     if sampler == "blackjax" and tune < 1:
         raise SpecificationError("sampler='blackjax' needs tune >= 1 warm-up steps to adapt its step size and "
                                  "mass matrix; pass tune=1000 (the default) or use sampler='pymc'.")

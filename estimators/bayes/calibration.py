@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import SpecificationError
+from decrimkit.numerics.keys import check_seed, key_from_seed
 from decrimkit.results import Spec, Summarised
 
 from ._sampling import merge_priors
@@ -163,6 +164,7 @@ def run_sbc(
 
     if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 2:
         raise SpecificationError(f"n_reps must be an integer >= 2, got {n_reps!r}.")
+    check_seed(seed)
     pri = merge_priors(POOL_PRIORS, priors, "run_sbc")
     design = _design(sites_per_model, se)
     model = pool_model(design, priors=pri, data=True)
@@ -171,7 +173,7 @@ def run_sbc(
     truth_mum = np.asarray(prior.prior["mu_model"]).reshape(n_reps, -1)
     ys = np.asarray(prior.prior_predictive["y"]).reshape(n_reps, -1)
     logp, targets, init = _jax_functions(model)
-    keys = jax.random.split(jax.random.key(seed), n_reps)
+    keys = jax.random.split(key_from_seed(seed), n_reps)
     fit = partial(_fit_all, logp=logp, targets=targets, init=init, tune=int(tune), draws=int(draws),
                   target_accept=target_accept)
     mu0, mum, div = (np.asarray(a) for a in fit(keys, ys))

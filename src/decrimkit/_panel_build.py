@@ -37,11 +37,30 @@ def require_columns(df: pd.DataFrame, roles: dict[str, Any]) -> None:
                     f"column {c!r} (given as {role}=) is not in the frame; available columns: {avail}. "
                     f"Pass the name of an existing column."
                 )
+    named = {c for col in roles.values() for c in (col if isinstance(col, (tuple, list)) else (col,)) if c is not None}
+    repeated = [c for c in dict.fromkeys(df.columns[df.columns.duplicated(keep=False)]) if c in named]
+    if repeated:
+        where = ", ".join(
+            f"{c!r} at positions {np.flatnonzero(df.columns == c).tolist()}" for c in repeated[:5]
+        )
+        raise PanelError(
+            f"the frame has more than one column named {where}; decrimkit cannot tell which one to use. "
+            f"Rename or drop the duplicates first (e.g. df.loc[:, ~df.columns.duplicated()])."
+        )
 
 
 def normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, str]:
     """Return times as integers (kind 'int') or pandas Periods (kind 'period')."""
     name = values.name
+    missing = values.isna().to_numpy(dtype=bool)
+    if missing.any() and not pd.api.types.is_float_dtype(values.dtype):
+        raise PanelError(
+            f"time column {name!r} is missing at rows {rows_excerpt(np.flatnonzero(missing))}. Fill or drop those rows."
+        )
+    values = _numpy_backed(values)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        # the local calendar date is the period the caller means; converting to UTC could move it
+        values = values.dt.tz_localize(None)
     if isinstance(values.dtype, pd.PeriodDtype):
         return values, "period"
     if pd.api.types.is_integer_dtype(values.dtype) and freq is None:
@@ -63,7 +82,16 @@ def normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, str
     text = values.astype("string")
     if freq is None and text.notna().all() and text.str.fullmatch(r"\s*-?\d+\s*").all():
         return text.astype("int64"), "int"
-    parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    except ValueError as exc:  # pandas refuses to mix UTC offsets / time zones in one column
+        raise PanelError(
+            f"time column {name!r} mixes time zones or UTC offsets (e.g. {text.iloc[0]!r}); decrimkit will not "
+            f"choose one for you, since converting to UTC can move a date into another period. Convert it with "
+            f"pd.to_datetime(..., utc=True) and then .dt.tz_convert(<the zone the periods are defined in>) first."
+        ) from exc
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_localize(None)
     bad = parsed.isna()
     if bad.any():
         raise PanelError(
@@ -78,6 +106,18 @@ def normalise_times(values: pd.Series, freq: str | None) -> tuple[pd.Series, str
             f"and an explicit format first."
         )
     return parsed.dt.to_period(freq or "M"), "period"
+
+
+def _numpy_backed(values: pd.Series) -> pd.Series:
+    """Arrow-backed columns (``pd.ArrowDtype``: timestamps, dates, integers) as their NumPy equivalents."""
+    if not isinstance(values.dtype, pd.ArrowDtype):
+        return values
+    if values.dtype.kind == "M":  # timestamp[...] and date32/date64
+        tz = getattr(values.dtype.pyarrow_dtype, "tz", None)
+        return values.astype(pd.DatetimeTZDtype("ns", tz) if tz else "datetime64[ns]")
+    if values.dtype.kind in "iuf":
+        return values.astype(values.dtype.numpy_dtype)
+    return values.astype("string")
 
 
 def cohort_columns(
@@ -117,22 +157,33 @@ def cohort_columns(
         dd = (t >= g).astype("int64") if not allow_reversal else d
     elif cohort is not None:
         c = raw[cohort]
+        refuse_boolean_cohorts(c, cohort)
         if kind == "period" and not pd.api.types.is_numeric_dtype(c.dtype):
             parsed = pd.to_datetime(c.astype("string"), errors="coerce", format="mixed")
-            never = c.isna() | c.astype("string").isin(["0", "inf", ""])
-            if (parsed.isna() & ~never).any():
-                bad = np.flatnonzero(parsed.isna() & ~never)
+            never = (c.isna() | c.astype("string").isin(["0", "inf", ""])).to_numpy()
+            if (parsed.isna().to_numpy() & ~never).any():
+                bad = np.flatnonzero(parsed.isna().to_numpy() & ~never)
                 raise DataError(f"cohort column {cohort!r} could not be parsed at rows {rows_excerpt(bad)}.")
             per = parsed.dt.to_period(times[0].freq)
-            labels = np.array([p if not nv else None for p, nv in zip(per.array, never)], dtype=object)
-            pos = np.array([np.searchsorted(times, p) if p is not None else np.inf for p in labels], dtype=float)
+            ordinals = np.array([p.ordinal if not nv else 0 for p, nv in zip(per.array, never)], dtype="int64")
+            pos = cohort_positions(ordinals, never, np.array([p.ordinal for p in times]), times, raw, out, cohort, unit,
+                                   shown=np.array([str(p) if not nv else "" for p, nv in zip(per.array, never)]))
         else:
             cv = pd.to_numeric(c, errors="coerce")
             if cv.isna().any() and not c.isna().equals(cv.isna()):
                 bad = np.flatnonzero(cv.isna() & c.notna())
                 raise DataError(f"cohort column {cohort!r} is not numeric at rows {rows_excerpt(bad)}.")
             cv = cv.to_numpy(dtype="float64")
-            never = np.isnan(cv) | np.isinf(cv) | (cv == 0)
+            never = np.isnan(cv) | (cv == np.inf) | (cv == 0)
+            invalid = ~never & (~np.isfinite(cv) | (cv < 0) | (cv != np.round(cv)))
+            if invalid.any():
+                rows = np.flatnonzero(invalid)
+                raise DataError(
+                    f"cohort column {cohort!r} must hold each unit's first treated period (a whole number such as "
+                    f"a year) or 0, NaN or inf for never treated; it holds {plain(c.iloc[rows[0]])!r} at rows "
+                    f"{rows_excerpt(rows)} ({unit}={plain(out['unit'].iloc[rows[0]])!r}). Negative and fractional "
+                    f"cohorts are not rounded or reinterpreted: correct those rows."
+                )
             if kind == "period":
                 # numeric cohorts with period times are period ordinals of the same frequency
                 yearlike = ~never & (cv >= 1000) & (cv < 3000)
@@ -143,10 +194,10 @@ def cohort_columns(
                         f"periods ({times[0].freqstr}); numeric cohorts would be read as period ordinals. Give "
                         f"cohorts as dates or periods like the time column (e.g. '2020-03')."
                     )
-                vals = np.array([p.ordinal for p in times])
-                pos = np.where(never, np.inf, np.searchsorted(vals, np.where(never, 0, cv)))
+                grid = np.array([p.ordinal for p in times])
             else:
-                pos = np.where(never, np.inf, np.searchsorted(times, np.where(never, 0, cv)))
+                grid = np.asarray(times, dtype="int64")
+            pos = cohort_positions(np.where(never, 0, cv).astype("int64"), never, grid, times, raw, out, cohort, unit)
         pos = pos.astype("float64")
         # cohort must be constant within unit
         chk = pd.DataFrame({"u": out["unit"].to_numpy(), "g": pos})
@@ -169,3 +220,60 @@ def cohort_columns(
     if kind == "int":
         labels = np.array([float(times[int(p)]) if np.isfinite(p) else np.nan for p in ug], dtype="float64")[inv.ravel()]
     return labels, g.astype("float64"), dd
+
+
+def refuse_boolean_cohorts(c: pd.Series, cohort: str) -> None:
+    """A True/False cohort is a treatment flag, not a first treated period: refuse it (True would read as 1)."""
+    if pd.api.types.is_bool_dtype(c.dtype):
+        rows = np.arange(len(c))
+    elif c.dtype == object:
+        rows = np.flatnonzero(c.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool))
+    else:
+        return
+    if len(rows):
+        raise DataError(
+            f"cohort column {cohort!r} holds True/False values (first {plain(c.iloc[rows[0]])!r} at rows "
+            f"{rows_excerpt(rows)}); a cohort is each unit's first treated period. Pass a 0/1 indicator as "
+            f"treated= instead, or give the first treated period (0 or NaN for never treated)."
+        )
+
+
+def cohort_positions(
+    values: np.ndarray,
+    never: np.ndarray,
+    grid: np.ndarray,
+    times: np.ndarray,
+    raw: pd.DataFrame,
+    out: pd.DataFrame,
+    cohort: str,
+    unit: str,
+    shown: np.ndarray | None = None,
+) -> np.ndarray:
+    """Time position of each row's cohort (inf = never) on the sorted period ``grid`` (ints or ordinals).
+
+    A cohort must be one of the panel's periods, or later than the last one (treated after the window,
+    hence not treated within it). A cohort before the first period, or between two observed periods,
+    has no position: it is refused rather than moved to a neighbouring period, which would shift every
+    event time of that unit.
+    """
+    pos = np.searchsorted(grid, values).astype("float64")
+    inside = ~never & (pos < len(grid))
+    off_grid = inside & (grid[np.minimum(pos, len(grid) - 1).astype("int64")] != values)
+    if off_grid.any():
+        rows = np.flatnonzero(off_grid)
+        first = rows[0]
+        label = str(shown[first]) if shown is not None else plain(raw[cohort].iloc[first])
+        before = bool(values[first] < grid[0])
+        why = (
+            f"before the first period ({times[0]}): those units are treated throughout the data, and "
+            f"relabelling the cohort as {times[0]} would shift their event times. Drop them explicitly (they "
+            f"have no pre-treatment period) or extend the data back to the cohort"
+            if before
+            else f"not one of the panel's periods ({times[0]} .. {times[-1]}, {len(times)} periods); give the "
+            f"first observed treated period or add the missing period"
+        )
+        raise DataError(
+            f"cohort column {cohort!r} holds {label!r} at rows {rows_excerpt(rows)} "
+            f"({unit}={plain(out['unit'].iloc[first])!r}), which is {why}."
+        )
+    return np.where(never, np.inf, pos)

@@ -80,7 +80,11 @@ class Panel:
         unit, time, outcome : str
             Column names. ``time`` may hold integers, dates, date strings or pandas Periods.
         cohort : str, optional
-            First treated period per unit (constant within unit); 0, NaN or inf = never treated.
+            First treated period per unit (constant within unit); 0, NaN or inf = never treated (R's
+            ``did`` codes never-treated as 0). A cohort must be one of the panel's periods, or later
+            than the last one (treated after the window: not treated within it). Negative, fractional
+            or True/False cohorts, and cohorts before the first period or between two observed periods,
+            are refused with a DataError naming the rows: none is rounded or moved to another period.
         treated : str, optional
             A 0/1 treatment indicator; the cohort is derived as the first period with 1.
         covariates : sequence of str
