@@ -20,6 +20,7 @@ from decrimkit.errors import (
     DataError,
     DecrimkitError,
     DesignError,
+    LimitError,
     PanelError,
     PlanError,
     RegistryError,
@@ -709,3 +710,75 @@ def test_cli_missing_plan_file(tmp_path, capsys):
     assert main(["run", str(tmp_path / "absent.toml")]) == 2
     err = capsys.readouterr().err
     assert "PlanError" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ limits (issue 18: runs that never end)
+# Each request below never finished, ran out of memory or aborted inside XLA before the limits; now
+# it is refused in the estimator's own validation, before any work, with the limit in the message.
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda p: did.twfe(p, se_method="wild", n_boot=10**12), r"n_boot=1,000,000,000,000 is above .* 1,000,000"),
+        (lambda p: did.twfe(p, n_boot=10**7), r"n_boot=10,000,000 is above decrimkit's limit of 1,000,000"),
+        (lambda p: did.att_gt(p, n_boot=10**12), r"n_boot=1,000,000,000,000 is above decrimkit's limit"),
+        (lambda p: synth.sdid(p, n_reps=10**12), r"n_reps=1,000,000,000,000 is above decrimkit's limit of 100,000"),
+        (lambda p: synth.mc_nnm(p, n_reps=10**12), r"n_reps=1,000,000,000,000 is above decrimkit's limit of 100,000"),
+    ],
+)
+def test_replication_counts_above_the_limit(call, match):
+    _raises(LimitError, match, call, panel())
+
+
+def test_bootstrap_memory_limit_names_the_largest_allowed_count():
+    from decrimkit.inference.cluster import wild_cluster_bootstrap
+    from decrimkit.limits import MAX_ELEMENTS
+
+    n = 600
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(n, 2)), rng.normal(size=n)
+    cluster = np.arange(n)  # 600 clusters: 600 weights per replication
+    err = _raises(LimitError, r"n_boot=900,000 with 600 cluster weights per replication needs about 4\.0 GiB",
+                  wild_cluster_bootstrap, x, y, cluster, coef=0, n_boot=900_000)
+    assert f"use n_boot <= {MAX_ELEMENTS // 600:,}" in str(err)
+    # the multiplier bootstrap (att_gt's) holds (n_boot, k) sums and (n_boot, 1024) tiles per worker
+    from decrimkit.inference.bootstrap import multiplier_bootstrap
+    from decrimkit.numerics.keys import key_from_seed
+
+    psi = rng.normal(size=(50, 2000))
+    _raises(LimitError, r"n_boot=999,999 with [0-9,]+ numbers per replication needs about [0-9.]+ GiB",
+            multiplier_bootstrap, psi, key_from_seed(0), n_boot=999_999)
+
+
+def test_sampler_limits():
+    from decrimkit.estimators.bayes._sampling import validate_sampling
+
+    _raises(LimitError, r"draws=10,000,000 is above decrimkit's limit of 100,000", validate_sampling,
+            sampler="pymc", chains=4, draws=10**7, tune=100, seed=0)
+    _raises(LimitError, r"chains=1,000 is above decrimkit's limit of 64", validate_sampling,
+            sampler="pymc", chains=1000, draws=100, tune=100, seed=0)
+
+
+def test_limit_error_exits_2_from_the_command_line(tmp_path, monkeypatch, capsys):
+    from decrimkit.cli import main
+
+    (tmp_path / "outputs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.toml").write_text(PLAN.replace('name = "did.twfe"',
+                                                     'name = "did.twfe"\noptions = { n_boot = 100000000000 }'))
+    assert main(["run", "plan.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: LimitError: plan key estimators[0].options.n_boot = 100,000,000,000 is above")
+    assert "Traceback" not in err and list((tmp_path / "outputs").iterdir()) == []
+
+
+def test_out_of_memory_exits_2_not_internal_error(tmp_path, monkeypatch, capsys):
+    from decrimkit import studies
+    from decrimkit.cli import main
+
+    (tmp_path / "hungry_study.py").write_text("def run(out='outputs/h', *, seed=0, quick=False):\n    raise MemoryError\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(studies.STUDIES, "hungry", "hungry_study")
+    assert main(["study", "hungry", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MemoryError: this run needs more memory than the machine has")
+    assert "internal error" not in err and not (tmp_path / "o").exists()  # the empty folder it locked is gone

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import ConvergenceError, ConvergenceWarning, SpecificationError
+from decrimkit.limits import check_sampler
 from decrimkit.numerics.keys import check_seed
 from decrimkit.options import Sampler, check_option
 from decrimkit.results import Summarised
@@ -47,6 +48,7 @@ def validate_sampling(*, sampler: str, chains: int, draws: int, tune: int, seed:
     for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("tune", tune, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise SpecificationError(f"{name} must be an integer >= {low}, got {value!r}.")
+    check_sampler(draws=draws, tune=tune, chains=chains)
     check_seed(seed)
     if sampler == "blackjax" and tune < 1:
         raise SpecificationError("sampler='blackjax' needs tune >= 1 warm-up steps to adapt its step size and "

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import SpecificationError
+from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.keys import check_seed, key_from_seed
 from decrimkit.results import Spec, Summarised
 
@@ -164,6 +165,7 @@ def run_sbc(
 
     if isinstance(n_reps, bool) or not isinstance(n_reps, (int, np.integer)) or n_reps < 2:
         raise SpecificationError(f"n_reps must be an integer >= 2, got {n_reps!r}.")
+    check_replications("n_reps", n_reps, maximum=MAX_REFITS)
     check_seed(seed)
     pri = merge_priors(POOL_PRIORS, priors, "run_sbc")
     design = _design(sites_per_model, se)

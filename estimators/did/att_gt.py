@@ -55,6 +55,7 @@ from decrimkit.estimators.did._aggte import (
 from decrimkit.estimators.did._cs_design import CellDesign, cell_design, compact_cells, logit_groups
 from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
 from decrimkit.inference.bootstrap import Multipliers, summarise_draws
+from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, check_option
 from decrimkit.panel import Panel
@@ -389,6 +390,7 @@ def att_gt(
     check_option("base_period", base_period, BasePeriod)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0 or n_boot == 1:
         raise SpecificationError(f"n_boot must be 0 (no bootstrap) or an integer >= 2, got {n_boot!r}.")
+    check_replications("n_boot", n_boot)  # and its memory, in multiplier_draws
     if not 0 < alpha < 1:
         raise SpecificationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}.")
     key = key_from_seed(seed) if n_boot else None

@@ -51,6 +51,7 @@ from scipy import sparse
 from decrimkit.errors import DataError, DataWarning, DesignError, SpecificationError
 from decrimkit.estimators.did._reg_design import no_groups, options
 from decrimkit.estimators.did._staggered_weights import Contrast, estimand_contrasts, identified_event_times
+from decrimkit.limits import check_replications
 from decrimkit.options import check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec, frozen_array
@@ -293,6 +294,7 @@ def efficient(
     check_option("estimator", estimator, StaggeredEstimator)
     if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise SpecificationError(f"n_perm={n_perm!r} is not allowed; give a positive number of randomization draws.")
+    check_replications("n_perm", n_perm)
     if event_times is not None and estimand != "eventstudy":
         raise SpecificationError("event_times= applies only to estimand='eventstudy'.")
     no_groups(panel, "efficient")

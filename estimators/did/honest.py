@@ -51,6 +51,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import check_option
 from decrimkit.results import Effect, Spec, Summarised
@@ -434,6 +435,7 @@ def honest(
         raise SpecificationError(f"m must be non-negative finite numbers, got {list(m)}.")
     if not 0 < alpha < 1:
         raise SpecificationError(f"alpha must be in (0, 1), got {alpha}.")
+    check_replications("n_draws", n_draws)
     d = _design(event_study_result, l_vec)
     c = _target(d)
     est, se = float(c @ d.beta), float(np.sqrt(c @ d.sigma @ c))

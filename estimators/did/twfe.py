@@ -39,6 +39,7 @@ from decrimkit.estimators.did._reg_design import (
     row_weights,
 )
 from decrimkit.inference.cluster import WildBootstrap, wild_cluster_bootstrap
+from decrimkit.limits import check_replications
 from decrimkit.options import SEMethod, WildWeights, check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
@@ -145,6 +146,7 @@ def twfe(
     alpha = check_alpha(alpha)
     check_option("se_method", se_method, SEMethod)
     check_option("weights_dist", weights_dist, WildWeights)
+    check_replications("n_boot", n_boot)
     no_groups(panel, "twfe")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "twfe")

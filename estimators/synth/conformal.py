@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import SpecificationError
+from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import check_option
 from decrimkit.results import Spec, Summarised
@@ -233,6 +234,8 @@ def conformal_average(
         raise SpecificationError(f"grid_size={grid_size!r}: use at least 3 grid points.")
     if n_perm < 1 or max_exact < 1:
         raise SpecificationError(f"n_perm={n_perm!r} and max_exact={max_exact!r} must be positive.")
+    check_replications("n_perm", n_perm)
+    check_replications("max_exact", max_exact)
     design = result.extra["design"]
     n_pre, n_post = design.n_pre, design.n_post
     y1, yc = design.y_treated, design.y_donors.T

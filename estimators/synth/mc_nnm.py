@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.chunks import map_chunks
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.panel import Panel
@@ -207,6 +208,7 @@ def mc_nnm(
         raise SpecificationError(f"n_folds={n_folds!r}: use at least 2 folds.")
     if n_reps == 1 or n_reps < 0:
         raise SpecificationError(f"n_reps={n_reps!r}: use 0 (no standard error) or at least 2.")
+    check_replications("n_reps", n_reps, maximum=MAX_REFITS)
     covariates = tuple(covariates)
     unknown = [c for c in covariates if c not in panel.covariates]
     if unknown:

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DesignError
+from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import SDIDSE, check_option
 from decrimkit.panel import Panel
@@ -281,6 +282,7 @@ def sdid(
     check_option("estimator", estimator, SDIDEstimator)
     if se_method is not None:
         check_option("se_method", se_method, SDIDSE)
+    check_replications("n_reps", n_reps, maximum=MAX_REFITS)
     if int(n_reps) < 2:
         raise DesignError(f"n_reps={n_reps}: at least 2 replications are needed for a standard error.")
     panel.require_balanced("sdid")

@@ -8,9 +8,10 @@
     decrimkit data describe NAME [--provenance]
     decrimkit --version
 
-Bad input (any :class:`decrimkit.DecrimkitError`) prints one line, ``error: ...``, on stderr and
-exits with status 2; ``--debug`` (before the command) shows the traceback instead. Usage errors
-also exit with 2 (argparse's convention). An unexpected internal error exits with 1.
+Bad input (any :class:`decrimkit.DecrimkitError`, or a run that needs more memory than the machine
+has) prints one line, ``error: ...``, on stderr and exits with status 2; ``--debug`` (before the
+command) shows the traceback instead. Usage errors also exit with 2 (argparse's convention). An
+unexpected internal error exits with 1.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from decrimkit.errors import DecrimkitError, SpecificationError
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("decrimkit")
+
+_OUT_OF_MEMORY = (
+    "error: MemoryError: this run needs more memory than the machine has; use a smaller data set or fewer "
+    "replications (n_boot, n_reps, draws; limits in docs/cli.md)."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,9 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # the input asks for more memory than this machine has: bad input, status 2
+        if args.debug:
+            raise
+        print(_OUT_OF_MEMORY, file=sys.stderr)
+        return 2
     except Exception as exc:  # an internal error: say so in one line unless debugging
         if args.debug:
             raise
+        if "RESOURCE_EXHAUSTED" in str(exc):  # XLA could not allocate: as MemoryError
+            print(_OUT_OF_MEMORY, file=sys.stderr)
+            return 2
         print(
             f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
             f"(rerun with 'decrimkit --debug ...' for the traceback)",

@@ -19,6 +19,7 @@ from decrimkit.errors import LimitError
 
 __all__ = [
     "MAX_REPLICATIONS",
+    "MAX_REFITS",
     "MAX_DRAWS",
     "MAX_CHAINS",
     "MAX_ELEMENTS",
@@ -34,6 +35,8 @@ __all__ = [
 
 MAX_REPLICATIONS = 1_000_000
 """Bootstrap, placebo, permutation and simulation replications (``n_boot``, ``n_reps``, ``n_perm``, ``n_draws``)."""
+MAX_REFITS = 100_000
+"""Replications that refit a whole estimator each (SDID and MC-NNM placebo/bootstrap, simulation-based calibration)."""
 MAX_DRAWS = 100_000
 """MCMC draws and tuning steps per chain (``draws``, ``tune``, ``prior_draws``)."""
 MAX_CHAINS = 64
@@ -51,7 +54,7 @@ MAX_OPTION_ITEMS = 10_000
 
 REPLICATION_OPTIONS: dict[str, int] = {
     "n_boot": MAX_REPLICATIONS,
-    "n_reps": MAX_REPLICATIONS,
+    "n_reps": MAX_REFITS,
     "n_perm": MAX_REPLICATIONS,
     "n_draws": MAX_REPLICATIONS,
     "n_sims": MAX_REPLICATIONS,

@@ -43,6 +43,7 @@ import numpy as np
 from scipy import stats
 
 from decrimkit.errors import DataError
+from decrimkit.limits import check_replications
 from decrimkit.options import check_option
 
 try:  # optional: without it tiles are processed in one thread (BLAS may still use several)
@@ -146,6 +147,8 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
     psi = psi[:, None] if psi.ndim == 1 else psi
     g, k = psi.shape
     n_boot = int(n_boot)
+    w = _workers(-(-g // TILE) // _GROUP + 1)  # each worker holds an (n_boot, k) sum and an (n_boot, TILE) tile
+    check_replications("n_boot", n_boot, per_replication=k + w * (k + TILE), unit="numbers")
     if k == 0 or g == 0:
         return np.zeros((n_boot, k))
     threshold, low, high = _law(dist)
@@ -229,6 +232,7 @@ def multiplier_bootstrap(
     psi = np.asarray(psi, dtype="float64")
     psi = psi[:, None] if psi.ndim == 1 else psi
     n = psi.shape[0]
+    check_replications("n_boot", n_boot)
     if cluster is not None:
         labels = np.asarray(cluster)
         if labels.shape != (n,):

@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import WildWeights, check_option
 
@@ -274,11 +275,13 @@ def wild_cluster_bootstrap(
     check_option("weights_dist", weights_dist, WildWeights)
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 99:
         raise SpecificationError(f"n_boot must be an integer of at least 99, got {n_boot!r}.")
+    check_replications("n_boot", n_boot)
     xa, ya = _weighted(x, y, weights)
     n, p = xa.shape
     if not 0 <= coef < p:
         raise SpecificationError(f"coef={coef} is not a column of x (0..{p - 1}).")
     codes, g = _codes(cluster, n)
+    check_replications("n_boot", n_boot, per_replication=g, unit="cluster weights")
     k = p if n_params is None else int(n_params)
     adj = cluster_adjustment(n, k, g)
     bread = _bread(xa)
