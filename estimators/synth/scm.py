@@ -110,7 +110,36 @@ def _regression_v(x0, x1, z0, z1) -> np.ndarray:
     return v / v.sum() if v.sum() > 0 and np.isfinite(v).all() else np.full(len(v), 1.0 / len(v))
 
 
-def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
+def _custom_v(v: Any, design: SynthDesign) -> np.ndarray:
+    """A user-given V (R Synth's ``custom.v``): one non-negative weight per predictor, scaled to sum 1.
+
+    A Series is matched to the predictors by label when its index holds the predictor labels, else
+    taken in order; an array is taken in the order of ``predictors``.
+    """
+    labels = list(design.predictor_labels)
+    if isinstance(v, pd.Series):
+        if set(map(str, v.index)) == set(labels) and len(v) == len(labels):
+            v = v.rename(index=str).reindex(labels)
+        v = v.to_numpy()
+    try:
+        arr = np.asarray(v, dtype="float64").ravel()
+    except (TypeError, ValueError):
+        raise SpecificationError(
+            f"v={v!r} is neither a method name ('nested', 'equal', 'regression') nor numeric predictor weights."
+        ) from None
+    if arr.shape != (len(labels),):
+        raise SpecificationError(
+            f"v has {arr.size} weight(s) but there are {len(labels)} predictors ({labels[:4]}...); give one "
+            f"weight per predictor, in the order of predictors= (every pre-period outcome when predictors=None)."
+        )
+    if not np.isfinite(arr).all() or (arr < 0).any() or not arr.sum() > 0:
+        raise SpecificationError(
+            f"v must hold finite, non-negative predictor weights with a positive sum; got {arr.tolist()[:6]}."
+        )
+    return arr / arr.sum()
+
+
+def _fit(design: SynthDesign, v_method: Any, window: tuple[int, int]) -> SCMFit:
     x0, x1, _ = _normalise(design)
     lo, hi = window
     z0, z1 = design.y_donors[lo : hi + 1], design.y_treated[lo : hi + 1]
@@ -123,6 +152,9 @@ def _fit(design: SynthDesign, v_method: str, window: tuple[int, int]) -> SCMFit:
         return np.asarray(w)[:j], float(loss), float(kkt)
 
     equal = np.full(k, 1.0 / k)
+    if not isinstance(v_method, str):
+        w, loss, kkt = evaluate(v_method)
+        return SCMFit(w=w, v=v_method, loss=loss, kkt=kkt)
     reg = _regression_v(x0, x1, z0, z1)
     if v_method == "equal" or k == 1:
         v = equal
@@ -173,7 +205,7 @@ def scm(
     treated: Any,
     start: Any,
     predictors: Sequence[Predictor] | None = None,
-    v: VMethod = "nested",
+    v: VMethod | Sequence[float] | np.ndarray | pd.Series = "nested",
     donors: Sequence[Any] | None = None,
     mspe_window: tuple[Any, Any] | None = None,
 ) -> SCMResult:
@@ -189,9 +221,13 @@ def scm(
         Each predictor is the mean of ``column`` (the outcome or a panel covariate) over periods
         first..last inclusive, ignoring missing values (R Synth's ``predictors`` and
         ``special.predictors`` in one form). ``None``: every pre-period outcome.
-    v : {"nested", "equal", "regression"}
+    v : {"nested", "equal", "regression"} or array-like of float
         How V is chosen: nested minimisation of the pre-period outcome MSPE (default), equal
-        weights, or regression-based weights.
+        weights, or regression-based weights. An array (or Series) gives V itself (R Synth's
+        ``custom.v``): one non-negative weight per predictor in the order of ``predictors`` (a
+        Series whose index holds the predictor labels is matched by label), rescaled to sum to one
+        and applied to the SD-normalised predictors as the other methods are. ``result.v`` is the V
+        used in every case.
     donors : labels, optional
         The donor pool (default: every never-treated unit other than ``treated``).
     mspe_window : (first, last), optional
@@ -230,13 +266,15 @@ def scm(
     >>> panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
     >>> res = scm(panel, treated="California", start=1989, v="equal")
     """
-    check_option("v", v, VMethod)
+    if isinstance(v, str):
+        check_option("v", v, VMethod)
     design = synth_design(panel, treated=treated, start=start, donors=donors, predictors=predictors)
+    v_used = v if isinstance(v, str) else _custom_v(v, design)
     window = _window(design, panel, mspe_window)
-    fit = _fit(design, v, window)
+    fit = _fit(design, v_used, window)
     if not fit.kkt <= 1e-8:
         raise RuntimeError(f"simplex solver KKT violation {fit.kkt:.2e}; please report this data set.")
-    return _result(design, fit, v, window, panel, predictors, mspe_window)
+    return _result(design, fit, v_used, window, panel, predictors, mspe_window)
 
 
 def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult:
@@ -259,7 +297,8 @@ def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult
         options={
             "treated": design.treated,
             "start": design.start,
-            "v": v,
+            "v": v if isinstance(v, str) else "custom",
+            "custom_v": None if isinstance(v, str) else [float(a) for a in v],
             "predictors": [list(p) for p in predictors] if predictors is not None else None,
             "mspe_window": [design.times[window[0]], design.times[window[1]]],
             "n_donors": design.n_donors,
@@ -410,7 +449,15 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
     runs, cols, pre_r, post_r, means = [], [], [], [], []
     pre0, post0 = _rmspe(result.gap.to_numpy()[:, None], n_pre)
     for pos in track(fake_pos, description="SCM placebo in time", total=len(fake_pos)):
-        preds = _clip_predictors(call["predictors"], panel, pos)
+        preds, kept = _clip_predictors(call["predictors"], panel, pos)
+        v_run = call["v"]
+        if not isinstance(v_run, str):
+            v_run = np.asarray(v_run)[kept] if kept is not None else np.asarray(v_run)[:pos]
+            if not v_run.sum() > 0:
+                raise DesignError(
+                    f"the custom V puts no weight on predictors observed before the fake start {times[pos]}; "
+                    f"choose later fake_starts."
+                )
         win = call["mspe_window"]
         if win is not None:
             lo, hi = panel.time_position(win[0]), min(panel.time_position(win[1]), pos - 1)
@@ -420,7 +467,7 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
             treated=design.treated,
             start=times[pos],
             predictors=preds,
-            v=call["v"],
+            v=v_run,
             donors=list(design.donors),
             mspe_window=win,
         )
@@ -470,16 +517,18 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
 
 
 def _clip_predictors(predictors, panel: Panel, pos: int):
+    """Predictor windows clipped before position ``pos`` and the positions of those kept (None: all outcomes)."""
     if predictors is None:
-        return None
-    out = []
-    for col, lo, hi in predictors:
+        return None, None
+    out, kept = [], []
+    for i, (col, lo, hi) in enumerate(predictors):
         a, b = panel.time_position(lo), min(panel.time_position(hi), pos - 1)
         if a <= b:
             out.append((col, panel.times[a], panel.times[b]))
+            kept.append(i)
     if not out:
         raise DesignError("no predictor window starts before the fake start; choose later fake_starts.")
-    return [(c, _plain(a), _plain(b)) for c, a, b in out]
+    return [(c, _plain(a), _plain(b)) for c, a, b in out], np.asarray(kept)
 
 
 def _plain(x: Any) -> Any:

@@ -206,3 +206,73 @@ def test_regression_v_and_unit_order_invariance(prop99, prop99_frame):
         v="regression",
     )
     assert again.estimate == pytest.approx(reg.estimate, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------------- custom V
+def test_custom_v_array_and_series(basque, basque_frame, basque_spec):
+    """v= as numeric weights (R Synth's custom.v): rescaled to sum one, exposed as .v, and the same W as
+    pysyncon given that V (pysyncon normalises predictors by their SD as R Synth and decrimkit do)."""
+    from pysyncon import Dataprep, Synth
+
+    k = len(basque_spec["predictors"])
+    raw = np.arange(1.0, k + 1.0)  # not normalised, deliberately uneven
+    res = synth.scm(basque, treated=basque_spec["treated"], start=1970, predictors=basque_spec["predictors"], v=raw)
+    np.testing.assert_allclose(res.v.to_numpy(), raw / raw.sum(), rtol=1e-15)
+    assert list(res.v.index) == list(res.balance["predictor"])
+    assert res.spec.options["v"] == "custom"
+    # a Series with the predictor labels is matched by label, whatever its order
+    shuffled = res.v.iloc[::-1] * 7.0
+    again = synth.scm(
+        basque, treated=basque_spec["treated"], start=1970, predictors=basque_spec["predictors"], v=shuffled
+    )
+    np.testing.assert_allclose(again.weights.to_numpy(), res.weights.to_numpy(), atol=1e-12)
+    cov = list(basque_spec["predictors"])
+    dp = Dataprep(
+        foo=basque_frame,
+        predictors=[c for c, *_ in cov[:6]],
+        predictors_op="mean",
+        time_predictors_prior=range(1964, 1970),
+        special_predictors=[(c, range(a, b + 1, 2 if c.startswith("sec.") else 1), "mean") for c, a, b in cov[6:]],
+        dependent="gdpcap",
+        unit_variable="regionname",
+        time_variable="year",
+        treatment_identifier=basque_spec["treated"],
+        controls_identifier=list(res.weights.index),
+        time_optimize_ssr=range(1960, 1970),
+    )
+    peer = Synth()
+    peer.fit(dataprep=dp, custom_V=raw / raw.sum())
+    np.testing.assert_allclose(res.weights.to_numpy(), np.asarray(peer.W), atol=1e-3)
+    x0, x1 = dp.make_covariate_mats()
+    xs = pd.concat([x0, x1], axis=1)
+    xs = xs.divide(xs.std(axis=1), axis=0).to_numpy()
+    vm = np.diag(raw / raw.sum())
+    w = res.weights.reindex(x0.columns).to_numpy()
+    ours = 0.5 * w @ xs[:, :-1].T @ vm @ xs[:, :-1] @ w - xs[:, -1] @ vm @ xs[:, :-1] @ w
+    assert ours <= peer.loss_W + 1e-12  # exact solver: not worse than SLSQP
+
+
+def test_custom_v_equal_weights_reproduce_v_equal(prop99):
+    k = 19  # every pre-period outcome, 1970-1988
+    a = synth.scm(prop99, treated="California", start=1989, v="equal")
+    b = synth.scm(prop99, treated="California", start=1989, v=np.ones(k))
+    np.testing.assert_allclose(b.weights.to_numpy(), a.weights.to_numpy(), atol=1e-12)
+    pt = b.placebo("time", fake_starts=[1984])  # the custom V is cut to the predictors before the fake start
+    assert np.isfinite(pt.table["ratio"]).all()
+
+
+@pytest.mark.parametrize(
+    ("v", "match"),
+    [
+        (np.ones(3), r"v has 3 weight\(s\) but there are 19 predictors"),
+        (np.r_[-1.0, np.ones(18)], "non-negative"),
+        (np.zeros(19), "positive sum"),
+        (np.r_[np.nan, np.ones(18)], "finite"),
+        ("cv2", "v='cv2' is not allowed"),
+    ],
+)
+def test_custom_v_rejects_bad_weights(prop99, v, match):
+    from decrimkit.errors import SpecificationError
+
+    with pytest.raises(SpecificationError, match=match):
+        synth.scm(prop99, treated="California", start=1989, v=v)
