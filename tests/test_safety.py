@@ -401,3 +401,170 @@ def test_study_refuses_a_locked_out_folder(recording_study, tmp_path, capsys):
     assert code == 2 and err.startswith("error: OutputLockedError: another decrimkit run (pid")
     assert recording_study.calls == [str(out)]  # the second run never started
     assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------------------------------------- kills, two writers
+# A child process runs a tiny plan (TWFE on mpdta) through the command line. Its writer is slowed
+# down at one point (fault injection, in the child only): "staging" stops after two staged files
+# until killed, "commit" pauses one second inside the commit, "hold" waits for a file to appear
+# before staging. The parent sends the signal once the child says it reached that point.
+CHILD = r"""
+import sys, time
+from pathlib import Path
+from decrimkit.reporting import output
+plan, out, mode = sys.argv[1:4]
+real_write, real_commit, n = output._write_file, output._apply_commit, [0]
+def write_file(path, data):
+    n[0] += 1
+    if n[0] == 3 and mode in ("staging", "hold"):
+        print("REACHED", flush=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not (mode == "hold" and Path("go").exists()):
+            time.sleep(0.05)
+    real_write(path, data)
+def apply_commit(root):
+    if mode == "commit":
+        print("REACHED", flush=True)
+        time.sleep(1.0)
+    real_commit(root)
+output._write_file, output._apply_commit = write_file, apply_commit
+from decrimkit.cli import main
+sys.exit(main(["run", plan, "--out", out]))
+"""
+
+KILL_PLAN = """
+[plan]
+name = "{label}"
+[data]
+dataset = "mpdta"
+[design]
+unit = "countyreal"
+time = "year"
+outcome = "lemp"
+cohort = "first.treat"
+[[estimators]]
+name = "did.twfe"
+label = "{label}"
+"""
+
+
+def _child(proj, plan, out, mode):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DECRIMKIT_PROGRESS="0", JAX_PLATFORMS="cpu", MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, plan, out, mode],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(proc, word="REACHED", timeout=120):
+    import select
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if ready:
+            line = proc.stdout.readline()
+            if line.strip() == word:
+                return
+            if not line and proc.poll() is not None:
+                break
+    proc.kill()
+    raise AssertionError(f"child never reached the write phase: {proc.stderr.read()}")
+
+
+def _assert_complete(folder, expected_files):
+    """The folder holds exactly one complete run: its manifest's files, all intact, nothing half-written."""
+    files = owned_files(folder)
+    assert set(files) == set(expected_files)
+    on_disk = {k for k, v in snapshot(folder).items() if isinstance(v, bytes)}
+    assert on_disk == set(files) | {MANIFEST}  # no lock, staging or commit folder left, no stray file
+    import hashlib
+
+    for rel, sha in files.items():
+        assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == sha, rel
+
+
+@pytest.fixture(scope="module")
+def kill_project(tmp_path_factory):
+    from decrimkit.plan import load_plan
+
+    proj = tmp_path_factory.mktemp("killproj")
+    (proj / "outputs").mkdir()
+    for label in ("before", "after"):
+        (proj / f"{label}.toml").write_text(KILL_PLAN.format(label=label))
+    cwd = os.getcwd()
+    os.chdir(proj)
+    try:
+        prev = load_plan(proj / "before.toml").run(out=proj / "outputs" / "previous")
+        new = load_plan(proj / "after.toml").run(out=proj / "outputs" / "reference_new")
+    finally:
+        os.chdir(cwd)
+    return proj, prev, new
+
+
+def test_a_run_killed_while_writing_leaves_complete_previous_or_complete_new_outputs(kill_project):
+    import shutil
+    import signal
+
+    proj, prev, new = kill_project
+    prev_snapshot = snapshot(prev)
+    cases = [(sig, mode) for sig in (signal.SIGINT, signal.SIGTERM) for mode in ("staging", "commit")]
+    children = []
+    for sig, mode in cases:
+        out = proj / "outputs" / f"kill_{sig.name}_{mode}"
+        shutil.copytree(prev, out)  # the previous run's outputs, manifest included
+        children.append((sig, mode, out, _child(proj, "after.toml", str(out), mode)))
+    for sig, _, _, proc in children:
+        _wait_for(proc)
+        proc.send_signal(sig)
+    for sig, mode, out, proc in children:
+        _, err = proc.communicate(timeout=120)
+        expected_code = 130 if sig == signal.SIGINT else 128 + signal.SIGTERM
+        assert proc.returncode == expected_code, (sig.name, mode, proc.returncode, err)
+        assert "Traceback" not in err, err
+        if mode == "staging":  # killed before the commit: the previous outputs, byte for byte
+            assert snapshot(out) == prev_snapshot, (sig.name, mode)
+        else:  # killed during the commit: the signal waited, the new outputs are complete
+            _assert_complete(out, owned_files(new))
+            assert (out / "results.json").read_bytes() == (new / "results.json").read_bytes()
+            assert not (out / "tables" / "before.csv").exists() and (out / "tables" / "after.csv").exists()
+
+
+def test_two_writers_on_one_folder_the_second_is_refused(kill_project):
+    proj, prev, new = kill_project
+    out = proj / "outputs" / "shared"
+    first = _child(proj, "after.toml", str(out), "hold")
+    try:
+        _wait_for(first)  # the first run is writing (its lock is held since the run started)
+        second = _child(proj, "before.toml", str(out), "none")
+        _, err2 = second.communicate(timeout=120)
+    finally:
+        (proj / "go").write_text("")
+    _, err1 = first.communicate(timeout=120)
+    (proj / "go").unlink()
+    assert second.returncode == 2 and err2.count("\n") == 1, err2
+    assert err2.startswith(f"error: OutputLockedError: another decrimkit run (pid {first.pid} on ")
+    assert "wait for it to finish or choose another output folder" in err2
+    assert first.returncode == 0, err1
+    _assert_complete(out, owned_files(new))  # the first run's outputs, complete; nothing of the second
+    assert (out / "results.json").read_bytes() == (new / "results.json").read_bytes()
+
+
+def test_a_file_where_decrimkit_needs_a_folder_is_refused_before_the_commit(tmp_path):
+    out = report(tmp_path / "o", table="first").write()
+    for f in (out / "tables").iterdir():  # the user replaced decrimkit's tables/ folder by a file
+        f.unlink()
+    (out / "tables").rmdir()
+    (out / "tables").write_text("my notes, not a folder")
+    before = snapshot(out)
+    with pytest.raises(OutputFolderError, match=r"tables already exists in .* decrimkit did not write it"):
+        report(out, table="second").write()
+    assert snapshot(out) == before

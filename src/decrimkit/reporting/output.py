@@ -14,7 +14,9 @@ The contract (``docs/reporting.md``, "The output folder"):
   ``.decrimkit-commit`` and then moves each file into place with :func:`os.replace`, removes the
   previous run's files that this run does not produce and replaces the manifest last. SIGINT and
   SIGTERM arriving during the commit (milliseconds) are held until it ends; arriving while staging
-  they discard the staging folder and leave the previous outputs untouched. A commit cut short by
+  they discard the staging folder and leave the previous outputs untouched; then SIGINT raises
+  ``KeyboardInterrupt`` and SIGTERM ``SystemExit(143)`` (or the handler installed before, if any),
+  so that locks are released on the way out. A commit cut short by
   SIGKILL or a power cut is finished by the next write (the manifest of the new run is in
   ``.decrimkit-commit``).
 - **One writer.** ``.decrimkit-lock`` holds an advisory lock (``fcntl.flock``) and the writer's pid,
@@ -174,10 +176,16 @@ def _check_ownership(root: Path, new: Mapping[str, bytes]) -> dict[str, str]:
             raise OutputFolderError(f"decrimkit cannot write an output named {rel!r} (reserved or not a plain path).")
         _no_symlink_on_the_way(root, rel)
         p = root / rel
-        if (p.exists() or p.is_symlink()) and rel not in old:
+        blocked = [
+            q for q in p.relative_to(root).parents if q.parts and (root / q).exists() and not (root / q).is_dir()
+        ]
+        if blocked:  # a file where decrimkit needs a folder (e.g. a file named "tables")
+            clash.append(blocked[-1].as_posix())
+        elif (p.exists() or p.is_symlink()) and rel not in old:
             clash.append(rel)
         elif p.is_dir():
             clash.append(rel + "/")
+    clash = list(dict.fromkeys(clash))
     if clash:
         raise OutputFolderError(
             f"{_list(clash)} already exist{'s' if len(clash) == 1 else ''} in {root} and decrimkit did not write "
@@ -347,8 +355,19 @@ class _SignalGuard:
     def __enter__(self) -> _SignalGuard:
         if threading.current_thread() is threading.main_thread():
             for s in _HANDLED:
-                self.old[s] = signal.signal(s, self._handle)
+                if signal.getsignal(s) is not signal.SIG_IGN:  # an ignored signal stays ignored
+                    self.old[s] = signal.signal(s, self._handle)
         return self
+
+    def redeliver(self, signum: int) -> None:
+        """After the cleanup, act as the signal would have without the guard (handlers are restored)."""
+        old = self.old.get(signum, signal.SIG_DFL)
+        if callable(old):
+            old(signum, None)  # Python's SIGINT handler raises KeyboardInterrupt here
+            raise KeyboardInterrupt  # a handler that returned: the write was still abandoned
+        if signum == getattr(signal, "SIGINT", None):
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)  # SIGTERM's default: end the process (status 143), finally blocks run
 
     def __exit__(self, *exc: Any) -> None:
         for s, h in self.old.items():
@@ -440,11 +459,9 @@ def write_outputs(out: str | Path, files: Mapping[str, bytes]) -> Path:
                     shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:  # permissions, a full disk: the folder cannot take the outputs
         raise OutputFolderError(f"cannot write the outputs to {target}: {exc}.") from exc
-    except BaseException as exc:
-        if isinstance(exc, _Interrupted):  # handlers are restored: act as the signal would have
-            signal.raise_signal(exc.signum)
-            raise KeyboardInterrupt from None  # pragma: no cover - a handler that returned
-        raise
+    except _Interrupted as exc:  # staging discarded (or the commit finished); handlers are restored
+        guard.redeliver(exc.signum)
+        raise  # pragma: no cover - redeliver always raises
     return target
 
 
