@@ -6,6 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from decrimkit import plan as plan_mod
@@ -60,8 +61,8 @@ def test_example_plan_validates(here):
         ("[[robustness]]\nname = 'did.magic'\n", r"robustness\[0\].name = 'did.magic' is not an allowed estimator"),
         ("[[robustness]]\nname = 'did.twfe'\nlabel = 'x'\nfn = 'os.system'\n", r"unknown key robustness\[0\].fn"),
         (
-            "[[robustness]]\nname = 'did.twfe'\nlabel = 'x'\noptions = { cluster = { a = 1 } }\n",
-            r"robustness\[0\].options.cluster must be a string, number, boolean or list",
+            "[[robustness]]\nname = 'did.twfe'\nlabel = 'x'\noptions = { cluster = { a = { b = 1 } } }\n",
+            r"robustness\[0\].options.cluster must be a string, number, boolean, a list of them or a table",
         ),
         ("[[robustness]]\nname = 'did.twfe'\n", r"estimator labels \['did.twfe'\] repeat"),
         ("[outputs]\nout = '../elsewhere'\n", r"outside the project's outputs/ folder"),
@@ -158,3 +159,181 @@ def test_example_plan_runs_and_matches_the_estimator(here):
     assert row["estimate"] == pytest.approx(float(direct["estimate"].iloc[0]), rel=1e-11)
     assert row["se"] == pytest.approx(float(direct["se"].iloc[0]), rel=1e-11)
     assert (out / "tables" / "twfe.csv").exists() and (out / "report.html").exists()
+
+
+# --------------------------------------------------------------------------- issue 19 part 3
+def test_check_rejects_a_misspelt_option_with_exit_2_and_one_line(here, capsys):
+    from decrimkit.cli import main
+
+    path = write(here, BASE.replace('name = "did.twfe"', 'name = "did.twfe"\noptions = { clustr = "unit" }'))
+    code = main(["run", str(path), "--check"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: PlanError: plan key estimators[0].options.clustr")
+    assert "did you mean 'cluster'?" in err and "allowed: covariates, cluster, weights, se_method, n_boot" in err
+    assert not (here / "outputs" / "plan").exists()
+    # a required option left out, and a valid plan: --check loads the data and builds the panel
+    scm = BASE.replace('name = "did.twfe"', 'name = "synth.scm"\noptions = { treated = 1 }')
+    assert main(["run", str(write(here, scm)), "--check"]) == 2
+    assert "options needs start for synth.scm" in capsys.readouterr().err
+    assert main(["run", str(write(here, BASE)), "--check"]) == 0
+    assert "panel 500 units x 5 periods" in capsys.readouterr().out
+
+
+def test_check_loads_the_data(here, capsys):
+    from decrimkit.cli import main
+
+    (here / "data" / "panel.csv").write_text("countyreal,year,lemp\n1,2003,1.0\n")
+    text = BASE.replace('dataset = "mpdta"', 'path = "data/panel.csv"')
+    assert main(["run", str(write(here, text)), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "first.treat" in err and err.count("\n") == 1
+
+
+def test_explicit_out_is_the_callers_choice_like_study_out(here, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "report"
+    out = load_plan(write(here, BASE)).run(out=elsewhere)
+    assert out == elsewhere.resolve() and (out / "report.html").is_file()
+    # the plan file's own out stays inside outputs/ (test_schema_errors_name_the_key)
+
+
+def test_steps_are_checked(here):
+    cases = [
+        ('name = "did.twfe"\naggregate = ["simple"]', r"estimators\[0\].aggregate applies only to did.att_gt"),
+        ('name = "did.att_gt"\naggregate = ["overall"]', r"'overall' is not an aggregation"),
+        ('name = "synth.scm"\nplacebo = "spaces"', r"placebo = 'spaces': use one of space, time"),
+        ('name = "did.honest"', r'needs of = "<label>"'),
+        (
+            'name = "did.honest"\nof = "twfe"',
+            r"of = 'twfe' must be the label of an earlier entry using did.event_study",
+        ),
+    ]
+    for new, match in cases:
+        with pytest.raises(PlanError, match=match):
+            load_plan(write(here, BASE.replace('name = "did.twfe"', new)))
+
+
+CASTLE_PLAN = """
+[plan]
+name = "castle"
+title = "Castle doctrine and homicides"
+
+[data]
+dataset = "castle_doctrine"
+
+[design]
+unit = "state"
+time = "year"
+outcome = "homicide_c"
+cohort = "effyear"
+population = "population"
+
+[[estimators]]
+name = "did.att_gt"
+label = "cs"
+options = { n_boot = 0 }
+aggregate = ["simple", "dynamic"]
+
+[[estimators]]
+name = "did.imputation"
+label = "bjs"
+
+[[estimators]]
+name = "synth.scm"
+label = "scm_fl"
+options = { treated = "Florida", start = 2006, v = "equal" }
+placebo = "space"
+
+[[estimators]]
+name = "bayes.hierarchical_did"
+label = "bayes"
+options = { chains = 2, draws = 150, tune = 150, policy_model = { Alabama = "south", Alaska = "west", Arizona = "west", Florida = "south", Georgia = "south", Indiana = "midwest", Kansas = "midwest", Kentucky = "south", Louisiana = "south", Michigan = "midwest", Mississippi = "south", Missouri = "midwest", Montana = "west", "North Dakota" = "midwest", Ohio = "midwest", Oklahoma = "south", "South Carolina" = "south", "South Dakota" = "midwest", Tennessee = "south", Texas = "south", "West Virginia" = "south" } }
+"""
+
+
+@pytest.mark.slow
+def test_plan_with_att_gt_imputation_scm_and_bayes_writes_a_full_report(here):
+    """Acceptance of issue 19 part 3: figures, overall effects, placebo p in place of an SCM interval,
+    a posterior interval for the Bayesian model, and estimator notes kept."""
+    from decrimkit.estimators import did
+
+    plan = load_plan(write(here, CASTLE_PLAN))
+    # a short chain may fail the convergence gate; the report must then say so (checked below)
+    with _maybe_convergence_warning():
+        out = plan.run()
+    res = {r["name"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert {"cs.simple", "cs.dynamic", "bjs.overall", "scm_fl.att", "bayes.mu_0"} <= set(res)
+
+    # overall effects equal the estimators' own (12-significant-digit rounding of results.json)
+    panel = plan.panel()
+    cs = did.att_gt(panel, n_boot=0)
+    for kind in ("simple", "dynamic"):
+        est, se = cs.aggregate(kind).overall
+        assert res[f"cs.{kind}"]["estimate"] == pytest.approx(est, rel=1e-10)
+        assert res[f"cs.{kind}"]["se"] == pytest.approx(se, rel=1e-10)
+    bjs = did.imputation(panel)
+    assert res["bjs.overall"]["estimate"] == pytest.approx(bjs.overall[0], rel=1e-10)
+    lo, hi = res["bjs.overall"]["conf_int"]
+    assert lo == pytest.approx(bjs.overall[0] - 1.959963984540054 * bjs.overall[1], rel=1e-9) and hi > lo
+
+    # SCM: no standard error, so no interval; the p-value is the placebo rank p-value, recomputed here
+    scm = res["scm_fl.att"]
+    assert scm["conf_int"] is None and scm["se"] is None
+    runs = pd.read_csv(out / "tables" / "scm_fl.placebo.csv")
+    kept = runs[runs["included"]]
+    treated_ratio = runs["ratio"].iloc[0]
+    assert scm["p_value"] == pytest.approx((kept["ratio"] >= treated_ratio).mean(), abs=1e-12)
+    assert "placebo-in-space rank p-value" in scm["note"] and "left out of the donor pool" in scm["note"]
+
+    # Bayesian: posterior mean and HDI, no p-value, the convergence verdict in the note
+    b = res["bayes.mu_0"]
+    assert b["p_value"] is None and b["conf_int"][0] < b["estimate"] < b["conf_int"][1]
+    assert "highest-density interval" in b["note"] and "convergence" in b["note"]
+
+    # figures written and embedded; no empty interval anywhere in the report
+    figs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figs == ["bayes.png", "bjs.png", "cs.dynamic.png", "cs.png", "scm_fl.placebo.png", "scm_fl.png"]
+    html_text = (out / "report.html").read_text()
+    assert html_text.count("data:image/png;base64,") == len(figs)
+    md = (out / "report.md").read_text()
+    assert "[, ]" not in md and "[nan" not in md.lower()
+    assert "Callaway-Sant'Anna ATT(g,t) [cs]: overall ATT" in md  # human labels, not cs.simple
+    for fig in figs:
+        assert f"](figures/{fig})" in md
+
+
+def _maybe_convergence_warning():
+    """Accept (not require) decrimkit's ConvergenceWarning: 2 x 150 draws may or may not pass the gate."""
+    import warnings
+    from contextlib import contextmanager
+
+    from decrimkit.errors import ConvergenceWarning
+
+    @contextmanager
+    def ctx():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            yield
+
+    return ctx()
+
+
+def test_honest_and_bacon_steps_in_a_plan(here):
+    from decrimkit.estimators import did
+
+    text = BASE.replace(
+        'name = "did.twfe"\n',
+        'name = "did.event_study"\nlabel = "es"\n\n[[robustness]]\nname = "did.honest"\nlabel = "honest"\n'
+        'of = "es"\noptions = { m = [0, 1] }\n\n[[robustness]]\nname = "did.bacon"\nlabel = "bacon"\n',
+    )
+    plan = load_plan(write(here, text))
+    out = plan.run()
+    res = {r["name"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    panel = plan.panel()
+    direct = did.honest(did.event_study(panel), m=[0, 1])
+    assert res["honest.theta"]["estimate"] == pytest.approx(direct.estimate, rel=1e-10)
+    assert res["honest.theta"]["conf_int"] == pytest.approx(list(direct.original), rel=1e-9)
+    table = pd.read_csv(out / "tables" / "honest.csv")
+    assert table["lb"].iloc[1:].to_numpy() == pytest.approx(direct.table["lb"].to_numpy(), rel=1e-9)
+    assert res["bacon.twfe"]["estimate"] == pytest.approx(did.twfe(panel).estimate[0], rel=1e-9)
+    assert {"es.png", "honest.png", "bacon.png"} <= {p.name for p in (out / "figures").glob("*.png")}

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan", type=Path, metavar="PLAN.toml")
     p.add_argument("--out", type=Path, default=None, help="override the plan's output folder")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
-    p.add_argument("--check", action="store_true", help="validate the plan only; run nothing")
+    p.add_argument("--check", action="store_true", help="validate the plan, its options and its data; estimate nothing")
 
     p = sub.add_parser("data", help="bundled datasets")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -131,8 +131,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     if args.check:
+        _, _, panel = plan.check()  # options against each estimator's signature; loads the data
+        shape = f"; panel {panel.n_units} units x {panel.n_periods} periods" if panel is not None else ""
         print(
-            f"plan {args.plan} is valid: {len(plan.estimators)} estimator(s), {len(plan.robustness)} robustness check(s)"
+            f"plan {args.plan} is valid: {len(plan.estimators)} estimator(s), {len(plan.robustness)} robustness "
+            f"check(s){shape}"
         )
         return 0
     out = plan.run(out=args.out, seed=args.seed)  # locks and checks its output folder before running

@@ -48,6 +48,7 @@ own folder (symbolic links and ``..`` are resolved first).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -84,7 +85,17 @@ ALLOWLIST: dict[str, tuple[str, str]] = {
     "synth.augsynth": ("decrimkit.estimators.synth.augmented", "augmented"),
     "synth.sdid": ("decrimkit.estimators.synth.sdid", "sdid"),
     "iv.leniency": ("decrimkit.estimators.iv.leniency", "leniency"),
+    "did.bacon": ("decrimkit.estimators.did.bacon", "bacon"),
+    "did.honest": ("decrimkit.estimators.did.honest", "honest"),
+    "bayes.hierarchical_did": ("decrimkit.estimators.bayes.hierarchical_did", "hierarchical_did"),
 }
+
+# Estimators that take another entry's result instead of the data: did.honest needs an event study.
+TAKES_RESULT: dict[str, tuple[str, ...]] = {"did.honest": ("did.event_study", "did.sun_abraham")}
+# Follow-up steps a plan entry may ask for, and the estimators that have them.
+STEPS: dict[str, tuple[str, ...]] = {"aggregate": ("did.att_gt",), "placebo": ("synth.scm",), "of": tuple(TAKES_RESULT)}
+AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
+PLACEBOS = ("space", "time")
 
 _STR, _BOOL, _INT = (str,), (bool,), (int,)
 SCHEMA: dict[str, dict[str, Any]] = {
@@ -106,18 +117,34 @@ SCHEMA: dict[str, dict[str, Any]] = {
     },
     "outputs": {"out": _STR, "seed": _INT, "suppress_below": _INT},
 }
-ESTIMATOR_KEYS: dict[str, Any] = {"name": _STR, "label": _STR, "options": "table"}
+ESTIMATOR_KEYS: dict[str, Any] = {
+    "name": _STR,
+    "label": _STR,
+    "options": "table",
+    "aggregate": "list[str]",
+    "placebo": _STR,
+    "of": _STR,
+}
 TOP_LEVEL = {"plan", "data", "design", "estimators", "robustness", "outputs", "allow_outside_paths"}
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")
 
 
 @dataclass(frozen=True)
 class EstimatorCall:
-    """One estimator run: its allowlisted ``name``, a ``label`` and keyword ``options``."""
+    """One estimator run: its allowlisted ``name``, a ``label``, keyword ``options`` and follow-up steps.
+
+    ``aggregate`` lists Callaway-Sant'Anna aggregations to report, ``placebo`` asks a synthetic control
+    for placebo runs (``"space"`` or ``"time"``), ``of`` names the entry whose result ``did.honest``
+    analyses; ``where`` is the entry's place in the plan (for messages).
+    """
 
     name: str
     label: str
     options: dict[str, Any] = field(default_factory=dict)
+    aggregate: tuple[str, ...] = ()
+    placebo: str | None = None
+    of: str | None = None
+    where: str = ""
 
     def resolve(self) -> Any:
         """Import and return the estimator function (PlanError if it is not built yet)."""
@@ -132,6 +159,33 @@ class EstimatorCall:
         if not callable(fn):
             raise PlanError(f"estimator {self.name!r} is not built yet ({module} has no {attr}()).")
         return fn
+
+    def check_options(self, fn: Any) -> None:
+        """PlanError naming the allowed options when an option is not a keyword of ``fn``, or a required one is missing."""
+        params = list(inspect.signature(fn).parameters.values())[1:]  # the first takes the data (or a result)
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return
+        allowed = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unknown = [k for k in self.options if k not in allowed]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PlanError(
+                f"plan key {self.where}.options.{unknown[0]}: {self.name} has no option {unknown[0]!r}{hint}; "
+                f"allowed: {', '.join(allowed)}."
+            )
+        missing = [
+            p.name
+            for p in params
+            if p.default is inspect.Parameter.empty
+            and p.name not in self.options
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if missing:
+            raise PlanError(
+                f"plan key {self.where}.options needs {', '.join(missing)} for {self.name} "
+                f"(e.g. options = {{ {missing[0]} = ... }})."
+            )
 
 
 @dataclass(frozen=True)
@@ -167,24 +221,42 @@ class Plan:
 
         return Panel.from_frame(self.load_data(), **self.design)
 
+    def check(self) -> tuple[list[tuple[EstimatorCall, Any]], pd.DataFrame | None, Any]:
+        """Everything short of estimating: import each estimator, check its options against its
+        signature, load the data and build the panel. Returns (calls with functions, frame, panel)."""
+        calls = [(c, c.resolve()) for c in (*self.estimators, *self.robustness)]
+        for call, fn in calls:
+            call.check_options(fn)
+        uses = {c.name for c, _ in calls if c.name not in TAKES_RESULT}
+        frame = self.load_data() if uses & CASE_LEVEL else None
+        panel = None
+        if uses - CASE_LEVEL:
+            from decrimkit.panel import Panel
+
+            panel = Panel.from_frame(frame if frame is not None else self.load_data(), **self.design)
+        return calls, frame, panel
+
     def run(self, out: str | Path | None = None, seed: int | None = None) -> Path:
-        """Run every estimator and robustness check and write the report; returns the output folder."""
+        """Run every estimator and robustness check and write the report; returns the output folder.
+
+        ``out`` given here (e.g. ``decrimkit run --out``) is the caller's own choice and, like
+        ``decrimkit study --out``, may be any folder (it must not hold files decrimkit did not write);
+        the plan file's ``outputs.out`` stays inside ``outputs/`` unless the plan sets
+        ``allow_outside_paths``.
+        """
         from decrimkit.reporting.output import check_output_folder, output_lock
 
         seed = self.seed if seed is None else int(seed)
-        out_dir = (
-            self.out if out is None else _check_path(Path(out), "outputs", self._bases(), self.allow_outside_paths)
-        )
+        out_dir = self.out if out is None else Path(out).expanduser().resolve()
         check_output_folder(out_dir)  # refuse a foreign folder before any work
         with output_lock(out_dir):  # one run per folder, for the whole run
             return self._run(out_dir, seed)
 
     def _run(self, out_dir: Path, seed: int) -> Path:
         from decrimkit.reporting import Report
+        from decrimkit.reporting.entries import estimator_label
 
-        calls = [(c, c.resolve()) for c in (*self.estimators, *self.robustness)]  # fail before any work
-        frame = self.load_data() if any(c.name in CASE_LEVEL for c, _ in calls) else None
-        panel = self.panel() if any(c.name not in CASE_LEVEL for c, _ in calls) else None
+        calls, frame, panel = self.check()  # fail before any work
         rep = Report(
             self.name,
             out=out_dir,
@@ -198,14 +270,34 @@ class Plan:
         else:
             rep.use_file(self.data["path"])
         rep.add_section("Plan", (self.description + "\n\n" if self.description else "") + self._summary_md(panel))
-        robust = {id(c) for c in self.robustness}
+        results: dict[str, Any] = {}
+        robustness = {id(c) for c in self.robustness}
         for call, fn in calls:
             kwargs = dict(call.options)
             if "seed" in inspect.signature(fn).parameters and "seed" not in kwargs:
                 kwargs["seed"] = seed
-            result = fn(frame if call.name in CASE_LEVEL else panel, **kwargs)
-            outcome = kwargs.get("outcome") if call.name in CASE_LEVEL else self.design["outcome"]
-            _report_result(rep, call, result, robustness=id(call) in robust, unit=f"units of {outcome}")
+            if call.of is not None:
+                data = results[call.of]
+            else:
+                data = frame if call.name in CASE_LEVEL else panel
+            result = fn(data, **kwargs)
+            results[call.label] = result
+            placebo = None
+            if call.placebo is not None:
+                placebo = result.placebo(call.placebo)
+            outcome = kwargs.get("outcome") if call.name in CASE_LEVEL else self.design.get("outcome")
+            robust = id(call) in robustness
+            human = estimator_label(call.name) + ("" if call.label == call.name else f" [{call.label}]")
+            rep.add_result(
+                call.label,
+                result,
+                label=("Robustness: " if robust else "") + human,
+                method=call.name,
+                unit=f"units of {outcome}" if outcome else "",
+                aggregate=call.aggregate,
+                placebo=placebo,
+                note="robustness check" if robust else "",
+            )
         return rep.write()
 
     def _bases(self) -> list[Path]:
@@ -222,35 +314,6 @@ class Plan:
         if panel is not None:
             lines.append(f"- panel: {panel.n_obs} rows, {panel.n_units} units x {panel.n_periods} periods")
         return "\n".join(lines)
-
-
-def _report_result(rep: Any, call: EstimatorCall, result: Any, robustness: bool, unit: str) -> None:
-    tidy = result.tidy() if callable(getattr(result, "tidy", None)) else None
-    if not isinstance(tidy, pd.DataFrame) or "estimate" not in tidy.columns:
-        raise PlanError(f"estimator {call.name!r} returned a result without a tidy() table of estimates.")
-    rep.add_table(
-        call.label, tidy, count_columns=(), caption=f"{'Robustness: ' if robustness else ''}{call.name} ({call.label})"
-    )
-    spec = getattr(result, "spec", None)
-    n = getattr(spec, "n_obs", None)
-    known = {"estimate", "se", "statistic", "p_value", "conf_low", "conf_high", "band_low", "band_high"}
-    label_cols = [c for c in tidy.columns if c not in known]
-    for i, row in enumerate(tidy.itertuples(index=False)):
-        r = row._asdict()
-        lab = "_".join(str(r[c]) for c in label_cols[:1]) if label_cols else str(i)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{call.label}.{lab}").strip("_")[:80]
-        ci = (r["conf_low"], r["conf_high"]) if {"conf_low", "conf_high"} <= set(r) else None
-        rep.add_result(
-            name,
-            estimate=r["estimate"],
-            se=r.get("se"),
-            conf_int=ci,
-            p_value=r.get("p_value"),
-            n=n,
-            method=call.name,
-            unit=unit,
-            note="robustness check" if robustness else "",
-        )
 
 
 def _type_ok(value: Any, expected: Any) -> bool:
@@ -288,6 +351,8 @@ def _option_ok(value: Any, depth: int = 0) -> bool:
         return not (isinstance(value, float) and not np.isfinite(value))
     if isinstance(value, list):
         return depth < MAX_OPTION_DEPTH and all(_option_ok(v, depth + 1) for v in value)
+    if isinstance(value, dict) and depth == 0:  # e.g. policy_model = { Oregon = "de_jure" }: plain values
+        return all(isinstance(k, str) and _option_ok(v, MAX_OPTION_DEPTH) for k, v in value.items())
     return False
 
 
@@ -295,9 +360,9 @@ def _option_size(where: str, key: str, value: Any) -> None:
     stack, n = [value], 0
     while stack:
         v = stack.pop()
-        if isinstance(v, list):
+        if isinstance(v, (list, dict)):
             n += len(v)
-            stack.extend(v)
+            stack.extend(v.values() if isinstance(v, dict) else v)
     if n > MAX_OPTION_ITEMS:
         raise LimitError(
             f"plan key {where}.options.{key} holds {n:,} items; the limit is {MAX_OPTION_ITEMS:,} (docs/cli.md, Limits)."
@@ -333,19 +398,49 @@ def _calls(doc: dict[str, Any], key: str, required: bool) -> tuple[EstimatorCall
             )
         options = item.get("options", {})
         for k, v in options.items():
-            if isinstance(v, list):
+            if isinstance(v, (list, dict)):
                 _option_size(where, k, v)
             if not _option_ok(v):
                 raise PlanError(
-                    f"plan key {where}.options.{k} must be a string, number, boolean or list of them "
-                    f"(lists nested at most {MAX_OPTION_DEPTH} deep), got {type(v).__name__}."
+                    f"plan key {where}.options.{k} must be a string, number, boolean, a list of them "
+                    f"(lists nested at most {MAX_OPTION_DEPTH} deep) or a table of them, got {type(v).__name__}."
                 )
         check_options(options, where=f"plan key {where}.options")
         label = item.get("label", item["name"])
         if not _LABEL.match(label):
             raise PlanError(f"plan key {where}.label = {label!r} must be letters, digits, '_', '-' or '.'.")
-        calls.append(EstimatorCall(item["name"], label, dict(options)))
+        for step, names in STEPS.items():
+            if step in item and item["name"] not in names:
+                raise PlanError(f"plan key {where}.{step} applies only to {', '.join(names)}, not {item['name']}.")
+        aggregate = tuple(item.get("aggregate", ()))
+        bad = [a for a in aggregate if a not in AGGREGATIONS]
+        if bad:
+            raise PlanError(
+                f"plan key {where}.aggregate: {bad[0]!r} is not an aggregation; use {', '.join(AGGREGATIONS)}."
+            )
+        placebo = item.get("placebo")
+        if placebo is not None and placebo not in PLACEBOS:
+            raise PlanError(f"plan key {where}.placebo = {placebo!r}: use one of {', '.join(PLACEBOS)}.")
+        if item["name"] in TAKES_RESULT and "of" not in item:
+            raise PlanError(
+                f'plan key {where} ({item["name"]}) needs of = "<label>", the label of an earlier entry using '
+                f"{' or '.join(TAKES_RESULT[item['name']])}."
+            )
+        calls.append(EstimatorCall(item["name"], label, dict(options), aggregate, placebo, item.get("of"), where))
     return tuple(calls)
+
+
+def _check_references(calls: tuple[EstimatorCall, ...]) -> None:
+    seen: dict[str, str] = {}
+    for c in calls:
+        if c.of is not None:
+            wanted = TAKES_RESULT[c.name]
+            if seen.get(c.of) not in wanted:
+                raise PlanError(
+                    f"plan key {c.where}.of = {c.of!r} must be the label of an earlier entry using "
+                    f"{' or '.join(wanted)}; earlier labels: {', '.join(seen) or 'none'}."
+                )
+        seen[c.label] = c.name
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -385,6 +480,7 @@ def parse_plan(doc: dict[str, Any], source: Path | None = None) -> Plan:
     data = dict(_section(doc, "data", required=True))
     estimators = _calls(doc, "estimators", required=True)
     robustness = _calls(doc, "robustness", required=False)
+    _check_references((*estimators, *robustness))
     needs_panel = any(c.name not in CASE_LEVEL for c in (*estimators, *robustness))
     design = dict(_section(doc, "design", required=needs_panel))
     outputs = _section(doc, "outputs", required=False)

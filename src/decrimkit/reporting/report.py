@@ -38,6 +38,7 @@ from decrimkit.datasets import dataset_hashes
 from decrimkit.errors import SpecificationError
 from decrimkit.plotting import style
 from decrimkit.reporting import render
+from decrimkit.reporting.entries import humanize
 from decrimkit.reporting.output import write_outputs
 from decrimkit.reporting.provenance import environment
 from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS, check_aggregate
@@ -158,21 +159,63 @@ class Report:
     def add_result(
         self,
         name: str,
+        result: Any = None,
         *,
-        estimate: float,
+        estimate: float | None = None,
         se: float | None = None,
         conf_int: Sequence[float] | None = None,
         n: int | None = None,
-        method: str = "",
+        method: str | None = None,
         unit: str = "",
         p_value: float | None = None,
         note: str = "",
-    ) -> None:
-        """Add a headline number to results.json (and the report's headline table).
+        label: str | None = None,
+        alpha: float = 0.05,
+        aggregate: Sequence[str] = (),
+        placebo: Any = None,
+        figures: bool = True,
+    ) -> list[str]:
+        """Add a result: a decrimkit result object, or one headline number given as ``estimate=...``.
 
-        Floats are stored rounded to 12 significant digits so that the file is stable; NaN and inf
-        become null. Names must be unique within a report.
+        Given a result object (any estimator's output), its headline rows (named ``<name>.<term>``),
+        tables and figures are added in one go, following the rules in
+        :mod:`decrimkit.reporting.entries`: overall effects, intervals only from a method valid for the
+        result (the note names it), placebo p-values for synthetic control, posterior intervals for
+        Bayesian results, and the estimator's notes. ``aggregate`` (Callaway-Sant'Anna aggregations) and
+        ``placebo`` (an SCM placebo result) add those steps; ``figures=False`` skips the figures.
+
+        Given numbers, one row goes to results.json and the headline table. Floats are stored rounded
+        to 12 significant digits so that the file is stable; NaN and inf become null. Names must be
+        unique within a report. ``label`` is a human name for the row (the report shows it instead of
+        ``name``). Returns the names of the rows added.
         """
+        if result is not None:
+            if estimate is not None:
+                raise SpecificationError(f"add_result({name!r}): pass a result object or estimate=..., not both.")
+            from decrimkit.reporting.entries import entries
+
+            _check_name("result", name)
+            ent = entries(name, result, label=label, method=method, unit=unit, alpha=alpha, aggregate=aggregate,
+                          placebo=placebo)
+            n_obs = n if n is not None else getattr(getattr(result, "spec", None), "n_obs", None)
+            extra = "; ".join(x for x in (*ent.notes, note) if x)
+            added = []
+            for i, row in enumerate(ent.rows):
+                self.add_result(
+                    row.name, estimate=row.estimate, se=row.se, conf_int=row.conf_int, p_value=row.p_value,
+                    n=n_obs, method=row.method, unit=row.unit, label=row.label,
+                    note="; ".join(x for x in (row.note, extra if i == 0 else "") if x),
+                )
+                added.append(row.name)
+            if not ent.rows and extra:
+                self.add_section(label or name, extra)
+            for tname, frame, caption in ent.tables:
+                self.add_table(tname, frame, caption=caption, count_columns=())
+            for fname, make, caption in ent.figures if figures else ():
+                self.add_figure(fname, make(), caption=caption)
+            return added
+        if estimate is None:
+            raise SpecificationError(f"add_result({name!r}) needs a result object or estimate=<number>.")
         _check_name("result", name)
         if name in self._results:
             raise SpecificationError(f"result {name!r} was already added; result names must be unique.")
@@ -186,10 +229,13 @@ class Report:
             "conf_int": None if ci is None else [render.json_number(v) for v in ci],
             "p_value": render.json_number(p_value),
             "n": None if n is None else int(n),
-            "method": str(method),
+            "method": str(method or ""),
             "unit": str(unit),
             "note": str(note),
         }
+        if label:
+            self._results[name]["label"] = str(label)
+        return [name]
 
     def add_table(
         self,
@@ -301,12 +347,13 @@ class Report:
         rows = []
         for r in self._results.values():
             ci = r["conf_int"]
+            shown = ci is not None and None not in ci
             rows.append(
                 {
-                    "result": r["name"],
+                    "result": r.get("label") or humanize(r["name"]),
                     "estimate": r["estimate"],
                     "se": r["se"],
-                    "95% CI": "" if ci is None else f"[{render.fmt(ci[0])}, {render.fmt(ci[1])}]",
+                    "95% CI": f"[{render.fmt(ci[0])}, {render.fmt(ci[1])}]" if shown else "",
                     "p": r["p_value"],
                     "n": r["n"],
                     "unit": r["unit"],
@@ -324,7 +371,9 @@ class Report:
         ]
         if self._results:
             parts.append("## Headline results\n\n" + render.table_md(self._headline()))
-            notes = [f"- **{r['name']}**: {r['note']}" for r in self._results.values() if r["note"]]
+            notes = [
+                f"- **{r.get('label') or humanize(r['name'])}**: {r['note']}" for r in self._results.values() if r["note"]
+            ]
             if notes:
                 parts.append("\n".join(notes) + "\n")
         for kind, item in self._items:
@@ -363,7 +412,8 @@ class Report:
         if self._results:
             parts.append("<h2>Headline results</h2>" + render.table_html(self._headline()))
             notes = [
-                f"<li><b>{render.html.escape(r['name'])}</b>: {render.html.escape(r['note'])}</li>"
+                f"<li><b>{render.html.escape(r.get('label') or humanize(r['name']))}</b>: "
+                f"{render.html.escape(r['note'])}</li>"
                 for r in self._results.values()
                 if r["note"]
             ]

@@ -1,0 +1,395 @@
+"""Turn any decrimkit result into what a report shows: headline rows, tables, figures and notes.
+
+:meth:`decrimkit.reporting.Report.add_result` calls :func:`entries` when it is given a result object,
+so studies and analysis plans report every estimator the same way. One rule per result family:
+
+- :class:`~decrimkit.results.Effect` (TWFE, event study, imputation, two-stage, Sun-Abraham, PPML,
+  aggregated ATT): the overall effect when the result has one, else one headline row per term; the
+  table of terms; the coefficient figure.
+- :class:`AttGt` (Callaway-Sant'Anna): the cell table and figure, plus each requested aggregation
+  (default ``"simple"``, the overall ATT) as a headline row with its table and figure.
+- synthetic control: the average post-period effect; an interval only when the method has a standard
+  error, otherwise the placebo rank p-value (when placebo runs were made) and a note saying so.
+- Bayesian posteriors: posterior mean, sd and 95% highest-density interval (no p-value; the note gives
+  P(effect < 0) and the convergence verdict).
+- Rambachan-Roth (honest) and Goodman-Bacon results: their table and figure, headline as documented below.
+
+Estimator notes (``spec.notes``, e.g. units left out of a donor pool) are kept in each row's note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["Entries", "Row", "entries", "humanize"]
+
+_NAMES = {
+    "did.twfe": "TWFE",
+    "did.event_study": "Event study",
+    "did.att_gt": "Callaway-Sant'Anna ATT(g,t)",
+    "did.sun_abraham": "Sun-Abraham",
+    "did.imputation": "Imputation (Borusyak-Jaravel-Spiess)",
+    "did.two_stage": "Two-stage DiD (Gardner)",
+    "did.poisson": "Poisson (PPML) DiD",
+    "did.honest": "Honest DiD (Rambachan-Roth)",
+    "did.bacon": "Goodman-Bacon decomposition",
+    "synth.scm": "Synthetic control",
+    "synth.augsynth": "Augmented synthetic control",
+    "synth.augmented": "Augmented synthetic control",
+    "synth.sdid": "Synthetic DiD",
+    "bayes.hierarchical_did": "Bayesian hierarchical DiD",
+    "iv.leniency": "Leniency IV (2SLS)",
+}
+
+
+def humanize(name: str) -> str:
+    """A readable label from a result or table name: ``"cs.overall_att"`` -> ``"cs: overall att"``."""
+    head, _, rest = str(name).partition(".")
+    words = lambda s: " ".join(s.replace("_", " ").replace(".", " ").split())  # noqa: E731
+    text = words(head) if not rest else f"{words(head)}: {words(rest)}"
+    return text[:1].upper() + text[1:]
+
+
+def estimator_label(estimator: str) -> str:
+    """A human name of an estimator (``"did.att_gt"`` -> ``"Callaway-Sant'Anna ATT(g,t)"``)."""
+    return _NAMES.get(estimator, estimator)
+
+
+@dataclass
+class Row:
+    """One headline number, as :meth:`Report.add_result` takes it."""
+
+    name: str
+    label: str
+    estimate: float
+    se: float | None = None
+    conf_int: tuple[float, float] | None = None
+    p_value: float | None = None
+    method: str = ""
+    unit: str = ""
+    note: str = ""
+
+
+@dataclass
+class Entries:
+    """What one result adds to a report."""
+
+    rows: list[Row] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame, str]] = field(default_factory=list)  # (name, frame, caption)
+    figures: list[tuple[str, Callable[[], Any], str]] = field(default_factory=list)  # (name, make, caption)
+    notes: list[str] = field(default_factory=list)
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return v if np.isfinite(v) else None
+
+
+def _ci(lo: Any, hi: Any) -> tuple[float, float] | None:
+    lo, hi = _finite(lo), _finite(hi)
+    return None if lo is None or hi is None else (lo, hi)
+
+
+def _spec_notes(result: Any) -> list[str]:
+    spec = getattr(result, "spec", None)
+    out = [str(n) for n in getattr(spec, "notes", ())]
+    out += [f"{n} rows excluded ({r})" for n, r in getattr(spec, "excluded", ())]
+    return out
+
+
+def _join(*parts: str | Sequence[str]) -> str:
+    flat: list[str] = []
+    for p in parts:
+        flat.extend([p] if isinstance(p, str) else list(p))
+    return "; ".join(p for p in flat if p)
+
+
+def _normal_p(est: float, se: float, df: float | None) -> float | None:
+    if not (np.isfinite(se) and se > 0):
+        return None
+    z = abs(est / se)
+    return float(2 * (stats.t.sf(z, df) if df is not None else stats.norm.sf(z)))
+
+
+def _q(alpha: float, df: float | None) -> float:
+    return float(stats.t.ppf(1 - alpha / 2, df) if df is not None else stats.norm.ppf(1 - alpha / 2))
+
+
+def _inference(result: Any) -> str:
+    """The method behind an Effect's intervals and p-values, as far as the spec says."""
+    opts = getattr(getattr(result, "spec", None), "options", {}) or {}
+    se = opts.get("se_method") or opts.get("vcov")
+    cluster = opts.get("cluster")
+    dist = f"t({result.df:g})" if getattr(result, "df", None) is not None else "normal"
+    text = f"{se} SE" if se else "analytic SE"
+    if cluster:
+        text += f" clustered by {cluster}"
+    return f"{text}, {dist} intervals"
+
+
+def _effect(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
+    ent = Entries()
+    tidy = result.tidy(alpha)
+    by = result.label_name.replace("_", " ")
+    ent.tables.append((name, tidy, f"{label}: estimates by {by}"))
+    ent.figures.append((name, lambda: result.plot(), f"{label}: estimates by {by}"))
+    notes = _spec_notes(result)
+    how = _inference(result)
+    if result.overall is not None:
+        est, se = (float(v) for v in result.overall)
+        q = _q(alpha, result.df)
+        ent.rows.append(
+            Row(
+                f"{name}.overall",
+                f"{label}: overall effect",
+                est,
+                _finite(se),
+                _ci(est - q * se, est + q * se),
+                _normal_p(est, se, result.df),
+                method=method,
+                unit=unit,
+                note=_join(f"overall post-treatment effect; {how}", notes),
+            )
+        )
+        return ent
+    if len(result.label) != 1:  # an event study without an overall effect: its table and figure say it all
+        ent.notes.append(_join(f"{label}: {how}", notes))
+        return ent
+    ci = result.conf_int(alpha)
+    ent.rows.append(
+        Row(
+            f"{name}.{result.label[0]}",
+            label,
+            float(result.estimate[0]),
+            _finite(result.se[0]),
+            _ci(ci[0, 0], ci[0, 1]),
+            _finite(result.p_value[0]),
+            method=method,
+            unit=unit,
+            note=_join(how, notes),
+        )
+    )
+    return ent
+
+
+_AGG = {"simple": "overall ATT", "dynamic": "by event time", "group": "by cohort", "calendar": "by period"}
+
+
+def _att_gt(
+    name: str, result: Any, label: str, method: str, unit: str, alpha: float, aggregate: Sequence[str]
+) -> Entries:
+    ent = Entries()
+    ent.tables.append((name, result.tidy(alpha), f"{label}: group-time ATT(g,t)"))
+    ent.figures.append((name, lambda: result.plot(), f"{label}: group-time ATT(g,t) by cohort"))
+    notes = _spec_notes(result)
+    from decrimkit.errors import DesignError
+
+    try:
+        w = result.pretest()
+        ent.notes.append(f"Wald pre-test of parallel trends W = {w.statistic:.3f}, df {w.df}, p = {w.p_value:.3g}")
+    except DesignError as exc:  # no pre-periods, or a singular covariance: say why there is no pre-test
+        ent.notes.append(f"no pre-test of parallel trends: {exc}")
+    for kind in aggregate or ("simple",):
+        agg = result.aggregate(kind)
+        est, se = (float(v) for v in agg.overall)
+        q = _q(alpha, None)
+        what = _AGG.get(kind, kind)
+        ent.rows.append(
+            Row(
+                f"{name}.{kind}",
+                f"{label}: overall ATT" + ("" if kind == "simple" else f" (aggregated {what})"),
+                est,
+                _finite(se),
+                _ci(est - q * se, est + q * se),
+                _normal_p(est, se, None),
+                method=method,
+                unit=unit,
+                note=_join(
+                    f"aggregation '{kind}' of ATT(g,t); analytic SE from influence functions, normal intervals", notes
+                ),
+            )
+        )
+        if kind != "simple":
+            ent.tables.append((f"{name}.{kind}", agg.tidy(alpha), f"{label}: ATT {what}"))
+            ent.figures.append((f"{name}.{kind}", lambda agg=agg: agg.plot(), f"{label}: ATT {what}"))
+    return ent
+
+
+def _synth(name: str, result: Any, label: str, method: str, unit: str, alpha: float, placebo: Any) -> Entries:
+    ent = Entries()
+    lo, hi = result.conf_int(alpha)
+    ci = _ci(lo, hi)
+    notes = _spec_notes(result)
+    if ci is not None:
+        p, how = result.p_value, f"{result.se_method or 'analytic'} standard error"
+        p = _finite(p)
+    elif placebo is not None:
+        p = _finite(placebo.p_value)
+        n_runs = int(placebo.table["included"].sum()) if "included" in placebo.table else len(placebo.table)
+        how = (
+            f"no interval: this method has no standard error; p is the placebo-in-{placebo.kind} rank "
+            f"p-value (post/pre RMSPE ratio, {n_runs} runs)"
+        )
+        notes = [n for n in notes if "use .placebo()" not in n]
+    else:
+        p, how = None, "no interval or p-value: this method has no standard error and no placebo runs were made"
+    ent.rows.append(
+        Row(
+            f"{name}.att",
+            f"{label}: average post-period effect",
+            float(result.estimate),
+            _finite(result.se),
+            ci,
+            p,
+            method=method,
+            unit=unit,
+            note=_join(how, notes),
+        )
+    )
+    ent.figures.append((name, lambda: result.plot("trajectory"), f"{label}: treated and synthetic paths"))
+    w = result.weights[result.weights > 1e-6].sort_values(ascending=False)
+    ent.tables.append(
+        (
+            f"{name}.weights",
+            pd.DataFrame({"donor": [str(i) for i in w.index], "weight": w.to_numpy()}),
+            f"{label}: donor weights above 1e-6",
+        )
+    )
+    if placebo is not None:
+        ent.tables.append((f"{name}.placebo", placebo.tidy(), f"{label}: placebo runs in {placebo.kind}"))
+        ent.figures.append((f"{name}.placebo", lambda: placebo.plot(), f"{label}: placebo gaps in {placebo.kind}"))
+    return ent
+
+
+def _posterior(name: str, result: Any, label: str, method: str, alpha: float) -> Entries:
+    ent = Entries()
+    lo, hi = result.conf_int(alpha)
+    level, term = result.headline
+    verdict = "passed" if result.converged else "FAILED (" + "; ".join(result.diagnostics_.problems) + ")"
+    ent.rows.append(
+        Row(
+            f"{name}.{term}",
+            f"{label}: {level} effect ({term})",
+            result.estimate,
+            result.se,
+            _ci(lo, hi),
+            None,
+            method=method,
+            unit=result.scale,
+            note=_join(
+                f"posterior mean, sd and {100 * (1 - alpha):g}% highest-density interval (no p-value); "
+                f"P(effect < 0) = {result.p_negative:.3f}; convergence {verdict}",
+                [n for n in _spec_notes(result) if not n.startswith("convergence gate failed")],
+            ),
+        )
+    )
+    ent.tables.append((name, result.tidy(alpha), f"{label}: posterior effects by level ({result.scale})"))
+    ent.figures.append((name, lambda: result.plot(), f"{label}: posterior effects (forest plot)"))
+    return ent
+
+
+def _honest(name: str, result: Any, label: str, method: str, unit: str) -> Entries:
+    ent = Entries()
+    bd = "none on the grid" if result.breakdown is None else f"{result.breakdown:g}"
+    lo, hi = result.original
+    ent.rows.append(
+        Row(
+            f"{name}.theta",
+            f"{label}: post-period effect (robust sets in the table)",
+            float(result.estimate),
+            _finite(result.se),
+            _ci(lo, hi),
+            None,
+            method=method,
+            unit=unit,
+            note=_join(
+                f"interval: original (parallel trends) confidence set; Rambachan-Roth {result.method} "
+                f"robust sets by M in the table; breakdown value {bd}",
+                _spec_notes(result),
+            ),
+        )
+    )
+    ent.tables.append((name, result.tidy(), f"{label}: robust confidence sets by M ({result.method})"))
+    ent.figures.append((name, lambda: result.plot(), f"{label}: sensitivity of the confidence set to M"))
+    return ent
+
+
+def _bacon(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
+    ent = Entries()
+    lo, hi = result.conf_int(alpha)
+    ent.rows.append(
+        Row(
+            f"{name}.twfe",
+            f"{label}: TWFE coefficient",
+            float(result.twfe_estimate),
+            _finite(result.se),
+            _ci(lo, hi),
+            _normal_p(float(result.twfe_estimate), float(result.se), result.df),
+            method=method,
+            unit=unit,
+            note=_join("the TWFE coefficient decomposed into 2x2 comparisons (table); CR1 SE", _spec_notes(result)),
+        )
+    )
+    ent.tables.append((name, result.by_type(), f"{label}: weight and average estimate by comparison type"))
+    ent.figures.append((name, lambda: result.plot(), f"{label}: 2x2 estimates against their weights"))
+    return ent
+
+
+def _generic(name: str, result: Any, label: str) -> Entries:
+    tidy = result.tidy() if callable(getattr(result, "tidy", None)) else None
+    if not isinstance(tidy, pd.DataFrame):
+        from decrimkit.errors import SpecificationError
+
+        raise SpecificationError(
+            f"add_result({name!r}, ...) got a {type(result).__name__}, which has no tidy() table; pass a decrimkit "
+            f"result, or numbers with estimate=..."
+        )
+    ent = Entries(tables=[(name, tidy, label)], notes=[f"{label}: " + n for n in _spec_notes(result)])
+    if callable(getattr(result, "plot", None)):
+        ent.figures.append((name, lambda: result.plot(), label))
+    return ent
+
+
+def entries(
+    name: str,
+    result: Any,
+    *,
+    label: str | None = None,
+    method: str | None = None,
+    unit: str = "",
+    alpha: float = 0.05,
+    aggregate: Sequence[str] = (),
+    placebo: Any = None,
+) -> Entries:
+    """What ``result`` adds to a report under ``name`` (see the module docstring for the rules).
+
+    ``aggregate`` lists the ATT(g,t) aggregations to report (Callaway-Sant'Anna only; default the
+    overall ATT); ``placebo`` is a :class:`PlaceboResult` of a synthetic-control fit, used for its
+    p-value, table and figure.
+    """
+    # dispatch on class names, so reporting imports no estimator (and no optional Bayesian stack)
+    kinds = {c.__name__ for c in type(result).__mro__}
+    estimator = str(getattr(getattr(result, "spec", None), "estimator", "") or "")
+    label = label or estimator_label(estimator) or humanize(name)
+    method = method if method is not None else estimator
+    if "AttGt" in kinds:
+        return _att_gt(name, result, label, method, unit, alpha, aggregate)
+    if "Effect" in kinds:
+        return _effect(name, result, label, method, unit, alpha)
+    if "SynthResult" in kinds:
+        return _synth(name, result, label, method, unit, alpha, placebo)
+    if "Posterior" in kinds:
+        return _posterior(name, result, label, method, alpha)
+    if "HonestResult" in kinds:
+        return _honest(name, result, label, method, unit)
+    if "BaconResult" in kinds:
+        return _bacon(name, result, label, method, unit, alpha)
+    return _generic(name, result, label)
