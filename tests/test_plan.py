@@ -62,7 +62,7 @@ def test_example_plan_validates(here):
         ("[[robustness]]\nname = 'did.twfe'\nlabel = 'x'\nfn = 'os.system'\n", r"unknown key robustness\[0\].fn"),
         (
             "[[robustness]]\nname = 'did.twfe'\nlabel = 'x'\noptions = { cluster = { a = { b = 1 } } }\n",
-            r"robustness\[0\].options.cluster must be a string, number, boolean, a list of them or a table",
+            r"robustness\[0\].options.cluster must be a string, number, boolean, a list of them .* or a table",
         ),
         ("[[robustness]]\nname = 'did.twfe'\n", r"estimator labels \['did.twfe'\] repeat"),
         ("[outputs]\nout = '../elsewhere'\n", r"outside the project's outputs/ folder"),

@@ -343,6 +343,35 @@ def _bacon(name: str, result: Any, label: str, method: str, unit: str, alpha: fl
     return ent
 
 
+def _leniency(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
+    """Examiner IV: one headline row per term (LATE, relative effect, first stage, ...), with the F statistics."""
+    ent = Entries()
+    eff = result.effects
+    ci, pv = eff.conf_int(alpha), eff.p_value
+    how = _inference(eff)
+    for i, term in enumerate(eff.label):
+        ent.rows.append(
+            Row(
+                f"{name}.{term}",
+                f"{label}: {str(term).replace('_', ' ')}",
+                float(eff.estimate[i]),
+                _finite(eff.se[i]),
+                _ci(ci[i, 0], ci[i, 1]),
+                _finite(pv[i]),
+                method=method,
+                unit="ratio" if term == "relative_effect" else unit,
+                note=how if i == 0 else "",
+            )
+        )
+    ent.notes.append(
+        _join(f"first-stage F {result.first_stage_f:.1f}, effective F {result.effective_f:.1f}", _spec_notes(result))
+    )
+    ent.tables.append((name, result.tidy(alpha), f"{label}: IV estimates"))
+    if callable(getattr(result, "plot", None)):
+        ent.figures.append((name, lambda: result.plot(), f"{label}: first stage"))
+    return ent
+
+
 def _generic(name: str, result: Any, label: str) -> Entries:
     tidy = result.tidy() if callable(getattr(result, "tidy", None)) else None
     if not isinstance(tidy, pd.DataFrame):
@@ -390,6 +419,8 @@ def entries(
         return _posterior(name, result, label, method, alpha)
     if "HonestResult" in kinds:
         return _honest(name, result, label, method, unit)
+    if "LeniencyResult" in kinds:
+        return _leniency(name, result, label, method, unit, alpha)
     if "BaconResult" in kinds:
         return _bacon(name, result, label, method, unit, alpha)
     return _generic(name, result, label)
