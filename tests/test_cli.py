@@ -103,15 +103,27 @@ def test_run_missing_plan_exits_2(capsys, tmp_path):
 
 
 def test_progress_bar_respects_environment_and_disable(capsys, monkeypatch):
-    from decrimkit.progress import progress_enabled, track
+    from decrimkit import progress
+    from decrimkit.progress import progress_enabled, stages, track
 
     monkeypatch.setenv("DECRIMKIT_PROGRESS", "0")
     assert list(track(range(4), "quiet")) == [0, 1, 2, 3]
+    with stages("quiet study", total=2) as step:
+        step("one")
+        step("two")
     assert not progress_enabled() and capsys.readouterr().err == ""
     monkeypatch.setenv("DECRIMKIT_PROGRESS", "1")
     assert progress_enabled() and not progress_enabled(disable=True)
+    assert list(track(iter(range(3)), "fast loop", total=3)) == [0, 1, 2]
+    assert capsys.readouterr().err == ""  # a loop shorter than progress.DELAY prints nothing
+    monkeypatch.setattr(progress, "DELAY", 0.0)
     assert list(track(iter(range(3)), "bootstrap draws", total=3)) == [0, 1, 2]
     err = capsys.readouterr().err
     assert "bootstrap draws" in err and "3/3" in err
+    with stages("study demo", total=2) as step:
+        step("models")
+        step("report")
+    err = capsys.readouterr().err
+    assert "study demo" in err and "models" in err and "2/2 stages" in err and "done" in err
     monkeypatch.delenv("DECRIMKIT_PROGRESS")
     assert not progress_enabled()  # captured stderr is not a terminal

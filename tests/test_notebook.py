@@ -1,4 +1,4 @@
-"""Figures in a real Jupyter kernel (nbclient + ipykernel).
+"""Figures and progress bars in a real Jupyter kernel (nbclient + ipykernel).
 
 Importing decrimkit must not choose a matplotlib backend: in a notebook ``result.plot()`` shows its
 figure (an ``image/png`` output of the inline backend) and the user's own ``plt.show()`` keeps
@@ -22,6 +22,10 @@ CELLS = [
     "res = did.att_gt(panel, n_boot=0).aggregate('dynamic')\n"
     "res.plot()",
     "plt.figure()\nplt.plot([0, 1], [1, 0])\nplt.show()",
+    # progress bars are notebook-aware: on in a kernel (stderr is no terminal) unless DECRIMKIT_PROGRESS=0
+    "import os\nfrom decrimkit.progress import progress_enabled, stages\nprint(progress_enabled())\n"
+    "del os.environ['DECRIMKIT_PROGRESS']\nprint(progress_enabled())\n"
+    "with stages('study demo', total=1) as step:\n    step('models')",
 ]
 
 
@@ -38,8 +42,12 @@ def test_plot_and_plt_show_display_in_a_notebook(tmp_path) -> None:
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)
 
-    first, plotted, shown = nb.cells
+    first, plotted, shown, progress = nb.cells
     backend = "".join(out.get("text", "") for out in first["outputs"] if out["output_type"] == "stream")
     assert "inline" in backend, backend
     assert _images(plotted) >= 1, plotted["outputs"]  # res.plot() displays its figure
     assert _images(shown) == 1, shown["outputs"]  # plt.show() still draws after import decrimkit
+    printed = "".join(out.get("text", "") for out in progress["outputs"] if out.get("name") == "stdout")
+    assert printed.split() == ["False", "True"]
+    bar = "".join(out.get("text", "") for out in progress["outputs"] if out.get("name") == "stderr")
+    assert "study demo" in bar and "1/1 stages" in bar, progress["outputs"]

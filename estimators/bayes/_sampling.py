@@ -34,6 +34,7 @@ from decrimkit.errors import ConvergenceError, ConvergenceWarning, Specification
 from decrimkit.limits import check_sampler
 from decrimkit.numerics.keys import check_seed
 from decrimkit.options import Sampler, check_option
+from decrimkit.progress import progress_enabled, stages
 from decrimkit.results import Summarised
 
 __all__ = ["sample", "check_convergence", "diagnose", "Diagnostics", "RHAT_MAX", "ESS_MIN", "validate_sampling", "merge_priors"]
@@ -82,7 +83,7 @@ def sample(
     tune: int = 1000,
     seed: int = 0,
     target_accept: float = 0.9,
-    progress: bool = False,
+    progress: bool | None = None,
     prior_draws: int = 500,
     predictive: bool = True,
     cores: int = 1,
@@ -102,8 +103,10 @@ def sample(
         Seed for the prior predictive, the sampler and the posterior predictive (split, never reused).
     target_accept : float
         NUTS target acceptance rate; higher values take smaller steps and avoid divergences.
-    progress : bool
-        Show the samplers' progress bars.
+    progress : bool, optional
+        Show the sampler's progress bar. None (default) shows it where decrimkit shows its own bars
+        (a terminal or a notebook kernel, unless ``DECRIMKIT_PROGRESS=0``; :mod:`decrimkit.progress`).
+        The blackjax sampler runs in one compiled call: its bar marks the call's start and end.
     prior_draws : int
         Prior predictive draws (0 skips the ``prior`` group).
     predictive : bool
@@ -121,6 +124,7 @@ def sample(
     import pymc as pm
 
     validate_sampling(sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed)
+    progress = progress_enabled(None if progress is None else not progress)
     seed_prior, seed_nuts, seed_pp = _seeds(seed)
     kwargs: dict[str, Any] = {
         "draws": int(draws),
@@ -144,8 +148,10 @@ def sample(
         # in a UserWarning that is only about memory reuse, never about the draws.
         warnings.filterwarnings("ignore", message="Some donated buffers were not usable", category=UserWarning)
         if sampler == "blackjax":
-            idata = _sample_blackjax(model, chains=int(chains), draws=int(draws), tune=int(tune),
-                                     seed=seed_nuts, target_accept=target_accept)
+            with stages("blackjax NUTS", total=1, disable=not progress) as step:
+                step(f"{chains} chains x {tune} tuning + {draws} draws")
+                idata = _sample_blackjax(model, chains=int(chains), draws=int(draws), tune=int(tune),
+                                         seed=seed_nuts, target_accept=target_accept)
         else:
             idata = pm.sample(**kwargs)
         if prior_draws:

@@ -200,7 +200,7 @@ def hierarchical_did(
     seed: int = 0,
     target_accept: float = 0.9,
     strict: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Posterior:
     """Three-level Bayesian DiD: jurisdiction effects pooled within policy models, models pooled overall.
 

@@ -273,7 +273,7 @@ def its(
     seed: int = 0,
     target_accept: float = 0.9,
     strict: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> ITSPosterior:
     """Bayesian (comparative) interrupted time series of one jurisdiction's monthly counts.
 

@@ -120,7 +120,7 @@ def pool(
     seed: int = 0,
     target_accept: float = 0.95,
     strict: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Posterior:
     """Pool site estimates in a three-level model: sites within policy models, models overall.
 

@@ -173,7 +173,7 @@ def synthetic_control(
     seed: int = 0,
     target_accept: float | None = None,
     strict: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> ITSPosterior:
     """Bayesian synthetic control of one treated unit against the panel's never-treated donors.
 

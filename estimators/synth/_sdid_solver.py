@@ -195,4 +195,4 @@ def fit_problems(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec,
     yj, lamj = jnp.asarray(y), jnp.asarray(lam0)
     return map_chunks(lambda c, t, o: sdid_fit_batch(yj, None, jnp.asarray(c), jnp.asarray(t), jnp.asarray(o), lamj,
                                                      zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts),
-                      (ctrl, treat, omega0), chunk=chunk)
+                      (ctrl, treat, omega0), chunk=chunk, description="SDID fits")

@@ -112,7 +112,7 @@ def fit_rows(y1, yc, masks, lam, *, ridge: bool, fixedeff: bool) -> AugFit:
     """
     ycj = jnp.asarray(yc)
     return map_chunks(lambda y, m: aug_fit_batch(jnp.asarray(y), ycj, jnp.asarray(m), lam, ridge=ridge, fixedeff=fixedeff),
-                      (y1, masks), chunk=ROWS)
+                      (y1, masks), chunk=ROWS, description="ASCM fits")
 
 
 @jax.jit

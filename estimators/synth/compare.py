@@ -15,6 +15,7 @@ import pandas as pd
 
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.panel import Panel
+from decrimkit.progress import track
 from decrimkit.results import Spec, Summarised
 
 from .results import SynthResult
@@ -122,7 +123,7 @@ def compare(
                 f"build the panel so that only {treated!r} is treated from {start!r}, or drop those methods."
             )
     out: dict[str, SynthResult] = {}
-    for m in methods:
+    for m in track(methods, "synth.compare"):
         if m == "scm":
             out[m] = synth.scm(panel, treated=treated, start=start)
         elif m == "augmented":

@@ -129,7 +129,8 @@ def fit_chunked(y: np.ndarray, x: np.ndarray, obs: np.ndarray, lam: np.ndarray, 
     per panel shape instead of one per batch size (:func:`decrimkit.numerics.chunks.map_chunks`).
     """
     yj, xj = jnp.asarray(y), jnp.asarray(x)
-    return map_chunks(lambda o, lam_: mc_fit_batch(yj, xj, jnp.asarray(o), jnp.asarray(lam_)), (obs, lam), chunk=chunk)
+    return map_chunks(lambda o, lam_: mc_fit_batch(yj, xj, jnp.asarray(o), jnp.asarray(lam_)), (obs, lam), chunk=chunk,
+                      description="MC-NNM fits")
 
 
 def _lambda_max(y: np.ndarray, obs: np.ndarray) -> float:

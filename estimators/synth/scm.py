@@ -175,16 +175,16 @@ def _fit(design: SynthDesign, v_method: Any, window: tuple[int, int]) -> SCMFit:
 
         # as R Synth (optimx with Nelder-Mead and BFGS), from the equal and the regression-based start
         best = None
-        for start in (equal, reg):
-            for method in ("Nelder-Mead", "BFGS"):
-                if method == "Nelder-Mead":
-                    res = optimize.minimize(
-                        objective, start, method=method, options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12}
-                    )
-                else:
-                    res = optimize.minimize(objective, start, jac=gradient, method=method)
-                if best is None or res.fun < best.fun:
-                    best = res
+        runs = [(s, m) for s in (equal, reg) for m in ("Nelder-Mead", "BFGS")]
+        for start, method in track(runs, "SCM fit (V search)"):
+            if method == "Nelder-Mead":
+                res = optimize.minimize(
+                    objective, start, method=method, options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12}
+                )
+            else:
+                res = optimize.minimize(objective, start, jac=gradient, method=method)
+            if best is None or res.fun < best.fun:
+                best = res
         v = np.abs(best.x) / np.abs(best.x).sum()
     w, loss, kkt = evaluate(v)
     return SCMFit(w=w, v=v, loss=loss, kkt=kkt)

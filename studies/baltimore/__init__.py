@@ -49,11 +49,14 @@ def run(out: str | Path = "outputs/baltimore", *, seed: int = 0, quick: bool = F
     quick : bool
         Fewer simulation and MCMC draws (for tests and a first look); the design is unchanged.
     """
-    from decrimkit.studies.baltimore.analysis import analyse  # heavy imports (PyMC, JAX) only when run
+    from decrimkit.progress import stages
+    from decrimkit.studies.baltimore.analysis import STAGES, analyse  # heavy imports (PyMC, JAX) only when run
     from decrimkit.studies.baltimore.output import write_report
 
-    results = analyse(seed=seed, quick=quick)
-    write_report(results, out=out, seed=seed, quick=quick)
+    with stages("study baltimore", total=STAGES + 1) as step:
+        results = analyse(seed=seed, quick=quick, step=step)
+        step("report")
+        write_report(results, out=out, seed=seed, quick=quick)
     return Path(out)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pandas as pd
 from scipy import stats
 
+from decrimkit.progress import track
 from decrimkit.studies.baltimore import alternatives, data, models
 
 POLICY_DATE = "2020-03-18"
@@ -80,7 +82,7 @@ def _robustness(frame: pd.DataFrame, main: models.ITSFit, n_sim: int, seed: int,
             ),
             ("no COVID term", "covid", dict(covid="none")),
         ]
-    for name, kind, kw in runs:
+    for name, kind, kw in track(runs, "robustness runs"):
         kw = {"start": START, **kw}
         rows.append(_row(name, fit(frame, n_sim=n_sim, seed=seed, **kw), kind=kind))
     return pd.DataFrame(rows)
@@ -107,9 +109,16 @@ def _black_share(composition: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
-    """Fit every model of the study (see the package docstring); deterministic given ``seed``."""
+STAGES = 5  # calls of ``step`` in analyse()
+
+
+def analyse(*, seed: int = 0, quick: bool = False, step: Callable[[str], None] = lambda name: None) -> StudyResults:
+    """Fit every model of the study (see the package docstring); deterministic given ``seed``.
+
+    ``step(name)`` is called as each of the :data:`STAGES` stages starts (a progress display).
+    """
     n_sim = 1000 if quick else 4000
+    step("ITS models")
     frame = data.monthly_series()
     fit = models.fit_its
     fits = {
@@ -140,6 +149,7 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
             estimator="single-series ITS",
         ),
     ]
+    step("Poisson DiD")
     did_row = alternatives.poisson_did(frame, start=START)
     alt_rows.append(did_row)
     summaries["did_rate_ratio"] = {
@@ -154,12 +164,14 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
         "low": did_row["averted_low"],
         "high": did_row["averted_high"],
     }
+    step("Bayesian comparative ITS (NUTS)")
     bayes = alternatives.bayes_its(frame, start=START, seed=seed, quick=quick)
     alt_rows.append(bayes.row)
     summaries["bayes_averted"] = bayes.averted
     summaries["bayes_rate_ratio"] = bayes.rate_ratio
     estimators = pd.DataFrame(alt_rows)
 
+    step("robustness and placebo runs")
     robustness = _robustness(frame, fits["main"], n_sim, seed, quick)
     est, se, n_pt = models.pretrend(frame)
     z = est / se
@@ -172,6 +184,7 @@ def analyse(*, seed: int = 0, quick: bool = False) -> StudyResults:
         "n": n_pt,
     }
 
+    step("arrest composition")
     micro = data.microdata()
     composition = data.possession_composition(micro)
     black_share = _black_share(composition)

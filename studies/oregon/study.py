@@ -11,6 +11,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
+from decrimkit.progress import stages
 from decrimkit.reporting import Report
 
 from . import data as D
@@ -109,14 +110,17 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     checks (leave-one-out for the two largest donors, in-time placebo, DiD vs Washington); it is what
     the tests run.
     """
-    inputs = D.load_inputs()
-    data = D.build(inputs)
+    with stages("study oregon", total=2) as step:
+        step("data")
+        inputs = D.load_inputs()
+        data = D.build(inputs)
+        step("estimators, robustness checks and the Bayesian SCM")
+        est, robust, loo = _estimates(inputs, data, seed=seed, quick=quick)
     rep = Report("oregon", out=out, seed=seed, quick=quick, title="Oregon Measure 110 and overdose deaths",
                  command=f"decrimkit study oregon --seed {seed}" + (" --quick" if quick else ""))
     for name in ("cdc_vsrr_overdose", "state_population", "policy_registry"):
         rep.use_dataset(name)
 
-    est, robust, loo = _estimates(inputs, data, seed=seed, quick=quick)
     pop = D.oregon_population(data)
     panel_obs = (len(data.rules.donors) + 1) * (YEARS[1] - YEARS[0] + 1)
     _results(rep, est, pop, panel_obs)

@@ -45,6 +45,7 @@ from scipy import stats
 from decrimkit.errors import DataError
 from decrimkit.limits import check_replications
 from decrimkit.options import check_option
+from decrimkit.progress import track
 
 try:  # optional: without it tiles are processed in one thread (BLAS may still use several)
     from threadpoolctl import threadpool_limits as _blas_limits
@@ -177,11 +178,11 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
     firsts = range(0, n_tiles, _GROUP)
     n_workers = _workers(len(firsts)) if _blas_limits is not None else 1
     if n_workers == 1:
-        partials = [group(f) for f in firsts]
+        partials = [group(f) for f in track(firsts, "multiplier bootstrap")]
     else:
         # one BLAS thread per worker: BLAS's own threads on top of ours would oversubscribe the cores
         with _blas_limits(limits=1, user_api="blas"), ThreadPoolExecutor(n_workers) as pool:
-            partials = list(pool.map(group, firsts))
+            partials = list(track(pool.map(group, firsts), "multiplier bootstrap", total=len(firsts)))
     total = partials[0]
     for p in partials[1:]:
         total += p

@@ -16,10 +16,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from decrimkit.progress import track
+
 __all__ = ["map_chunks"]
 
 
-def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chunk: int) -> Any:
+def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chunk: int,
+               description: str = "fitting") -> Any:
     """``kernel`` on ``chunk``-sized slices of the ``batched`` arrays (leading axis), concatenated.
 
     Parameters
@@ -31,6 +34,9 @@ def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chu
         Per-problem inputs, all with the same leading dimension (the number of problems).
     chunk : int
         Problems per call: every call has this leading dimension, so the kernel compiles once.
+    description : str
+        Label of the progress bar over the chunks (:func:`decrimkit.progress.track`; shown only
+        for runs longer than a second).
 
     Returns
     -------
@@ -40,5 +46,6 @@ def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chu
     pad = -n % chunk
     if pad:
         batched = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in batched]
-    parts = [kernel(*(a[i : i + chunk] for a in batched)) for i in range(0, n + pad, chunk)]
+    starts = range(0, n + pad, chunk)
+    parts = [kernel(*(a[i : i + chunk] for a in batched)) for i in track(starts, description)]
     return jax.tree_util.tree_map(lambda *leaves: np.concatenate([np.asarray(v) for v in leaves])[:n], *parts)
