@@ -127,3 +127,30 @@ def test_progress_bar_respects_environment_and_disable(capsys, monkeypatch):
     assert "study demo" in err and "models" in err and "2/2 stages" in err and "done" in err
     monkeypatch.delenv("DECRIMKIT_PROGRESS")
     assert not progress_enabled()  # captured stderr is not a terminal
+
+
+def test_third_party_warnings_and_logs_hidden_unless_debug(capsys, caplog, monkeypatch):
+    import logging
+    import warnings
+
+    from decrimkit.errors import ConvergenceWarning
+
+    def noisy(args):
+        warnings.warn("PyTensor could not link to a BLAS installation.", UserWarning, stacklevel=1)
+        warnings.warn("ArviZ is undergoing a major refactor", FutureWarning, stacklevel=1)
+        logging.getLogger("pytensor.tensor.blas").warning("Using NumPy C-API based implementation for BLAS")
+        warnings.warn("chain 2 did not converge", ConvergenceWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_data", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "data", "list")
+    assert code == 0 and not [r for r in caplog.records if r.name.startswith("pytensor")]
+    assert [type(w.message) for w in seen] == [ConvergenceWarning]  # decrimkit's own warning still shows
+    assert logging.getLogger("pytensor").level == logging.NOTSET  # logger levels restored after the command
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "--debug", "data", "list")
+    assert code == 0 and [r.name for r in caplog.records] == ["pytensor.tensor.blas"]
+    assert [type(w.message) for w in seen] == [UserWarning, FutureWarning, ConvergenceWarning]

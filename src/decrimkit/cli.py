@@ -12,6 +12,10 @@ Bad input (any :class:`decrimkit.DecrimkitError`, or a run that needs more memor
 has) prints one line, ``error: ...``, on stderr and exits with status 2; ``--debug`` (before the
 command) shows the traceback instead. Usage errors also exit with 2 (argparse's convention). An
 unexpected internal error exits with 1.
+
+Progress bars (studies, bootstraps, placebo loops, sampling) go to stderr on a terminal; set
+``DECRIMKIT_PROGRESS=0`` to turn them off. Other packages' warnings and log lines are hidden unless
+``--debug``; decrimkit's own warnings (e.g. a failed convergence gate) always show.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import importlib.util
 import inspect
 import logging
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
 
 from decrimkit import __version__
-from decrimkit.errors import DecrimkitError, SpecificationError
+from decrimkit.errors import DecrimkitError, DecrimkitWarning, SpecificationError
 
 __all__ = ["main", "build_parser"]
 
@@ -165,6 +170,31 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# Libraries whose log lines are chatter on the command line (e.g. PyTensor's "could not link to a BLAS
+# installation", PyMC's sampler notices); they show again with --debug.
+_CHATTY_LOGGERS = ("pytensor", "pymc", "arviz", "numpyro", "blackjax", "jax", "distributed")
+
+
+@contextlib.contextmanager
+def _quiet_third_party(debug: bool) -> Iterator[None]:
+    """Hide other packages' warnings and log lines unless ``--debug``; decrimkit's own warnings show."""
+    if debug:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", category=DecrimkitWarning)
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``decrimkit`` console script; returns the exit status."""
     parser = build_parser()
@@ -177,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = {"study": _cmd_study, "run": _cmd_run, "data": _cmd_data}
     try:
-        return commands[args.command](args)
+        with _quiet_third_party(args.debug):
+            return commands[args.command](args)
     except DecrimkitError as exc:
         if args.debug:
             raise
