@@ -35,6 +35,47 @@ def test_data_list_and_describe(capsys):
     assert code == 0 and out.startswith("# mpdta")
 
 
+def test_data_describe_lists_columns_with_dtypes_and_meanings(capsys):
+    code, out, _ = run(capsys, "data", "describe", "mpdta")
+    assert code == 0 and "columns of mpdta.csv" in out
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "columns of" in line) + 1
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in lines[start:] if line.startswith("    ")}
+    assert list(rows) == ["year", "countyreal", "lpop", "lemp", "first.treat", "treat"]  # every column, in order
+    assert rows["lemp"] == ["float64", "log teen employment (outcome)"]  # from mpdta's PROVENANCE.md
+    assert rows["year"] == ["int64"]  # not described there: no guessed text
+    # another file of the dataset, and a table-style PROVENANCE.md
+    code, out, _ = run(capsys, "data", "describe", "cdc_wonder_county_overdose")
+    assert code == 0 and "fips" in out and "county FIPS (state + county), as in the WONDER export" in out
+    code, out, _ = run(capsys, "data", "describe", "mpdta", "--file", "mpdta_csdid.csv")
+    assert code == 0 and "columns of mpdta_csdid.csv" in out
+    code, out, err = run(capsys, "data", "describe", "mpdta", "--file", "nope.csv")
+    assert code == 2 and out == "" and "has no file 'nope.csv'; its files are: mpdta.csv, mpdta_csdid.csv" in err
+
+
+def test_dataset_columns_api():
+    from decrimkit.datasets import load_dataset
+    from decrimkit.datasets.columns import dataset_columns
+
+    cols = dataset_columns("ehec")
+    frame = load_dataset("ehec")
+    assert cols["column"].tolist() == [str(c) for c in frame.columns]
+    assert cols["dtype"].tolist() == [str(t) for t in frame.dtypes]
+    assert (cols["description"] != "").all() and "**" not in "".join(cols["description"])
+
+
+def test_study_list_describes_each_study(capsys):
+    from decrimkit.studies import STUDIES
+
+    code, out, _ = run(capsys, "study", "--list")
+    lines = {line.split()[0]: line for line in out.splitlines()[:-1]}
+    assert code == 0 and sorted(lines) == sorted(STUDIES)
+    assert "Oregon Measure 110" in lines["oregon"] and "overdose deaths" in lines["oregon"]
+    assert "Baltimore City 2020 non-prosecution of drug possession" in lines["baltimore"]
+    assert "Suffolk County" in lines["suffolk"] and "Four-policy-models study" in lines["policy-models"]
+    assert out.splitlines()[-1].startswith("run one with: decrimkit study NAME")
+
+
 def test_bad_input_exits_2_with_one_line(capsys):
     code, out, err = run(capsys, "data", "describe", "nope")
     assert code == 2 and out == ""

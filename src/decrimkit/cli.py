@@ -3,9 +3,10 @@
 ::
 
     decrimkit study NAME [--out DIR] [--seed N] [--quick]
+    decrimkit study --list
     decrimkit run PLAN.toml [--out DIR] [--seed N]
     decrimkit data list
-    decrimkit data describe NAME [--provenance]
+    decrimkit data describe NAME [--file FILE] [--provenance]
     decrimkit --version
 
 Bad input (any :class:`decrimkit.DecrimkitError`, or a run that needs more memory than the machine
@@ -21,6 +22,7 @@ Progress bars (studies, bootstraps, placebo loops, sampling) go to stderr on a t
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import importlib.util
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("describe", help="describe one dataset")
     d.add_argument("name", metavar="NAME")
     d.add_argument("--provenance", action="store_true", help="print the full PROVENANCE.md")
+    d.add_argument("--file", default=None, help="list the columns of this file (default: the main file)")
     return parser
 
 
@@ -108,16 +111,26 @@ def _output_guard(target: object) -> Iterator[None]:
         yield
 
 
+def _study_summary(path: str) -> str | None:
+    """First line of a study package's docstring, read without importing it; None if not built."""
+    try:
+        spec = importlib.util.find_spec(path)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None or spec.origin is None:
+        return None
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
+    return doc.strip().splitlines()[0] if doc else "(no description)"
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from decrimkit.studies import STUDIES
 
     if args.list or args.name is None:
         for name, path in sorted(STUDIES.items()):
-            try:
-                built = importlib.util.find_spec(path) is not None
-            except ModuleNotFoundError:
-                built = False
-            print(f"{name:16s} {'available' if built else 'not built yet'}")
+            about = _study_summary(path)
+            print(f"{name:16s} {about if about is not None else 'not built yet'}")
+        print("run one with: decrimkit study NAME [--quick] [--seed N] [--out DIR]")
         return 0
     module = _study_module(args.name)
     kwargs = {"seed": args.seed, "quick": args.quick}
@@ -150,6 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from decrimkit.datasets import dataset_info, dataset_provenance, list_datasets
+    from decrimkit.datasets.columns import dataset_columns
 
     if args.data_command == "list":
         for name in list_datasets():
@@ -160,12 +174,17 @@ def _cmd_data(args: argparse.Namespace) -> int:
     if args.provenance:
         print(dataset_provenance(args.name))
         return 0
+    columns = dataset_columns(args.name, args.file)  # loads (and verifies) the file first: a bad --file prints nothing
     print(f"{info['name']}: {info['title']}")
     for key in ("publisher", "source", "licence", "coverage", "main"):
         print(f"  {key:10s} {info[key]}")
     print("  files:")
     for f in info["files"]:
         print(f"    {f['name']:44s} {f['rows']:>7d} rows  sha256 {f['sha256']}")
+    print(f"  columns of {args.file or info['main']} (dtype as loaded; meaning from PROVENANCE.md):")
+    width = max(len(c) for c in columns["column"])
+    for row in columns.itertuples(index=False):
+        print(f"    {row.column:{width}s}  {row.dtype:8s}  {row.description}".rstrip())
     print(f"  (full provenance: decrimkit data describe {args.name} --provenance)")
     return 0
 
