@@ -38,8 +38,9 @@ test: $(STAMP)  ## run the test suite (what CI runs)
 test-fast: $(STAMP)  ## run the test suite without the slow marker
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
 
-lint: $(STAMP)  ## ruff over the three packages and the tests
-	$(VENV)/bin/ruff check src estimators studies tests bench paper
+lint: $(STAMP)  ## ruff over the three packages and the tests; fails on an import cycle
+	$(VENV)/bin/ruff check src estimators studies tests bench paper tools
+	$(PY) tools/check_imports.py
 
 # ---------------------------------------------------------------- studies
 # The seed the outputs were made with: rewritten only when SEED changes, so `make paper SEED=1` reruns the

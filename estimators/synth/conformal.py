@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,10 +46,13 @@ from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import check_option
 from decrimkit.results import Spec, Summarised
 
-from .augmented import fit_rows
-from .results import AugmentedResult, ConformalResult
+from ._ascm import fit_rows
+from .results import ConformalResult
 
-__all__ = ["conformal", "conformal_average", "ConformalAverage"]
+if TYPE_CHECKING:  # the result class lives beside its estimator, which imports this module
+    from .augmented import AugmentedResult
+
+__all__ = ["conformal", "conformal_average", "ConformalAverage", "ConformalResult"]
 
 Permutations = Literal["iid", "block"]
 

@@ -1,10 +1,10 @@
 """Result classes of the synthetic-control family.
 
 :class:`SynthResult` holds one effect estimate with the donor weights, the treated and synthetic
-paths and the gap between them. Estimator-specific results add methods: :class:`SCMResult`
-(``placebo``), :class:`SDIDResult` (``unit_weights``, ``time_weights``) and
-:class:`AugmentedResult` (``conformal``). Placebo and conformal output live in
-:class:`PlaceboResult` and :class:`ConformalResult`.
+paths and the gap between them; :class:`SDIDResult` adds ``unit_weights`` and ``time_weights``.
+Placebo and conformal output live in :class:`PlaceboResult` and :class:`ConformalResult`.
+Results whose methods run an estimator's inference sit beside that estimator, so this module imports
+none: ``SCMResult`` (``placebo``) in :mod:`.scm`, ``AugmentedResult`` (``conformal``) in :mod:`.augmented`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy import stats
 
 from decrimkit.results import Spec, Summarised
 
-__all__ = ["SynthResult", "SCMResult", "SDIDResult", "AugmentedResult", "PlaceboResult", "ConformalResult"]
+__all__ = ["SynthResult", "SDIDResult", "PlaceboResult", "ConformalResult"]  # SCMResult, AugmentedResult: beside their estimators
 
 PLOT_KINDS = ("trajectory", "gap", "weights", "placebo")
 
@@ -146,31 +146,6 @@ class SynthResult(Summarised):
 
 
 @dataclass(frozen=True, repr=False)
-class SCMResult(SynthResult):
-    """ADH synthetic control. ``extra`` holds ``v`` (predictor weights), ``balance`` and the design."""
-
-    title: str = "Synthetic control (Abadie-Diamond-Hainmueller)"
-
-    @property
-    def v(self) -> pd.Series:
-        """Diagonal of V, the predictor importance weights (sum to one, on normalised predictors)."""
-        return self.extra["v"].copy()
-
-    @property
-    def balance(self) -> pd.DataFrame:
-        """Predictor values: treated, synthetic and donor mean."""
-        return self.extra["balance"].copy()
-
-    def placebo(
-        self, kind: str = "space", exclude_mspe_ratio: float | None = None, *, fake_starts: Any = None
-    ) -> PlaceboResult:
-        """Placebo inference; see :func:`decrimkit.estimators.synth.scm.placebo`."""
-        from decrimkit.estimators.synth.scm import placebo
-
-        return placebo(self, kind=kind, exclude_mspe_ratio=exclude_mspe_ratio, fake_starts=fake_starts)
-
-
-@dataclass(frozen=True, repr=False)
 class SDIDResult(SynthResult):
     """Synthetic difference-in-differences (or its SC / DID special cases) with unit and time weights."""
 
@@ -187,21 +162,6 @@ class SDIDResult(SynthResult):
             w = self.weights.sort_values(ascending=False)
             return pd.DataFrame({"unit": w.index, "weight": w.to_numpy()})
         return super().plot_data(kind)
-
-
-@dataclass(frozen=True, repr=False)
-class AugmentedResult(SynthResult):
-    """Augmented SCM (Ben-Michael, Feller and Rothstein 2021). ``conformal(alpha)`` gives CWZ inference."""
-
-    title: str = "Augmented synthetic control"
-
-    def conformal(
-        self, alpha: float = 0.05, *, grid_size: int = 50, n_perm: int | None = None, seed: int = 0
-    ) -> ConformalResult:
-        """Conformal p-values and intervals per post-period; see :func:`augmented.conformal`."""
-        from decrimkit.estimators.synth.augmented import conformal
-
-        return conformal(self, alpha=alpha, grid_size=grid_size, n_perm=n_perm, seed=seed)
 
 
 @dataclass(frozen=True, repr=False)

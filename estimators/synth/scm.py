@@ -27,6 +27,7 @@ studies. JASA 105(490), 493-505. Abadie, A. and Gardeazabal, J. (2003). AER 93(1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -43,9 +44,32 @@ from decrimkit.results import Spec
 
 from ._design import Predictor, SynthDesign, synth_design
 from ._simplex import donor_bucket, pad_donors, simplex_qp, valid_donors
-from .results import PlaceboResult, SCMResult
+from .results import PlaceboResult, SynthResult
 
-__all__ = ["scm", "placebo", "solve_w", "donor_bucket"]
+__all__ = ["SCMResult", "scm", "placebo", "solve_w", "donor_bucket"]
+
+
+@dataclass(frozen=True, repr=False)
+class SCMResult(SynthResult):
+    """ADH synthetic control. ``extra`` holds ``v`` (predictor weights), ``balance`` and the design."""
+
+    title: str = "Synthetic control (Abadie-Diamond-Hainmueller)"
+
+    @property
+    def v(self) -> pd.Series:
+        """Diagonal of V, the predictor importance weights (sum to one, on normalised predictors)."""
+        return self.extra["v"].copy()
+
+    @property
+    def balance(self) -> pd.DataFrame:
+        """Predictor values: treated, synthetic and donor mean."""
+        return self.extra["balance"].copy()
+
+    def placebo(
+        self, kind: str = "space", exclude_mspe_ratio: float | None = None, *, fake_starts: Any = None
+    ) -> PlaceboResult:
+        """Placebo inference; see :func:`placebo`."""
+        return placebo(self, kind=kind, exclude_mspe_ratio=exclude_mspe_ratio, fake_starts=fake_starts)
 
 
 class SCMFit(NamedTuple):

@@ -35,14 +35,14 @@ import pandas as pd
 
 from decrimkit.errors import SpecificationError
 
-from .power import PowerDesign, _frame
+from .placebo_design import PowerDesign, injected_frame
 
 __all__ = ["BayesPowerEngine", "relabelled_frame"]
 
 
 def relabelled_frame(design: PowerDesign, treated: np.ndarray, delta: float) -> pd.DataFrame:
     """The injected-effect frame with treated states first: labels ``u00..`` (treated, cohort order), then the rest."""
-    fr = _frame(design, treated, delta)
+    fr = injected_frame(design, treated, delta)
     n = len(design.states)
     chosen = [int(i) for i in treated]
     order = chosen + [i for i in range(n) if i not in set(chosen)]

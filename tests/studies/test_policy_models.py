@@ -183,8 +183,8 @@ def test_compiled_bayes_power_matches_hierarchical_did(tmp_path_factory, rates):
     coh = P.jurisdiction_cohorts(P.qualifying_rows())
     designs, _ = W.power_designs(coh, rates, P.never_registry_states(rates), list(P.MODEL_LABELS))
     design = next(d for d in designs if d.model == "de_jure")
-    treated, _ = W._placebo(design, 0, 0)
-    frame = W._frame(design, treated, delta)  # original state labels: the relabelling must not matter
+    treated, _ = W.placebo_draw(design, 0, 0)
+    frame = W.injected_frame(design, treated, delta)  # original state labels: the relabelling must not matter
     panel = Panel.from_frame(
         frame, unit="state", time="year", outcome="deaths", cohort="cohort", population="population"
     )

@@ -100,7 +100,7 @@ def test_conformal_average_iid_exact_enumeration(prop99_frame):
     # the p-value of no effect recomputed by hand from the all-period refit
     import jax.numpy as jnp
 
-    from decrimkit.estimators.synth.augmented import aug_fit
+    from decrimkit.estimators.synth._ascm import aug_fit
 
     design = res.extra["design"]
     fit = aug_fit(jnp.asarray(design.y_treated), jnp.asarray(design.y_donors.T), jnp.ones(13, dtype=bool),

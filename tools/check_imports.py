@@ -1,0 +1,144 @@
+"""Fail when decrimkit's modules import each other in a cycle (run by ``make lint``).
+
+decrimkit installs three source folders as one package (``src/decrimkit``, ``estimators`` as
+``decrimkit.estimators``, ``studies`` as ``decrimkit.studies``), a layout that import-graph libraries
+such as grimp cannot follow, so the graph is read here from the source with :mod:`ast`. Every
+``import`` counts, also those inside functions (an import deferred to dodge a cycle is still a cycle),
+except those under ``if TYPE_CHECKING:``, which never run.
+A second rule keeps the layers in order: result modules never import estimators.
+
+Usage: ``python tools/check_imports.py`` (exit 1 and one line per cycle when any is found).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"src/decrimkit": "decrimkit", "estimators": "decrimkit.estimators", "studies": "decrimkit.studies"}
+
+
+def module_files(root: Path = ROOT) -> dict[str, Path]:
+    """Map every module name of the distribution (source tree at ``root``) to its source file."""
+    found: dict[str, Path] = {}
+    for folder, prefix in FOLDERS.items():
+        base = root / folder
+        for path in sorted(base.rglob("*.py")):
+            parts = list(path.relative_to(base).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join([prefix, *parts])] = path
+    return found
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The decrimkit modules that ``name`` (source ``path``) imports, resolved to the closest known module."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets: set[str] = set()
+    tree = ast.parse(path.read_text(), filename=str(path))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                stem = ".".join(base + ([node.module] if node.module else []))
+            else:
+                stem = node.module or ""
+            candidates = [f"{stem}.{alias.name}" for alias in node.names] + [stem]
+        else:
+            continue
+        for candidate in candidates:
+            while candidate and candidate not in known:
+                candidate = candidate.rpartition(".")[0]
+            if candidate and candidate != name and not name.startswith(candidate + "."):
+                targets.add(candidate)
+                break
+    return targets
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Result modules import no estimator module."""
+    bad = []
+    for name, targets in sorted(graph.items()):
+        if name.rpartition(".")[2] in {"results", "_event_result"} or name == "decrimkit.results":
+            for target in sorted(targets):
+                leaf = target.rpartition(".")[2]
+                if target.startswith("decrimkit.estimators.") and not (
+                    leaf.startswith("_") or leaf == "results"
+                ):
+                    bad.append(f"{name} imports the estimator module {target}")
+    return bad
+
+
+def problems(root: Path = ROOT) -> tuple[int, list[str]]:
+    """The number of modules under ``root`` and one line per import cycle or layer violation."""
+    files = module_files(root)
+    graph = {name: imports_of(name, path, set(files)) for name, path in files.items()}
+    return len(graph), [" <-> ".join(c) for c in cycles(graph)] + layer_violations(graph)
+
+
+def main() -> int:
+    n_modules, found = problems()
+    for line in found:
+        print(f"import check: {line}")
+    if not found:
+        print(f"import check: {n_modules} modules, no cycles, results import no estimator")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
