@@ -782,3 +782,25 @@ def test_out_of_memory_exits_2_not_internal_error(tmp_path, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert err.startswith("error: MemoryError: this run needs more memory than the machine has")
     assert "internal error" not in err and not (tmp_path / "o").exists()  # the empty folder it locked is gone
+
+
+def test_plan_with_an_empty_csv_exits_2(plan_dir, capsys):
+    from decrimkit.cli import main
+
+    (plan_dir / "data" / "empty.csv").write_text("")
+    text = PLAN.replace('dataset = "mpdta"', 'path = "data/empty.csv"')
+    assert main(["run", str(_plan(plan_dir, text))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: PlanError: data.path") and "could not be read as CSV: No columns to parse" in err
+    assert "internal error" not in err and not (plan_dir / "outputs").exists()  # no folder left behind
+
+
+def test_plan_option_the_estimator_does_not_take_exits_2(plan_dir, capsys):
+    from decrimkit.cli import main
+
+    text = PLAN.replace('name = "did.twfe"', 'name = "did.twfe"\noptions = { frobnicate = 1 }')
+    assert main(["run", str(_plan(plan_dir, text))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: PlanError: plan key estimators[0].options.frobnicate: did.twfe has no option")
+    assert "allowed: covariates, cluster" in err and "internal error" not in err
+    assert not (plan_dir / "outputs").exists()

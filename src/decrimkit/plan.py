@@ -213,7 +213,7 @@ class Plan:
             return load_dataset(self.data["dataset"], self.data.get("file"))
         try:
             return pd.read_csv(self.data["path"])
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise PlanError(f"data.path {self.data['path']!r} could not be read as CSV: {exc}") from exc
 
     def panel(self) -> Any:

@@ -294,7 +294,7 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         return
     if root.exists() and not root.is_dir():
         raise OutputFolderError(f"output folder {root} exists and is not a folder; choose another path.")
-    created = not root.exists()
+    created = [d for d in (root, *root.parents) if not d.exists()]  # folders this call makes, deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd = _acquire(root)
@@ -308,9 +308,11 @@ def output_lock(out: str | Path) -> Iterator[Path]:
         with _HELD_GUARD:
             del _HELD[root]
         _release(root, fd)
-        if created:  # a run that wrote nothing leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                root.rmdir()
+        for d in created:  # a run that wrote nothing leaves no empty folder behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
 
 def check_output_folder(out: str | Path) -> Path:
