@@ -18,7 +18,7 @@ ESTIMATORS  := $(shell find estimators -name '*.py' 2>/dev/null)
 DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
+.PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
         paper report-baltimore report-suffolk report-oregon report-policy-models bench bench-quick validate validate-quick clean
 
 help:  ## list targets
@@ -30,7 +30,20 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,paper,dev]"
 	@touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install decrimkit with pinned dependencies
+setup: $(STAMP) browser  ## create .venv and install decrimkit with pinned dependencies (and Chromium)
+
+# Chromium for the browser check of report.html (tests/test_report_html.py): Debian's package, installed
+# when missing and apt-get can run as root; otherwise the command to run is printed.
+browser:  ## install Chromium (headless browser check of report.html) if it is missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "make browser: install Chromium (e.g. sudo apt-get install chromium) for tests/test_report_html.py" >&2; fi; }
+
+check-html: $(STAMP) browser  ## report.html in headless Chromium at 1280 and 400 px (screenshots in outputs/html-check/)
+	DECRIMKIT_SCREENSHOTS=outputs/html-check $(TEST_ENV) $(PY) -m pytest -q -p no:xdist tests/test_report_html.py
+	@echo "screenshots: outputs/html-check/report-1280.png, outputs/html-check/report-400.png"
 
 test: $(STAMP)  ## run the test suite (what CI runs)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q tests

@@ -80,6 +80,7 @@ class Row:
 class Entries:
     """What one result adds to a report."""
 
+    label: str = ""
     rows: list[Row] = field(default_factory=list)
     tables: list[tuple[str, pd.DataFrame, str]] = field(default_factory=list)  # (name, frame, caption)
     figures: list[tuple[str, Callable[[], Any], str]] = field(default_factory=list)  # (name, make, caption)
@@ -197,7 +198,7 @@ def _att_gt(
         ent.notes.append(f"Wald pre-test of parallel trends W = {w.statistic:.3f}, df {w.df}, p = {w.p_value:.3g}")
     except DesignError as exc:  # no pre-periods, or a singular covariance: say why there is no pre-test
         ent.notes.append(f"no pre-test of parallel trends: {exc}")
-    for kind in aggregate or ("simple",):
+    for kind in ["simple"] + [k for k in aggregate if k != "simple"]:  # the overall ATT always, then the rest
         agg = result.aggregate(kind)
         est, se = (float(v) for v in agg.overall)
         q = _q(alpha, None)
@@ -410,17 +411,20 @@ def entries(
     label = label or estimator_label(estimator) or humanize(name)
     method = method if method is not None else estimator
     if "AttGt" in kinds:
-        return _att_gt(name, result, label, method, unit, alpha, aggregate)
-    if "Effect" in kinds:
-        return _effect(name, result, label, method, unit, alpha)
-    if "SynthResult" in kinds:
-        return _synth(name, result, label, method, unit, alpha, placebo)
-    if "Posterior" in kinds:
-        return _posterior(name, result, label, method, alpha)
-    if "HonestResult" in kinds:
-        return _honest(name, result, label, method, unit)
-    if "LeniencyResult" in kinds:
-        return _leniency(name, result, label, method, unit, alpha)
-    if "BaconResult" in kinds:
-        return _bacon(name, result, label, method, unit, alpha)
-    return _generic(name, result, label)
+        ent = _att_gt(name, result, label, method, unit, alpha, aggregate)
+    elif "Effect" in kinds:
+        ent = _effect(name, result, label, method, unit, alpha)
+    elif "SynthResult" in kinds:
+        ent = _synth(name, result, label, method, unit, alpha, placebo)
+    elif "Posterior" in kinds:
+        ent = _posterior(name, result, label, method, alpha)
+    elif "HonestResult" in kinds:
+        ent = _honest(name, result, label, method, unit)
+    elif "LeniencyResult" in kinds:
+        ent = _leniency(name, result, label, method, unit, alpha)
+    elif "BaconResult" in kinds:
+        ent = _bacon(name, result, label, method, unit, alpha)
+    else:
+        ent = _generic(name, result, label)
+    ent.label = label
+    return ent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import html
+import functools
 import math
 from typing import Any
 
@@ -12,18 +12,7 @@ from markdown_it import MarkdownIt
 
 from decrimkit.results import P_VALUE_COLUMNS, format_p
 
-__all__ = ["fmt", "table_md", "table_tex", "table_html", "md_to_html", "page_html", "json_number"]
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:58rem;margin:2rem auto;
-padding:0 1rem;color:#1a1a1a;line-height:1.5}
-h1{font-size:1.6rem;border-bottom:2px solid #0072B2;padding-bottom:.3rem}h2{font-size:1.25rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border-bottom:1px solid #ddd;padding:.25rem .6rem;
-text-align:right}th{border-bottom:2px solid #444}td:first-child,th:first-child{text-align:left}
-caption{caption-side:top;text-align:left;font-weight:600;padding-bottom:.3rem}
-figure{margin:1.2rem 0}figure img{max-width:100%}figcaption{font-size:.9rem;color:#444}
-code{background:#f3f3f3;padding:0 .2rem}.meta{color:#555;font-size:.85rem}
-"""
+__all__ = ["fmt", "table_md", "table_tex", "table_block", "header_label", "md_to_html", "page_html", "json_number"]
 
 
 def json_number(x: Any, digits: int = 12) -> Any:
@@ -111,22 +100,53 @@ def table_tex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def table_html(df: pd.DataFrame, caption: str = "") -> str:
-    header, rows = _cells(df)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def header_label(name: str) -> str:
+    """A column name as a reader sees it: ``"conf_low"`` -> ``"conf low"``, ``"p_value"`` -> ``"p"``."""
+    return {"p_value": "p", "se": "SE", "n": "n"}.get(name, name.replace("_", " "))
+
+
+def table_block(df: pd.DataFrame, caption: str, anchor: str) -> dict[str, Any]:
+    """A table for the HTML template: human column labels, formatted cells, a CSS class per column
+    (``label`` for a first text column, ``text`` for other text columns, ``nowrap`` for numbers and
+    short text such as intervals)."""
+    frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    header, rows = _cells(frame)
+    classes = []
+    for i, col in enumerate(frame.columns):
+        numeric = pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col])
+        short = max((len(r[i]) for r in rows), default=0) <= 24  # intervals, codes: kept on one line
+        classes.append("nowrap" if numeric else ("label" if i == 0 else "text nowrap" if short else "text"))
+    return {
+        "kind": "table",
+        "id": anchor,
+        "caption": caption,
+        "header": [header_label(h) for h in header],
+        "rows": rows,
+        "classes": classes,
+    }
 
 
 def md_to_html(text: str) -> str:
-    """CommonMark (plus tables) to HTML; raw HTML in the text is escaped, not passed through."""
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    """CommonMark (plus tables) to HTML; raw HTML in the text is escaped, not passed through. Tables are
+    wrapped in a horizontally scrolling container, like the report's own tables."""
+    out = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return out.replace("<table>", '<div class="table-wrap" tabindex="0"><table>').replace("</table>", "</table></div>")
 
 
-def page_html(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
-        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+@functools.cache
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("decrimkit.reporting", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
+
+
+def page_html(title: str, meta: str, toc: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> str:
+    """The self-contained report page (``templates/report.html.j2``): title, contents, then the blocks
+    (``heading``, ``html``, ``notes``, ``table`` from :func:`table_block`, ``figure``) in order."""
+    return _environment().get_template("report.html.j2").render(title=title, meta=meta, toc=toc, blocks=blocks)

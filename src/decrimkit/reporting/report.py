@@ -195,20 +195,28 @@ class Report:
             from decrimkit.reporting.entries import entries
 
             _check_name("result", name)
-            ent = entries(name, result, label=label, method=method, unit=unit, alpha=alpha, aggregate=aggregate,
-                          placebo=placebo)
+            ent = entries(
+                name, result, label=label, method=method, unit=unit, alpha=alpha, aggregate=aggregate, placebo=placebo
+            )
             n_obs = n if n is not None else getattr(getattr(result, "spec", None), "n_obs", None)
             extra = "; ".join(x for x in (*ent.notes, note) if x)
             added = []
             for i, row in enumerate(ent.rows):
                 self.add_result(
-                    row.name, estimate=row.estimate, se=row.se, conf_int=row.conf_int, p_value=row.p_value,
-                    n=n_obs, method=row.method, unit=row.unit, label=row.label,
+                    row.name,
+                    estimate=row.estimate,
+                    se=row.se,
+                    conf_int=row.conf_int,
+                    p_value=row.p_value,
+                    n=n_obs,
+                    method=row.method,
+                    unit=row.unit,
+                    label=row.label,
                     note="; ".join(x for x in (row.note, extra if i == 0 else "") if x),
                 )
                 added.append(row.name)
-            if not ent.rows and extra:
-                self.add_section(label or name, extra)
+            # a section per result: its heading in the contents, then the notes without a headline row
+            self.add_section(label or ent.label, "" if ent.rows else extra)
             for tname, frame, caption in ent.tables:
                 self.add_table(tname, frame, caption=caption, count_columns=())
             for fname, make, caption in ent.figures if figures else ():
@@ -372,7 +380,9 @@ class Report:
         if self._results:
             parts.append("## Headline results\n\n" + render.table_md(self._headline()))
             notes = [
-                f"- **{r.get('label') or humanize(r['name'])}**: {r['note']}" for r in self._results.values() if r["note"]
+                f"- **{r.get('label') or humanize(r['name'])}**: {r['note']}"
+                for r in self._results.values()
+                if r["note"]
             ]
             if notes:
                 parts.append("\n".join(notes) + "\n")
@@ -403,38 +413,63 @@ class Report:
         return "\n".join(lines) + "\n\nFull provenance (package versions, git commit, time): `provenance.json`.\n"
 
     def _html(self) -> str:
-        parts = [
-            f"<h1>{render.html.escape(self.title)}</h1>",
-            f'<p class="meta">Study <code>{render.html.escape(self.study)}</code>, seed {self.seed}'
-            f"{', quick mode' if self.quick else ''}. Counts from 1 to {self.suppress_below - 1} are suppressed "
-            f"(shown as &lt;{self.suppress_below}), with complementary suppression.</p>",
-        ]
+        """report.html through the Jinja2 template: a table of contents, then the same content as report.md."""
+        toc: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
+
+        def heading(title: str) -> None:
+            anchor = f"s{len(toc) + 1}-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "section")
+            toc.append({"id": anchor, "title": title, "children": []})
+            blocks.append({"kind": "heading", "id": anchor, "title": title})
+
+        def child(anchor: str, kind: str, caption: str) -> None:
+            if toc:
+                section = toc[-1]["title"] + ": "
+                short = caption[len(section) :] if caption.startswith(section) else caption
+                toc[-1]["children"].append({"id": anchor, "title": f"{kind}: {short}"})
+            else:
+                toc.append({"id": anchor, "title": f"{kind}: {caption}", "children": []})
+
         if self._results:
-            parts.append("<h2>Headline results</h2>" + render.table_html(self._headline()))
-            notes = [
-                f"<li><b>{render.html.escape(r.get('label') or humanize(r['name']))}</b>: "
-                f"{render.html.escape(r['note'])}</li>"
-                for r in self._results.values()
-                if r["note"]
-            ]
+            heading("Headline results")
+            blocks.append(render.table_block(self._headline(), "", "table-headline"))
+            notes = [(r.get("label") or humanize(r["name"]), r["note"]) for r in self._results.values() if r["note"]]
             if notes:
-                parts.append("<ul>" + "".join(notes) + "</ul>")
+                blocks.append({"kind": "notes", "notes": notes})
         for kind, item in self._items:
             if kind == "section":
-                parts.append(f"<h2>{render.html.escape(item[0])}</h2>" + render.md_to_html(item[1]))
+                heading(item[0])
+                blocks.append({"kind": "html", "html": render.md_to_html(item[1])})
             elif kind == "table":
-                parts.append(render.table_html(item.frame, caption=item.caption or item.name))
+                caption = item.caption or humanize(item.name)
+                blocks.append(render.table_block(item.frame, caption, f"table-{item.name}"))
+                child(f"table-{item.name}", "Table", caption)
             else:
-                b64 = base64.b64encode(item.png).decode("ascii")
-                alt = render.html.escape(item.caption or item.name)
-                cap = f"<figcaption>{alt}</figcaption>" if item.caption else ""
-                parts.append(f'<figure><img alt="{alt}" src="data:image/png;base64,{b64}">{cap}</figure>')
+                caption = item.caption or humanize(item.name)
+                png = base64.b64encode(item.png).decode("ascii")
+                blocks.append(
+                    {
+                        "kind": "figure",
+                        "id": f"figure-{item.name}",
+                        "caption": caption,
+                        "png": png,
+                        "show_caption": bool(item.caption),
+                    }
+                )
+                child(f"figure-{item.name}", "Figure", caption)
         if self._references:
-            parts.append(
-                "<h2>Comparison with published values</h2>" + render.table_html(pd.DataFrame(self._references))
+            heading("Comparison with published values")
+            blocks.append(
+                render.table_block(pd.DataFrame(self._references), "Published and our values", "table-references")
             )
-        parts.append(render.md_to_html(self._data_md()))
-        return render.page_html(self.title, "\n".join(parts))
+        heading("Data")
+        blocks.append({"kind": "html", "html": render.md_to_html(self._data_md().split("\n", 1)[1])})
+        meta = (
+            f"Study {self.study}, seed {self.seed}{', quick mode' if self.quick else ''}. Counts from 1 to "
+            f"{self.suppress_below - 1} are suppressed (shown as <{self.suppress_below}), with complementary "
+            f"suppression."
+        )
+        return render.page_html(self.title, meta, toc, blocks)
 
     def files(self) -> dict[str, bytes]:
         """Every output file of this report (relative path -> bytes), as :meth:`write` writes them."""
