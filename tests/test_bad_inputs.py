@@ -804,3 +804,12 @@ def test_plan_option_the_estimator_does_not_take_exits_2(plan_dir, capsys):
     assert err.startswith("error: PlanError: plan key estimators[0].options.frobnicate: did.twfe has no option")
     assert "allowed: covariates, cluster" in err and "internal error" not in err
     assert not (plan_dir / "outputs").exists()
+
+
+def test_grid_and_prior_draw_limits():
+    from decrimkit.limits import check_options, check_sampler
+
+    _raises(LimitError, r"^prior_draws=1,000,000 is above decrimkit's limit of 100,000; use at most 100,000\.$",
+            check_sampler, prior_draws=10**6)
+    _raises(LimitError, r"plan key estimators\[2\]\.options\.grid_size = 1,000,000,000 is above .* 100,000",
+            check_options, {"grid_size": 10**9, "alpha": 0.1}, where="plan key estimators[2].options")

@@ -124,6 +124,7 @@ def sample(
     import pymc as pm
 
     validate_sampling(sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed)
+    check_sampler(prior_draws=prior_draws)
     progress = progress_enabled(None if progress is None else not progress)
     seed_prior, seed_nuts, seed_pp = _seeds(seed)
     kwargs: dict[str, Any] = {

@@ -64,6 +64,7 @@ from decrimkit.estimators.iv.diagnostics import (
     monotonicity_check,
 )
 from decrimkit.estimators.iv.results import LeniencyResult
+from decrimkit.limits import MAX_GRID, check_replications
 from decrimkit.options import check_option
 from decrimkit.results import Effect, Spec, frozen_array
 
@@ -301,6 +302,7 @@ def leniency(
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 2:
         raise SpecificationError(f"n_bins must be an integer >= 2, got {n_bins!r}.")
+    check_replications("n_bins", n_bins, maximum=MAX_GRID)
     design = leniency_design(
         cases,
         decision=decision,

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import SpecificationError
-from decrimkit.limits import check_replications
+from decrimkit.limits import MAX_GRID, check_replications
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import check_option
 from decrimkit.results import Spec, Summarised
@@ -78,6 +78,7 @@ def conformal(
         raise SpecificationError(f"alpha={alpha!r} must lie in (0, 1).")
     if grid_size < 3:
         raise SpecificationError(f"grid_size={grid_size!r}: use at least 3 grid points.")
+    check_replications("grid_size", grid_size, maximum=MAX_GRID)
     design = result.extra["design"]
     n_pre, n_post = design.n_pre, design.n_post
     y1, yc = design.y_treated, design.y_donors.T
@@ -235,6 +236,7 @@ def conformal_average(
         raise SpecificationError(f"alpha={alpha!r} must lie in (0, 1).")
     if grid_size < 3:
         raise SpecificationError(f"grid_size={grid_size!r}: use at least 3 grid points.")
+    check_replications("grid_size", grid_size, maximum=MAX_GRID)
     if n_perm < 1 or max_exact < 1:
         raise SpecificationError(f"n_perm={n_perm!r} and max_exact={max_exact!r} must be positive.")
     check_replications("n_perm", n_perm)

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_REFITS",
     "MAX_DRAWS",
     "MAX_CHAINS",
+    "MAX_GRID",
     "MAX_ELEMENTS",
     "MAX_PLAN_BYTES",
     "MAX_PLAN_ENTRIES",
@@ -41,6 +42,8 @@ MAX_DRAWS = 100_000
 """MCMC draws and tuning steps per chain (``draws``, ``tune``, ``prior_draws``)."""
 MAX_CHAINS = 64
 """MCMC chains."""
+MAX_GRID = 100_000
+"""Grid points and bins (``grid_size`` of conformal inference, ``n_bins`` of the leniency first-stage plot)."""
 MAX_ELEMENTS = 2**28
 """Replications x numbers per replication held in memory at once (2**28 float64 = 2 GiB)."""
 MAX_PLAN_BYTES = 1_000_000
@@ -62,6 +65,8 @@ REPLICATION_OPTIONS: dict[str, int] = {
     "tune": MAX_DRAWS,
     "prior_draws": MAX_DRAWS,
     "chains": MAX_CHAINS,
+    "grid_size": MAX_GRID,
+    "n_bins": MAX_GRID,
 }
 """Option name -> upper bound, checked by :func:`check_options` (plans)."""
 
@@ -89,10 +94,12 @@ def check_replications(
         return
     value = int(value)
     if value > maximum:
-        raise LimitError(
-            f"{name}={value:,} is above decrimkit's limit of {maximum:,}; use at most {maximum:,} "
-            f"(Monte Carlo error shrinks as 1/sqrt({name}): 10,000 gives about 0.005 on a p-value)."
+        hint = (
+            f" (Monte Carlo error shrinks as 1/sqrt({name}): 10,000 gives about 0.005 on a p-value)"
+            if name.startswith("n_") and name != "n_bins"
+            else ""
         )
+        raise LimitError(f"{name}={value:,} is above decrimkit's limit of {maximum:,}; use at most {maximum:,}{hint}.")
     if per_replication is not None and value * int(per_replication) > MAX_ELEMENTS:
         most = max(MAX_ELEMENTS // max(int(per_replication), 1), 1)
         gib = value * int(per_replication) * 8 / 2**30
@@ -102,12 +109,14 @@ def check_replications(
         )
 
 
-def check_sampler(*, draws: Any = None, tune: Any = None, chains: Any = None) -> None:
-    """Raise :class:`LimitError` when MCMC ``draws``/``tune`` exceed :data:`MAX_DRAWS` or ``chains`` :data:`MAX_CHAINS`."""
+def check_sampler(*, draws: Any = None, tune: Any = None, chains: Any = None, prior_draws: Any = None) -> None:
+    """Raise :class:`LimitError` when MCMC ``draws``/``tune``/``prior_draws`` exceed :data:`MAX_DRAWS` or
+    ``chains`` :data:`MAX_CHAINS`."""
     for name, value, maximum in (
         ("draws", draws, MAX_DRAWS),
         ("tune", tune, MAX_DRAWS),
         ("chains", chains, MAX_CHAINS),
+        ("prior_draws", prior_draws, MAX_DRAWS),
     ):
         if _is_int(value) and int(value) > maximum:
             raise LimitError(
