@@ -22,6 +22,8 @@ CELLS = [
     "res = did.att_gt(panel, n_boot=0).aggregate('dynamic')\n"
     "res.plot()",
     "plt.figure()\nplt.plot([0, 1], [1, 0])\nplt.show()",
+    # interactive mode survives decrimkit's style context: a figure without plt.show() still displays
+    "print(matplotlib.is_interactive())\nplt.plot([0, 1], [0, 1]);",
     # progress bars are notebook-aware: on in a kernel (stderr is no terminal) unless DECRIMKIT_PROGRESS=0
     "import os\nfrom decrimkit.progress import progress_enabled, stages\nprint(progress_enabled())\n"
     "del os.environ['DECRIMKIT_PROGRESS']\nprint(progress_enabled())\n"
@@ -42,11 +44,12 @@ def test_plot_and_plt_show_display_in_a_notebook(tmp_path) -> None:
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)
 
-    first, plotted, shown, progress = nb.cells
+    first, plotted, shown, auto, progress = nb.cells
     backend = "".join(out.get("text", "") for out in first["outputs"] if out["output_type"] == "stream")
     assert "inline" in backend, backend
     assert _images(plotted) >= 1, plotted["outputs"]  # res.plot() displays its figure
     assert _images(shown) == 1, shown["outputs"]  # plt.show() still draws after import decrimkit
+    assert auto["outputs"][0]["text"] == "True\n" and _images(auto) == 1, auto["outputs"]
     printed = "".join(out.get("text", "") for out in progress["outputs"] if out.get("name") == "stdout")
     assert printed.split() == ["False", "True"]
     bar = "".join(out.get("text", "") for out in progress["outputs"] if out.get("name") == "stderr")

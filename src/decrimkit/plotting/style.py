@@ -37,8 +37,18 @@ RC = {
 
 @contextmanager
 def style() -> Iterator[None]:
+    """The decrimkit rcParams for the figures drawn inside; the caller's settings come back after.
+
+    Interactive mode is the exception: when the first figure of a Jupyter session is drawn here, the
+    inline backend loads and turns interactive mode on, and that must outlive the context (otherwise
+    later figures, decrimkit's and the user's, would no longer display and close at the end of a cell).
+    """
     with plt.rc_context(RC):
-        yield
+        try:
+            yield
+        finally:
+            interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def figure(ax: Any = None, **kwargs: Any) -> tuple[Any, Any]:
