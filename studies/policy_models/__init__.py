@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.options import POLICY_MODELS
+from decrimkit.progress import stages
 
 from . import figures, pooling
 from . import panel as P
@@ -235,29 +236,35 @@ def run(
     for name in ("policy_registry", "cdc_vsrr_overdose", "state_population"):
         rep.use_dataset(name)
 
-    rows = P.qualifying_rows(P.Rules())
-    cohorts = P.jurisdiction_cohorts(rows)
-    rates = P.state_overdose_rates()
-    t0 = time.perf_counter()
-    dejure, sp = _dejure_estimates(rates, seed=seed)
-    log.info("state-level estimates done (%.0f s)", time.perf_counter() - t0)
-    records, summary, mde, designs, dropped = _power(
-        rates, cohorts, cfg, seed=seed, scheduler=scheduler, n_workers=n_workers
-    )
-    log.info("power grid done: %d records (%.0f s)", len(records), time.perf_counter() - t0)
-    hdid, hdid_warn = pooling.hierarchical_state(sp, seed=seed, quick=quick)
-    log.info("hierarchical DiD done (%.0f s)", time.perf_counter() - t0)
-    groups = {str(s): str(m) for s, m in zip(sp.treated["state"], sp.treated["model"])}
-    effects = [pooling.posterior_effects(hdid, "state hierarchical DiD", groups)]
-    study_est, study_status = pooling.study_estimates(root)
-    pooled, pool_warn = (None, "")
-    if len(study_est):
-        pooled, pool_warn = pooling.pool_studies(study_est, seed=seed, quick=quick)
-        effects.append(
-            pooling.posterior_effects(pooled, "pooled studies", dict(zip(study_est["site"], study_est["policy_model"])))
+    with stages("study policy-models", total=5) as step:
+        step("registry cohorts and state overdose rates")
+        rows = P.qualifying_rows(P.Rules())
+        cohorts = P.jurisdiction_cohorts(rows)
+        rates = P.state_overdose_rates()
+        t0 = time.perf_counter()
+        step("de jure state estimates")
+        dejure, sp = _dejure_estimates(rates, seed=seed)
+        log.info("state-level estimates done (%.0f s)", time.perf_counter() - t0)
+        step("power grid")
+        records, summary, mde, designs, dropped = _power(
+            rates, cohorts, cfg, seed=seed, scheduler=scheduler, n_workers=n_workers
         )
-    eff = pd.concat(effects, ignore_index=True)
-    log.info("pooling done (%.0f s)", time.perf_counter() - t0)
+        log.info("power grid done: %d records (%.0f s)", len(records), time.perf_counter() - t0)
+        step("state hierarchical DiD (NUTS)")
+        hdid, hdid_warn = pooling.hierarchical_state(sp, seed=seed, quick=quick)
+        log.info("hierarchical DiD done (%.0f s)", time.perf_counter() - t0)
+        groups = {str(s): str(m) for s, m in zip(sp.treated["state"], sp.treated["model"])}
+        effects = [pooling.posterior_effects(hdid, "state hierarchical DiD", groups)]
+        step("pooling the studies (NUTS)")
+        study_est, study_status = pooling.study_estimates(root)
+        pooled, pool_warn = (None, "")
+        if len(study_est):
+            pooled, pool_warn = pooling.pool_studies(study_est, seed=seed, quick=quick)
+            effects.append(
+                pooling.posterior_effects(pooled, "pooled studies", dict(zip(study_est["site"], study_est["policy_model"])))
+            )
+        eff = pd.concat(effects, ignore_index=True)
+        log.info("pooling done (%.0f s)", time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- results.json
     for r in dejure[dejure["spec"] == "main"].itertuples(index=False):
