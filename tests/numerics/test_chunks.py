@@ -36,6 +36,9 @@ def test_same_as_one_batch_and_one_shape(n):
     whole = kernel(jnp.asarray(a), jnp.asarray(b))
     assert isinstance(out, Out)
     assert out.total.shape == (n,) and out.scaled.shape == (n, 3)
-    np.testing.assert_array_equal(out.total, np.asarray(whole.total))
+    # a row sum may be vectorised differently at another batch shape on another CPU: rounding-level
+    # agreement (a few ulps of the summed magnitudes); the elementwise product is exact
+    bound = 4 * np.finfo(float).eps * (np.abs(a).sum(axis=1) + np.abs(b))
+    assert np.all(np.abs(out.total - np.asarray(whole.total)) <= bound)
     np.testing.assert_array_equal(out.scaled, np.asarray(whole.scaled))
     assert shapes == {(8, 3)}  # every call at the chunk shape: one compilation

@@ -107,7 +107,7 @@ def test_imputation_matches_diff_diff(leave_out: bool) -> None:
 
 def test_leave_out_variance_is_larger(mpdta) -> None:
     plain, loo = did.imputation(mpdta), did.imputation(mpdta, leave_out=True)
-    np.testing.assert_array_equal(plain.estimate, loo.estimate)
+    np.testing.assert_allclose(plain.estimate, loo.estimate, rtol=1e-12)  # leave-out changes the variance only
     assert np.all(loo.se >= plain.se) and loo.overall[1] >= plain.overall[1]
 
 
