@@ -27,7 +27,7 @@ help:  ## list targets
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24" 
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,paper,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[studies,test,paper,dev]"
 	@touch $(STAMP)
 
 setup: $(STAMP) browser  ## create .venv and install decrimkit with pinned dependencies (and Chromium)
@@ -104,19 +104,15 @@ report-oregon: paper/build/report-oregon.pdf  ## plain-language grant report, Or
 report-policy-models: paper/build/report-policy-models.pdf  ## plain-language grant report, policy models
 
 bench: $(STAMP)  ## benchmarks against the peer packages (writes bench/results/)
-	@test -f bench/run.py || { echo "make bench: the benchmark suite (bench/run.py) is not built yet; see the open benchmarks issue." >&2; exit 2; }
 	$(PY) bench/run.py
 
 bench-quick: $(STAMP)  ## a < 5 minute subset of the benchmarks
-	@test -f bench/run.py || { echo "make bench-quick: the benchmark suite (bench/run.py) is not built yet." >&2; exit 2; }
 	$(PY) bench/run.py --quick
 
 validate: $(STAMP)  ## Monte Carlo coverage simulations (long)
-	@test -f validation/run.py || { echo "make validate: the validation suite (validation/run.py) is not built yet; see the open validation issue." >&2; exit 2; }
 	$(PY) validation/run.py
 
 validate-quick: $(STAMP)  ## a < 5 minute subset of the validation simulations
-	@test -f validation/run.py || { echo "make validate-quick: the validation suite (validation/run.py) is not built yet." >&2; exit 2; }
 	$(PY) validation/run.py --quick
 
 clean:  ## remove build products and outputs (keeps .venv)

@@ -2,7 +2,9 @@
 
 ``from decrimkit.estimators import bayes`` then ``bayes.hierarchical_did(panel, policy_model=...)``,
 ``bayes.its(series, start=...)``, ``bayes.synthetic_control(panel, treated=, start=)``, ``bayes.pool(estimates)``.
-Names resolve lazily so that importing the family does not import PyMC or compile anything.
+Names resolve lazily so that importing the family does not import PyMC or compile anything. The family
+needs the ``bayes`` extra (``pip install 'decrimkit[bayes]'``); without it, the first use of a name raises
+:class:`~decrimkit.errors.MissingExtraError`.
 Every estimator returns a :class:`~decrimkit.estimators.bayes.results.Posterior`.
 """
 
@@ -20,4 +22,4 @@ _WHERE = {
     "Diagnostics": "_sampling",
 }
 
-__all__ = lazy_family(__name__, _WHERE)
+__all__ = lazy_family(__name__, _WHERE, extra="bayes")

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import ConvergenceError, ConvergenceWarning, SpecificationError
+from decrimkit.extras import require
 from decrimkit.limits import check_sampler
 from decrimkit.numerics.keys import check_seed
 from decrimkit.options import Sampler, check_option
@@ -38,6 +39,9 @@ from decrimkit.progress import progress_enabled, stages
 from decrimkit.results import Summarised
 
 __all__ = ["sample", "check_convergence", "diagnose", "Diagnostics", "RHAT_MAX", "ESS_MIN", "validate_sampling", "merge_priors"]
+
+# every Bayesian module imports this one: without the extra, importing any of them names what to install
+require("bayes", "decrimkit's Bayesian estimators")
 
 RHAT_MAX = 1.01
 ESS_MIN = 400.0

@@ -14,12 +14,20 @@ import types
 from typing import Any
 
 
-def lazy_family(package: str, where: dict[str, str]) -> list[str]:
-    """Make ``package`` resolve each public name in ``where`` (name -> submodule) lazily; return ``__all__``."""
+def lazy_family(package: str, where: dict[str, str], *, extra: str | None = None) -> list[str]:
+    """Make ``package`` resolve each public name in ``where`` (name -> submodule) lazily; return ``__all__``.
+
+    ``extra``: the optional dependency group the family needs (:mod:`decrimkit.extras`); resolving a
+    name without it installed raises :class:`~decrimkit.errors.MissingExtraError` naming the extra.
+    """
 
     class Family(types.ModuleType):
         def __getattr__(self, name: str) -> Any:
             if name in where:
+                if extra is not None:
+                    from decrimkit.extras import require
+
+                    require(extra, f"{package.rpartition('.')[2]}.{name}")
                 return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
 

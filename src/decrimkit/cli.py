@@ -85,6 +85,9 @@ def _study_module(name: str) -> object:
 
     if name not in STUDIES:
         raise SpecificationError(f"unknown study {name!r}; studies: {', '.join(sorted(STUDIES))}.")
+    from decrimkit.extras import require
+
+    require("studies", f"decrimkit study {name}")
     path = STUDIES[name]
     try:
         spec = importlib.util.find_spec(path)

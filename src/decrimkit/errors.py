@@ -19,6 +19,7 @@ __all__ = [
     "OutputFolderError",
     "OutputLockedError",
     "LimitError",
+    "MissingExtraError",
     "DecrimkitWarning",
     "ConvergenceWarning",
     "WeakInstrumentWarning",
@@ -68,6 +69,10 @@ class OutputLockedError(OutputFolderError):
 
 class LimitError(SpecificationError):
     """A number or size is above decrimkit's documented upper bound (replications, draws, plan size)."""
+
+
+class MissingExtraError(DecrimkitError):
+    """An optional part of decrimkit was called without its extra installed (e.g. ``decrimkit[bayes]``)."""
 
 
 class DecrimkitWarning(UserWarning):

@@ -221,6 +221,9 @@ def _run_chunk(design: PowerDesign, reps: Sequence[int], kwargs: dict[str, Any])
 def cluster(scheduler: str | None = None, n_workers: int | None = None) -> Iterator[Any]:
     """A Dask ``Client``: to the ``scheduler`` address when given, else (``None`` or ``"local"``) to a new
     LocalCluster (<= 2 processes, 1 thread each)."""
+    from decrimkit.extras import require
+
+    require("dask", "the power grid's Dask cluster")
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None and scheduler != "local":
