@@ -19,7 +19,7 @@ DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
-        paper report-baltimore report-suffolk report-oregon report-policy-models bench bench-quick validate validate-quick clean
+        paper report-baltimore report-suffolk report-oregon report-policy-models report-plan bench bench-quick validate validate-quick clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -95,13 +95,22 @@ paper/build/decrimkit-evaluations.pdf: $(RESULTS) $(wildcard paper/*.typ) paper/
 
 paper: paper/build/decrimkit-evaluations.pdf  ## build the manuscript PDF from the study outputs
 
-paper/build/report-%.pdf: outputs/%/results.json $(wildcard paper/*.typ) paper/build.py
-	$(PY) paper/build.py --format report --study $*
+# A grant report is built from the outputs that one study already has (outputs/<study>/, any run of
+# `decrimkit study` or `make study-<study>`); the study runs only when it has no outputs, and build.py
+# refuses outputs made with another SEED. Other studies' outputs are not needed.
+REPORTS := report-baltimore report-suffolk report-oregon report-policy-models
+$(REPORTS): report-%: $(STAMP)
+	@test -f outputs/$*/results.json || $(MAKE) --no-print-directory outputs/$*/results.json
+	$(PY) paper/build.py --format report --study $* --seed $(SEED)
 
-report-baltimore: paper/build/report-baltimore.pdf  ## plain-language grant report, Baltimore
-report-suffolk: paper/build/report-suffolk.pdf  ## plain-language grant report, Suffolk County
-report-oregon: paper/build/report-oregon.pdf  ## plain-language grant report, Oregon
-report-policy-models: paper/build/report-policy-models.pdf  ## plain-language grant report, policy models
+report-baltimore:  ## plain-language grant report, Baltimore (paper/build/report-baltimore.pdf)
+report-suffolk:  ## plain-language grant report, Suffolk County
+report-oregon:  ## plain-language grant report, Oregon
+report-policy-models:  ## plain-language grant report, policy models
+
+report-plan: $(STAMP)  ## grant report of an analysis plan: make report-plan PLAN=docs/examples/plan_castle.toml
+	@test -n "$(PLAN)" || { echo "usage: make report-plan PLAN=path/to/plan.toml" >&2; exit 2; }
+	$(PY) paper/build.py --format report --plan $(PLAN)
 
 bench: $(STAMP)  ## benchmarks against the peer packages (writes bench/results/)
 	$(PY) bench/run.py

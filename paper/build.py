@@ -6,7 +6,10 @@
         -> paper/build/decrimkit-evaluations.pdf
 
 ``python paper/build.py --format report --study baltimore`` builds the plain-language grant report
-``paper/build/report-baltimore.pdf`` from ``paper/report.typ`` instead.
+``paper/build/report-baltimore.pdf`` from ``paper/report.typ`` instead, from the outputs that one study
+has (``outputs/baltimore``; nothing is rerun, and ``--seed N`` checks they were made with seed N).
+``--plan PLAN.toml`` does the same for an analysis plan's output folder (running the plan first only
+when it has no outputs), and ``--outputs DIR`` for any folder a decrimkit ``Report`` wrote.
 
 Every ``val("key")`` the Typst source asks for must exist in values.json; a missing key stops the build
 with the list of missing keys (a study that did not run, or a renamed result), never a blank in the PDF.
@@ -151,9 +154,10 @@ def collect(outputs: Path) -> dict[str, Any]:
         tables[study] = [
             {
                 "name": r["name"],
+                "label": r.get("label") or _humanize(r["name"]),
                 "estimate": fmt_number(r.get("estimate")),
-                "ci": values.get(f"{study}.{r['name']}.ci", ""),
-                "p": fmt_p(r.get("p_value")),
+                "ci": values.get(f"{study}.{r['name']}.ci", "\u2013"),
+                "p": fmt_p(r.get("p_value")) if r.get("p_value") is not None else "\u2013",
                 "unit": r.get("unit", ""),
                 "method": r.get("method", "") + (" (NOT CONVERGED: not a result)" if _not_converged(r) else ""),
             }
@@ -171,10 +175,21 @@ def _code(path: Path) -> str:
     return "\n".join(line.split("//", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
 
 
+IMPORT_PATTERN = re.compile(r'#(?:import|include)\s+"([^"]+\.typ)"')
+
+
 def check_keys(source: Path, values: dict[str, str]) -> None:
-    wanted = set(KEY_PATTERN.findall(_code(source)))
-    for inc in PAPER.glob("*.typ"):
-        wanted |= set(KEY_PATTERN.findall(_code(inc)))
+    """Stop when ``source``, or a file it imports, asks for a value that is not in values.json."""
+    wanted: set[str] = set()
+    todo, seen = [source], set()
+    while todo:
+        f = todo.pop()
+        if f in seen or not f.exists():
+            continue
+        seen.add(f)
+        code = _code(f)
+        wanted |= set(KEY_PATTERN.findall(code))
+        todo += [f.parent / name for name in IMPORT_PATTERN.findall(code)]
     missing = sorted(k for k in wanted if k not in values)
     if missing:
         raise SystemExit(
@@ -184,37 +199,128 @@ def check_keys(source: Path, values: dict[str, str]) -> None:
         )
 
 
-def build(fmt: str = "paper", study: str | None = None, outputs: Path | None = None) -> Path:
+def _humanize(name: str) -> str:
+    from decrimkit.reporting.entries import humanize
+
+    return humanize(name)
+
+
+def report_data(folder: Path, key: str) -> dict[str, Any]:
+    """What the grant report (report.typ) shows of one output folder: title, seed, headline rows with human
+    labels, notes and figures. A row without a p-value or interval shows a dash; its note says why."""
+    rfile = folder / "results.json"
+    results = json.loads(rfile.read_text(encoding="utf-8"))
+    rows, notes = [], []
+    for r in results.get("results", []):
+        label = r.get("label") or _humanize(r["name"])
+        ci = r.get("conf_int")
+        shown = ci is not None and None not in ci
+        p = r.get("p_value")
+        rows.append({
+            "name": r["name"],
+            "label": label,
+            "estimate": fmt_number(r.get("estimate")),
+            "ci": f"[{fmt_number(ci[0])}, {fmt_number(ci[1])}]" if shown else "–",
+            "p": fmt_p(p) if p is not None else "–",
+            "unit": r.get("unit", ""),
+            "method": r.get("method", "") + (" (NOT CONVERGED: not a result)" if _not_converged(r) else ""),
+        })
+        if r.get("note"):
+            notes.append({"label": label, "note": r["note"]})
+    # figures in the order of the headline results they belong to (a figure named <result>[.<step>].png)
+    prefixes = list(dict.fromkeys(r["name"].split(".")[0] for r in results.get("results", [])))
+    found = sorted((folder / "figures").glob("*.png")) if (folder / "figures").exists() else []
+
+    def rank(p: Path) -> tuple[int, int, str]:
+        head = p.stem.split(".")[0]
+        return (prefixes.index(head) if head in prefixes else len(prefixes), p.stem.count("."), p.stem)
+
+    figures = [str(p.resolve()) for p in sorted(found, key=rank)]
+    return {
+        "key": key,
+        "study": str(results.get("study", key)),
+        "title": str(results.get("title", key)),
+        "seed": str(results.get("seed")),
+        "quick": bool(results.get("quick")),
+        "rows": rows,
+        "notes": notes,
+        "figures": figures,
+        "folder": str(folder.resolve().relative_to(ROOT)) if folder.resolve().is_relative_to(ROOT) else folder.name,
+    }
+
+
+def build_report(folder: Path, key: str, seed: int | None = None) -> Path:
+    """The grant report of one output folder (a study's or a plan's), from its files alone."""
     import typst
+
+    rfile = folder / "results.json"
+    if not rfile.exists():
+        raise SystemExit(f"paper/build.py: {rfile} is missing; run the study or plan first")
+    made_with = json.loads(rfile.read_text(encoding="utf-8")).get("seed")
+    if seed is not None and made_with != seed:
+        raise SystemExit(
+            f"paper/build.py: {folder} was made with seed {made_with}, not {seed}; rerun it with --seed {seed} "
+            f"(make study-{key} SEED={seed}) or build the report with SEED={made_with}"
+        )
+    BUILD.mkdir(parents=True, exist_ok=True)
+    data = {"values": {}, "report": report_data(folder, key)}
+    (BUILD / "values.json").write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    source, target = PAPER / "report.typ", BUILD / f"report-{key}.pdf"
+    check_keys(source, data["values"])
+    # root "/": figures are read by absolute path, so a plan's output folder may lie anywhere
+    typst.compile(str(source), output=str(target), root="/", sys_inputs={"study": key})
+    return target
+
+
+def build(fmt: str = "paper", study: str | None = None, outputs: Path | None = None) -> Path:
+    """The manuscript from every study output under ``outputs`` (``fmt="report"``: one study's grant report)."""
+    import typst
+
+    if fmt == "report":
+        if study not in STUDIES:
+            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(STUDIES)}")
+        return build_report((outputs or ROOT / "outputs") / study, study)
 
     outputs = outputs or ROOT / "outputs"
     BUILD.mkdir(parents=True, exist_ok=True)
     data = collect(outputs)
-    if study is not None:
-        data["values"]["report.study"] = study
     (BUILD / "values.json").write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    if fmt == "paper":
-        source, target = PAPER / "main.typ", BUILD / "decrimkit-evaluations.pdf"
-    else:
-        if study not in STUDIES:
-            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(STUDIES)}")
-        if study not in data["tables"]:
-            raise SystemExit(f"paper/build.py: outputs/{study}/results.json is missing; run make study-{study}")
-        source, target = PAPER / "report.typ", BUILD / f"report-{study}.pdf"
+    source, target = PAPER / "main.typ", BUILD / "decrimkit-evaluations.pdf"
     check_keys(source, data["values"])
-    typst.compile(str(source), output=str(target), root=str(ROOT),
-                  sys_inputs={"study": study or ""})
+    typst.compile(str(source), output=str(target), root=str(ROOT))
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--format", choices=("paper", "report"), default="paper")
-    ap.add_argument("--study", default=None)
-    ap.add_argument("--outputs", type=Path, default=None)
+    ap.add_argument("--study", default=None, help="report: a study, from outputs/<study> (or --outputs/<study>)")
+    ap.add_argument("--plan", type=Path, default=None, help="report: an analysis plan, from its output folder")
+    ap.add_argument("--outputs", type=Path, default=None,
+                    help="paper: the outputs root (default outputs/); report: the folder itself, with neither "
+                         "--study nor --plan")
+    ap.add_argument("--seed", type=int, default=None, help="report: refuse outputs made with another seed")
     args = ap.parse_args(argv)
-    target = build(args.format, args.study, args.outputs)
-    print(f"wrote {target.relative_to(ROOT)}")
+    if args.format == "paper":
+        target = build("paper", outputs=args.outputs)
+    elif args.study is not None:
+        if args.study not in STUDIES:
+            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(STUDIES)}")
+        folder = (args.outputs or ROOT / "outputs") / args.study
+        target = build_report(folder, args.study, args.seed)
+    elif args.plan is not None:
+        from decrimkit.plan import load_plan
+
+        plan = load_plan(args.plan)
+        if not (plan.out / "results.json").exists():
+            print(f"{plan.out} has no outputs yet: running the plan (decrimkit run {args.plan})")
+            plan.run()
+        target = build_report(plan.out, plan.name, args.seed)
+    elif args.outputs is not None:
+        target = build_report(args.outputs, args.outputs.resolve().name, args.seed)
+    else:
+        raise SystemExit("paper/build.py --format report needs --study NAME, --plan PLAN.toml or --outputs DIR")
+    print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
     return 0
 
 

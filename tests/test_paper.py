@@ -115,3 +115,84 @@ def test_paper_compiles_from_existing_outputs(tmp_path):
     assert pdf.exists() and pdf.read_bytes()[:4] == b"%PDF"
     values = json.loads((work / "paper" / "build" / "values.json").read_text())
     assert values["values"]["baltimore.cumulative_averted.ci"] == "[423, 463]"
+
+
+def _copy_paper(work: Path) -> Path:
+    """paper/ copied into a fresh project folder, so builds write there and read their own values.json."""
+    (work / "paper").mkdir(parents=True)
+    for f in [*PAPER.glob("*.typ"), PAPER / "build.py", PAPER / "refs.bib"]:
+        shutil.copy(f, work / "paper" / f.name)
+    return work
+
+
+def _build(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(work / "paper" / "build.py"), *args], cwd=work, capture_output=True,
+                          text=True, check=False)
+
+
+def _one_output(folder: Path, study: str, seed: int = 0, label: bool = False) -> Path:
+    """One output folder as a Report writes it: results.json (one row without p or interval) and a figure."""
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True)
+    rows = [
+        {"name": "cumulative_averted", "estimate": 443.0, "se": 10.0, "conf_int": [423.0, 463.0], "p_value": 0.0004,
+         "n": 60, "method": "comparative ITS", "unit": "arrests", "note": ""},
+        {"name": "scm_fl.att", "estimate": 0.98, "se": None, "conf_int": None, "p_value": None, "n": 330,
+         "method": "synth.scm", "unit": "per 100,000", "note": "no interval: this method has no standard error"},
+    ]
+    if label:
+        rows[1]["label"] = "Synthetic control [scm_fl]: average post-period effect"
+    (folder / "results.json").write_text(
+        json.dumps({"study": study, "title": f"Study {study}", "seed": seed, "quick": False, "results": rows}),
+        encoding="utf-8",
+    )
+    (folder / "figures").mkdir()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(folder / "figures" / "scm_fl.png")
+    plt.close(fig)
+    return folder
+
+
+def _pdf_text(pdf: Path) -> str | None:
+    if not shutil.which("pdftotext"):
+        return None
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
+
+
+def test_grant_report_builds_from_one_study_alone(tmp_path):
+    """Issue 19 part 5: a study's report needs only that study's outputs (not the keys main.typ asks of
+    Oregon or Suffolk), shows human labels, and a dash (not "n/a") where the method gives no p or interval."""
+    work = _copy_paper(tmp_path / "repo")
+    _one_output(work / "outputs" / "baltimore", "baltimore", seed=3)
+    proc = _build(work, "--format", "report", "--study", "baltimore", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    pdf = work / "paper" / "build" / "report-baltimore.pdf"
+    assert pdf.read_bytes()[:4] == b"%PDF"
+    report = json.loads((work / "paper" / "build" / "values.json").read_text())["report"]
+    assert [r["label"] for r in report["rows"]] == ["Cumulative averted", "SCM fl: ATT"]
+    assert report["rows"][0]["ci"] == "[423, 463]" and report["rows"][0]["p"] == "< 0.001"
+    assert report["rows"][1]["ci"] == "\u2013" and report["rows"][1]["p"] == "\u2013"
+    assert report["notes"] == [{"label": "SCM fl: ATT", "note": "no interval: this method has no standard error"}]
+    assert report["figures"][0].endswith("scm_fl.png") and report["folder"] == "outputs/baltimore"
+    text = _pdf_text(pdf)
+    if text is not None:  # what a reader sees: the study's title and human labels, no "n/a"
+        assert "Baltimore's non-prosecution" in text and "Cumulative averted" in text and "n/a" not in text
+    wrong = _build(work, "--format", "report", "--study", "baltimore", "--seed", "0")
+    assert wrong.returncode != 0 and "was made with seed 3, not 0" in wrong.stderr
+
+
+def test_grant_report_of_a_plan_folder(tmp_path):
+    work = _copy_paper(tmp_path / "repo")
+    folder = _one_output(tmp_path / "elsewhere" / "plan_castle", "plan_castle", label=True)
+    proc = _build(work, "--format", "report", "--outputs", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    pdf = work / "paper" / "build" / "report-plan_castle.pdf"
+    assert pdf.read_bytes()[:4] == b"%PDF"
+    report = json.loads((work / "paper" / "build" / "values.json").read_text())["report"]
+    assert report["rows"][1]["label"] == "Synthetic control [scm_fl]: average post-period effect"
+    assert report["folder"] == "plan_castle"  # no machine path in the PDF
+    text = _pdf_text(pdf)
+    if text is not None:
+        assert "Synthetic control [scm_fl]" in text and "analysis plan plan_castle" in text and "n/a" not in text

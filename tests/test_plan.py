@@ -45,6 +45,17 @@ def here(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_example_plans_pass_check(here, capsys):
+    """Every plan in docs/examples/ passes --check (options against signatures, data, panel)."""
+    from decrimkit.cli import main
+
+    for path in sorted(EXAMPLE.parent.glob("plan_*.toml")):
+        if path.name == "plan_suffolk.toml":  # needs a partner's case file (tests/studies/test_suffolk.py)
+            continue
+        assert main(["run", str(path), "--check"]) == 0, capsys.readouterr().err
+        assert "is valid" in capsys.readouterr().out
+
+
 def test_example_plan_validates(here):
     plan = load_plan(EXAMPLE)
     assert plan.name == "plan_mpdta" and [c.name for c in plan.estimators] == ["did.twfe"]
@@ -241,7 +252,7 @@ label = "bjs"
 [[estimators]]
 name = "synth.scm"
 label = "scm_fl"
-options = { treated = "Florida", start = 2006, v = "equal" }
+options = { treated = "Florida", start = 2005, v = "equal" }
 placebo = "space"
 
 [[estimators]]

@@ -30,19 +30,23 @@ Schema
     [[estimators]]               # one table per estimator to run (at least one)
     name = "did.twfe"            # str, one of ALLOWLIST
     label = "twfe"               # str, optional (default: the name); names results and tables
-    options = { cluster = "unit" }   # keyword options passed to the estimator
+    options = { cluster = "unit" }   # keyword options passed to the estimator (checked against its
+                                     # signature by --check; a table of plain values is allowed too)
+    aggregate = ["dynamic"]      # did.att_gt only: aggregations reported besides the overall ATT
+    placebo = "space"            # synth.scm only: placebo runs, whose rank p-value is reported
+    of = "es"                    # did.honest only: the label of an earlier event-study entry
 
     [[robustness]]               # optional, same fields as [[estimators]]; reported separately
 
     [outputs]
-    out = "outputs/mpdta_twfe"   # str; default outputs/<name>
+    out = "outputs/mpdta_twfe"   # str; default outputs/<name> (run(out=...) / --out may be any folder)
     seed = 0                     # int; passed to estimators that take a seed
     suppress_below = 11          # int; small-cell threshold of the report
 
     allow_outside_paths = false  # top level; true lifts the data/ and outputs/ restriction
 
 Relative paths are resolved against the current directory. A data path must lie in a ``data/``
-folder, an output folder in an ``outputs/`` folder, of either the current directory or the plan's
+folder, the plan's output folder in an ``outputs/`` folder, of either the current directory or the plan's
 own folder (symbolic links and ``..`` are resolved first).
 """
 

@@ -48,10 +48,39 @@ _NAMES = {
 }
 
 
+_ACRONYMS = {
+    "att": "ATT",
+    "bjs": "BJS",
+    "cds": "CDS",
+    "ci": "CI",
+    "covid": "COVID",
+    "did": "DiD",
+    "hdi": "HDI",
+    "iv": "IV",
+    "its": "ITS",
+    "jhu": "JHU",
+    "late": "LATE",
+    "mde": "MDE",
+    "mspe": "MSPE",
+    "ols": "OLS",
+    "ppml": "PPML",
+    "rmspe": "RMSPE",
+    "scm": "SCM",
+    "sdid": "SDID",
+    "se": "SE",
+    "twfe": "TWFE",
+    "us": "US",
+}
+
+
 def humanize(name: str) -> str:
-    """A readable label from a result or table name: ``"cs.overall_att"`` -> ``"cs: overall att"``."""
+    """A readable label from a result or table name: ``"cs.overall_att"`` -> ``"Cs: overall ATT"``,
+    ``"its_single_series_rate_ratio"`` -> ``"ITS single series rate ratio"``."""
     head, _, rest = str(name).partition(".")
-    words = lambda s: " ".join(s.replace("_", " ").replace(".", " ").split())  # noqa: E731
+
+    def words(s: str) -> str:
+        return " ".join(_ACRONYMS.get(w.lower(), w) for w in s.replace("_", " ").replace(".", " ").split())
+
     text = words(head) if not rest else f"{words(head)}: {words(rest)}"
     return text[:1].upper() + text[1:]
 
