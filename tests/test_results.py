@@ -8,7 +8,7 @@ import pytest
 from decrimkit.estimators import did
 from decrimkit.reporting import Report
 from decrimkit.reporting.render import table_md
-from decrimkit.results import Effect, Spec, format_p
+from decrimkit.results import Effect, Spec, format_p, p_clause
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,8 @@ def test_report_tables_print_p_values_below_threshold(tmp_path):
     # the machine-readable outputs keep the number
     assert "1.259e-70" in (out / "results.json").read_text()
     assert pd.read_csv(out / "tables" / "tests.csv")["p_value"].iloc[0] == pytest.approx(3e-9)
+
+
+@pytest.mark.parametrize(("p", "text"), [(3e-12, "p < 0.001"), (0.0421, "p = 0.042"), (float("nan"), "p n/a")])
+def test_p_clause(p, text):
+    assert p_clause(p) == text

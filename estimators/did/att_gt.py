@@ -59,7 +59,7 @@ from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, check_option
 from decrimkit.panel import Panel
-from decrimkit.results import Effect, Spec, Summarised, frozen_array, stack_labels
+from decrimkit.results import Effect, Spec, Summarised, frozen_array, p_clause, stack_labels
 
 __all__ = ["att_gt", "AttGt", "StaggeredEffect", "WaldTest"]
 
@@ -286,7 +286,7 @@ class AttGt(Summarised):
             w = self.pretest()
         except DesignError:
             return text
-        return text + f"\n\npre-test of parallel trends: W = {w.statistic:.4f}, df = {w.df}, p = {w.p_value:.4f}"
+        return text + f"\n\npre-test of parallel trends: W = {w.statistic:.4f}, df = {w.df}, {p_clause(w.p_value)}"
 
     def plot_data(self, kind: str = "att", alpha: float = 0.05) -> pd.DataFrame:
         return self.tidy(alpha)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from decrimkit.results import Effect, Spec, Summarised
+from decrimkit.results import Effect, Spec, Summarised, p_clause
 
 __all__ = ["LeniencyResult"]
 
@@ -99,7 +99,7 @@ class LeniencyResult(Summarised):
         ]
         f, p, d1, d2 = self.balance_joint
         if d1:
-            lines.append(f"balance: joint F({d1}, {d2}) = {f:.2f}, p = {p:.3f}")
+            lines.append(f"balance: joint F({d1}, {d2}) = {f:.2f}, {p_clause(p)}")
         if len(self.monotonicity):
             lines.append(
                 f"monotonicity: first stage positive in every subgroup (incl. reverse sample): "

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Spec", "Summarised", "Effect", "frozen_array", "format_p", "P_VALUE_COLUMNS"]
+__all__ = ["Spec", "Summarised", "Effect", "frozen_array", "format_p", "p_clause", "P_VALUE_COLUMNS"]
 
 # Columns holding p-values: printed as ``<0.001`` or with 3 decimals in summaries and reports;
 # tidy() frames and results.json keep full precision.
@@ -41,6 +41,14 @@ def format_p(p: Any) -> str:
     if not np.isfinite(v):
         return ""
     return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def p_clause(p: Any) -> str:
+    """``"p < 0.001"`` or ``"p = 0.042"`` for running text; ``"p n/a"`` when missing."""
+    shown = format_p(p)
+    if not shown:
+        return "p n/a"
+    return "p < 0.001" if shown.startswith("<") else f"p = {shown}"
 
 
 def _design_line(options: Mapping[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from decrimkit.results import p_clause
 from decrimkit.studies.baltimore.analysis import (
     END,
     JHU_AVERTED,
@@ -140,7 +141,7 @@ def estimators(r: StudyResults) -> str:
         f"- **Poisson DiD** assumes the drug-to-handgun ratio would have stayed at its pre-policy average. It did "
         f"not stay put before the policy: drug arrests fell relative to handgun arrests by "
         f"{100 * (1 - np.exp(p['estimate'])):.0f}% a year in 2018-01..2020-02 (log-slope difference {p['estimate']:.3f}, "
-        f"95% CI {p['low']:.3f} to {p['high']:.3f}, p = {p['p_value']:.2g}). Projecting the pre-period average "
+        f"95% CI {p['low']:.3f} to {p['high']:.3f}, {p_clause(p['p_value'])}). Projecting the pre-period average "
         "forward ignores that decline, so the DiD counterfactual is too high and its estimate the largest; its "
         "month-clustered SE also ignores autocorrelation.\n"
         f"- **Single-series ITS** extrapolates the drug series' own trend and ignores the comparison series. After "

@@ -12,6 +12,7 @@ from decrimkit.plotting.did import event_study_plot
 from decrimkit.plotting.iv import relative_effect_plot
 from decrimkit.plotting.style import style
 from decrimkit.reporting import Report
+from decrimkit.results import p_clause
 from decrimkit.studies.suffolk.analysis import (
     COVARIATES,
     MEMO_OUTCOMES,
@@ -176,7 +177,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
         bal,
         caption=(
             f"Balance: each covariate and the predicted-outcome index regressed on leniency (strata FE, SEs by ADA). "
-            f"Joint F({d1}, {d2}) of leniency on all covariates = {f_j:.2f}, p = {p_j:.3f}."
+            f"Joint F({d1}, {d2}) of leniency on all covariates = {f_j:.2f}, {p_clause(p_j)}."
         ),
     )
     rep.add_table(

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from decrimkit.results import p_clause
+
 __all__ = ["Entries", "Row", "entries", "humanize"]
 
 _NAMES = {
@@ -224,7 +226,7 @@ def _att_gt(
 
     try:
         w = result.pretest()
-        ent.notes.append(f"Wald pre-test of parallel trends W = {w.statistic:.3f}, df {w.df}, p = {w.p_value:.3g}")
+        ent.notes.append(f"Wald pre-test of parallel trends W = {w.statistic:.3f}, df {w.df}, {p_clause(w.p_value)}")
     except DesignError as exc:  # no pre-periods, or a singular covariance: say why there is no pre-test
         ent.notes.append(f"no pre-test of parallel trends: {exc}")
     for kind in ["simple"] + [k for k in aggregate if k != "simple"]:  # the overall ATT always, then the rest
