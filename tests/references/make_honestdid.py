@@ -23,6 +23,17 @@ generated here, in a separate environment, and committed as JSON. Two steps:
        ~/.venvs/honestdid/bin/pip install honestdid 'numpy<2.4' pandas scipy
        ~/.venvs/honestdid/bin/python tests/references/make_honestdid.py
 
+3. ``conditional`` (the same scratch environment): adds honestdid's ``"Conditional"`` relative-magnitude
+   intervals (no hybrid first stage; deterministic) on the same theta grid to ``honestdid_ehec.json``,
+   and recomputes ``"C-LF"`` to check that the stored values are reproduced. The relative-magnitude code
+   path of honestdid uses NumPy and SciPy only, so where no torch wheel can be installed (the CPU wheel
+   index unreachable), this step runs honestdid with an empty stand-in ``torch`` module (and ``cvxpy``
+   only if absent); the versions actually used are stored under ``conditional_versions``::
+
+       ~/.venvs/honestdid/bin/pip install --no-deps honestdid==0.1.1
+       ~/.venvs/honestdid/bin/pip install 'numpy<2.4' scipy pandas sympy cvxpy
+       ~/.venvs/honestdid/bin/python tests/references/make_honestdid.py conditional
+
 The committed values were made with honestdid 0.1.1 (torch 2.13.0+cpu, cvxpy 1.9.3, numpy 2.3.5,
 scipy 1.17, pandas 3.1). honestdid 0.1.1 needs ``numpy<2.4``: with numpy 2.4 its relative-magnitude
 test fails (``float()`` of a one-element 2-d array, ``core.py`` line 1021). ``honestdid`` has no pure
@@ -130,11 +141,61 @@ def make_reference() -> None:
     print(f"wrote {OUTPUT.name}")
 
 
+def _import_honestdid_rm():
+    """honestdid for its relative-magnitude functions; an empty stand-in torch module if torch is absent."""
+    import importlib.util
+    import types
+
+    stubs = []
+    if importlib.util.find_spec("torch") is None:
+        torch = types.ModuleType("torch")
+        torch.set_default_dtype = lambda *args: None
+        torch.float64 = None
+        torch.Tensor = type("Tensor", (), {})
+        sys.modules["torch"] = torch
+        stubs.append("torch")
+    import honestdid
+
+    return honestdid, stubs
+
+
+def make_conditional() -> None:
+    """Add honestdid's "Conditional" relative-magnitude intervals (and recheck "C-LF") to the stored JSON."""
+    import numpy as np
+
+    honestdid, stubs = _import_honestdid_rm()
+    inp = json.loads(INPUT.read_text())
+    payload = json.loads(OUTPUT.read_text())
+    common = dict(
+        betahat=np.asarray(inp["betahat"]),
+        sigma=np.asarray(inp["sigma"]),
+        numPrePeriods=inp["numPrePeriods"],
+        numPostPeriods=inp["numPostPeriods"],
+        alpha=ALPHA,
+        Mbarvec=MBAR_GRID,
+        **RM_GRID,
+    )
+    cond = _records(honestdid.createSensitivityResults_relativeMagnitudes(**common, method="Conditional"), "Mbar")
+    clf = _records(honestdid.createSensitivityResults_relativeMagnitudes(**common, method="C-LF"), "Mbar")
+    if clf != payload["relative_magnitude"]["C-LF"]:
+        raise SystemExit(f"C-LF not reproduced: {clf} vs {payload['relative_magnitude']['C-LF']}")
+    payload["relative_magnitude"]["Conditional"] = cond
+    payload["conditional_versions"] = {
+        **{pkg: metadata.version(pkg) for pkg in ("honestdid", "numpy", "scipy", "pandas", "sympy")},
+        "stand_in_modules": stubs,
+        "c_lf_reproduced": True,
+    }
+    OUTPUT.write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {OUTPUT.name}")
+
+
 if __name__ == "__main__":
     step = sys.argv[1] if len(sys.argv) > 1 else "reference"
     if step == "input":
         make_input()
     elif step == "reference":
         make_reference()
+    elif step == "conditional":
+        make_conditional()
     else:
-        raise SystemExit("usage: make_honestdid.py [input|reference]")
+        raise SystemExit("usage: make_honestdid.py [input|reference|conditional]")

@@ -10,6 +10,7 @@ import pytest
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators import did
 from decrimkit.estimators.did.honest import identified_set
+from decrimkit.results import Effect, Spec
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,9 @@ def test_smoothness_identified_set_is_a_point_at_m0(es):
     assert lo2 < lo - 1e-6 and hi2 > hi + 1e-6
 
 
-def test_relative_magnitude_sets_widen_and_contain(es):
-    res = did.honest(es, method="relative_magnitude", m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
+@pytest.mark.parametrize("test", ["hybrid", "lf"])
+def test_relative_magnitude_sets_widen_and_contain(es, test):
+    res = did.honest(es, method="relative_magnitude", test=test, m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
     lb, ub = res.table["lb"].to_numpy(), res.table["ub"].to_numpy()
     assert (np.diff(ub - lb) >= -1e-9).all()
     assert (np.diff(lb) <= 1e-9).all() and (np.diff(ub) >= -1e-9).all()
@@ -76,8 +78,45 @@ def test_relative_magnitude_sets_widen_and_contain(es):
     for m, lo, hi in zip(res.table["m"], lb, ub):
         ilo, ihi = identified_set(es, method="relative_magnitude", m=m)
         assert lo <= ilo + 1e-9 and ihi <= hi + 1e-9
-    again = did.honest(es, method="relative_magnitude", m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
+    again = did.honest(es, method="relative_magnitude", test=test, m=[0.0, 0.5, 1.0, 2.0], n_draws=5000, seed=2)
     assert again.table.equals(res.table)
+    assert res.table["method"].eq({"hybrid": "C-LF", "lf": "ARP-LF"}[test]).all()
+    assert "ARP" in res.summary()
+
+
+def test_hybrid_is_shorter_than_lf(es):
+    m = [0.5, 1.0]
+    hyb = did.honest(es, method="relative_magnitude", m=m).table
+    lf = did.honest(es, method="relative_magnitude", m=m, test="lf").table
+    assert ((hyb["ub"] - hyb["lb"]) < (lf["ub"] - lf["lb"])).all()
+
+
+def test_att_gt_event_study_is_accepted(mpdta):
+    # R HonestDiD's honest_did.AGGTEobj: universal base period, drop the -1 coefficient, Sigma = psi'psi / n^2
+    gt = did.att_gt(mpdta, base_period="universal", n_boot=0)
+    cs, cs_group = gt.aggregate("dynamic"), gt.aggregate("group")
+    res = did.honest(cs, method="relative_magnitude", m=[0.5, 1.0])
+    keep = np.asarray(cs.label) != -1
+    psi = cs.influence[:, keep]
+    vcov = psi.T @ psi / psi.shape[0] ** 2
+    np.testing.assert_allclose(np.sqrt(np.diag(vcov)), cs.se[keep], rtol=1e-12)  # the aggregate's own SEs
+    by_hand = Effect(
+        label=tuple(int(t) for t in np.asarray(cs.label)[keep]),
+        estimate=cs.estimate[keep],
+        se=cs.se[keep],
+        spec=Spec(estimator="by hand"),
+        vcov=vcov,
+        label_name="event_time",
+    )
+    expected = did.honest(by_hand, method="relative_magnitude", m=[0.5, 1.0])
+    np.testing.assert_allclose(
+        res.table[["lb", "ub"]].to_numpy(), expected.table[["lb", "ub"]].to_numpy(), rtol=1e-12, atol=1e-15
+    )
+    assert res.estimate == pytest.approx(cs.estimate[np.asarray(cs.label) == 0][0], rel=1e-12)
+    with pytest.raises(SpecificationError, match="universal"):
+        did.honest(did.att_gt(mpdta, n_boot=0).aggregate("dynamic"))
+    with pytest.raises(SpecificationError, match="dynamic"):
+        did.honest(cs_group)
 
 
 def test_breakdown_and_plot(es):
@@ -94,6 +133,10 @@ def test_breakdown_and_plot(es):
 def test_honest_errors(es, mpdta):
     with pytest.raises(SpecificationError, match="method"):
         did.honest(es, method="bounds")
+    with pytest.raises(SpecificationError, match="test"):
+        did.honest(es, test="exact")
+    with pytest.raises(SpecificationError, match="grid_points"):
+        did.honest(es, grid_points=2)
     with pytest.raises(SpecificationError, match="non-negative"):
         did.honest(es, m=[-1.0])
     with pytest.raises(SpecificationError, match="binned"):
