@@ -18,7 +18,7 @@ ESTIMATORS  := $(shell find estimators -name '*.py' 2>/dev/null)
 DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models \
+.PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models study-prosecutors \
         paper report-baltimore report-suffolk report-oregon report-policy-models report-plan bench bench-quick validate validate-quick clean
 
 help:  ## list targets
@@ -77,11 +77,15 @@ outputs/oregon/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wild
 outputs/policy-models/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/policy_models*.py studies/policy_models/*.py) $(DATA)
 	$(DK) study policy-models --out outputs/policy-models --seed $(SEED)
 
+outputs/prosecutors/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/prosecutors*.py studies/prosecutors/*.py studies/policy_models/panel.py) $(DATA)
+	$(DK) study prosecutors --out outputs/prosecutors --seed $(SEED)
+
 study-baltimore: outputs/baltimore/results.json  ## Baltimore 2020 non-prosecution (comparative ITS)
 study-suffolk: outputs/suffolk/results.json  ## Suffolk County prosecutor-leniency IV + 2019 memo (simulator)
 study-oregon: outputs/oregon/results.json  ## Oregon Measure 110 and overdose deaths
 study-policy-models: outputs/policy-models/results.json  ## the four de facto policy models across the registry
-studies: study-baltimore study-suffolk study-oregon study-policy-models  ## run every study
+study-prosecutors: outputs/prosecutors/results.json  ## registry county policies and county overdose deaths, by model
+studies: study-baltimore study-suffolk study-oregon study-policy-models study-prosecutors  ## run every study
 
 # ---------------------------------------------------------------- paper, benchmarks, validation
 RESULTS := outputs/baltimore/results.json outputs/suffolk/results.json outputs/oregon/results.json \

@@ -5,4 +5,5 @@ STUDIES = {
     "suffolk": "decrimkit.studies.suffolk",
     "oregon": "decrimkit.studies.oregon",
     "policy-models": "decrimkit.studies.policy_models",
+    "prosecutors": "decrimkit.studies.prosecutors",
 }

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from decrimkit.errors import DesignError
 from decrimkit.numerics.chunks import map_chunks
 
 from ._simplex import simplex_qp
@@ -109,6 +110,11 @@ def _cv_errors(xc, x1, lambdas):
 
 
 def choose_lambda(xc: np.ndarray, x1: np.ndarray) -> tuple[float, pd.DataFrame]:
+    if xc.shape[1] < 3:
+        raise DesignError(
+            f"choosing the ridge lambda by cross-validation needs at least 3 pre-periods (the one-SE rule needs "
+            f"two held-out periods); this design has {xc.shape[1]}. Pass lambda_= or use more pre-periods."
+        )
     lam_max = np.linalg.svd(xc, compute_uv=False)[0] ** 2
     lambdas = lam_max * (1e-8 ** (1 / 20)) ** np.arange(21)
     errors = np.asarray(_cv_errors(jnp.asarray(xc), jnp.asarray(x1), jnp.asarray(lambdas)))

@@ -70,6 +70,12 @@ def test_errors(prop99):
         synth.augmented(prop99, treated="California", start=1989, progfunc="lasso")
     with pytest.raises(SpecificationError):
         synth.augmented(prop99, treated="California", start=1989, lambda_=-1.0)
+    # two pre-periods leave one held-out period: the one-SE rule is undefined (was a raw numpy ValueError)
+    from decrimkit.errors import DesignError
+
+    with pytest.raises(DesignError, match="at least 3 pre-periods"):
+        synth.augmented(prop99, treated="California", start=1972)
+    assert np.isfinite(synth.augmented(prop99, treated="California", start=1972, lambda_=1.0).estimate)
 
 
 # ----------------------------------------------------------------------------- conformal average effect

@@ -1,0 +1,4 @@
+from decrimkit.studies.prosecutors.study import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

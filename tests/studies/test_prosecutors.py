@@ -1,0 +1,144 @@
+"""Prosecutors (county) study: registry and donor rules checked against the raw files, and a quick run.
+
+No published county-level estimates exist for these policies with these data, so no test asserts
+agreement with a published number; the tests check the rules that build the design (above all that no
+suppressed WONDER count enters an analysis) and that the study runs and writes finite, complete outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import study_runs
+from decrimkit.datasets import _loader
+from decrimkit.errors import DataError
+from decrimkit.studies.prosecutors import data as D
+
+pytestmark = pytest.mark.xdist_group("studies")
+
+
+@pytest.fixture(scope="module")
+def wonder():
+    return D.wonder()
+
+
+@pytest.fixture(scope="module")
+def pools(wonder):
+    return D.pools(wonder)
+
+
+def _raw_wonder() -> list[dict[str, str]]:
+    path = _loader.data_root() / "cdc_wonder_county_overdose" / "wonder_county_overdose_deaths_2010_2022.csv.gz"
+    return list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode("utf-8"))))
+
+
+def test_donor_pool_rule_against_the_raw_file(pools):
+    """Every eligible donor has 13 raw rows with a numeric death count and a positive population; every county
+    with a suppressed or missing raw cell is out; the raw counts of each rule match the table."""
+    by_fips: dict[str, list[dict[str, str]]] = {}
+    for r in _raw_wonder():
+        by_fips.setdefault(r["fips"], []).append(r)
+    clean = {
+        f
+        for f, rs in by_fips.items()
+        if len(rs) == 13
+        and all(r["deaths"].isdigit() and r["deaths_status"] == "reported" for r in rs)
+        and all(r["population"].isdigit() and int(r["population"]) > 0 for r in rs)
+    }
+    eligible = set(pools.eligible)
+    assert eligible <= clean
+    suppressed = {r["fips"] for rs in by_fips.values() for r in rs if r["deaths_status"] != "reported"}
+    assert not eligible & suppressed
+    registry = set(D.policy_registry()["county_fips"].dropna())
+    states = {by_fips[f][0]["state_abbr"] for f in eligible}
+    assert not eligible & registry and not states & {"OR", "WA", "VT", "CO"}
+    # D3 removes exactly the D1-D2 survivors that are not clean in the raw text
+    d12 = {f for f, rs in by_fips.items() if f not in registry and rs[0]["state_abbr"] not in {"OR", "WA", "VT", "CO"}}
+    assert eligible == d12 & clean
+    removed = pools.removed.set_index("rule")["removed"]
+    assert removed.iloc[1] == 22 and removed.iloc[3] == len(d12 - clean)
+    assert pools.removed["remaining"].iloc[-1] == len(eligible) == 571
+    # the population-only pool: every county >= 250,000 in 2010 that passes D1-D2, split by reporting
+    big = {f for f in d12 if by_fips[f][0]["year"] == "2010" and by_fips[f][0]["population"].isdigit()
+           and int(by_fips[f][0]["population"]) >= D.LARGE_COUNTY}
+    assert set(pools.large) | set(pools.large_not_reported) == big
+    assert set(pools.large) <= clean and not set(pools.large_not_reported) & clean
+
+
+def test_suppressed_counts_never_reach_a_panel(wonder, pools):
+    assert wonder.loc[wonder["deaths_status"] != "reported", "rate"].isna().all()
+    suppressed = wonder.loc[wonder["deaths_status"] == "suppressed", "fips"].iloc[0]
+    ev = D.registry_status()[1]
+    with pytest.raises(DataError, match="suppressed or missing count"):
+        D.county_panel(wonder, ev.iloc[[0]], [*pools.eligible[:5], suppressed])
+    panel = D.county_panel(wonder, ev.iloc[[0]], list(pools.eligible[:5]))
+    assert panel.n_units == 6 and np.isfinite(panel.frame["y"]).all()
+
+
+def test_registry_rules():
+    rows, ev = D.registry_status()
+    assert len(rows) == 38 and len(ev) == 16  # 22 registry counties: 16 evaluable (see statuses)
+    assert set(ev["model"]) == set(D.MODELS)
+    used = rows[rows["status"] == "used"]
+    assert not used["cannabis_only"].any() and not used["statewide"].any()
+    harris = rows[rows["county_fips"] == "48201"]
+    assert "fewer than 2 pre-years" in harris.iloc[0]["status"] and "48201" not in set(ev["fips"])
+    assert set(rows.loc[rows["county_fips"].isin(["41051", "41017"]), "status"]) == {
+        "in force under six months in every year (R6)"
+    }
+    phil = ev[ev["fips"] == "42101"].iloc[0]  # first policy: expanded diversion 2019-12, cohort 2020
+    assert phil["model"] == "expanded_diversion" and phil["cohort"] == 2020 and "2020-01-01" in phil["later_policies"]
+    assert (ev["n_pre"] >= D.MIN_PRE).all() and (ev["cohort"] <= D.LAST).all()
+
+
+def test_nearest_by_size_uses_population_only(pools):
+    near = D.nearest_by_size(pools, "24510", 10)
+    assert len(near) == 10 and set(near) <= set(pools.eligible)
+    lp = np.log(pools.pop2010.reindex(list(pools.eligible)).astype(float))
+    gap = (lp - np.log(float(pools.pop2010["24510"]))).abs()
+    assert gap[near].max() <= gap.drop(near).min()
+
+
+def test_ny_arrest_panel():
+    frame = D.ny_arrests()
+    assert frame["fips"].nunique() == 62 and frame["year"].min() == 1990 and frame["year"].max() == 2019
+    panel = D.ny_panel(frame, "36047")
+    assert panel.n_units == 61  # Manhattan (treated 2019) left out of Brooklyn's pool
+    rate = panel.frame.loc[panel.frame["unit"] == "36047", "rate"].to_numpy()
+    k = frame[frame["fips"] == "36047"]
+    np.testing.assert_allclose(rate, k["drug_misdemeanor"] / k["population"] * 1e5, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- quick end-to-end run
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    return study_runs.quick_run("prosecutors", 0, study_runs.shared_base(tmp_path_factory))
+
+
+def test_quick_run_outputs(quick):
+    for f in ("results.json", "provenance.json", "report.md", "report.html", "tables/county_effects.csv",
+              "tables/registry_status.csv", "tables/pooled.csv", "tables/ny_arrests.csv", "figures/forest.png",
+              "figures/pooled.png"):
+        assert (quick / f).exists(), f
+    res = {r["name"]: r for r in json.loads((quick / "results.json").read_text())["results"]}
+    effects = pd.read_csv(quick / "tables" / "county_effects.csv", dtype={"fips": str})
+    assert effects["fips"].nunique() == 4 and set(effects["model"]) == set(D.MODELS)  # quick: one per model
+    assert np.isfinite(effects[["estimate", "conf_low", "conf_high", "pre_rmspe"]].to_numpy()).all()
+    assert (effects["conf_low"] <= effects["estimate"]).all() and (effects["estimate"] <= effects["conf_high"]).all()
+    for m in D.MODELS:
+        r = res[f"pooled_{m}"]
+        assert np.isfinite(r["estimate"]) and r["conf_int"][0] < r["estimate"] < r["conf_int"][1]
+        assert 0 <= res[f"pooled_{m}_p_negative"]["estimate"] <= 1
+    for k in ("ny_36047_scm", "ny_36047_sdid", "ny_36061_scm", "ny_36061_sdid"):
+        assert np.isfinite(res[k]["estimate"]) and res[k]["p_value"] is not None
+    for f in effects["fips"].unique():
+        assert (quick / "figures" / f"trajectory_{f}.png").exists()
+    prov = json.loads((quick / "provenance.json").read_text())
+    assert "cdc_wonder_county_overdose" in json.dumps(prov)
