@@ -86,6 +86,7 @@ HOST = """<!DOCTYPE html><html><body style="margin:0">
 
 
 def _host(page: Path, width: int, height: int, work: Path, probe: bool) -> Path:
+    page = page.resolve()
     src = page
     if probe:
         src = work / f"probe-{page.stem}.html"

@@ -61,7 +61,8 @@ def page(tmp_path_factory) -> Path:
         estimate=1.0,
         se=0.5,
         conf_int=(0.02, 1.98),
-        method="comparative ITS (Poisson QMLE, drug vs handgun arrests, Fourier seasonality, COVID term, Driscoll-Kraay SE)",
+        method="decrimkit.estimators.did.poisson(family=negative_binomial,exposure=population,cluster=unit); comparative ITS (Poisson QMLE, drug vs handgun arrests, Fourier "
+        "seasonality, COVID term, Driscoll-Kraay SE)",
         note="a note " * 40,
     )
     wide = pd.DataFrame(np.arange(60, dtype=float).reshape(3, 20) / 7, columns=[f"column_{i}" for i in range(20)])
@@ -89,6 +90,9 @@ def test_report_fits_the_viewport_and_tables_scroll(chromium, page, width, tmp_p
     assert {"table-headline", "table-wide", "table-cs", "table-cs.dynamic", "table-bjs"} <= set(tables)
     for t in tables.values():
         assert t["overflowX"] == "auto" and 0 <= t["left"] and t["right"] <= width
+    # at desktop width the headline table (long labels and methods) fits the text column: long text wraps
+    if width == 1280:
+        assert tables["table-headline"]["scrollWidth"] <= tables["table-headline"]["clientWidth"]
     # the 21-column table is wider than a phone: it scrolls inside its container instead of being clipped
     if width == 400:
         assert tables["table-wide"]["scrollWidth"] > tables["table-wide"]["clientWidth"]
