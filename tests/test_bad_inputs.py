@@ -736,10 +736,10 @@ def test_bootstrap_memory_limit_names_the_largest_allowed_count():
     n = 600
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(n, 2)), rng.normal(size=n)
-    cluster = np.arange(n)  # 600 clusters: 600 weights per replication
-    err = _raises(LimitError, r"n_boot=900,000 with 600 cluster weights per replication needs about 4\.0 GiB",
+    cluster = np.arange(n)  # 600 clusters: 6 x 600 numbers per replication
+    err = _raises(LimitError, r"n_boot=900,000 with 3,600 numbers \(6 per cluster\) per replication needs about 24\.1 GiB",
                   wild_cluster_bootstrap, x, y, cluster, coef=0, n_boot=900_000)
-    assert f"use n_boot <= {MAX_ELEMENTS // 600:,}" in str(err)
+    assert f"use n_boot <= {MAX_ELEMENTS // 3600:,}" in str(err)
     # the multiplier bootstrap (att_gt's) holds (n_boot, k) sums and (n_boot, 1024) tiles per worker
     from decrimkit.inference.bootstrap import multiplier_bootstrap
     from decrimkit.numerics.keys import key_from_seed

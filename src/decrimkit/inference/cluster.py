@@ -281,7 +281,8 @@ def wild_cluster_bootstrap(
     if not 0 <= coef < p:
         raise SpecificationError(f"coef={coef} is not a column of x (0..{p - 1}).")
     codes, g = _codes(cluster, n)
-    check_replications("n_boot", n_boot, per_replication=g, unit="cluster weights")
+    # the weights and the bootstrap moments hold about 6 numbers per cluster and replication (measured peak)
+    check_replications("n_boot", n_boot, per_replication=6 * g, unit="numbers (6 per cluster)")
     k = p if n_params is None else int(n_params)
     adj = cluster_adjustment(n, k, g)
     bread = _bread(xa)
