@@ -11,12 +11,10 @@ Every estimator returns a :class:`~decrimkit.estimators.bayes.results.Posterior`
 from __future__ import annotations
 
 from decrimkit._lazy import lazy_family
+from decrimkit.registry import family_names
 
 _WHERE = {
-    "hierarchical_did": "hierarchical_did",
-    "its": "its",
-    "synthetic_control": "synthetic_control",
-    "pool": "pool",
+    **family_names("bayes"),  # the estimators, listed in decrimkit.registry
     "Posterior": "results",
     "ITSPosterior": "results",
     "Diagnostics": "_sampling",

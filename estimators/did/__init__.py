@@ -7,19 +7,8 @@ Names resolve lazily so that importing the family does not compile or import eve
 from __future__ import annotations
 
 from decrimkit._lazy import lazy_family
+from decrimkit.registry import family_names
 
-_WHERE = {
-    "twfe": "twfe",
-    "event_study": "event_study",
-    "att_gt": "att_gt",
-    "sun_abraham": "sun_abraham",
-    "efficient": "efficient",
-    "imputation": "imputation",
-    "two_stage": "two_stage",
-    "bacon": "bacon",
-    "honest": "honest",
-    "poisson": "poisson",
-    "disparity": "disparity",
-}
+_WHERE = family_names("did")  # one estimator per module, listed in decrimkit.registry
 
 __all__ = lazy_family(__name__, _WHERE)

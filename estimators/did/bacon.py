@@ -210,7 +210,7 @@ def bacon(panel: Panel) -> BaconResult:
     fit = twfe(panel)
     total = float((comp["weight"] * comp["estimate"]).sum())
     spec = Spec(
-        estimator="bacon",
+        estimator="did.bacon",
         options={},
         n_units=n_units,
         n_periods=n_t,

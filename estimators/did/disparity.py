@@ -213,7 +213,7 @@ def disparity(
     v = full @ vcov @ full.T
     labels_out = tuple(names[: len(used)]) + tuple(f"disparity: {g} vs {reference}" for g in focal)
     spec = Spec(
-        estimator="disparity",
+        estimator="did.disparity",
         options=options(
             group=[str(g) for g in focal],
             reference=str(reference),

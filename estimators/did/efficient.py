@@ -343,7 +343,7 @@ def efficient(
     if fisher:
         fisher_p, fisher_p_neyman = _fisher(design, code, fit, beta_fixed, n_perm, seed)
     spec = Spec(
-        estimator="efficient",
+        estimator="did.efficient",
         options=options(
             estimand=estimand,
             estimator=estimator,

@@ -215,7 +215,7 @@ def event_study(
     m = len(keep)
     vcov = fit.vcov[:m, :m]
     spec = Spec(
-        estimator="event_study",
+        estimator="did.event_study",
         options=options(
             leads=leads, lags=lags, reference=reference, covariates=covariates, cluster=cluster, weights=weights
         ),

@@ -439,7 +439,7 @@ def honest(
     first_in = int(np.argmin(excludes)) if not excludes.all() else len(excludes)
     breakdown = float(table["m"].iloc[first_in - 1]) if first_in > 0 else None
     spec = Spec(
-        estimator="honest",
+        estimator="did.honest",
         options={
             "method": method,
             "test": test if method == "relative_magnitude" else None,

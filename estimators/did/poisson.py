@@ -297,7 +297,7 @@ def poisson(
         vcov = full @ fit.vcov @ full.T
         labels, est = ["ATT"] + labels, np.concatenate([[att], est])
     spec = Spec(
-        estimator="poisson",
+        estimator="did.poisson",
         options=options(exposure=exposure, covariates=covariates, cluster=cluster, staggered=staggered, tol=tol),
         n_units=panel.n_units,
         n_periods=panel.n_periods,

@@ -195,7 +195,7 @@ def sun_abraham(
         }
     )
     spec = Spec(
-        estimator="sun_abraham",
+        estimator="did.sun_abraham",
         options=options(reference=reference, covariates=covariates, cluster=cluster, weights=weights),
         seed=seed,
         n_units=panel.n_units,

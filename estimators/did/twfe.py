@@ -168,7 +168,7 @@ def twfe(
             alpha=alpha,
         )
     spec = Spec(
-        estimator="twfe",
+        estimator="did.twfe",
         options=options(
             covariates=covariates,
             cluster=cluster,

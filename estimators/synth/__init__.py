@@ -11,15 +11,12 @@ Several functions share their module's name (``synth.sdid`` is the function in `
 from __future__ import annotations
 
 from decrimkit._lazy import lazy_family
+from decrimkit.registry import family_names
 
 _WHERE = {
-    "scm": "scm",
-    "augmented": "augmented",
+    **family_names("synth"),  # the estimators, listed in decrimkit.registry
     "conformal": "conformal",
     "conformal_average": "conformal",
-    "sdid": "sdid",
-    "mc_nnm": "mc_nnm",
-    "compare": "compare",
     "synth_design": "_design",
     "simplex_qp": "_simplex",
 }

@@ -84,10 +84,11 @@ class SynthResult(Summarised):
         lo, hi = self.conf_int(alpha)
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = self.estimate / self.se if self.se > 0 else np.nan
+        variant = self.spec.options.get("estimator")  # synth.sdid's sdid / sc / did
         return pd.DataFrame(
             {
                 "term": ["ATT"],
-                "estimator": [self.spec.estimator],
+                "estimator": [f"{self.spec.estimator}[{variant}]" if variant else self.spec.estimator],
                 "estimate": [self.estimate],
                 "se": [self.se],
                 "statistic": [stat],

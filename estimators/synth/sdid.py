@@ -343,7 +343,7 @@ def _result(panel, y, ctrl_idx, cohorts, cells, estimate, se, estimator, se_meth
         )
     labels = {"sdid": "synthetic DiD", "sc": "synthetic control (synthdid)", "did": "DiD (synthdid)"}
     spec = Spec(
-        estimator=f"synth.sdid[{estimator}]",
+        estimator="synth.sdid",  # the variant (sdid, sc, did) is options["estimator"]
         options={
             "estimator": estimator,
             "se_method": se_method,

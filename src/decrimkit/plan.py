@@ -68,6 +68,7 @@ import pandas as pd
 
 from decrimkit.errors import LimitError, PlanError
 from decrimkit.limits import MAX_OPTION_DEPTH, MAX_OPTION_ITEMS, MAX_PLAN_BYTES, MAX_PLAN_ENTRIES, check_options
+from decrimkit.registry import ESTIMATORS, PLAN_ALIASES, entry
 
 __all__ = ["ALLOWLIST", "Plan", "EstimatorCall", "load_plan", "parse_plan", "run_plan"]
 
@@ -75,23 +76,11 @@ __all__ = ["ALLOWLIST", "Plan", "EstimatorCall", "load_plan", "parse_plan", "run
 # calls only these needs no [design] table, and their column roles go in ``options``.
 CASE_LEVEL: frozenset[str] = frozenset({"iv.leniency"})
 
-# plan name -> (module, function). Only these can be called from a plan.
+# plan name -> (module, function). Only these can be called from a plan: the registry's entries with
+# plan=True, under their registry names (the same as their results' Spec.estimator), and older aliases.
 ALLOWLIST: dict[str, tuple[str, str]] = {
-    "did.twfe": ("decrimkit.estimators.did.twfe", "twfe"),
-    "did.event_study": ("decrimkit.estimators.did.event_study", "event_study"),
-    "did.att_gt": ("decrimkit.estimators.did.att_gt", "att_gt"),
-    "did.sun_abraham": ("decrimkit.estimators.did.sun_abraham", "sun_abraham"),
-    "did.efficient": ("decrimkit.estimators.did.efficient", "efficient"),
-    "did.imputation": ("decrimkit.estimators.did.imputation", "imputation"),
-    "did.two_stage": ("decrimkit.estimators.did.two_stage", "two_stage"),
-    "did.poisson": ("decrimkit.estimators.did.poisson", "poisson"),
-    "synth.scm": ("decrimkit.estimators.synth.scm", "scm"),
-    "synth.augsynth": ("decrimkit.estimators.synth.augmented", "augmented"),
-    "synth.sdid": ("decrimkit.estimators.synth.sdid", "sdid"),
-    "iv.leniency": ("decrimkit.estimators.iv.leniency", "leniency"),
-    "did.bacon": ("decrimkit.estimators.did.bacon", "bacon"),
-    "did.honest": ("decrimkit.estimators.did.honest", "honest"),
-    "bayes.hierarchical_did": ("decrimkit.estimators.bayes.hierarchical_did", "hierarchical_did"),
+    **{e.name: (e.module, e.function) for e in ESTIMATORS if e.plan},
+    **{alias: (entry(name).module, entry(name).function) for alias, name in PLAN_ALIASES.items()},
 }
 
 # Estimators that take another entry's result instead of the data: did.honest needs an event study.
