@@ -510,6 +510,7 @@ def kill_project(tmp_path_factory):
     return proj, prev, new
 
 
+@pytest.mark.slow  # child processes: about 10 s on an idle 2-core machine
 def test_a_run_killed_while_writing_leaves_complete_previous_or_complete_new_outputs(kill_project):
     import shutil
     import signal
@@ -538,6 +539,7 @@ def test_a_run_killed_while_writing_leaves_complete_previous_or_complete_new_out
             assert not (out / "tables" / "before.csv").exists() and (out / "tables" / "after.csv").exists()
 
 
+@pytest.mark.slow  # child processes: about 10 s on an idle 2-core machine
 def test_two_writers_on_one_folder_the_second_is_refused(kill_project):
     proj, prev, new = kill_project
     out = proj / "outputs" / "shared"
