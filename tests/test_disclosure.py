@@ -10,7 +10,10 @@ its output folder is scanned:
   column with an unsuppressed small cell (a safety net for tables written outside ``Report``);
 * no CSV or JSON array with as many rows as a file of a source dataset the study used (a copy of the
   source records), for sources of at least ``MIN_SOURCE_ROWS`` rows;
-* no Markdown or HTML table repeating an identifier-like column header.
+* no Markdown or HTML table repeating an identifier-like column header;
+* the cross-table audit (:func:`decrimkit.reporting.audit.audit_folder`): from the folder's tables and
+  the relations recorded in provenance.json (declared totals, subtotal tables, derived columns), no
+  hidden count can be pinned or bounded below the threshold (an interval inside [0, threshold - 1]).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pandas as pd
 import pytest
 
 from decrimkit.datasets import dataset_info
+from decrimkit.reporting.audit import audit_folder, exposed
 from decrimkit.reporting.rowlevel import identifier_columns
 from decrimkit.reporting.suppression import count_like_columns
 from study_runs import built_studies, quick_run, shared_base
@@ -134,6 +138,33 @@ def test_no_identifier_headers_in_report_tables(output):
     assert not problems, f"{name}: {problems}"
 
 
+def test_no_hidden_count_is_recoverable_across_tables(output):
+    name, folder, prov = output
+    bounds = audit_folder(folder)
+    bad = [(b.cell, b.low, b.high, b.reasons) for b in exposed(bounds)]
+    assert not bad, f"{name}: recoverable hidden counts {bad}"
+    n_hidden = sum(t["suppressed_cells"] for t in prov["tables"] if t["count_columns"])
+    assert len(bounds) <= n_hidden  # every audited cell is a hidden cell the folder records
+
+
+def test_cross_table_audit_catches_a_planted_total(tmp_path):
+    """Negative control: a total table that narrows a hidden cell is found, with its interval."""
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"g": ["a", "b", "c"], "n": ["(S)", "(S)", "40"]}).to_csv(tmp_path / "tables" / "t.csv", index=False)
+    pd.DataFrame({"n": ["47"]}).to_csv(tmp_path / "tables" / "total.csv", index=False)
+    terms = [["total", 0, "n", 1.0], ["t", 0, "n", -1.0], ["t", 1, "n", -1.0], ["t", 2, "n", -1.0]]
+    prov = {
+        "tables": [
+            {"name": "t", "count_columns": ["n"], "threshold": 11, "marker": "(S)"},
+            {"name": "total", "count_columns": ["n"], "threshold": 11, "marker": "(S)"},
+        ],
+        "relations": [{"terms": terms, "constant": 0.0, "tolerance": 0.0}],
+    }
+    (tmp_path / "provenance.json").write_text(json.dumps(prov), encoding="utf-8")
+    bad = exposed(audit_folder(tmp_path))
+    assert [(b.cell, b.low, b.high) for b in bad] == [(("t", 0, "n"), 0.0, 7.0), (("t", 1, "n"), 0.0, 7.0)]
+
+
 def test_audit_catches_planted_problems(tmp_path):
     """Negative control: each check above fails on a folder with the problem it looks for."""
     (tmp_path / "tables").mkdir()
@@ -141,8 +172,11 @@ def test_audit_catches_planted_problems(tmp_path):
     pd.DataFrame({"case_id": ["x1", "x2"], "n": ["40", "50"]}).to_csv(tmp_path / "tables" / "raw.csv", index=False)
     pd.DataFrame({"deaths": ["12"] * 2499 + ["4"]}).to_csv(tmp_path / "dump.csv", index=False)  # mpdta has 2500 rows
     (tmp_path / "report.md").write_text("| county | arrest_number |\n|---|---|\n| a | 1 |\n", encoding="utf-8")
-    prov = {"suppress_below": 11, "tables": [{"name": "t", "count_columns": ["arrests"], "threshold": 11}],
-            "datasets": [{"name": "mpdta", "files": {}}]}
+    prov = {
+        "suppress_below": 11,
+        "tables": [{"name": "t", "count_columns": ["arrests"], "threshold": 11}],
+        "datasets": [{"name": "mpdta", "files": {}}],
+    }
     out = ("planted", tmp_path, prov)
     with pytest.raises(AssertionError, match=r"t\.arrests: \['3'\]"):
         test_recorded_count_columns_are_suppressed(out)

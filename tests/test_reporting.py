@@ -23,19 +23,19 @@ def test_primary_suppression_hides_1_to_10_not_zero():
     t = pd.DataFrame({"n": [0, 1, 10, 11, 500]})
     mask = suppression_mask(t, ["n"], totals="none")
     assert mask["n"].tolist() == [False, True, True, False, False]
-    assert suppress(t, ["n"], totals="none")["n"].tolist() == ["0", "<11", "<11", "11", "500"]
+    assert suppress(t, ["n"], totals="none")["n"].tolist() == ["0", "(S)", "(S)", "11", "500"]
 
 
 def test_threshold_is_configurable():
     t = pd.DataFrame({"n": [4, 5, 20]})
-    assert suppress(t, ["n"], threshold=5, totals="none")["n"].tolist() == ["<5", "5", "20"]
+    assert suppress(t, ["n"], threshold=5, totals="none")["n"].tolist() == ["(S)", "5", "20"]
 
 
 def test_complementary_in_a_column_protects_the_total():
     t = pd.DataFrame({"district": list("NSEW"), "arrests": [120, 4, 60, 35]})
     out = suppress(t, ["arrests"])
     # 4 is hidden; with only it hidden the column total (219) would reveal it, so the next smallest (35) goes too
-    assert out["arrests"].tolist() == ["120", "<11", "60", "<11"]
+    assert out["arrests"].tolist() == ["120", "(S)", "60", "(S)"]
     assert out["district"].tolist() == list("NSEW")
 
 
@@ -57,7 +57,7 @@ def test_zero_is_complement_only_when_nothing_else_is_left():
 
 def test_missing_counts_are_left_blank():
     t = pd.DataFrame({"n": [np.nan, 3.0, 50.0, 70.0]})
-    assert suppress(t, ["n"])["n"].tolist() == ["", "<11", "<11", "70"]
+    assert suppress(t, ["n"])["n"].tolist() == ["", "(S)", "(S)", "70"]
 
 
 @pytest.mark.parametrize(
@@ -122,7 +122,7 @@ def test_long_tables_are_refused(tmp_path):
     with pytest.raises(DataError, match="1001 rows, more than the 1000 allowed"):
         check_aggregate(df, "big")
     rep = Report("demo", out=tmp_path, max_table_rows=2000)
-    rep.add_table("big", df)  # allowed once the limit is raised
+    rep.add_table("big", df, not_counts=("x",))  # allowed once the limit is raised
 
 
 # ---------------------------------------------------------------------------------------- Report
@@ -179,9 +179,9 @@ def test_report_writes_every_output(tmp_path):
     assert att["estimate"] == -0.0365489366741  # 12 significant digits
     assert res["results"][1]["se"] is None  # NaN is written as null
     csv = (out / "tables" / "arrests.csv").read_text()
-    assert csv.splitlines() == ["district,arrests", "N,120", "S,<11", "E,60", "W,<11"]
-    assert "\\textless{}11" in (out / "tables" / "arrests.tex").read_text()
-    assert "| S | <11 |" in (out / "tables" / "arrests.md").read_text()
+    assert csv.splitlines() == ["district,arrests", "N,120", "S,(S)", "E,60", "W,(S)"]
+    assert "S & (S) \\\\" in (out / "tables" / "arrests.tex").read_text()
+    assert "| S | (S) |" in (out / "tables" / "arrests.md").read_text()
     prov = json.loads((out / "provenance.json").read_text())
     for key in ("datasets", "packages", "git", "seed", "command", "utc_time", "python", "platform", "tables"):
         assert key in prov
@@ -199,7 +199,7 @@ def test_report_writes_every_output(tmp_path):
         "matplotlib",
     }
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "<script>" not in html and "&lt;11" in html
+    assert "data:image/png;base64," in html and "<script>" not in html and ">(S)<" in html
     assert 'src="http' not in html and "<link" not in html  # self-contained
     md = (out / "report.md").read_text()
     assert (
@@ -257,18 +257,25 @@ def test_report_rejects_bad_input(tmp_path):
         rep.use_dataset("nope")
 
 
-def test_count_like_columns_are_suppressed_by_default(tmp_path):
-    df = pd.DataFrame({"month": ["2020-01", "2020-02", "2020-03"], "arrests": [3, 50, 60], "rate": [1.5, 2.0, 7.0]})
+def test_undeclared_integer_columns_are_refused_not_guessed(tmp_path):
+    """Count columns are declared: an integer column that is neither a count nor declared otherwise is refused,
+    whatever its name (``victims`` is not in any list of count words)."""
+    df = pd.DataFrame({"month": ["2020-01", "2020-02", "2020-03"], "victims": [3, 50, 60], "rate": [1.5, 2.0, 7.0]})
     rep = Report("demo", out=tmp_path)
-    rep.add_table("auto", df)
-    rep.add_table("declared_none", df, count_columns=())
+    with pytest.raises(DataError, match=r"column\(s\) \['victims'\] hold non-negative integers but are not declared"):
+        rep.add_table("auto", df)
+    with pytest.raises(DataError, match=r"\['victims'\]"):
+        rep.add_table("declared_none", df, count_columns=())
+    rep.add_table("counted", df, count_columns=("victims",))
+    rep.add_table("not_a_count", df.rename(columns={"victims": "year"}), not_counts=("year",))
     out = rep.write()
-    assert (out / "tables" / "auto.csv").read_text().splitlines()[1:] == [
-        "2020-01,<11,1.5",
-        "2020-02,<11,2.0",
+    assert (out / "tables" / "counted.csv").read_text().splitlines()[1:] == [
+        "2020-01,(S),1.5",
+        "2020-02,(S),2.0",
         "2020-03,60,7.0",
     ]
-    assert (out / "tables" / "declared_none.csv").read_text().splitlines()[1] == "2020-01,3,1.5"
+    assert (out / "tables" / "not_a_count.csv").read_text().splitlines()[1] == "2020-01,3,1.5"
+    assert not (out / "tables" / "auto.csv").exists()
 
 
 def test_add_table_leaves_the_callers_frame_alone(tmp_path):

@@ -20,6 +20,7 @@ __all__ = [
     "OutputLockedError",
     "LimitError",
     "MissingExtraError",
+    "DisclosureError",
     "DecrimkitWarning",
     "ConvergenceWarning",
     "WeakInstrumentWarning",
@@ -73,6 +74,8 @@ class LimitError(SpecificationError):
 
 class MissingExtraError(DecrimkitError):
     """An optional part of decrimkit was called without its extra installed (e.g. ``decrimkit[bayes]``)."""
+class DisclosureError(DataError):
+    """A report would publish a recoverable small count or row-level records."""
 
 
 class DecrimkitWarning(UserWarning):

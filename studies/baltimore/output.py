@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -191,7 +193,7 @@ def _rounded(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 
 def _tables(r: StudyResults) -> dict[str, tuple]:
-    """Every table as ``name -> (frame, caption, count_columns)``."""
+    """Every table as ``name -> (frame, caption, declarations)``; declarations go to ``Report.add_table``."""
     main = r.fits["main"]
     series = r.frame.assign(month=r.frame["month"].astype(str))
     eff = pd.DataFrame(
@@ -230,58 +232,96 @@ def _tables(r: StudyResults) -> dict[str, tuple]:
     ]
     wide = r.composition.pivot(index="race", columns="definition", values="arrests")
     wide = wide.reindex(index=list(dict.fromkeys(r.composition["race"])), columns=list(data.DEFINITIONS))
+    model = {"not_counts": "all"}  # estimates, intervals, numbers of months and of model observations
     return {
         "monthly_series": (
             _rounded(series, ["drug", "handgun"]),
             "Monthly BPD arrests with a CDS (drug) charge and with a handgun charge (third-party aggregation)",
-            ("drug", "handgun"),
+            {"count_columns": ("drug", "handgun")},
         ),
         "monthly_effects": (
             _rounded(eff, ["observed"]),
             "Observed and counterfactual CDS arrests (main model) with the 95% interval of the counterfactual mean",
-            ("observed",),
+            {"count_columns": ("observed",), "derived": {"averted": {"counterfactual": 1.0, "observed": -1.0}}},
         ),
         "estimators": (
             r.estimators[cols].rename(columns={"run": "specification"}),
             f"Effect of non-prosecution on CDS arrests, {START}..{END}, by estimator (95% intervals)",
-            (),
+            model,
         ),
         "robustness": (
             r.robustness[rob_cols],
             "Robustness and placebo runs (placebo windows end 2020-02; 'averted' is summed over each run's window)",
-            (),
+            model,
         ),
         "charge_rule": (
             r.rule_counts,
             "CDS arrests 2017-01..2018-02 by charge class (rule: "
             "data.classify_cds_charge); descriptions with fewer than 11 arrests are not named",
-            ("arrests",),
+            {"count_columns": ("arrests",)},
         ),
         "arrests_by_race": (
             wide.reset_index(),
             "Pre-policy CDS arrests by race (BPD codes) and charge definition",
-            tuple(data.DEFINITIONS),
+            {"count_columns": tuple(data.DEFINITIONS)},
         ),
         "black_share": (
             r.black_share,
             "Share of pre-policy CDS arrests of Black arrestees, Jeffreys 95% interval",
-            ("arrests", "black", "not_black"),
+            {
+                "count_columns": ("arrests", "black", "not_black"),
+                "depends": {c: ("black", "arrests") for c in ("black_share", "share_low", "share_high")},
+            },
         ),
         "averted_by_race": (
             _rounded(r.implied, ["averted", "averted_low", "averted_high"]),
             "Implied arrests averted by race, assuming the pre-policy explicit-possession composition",
-            ("averted", "averted_low", "averted_high"),
+            {"not_counts": ("averted", "averted_low", "averted_high")},  # model estimates, not counted people
         ),
     }
 
 
+def _relations(rep: Report, r: StudyResults, tab: dict[str, tuple]) -> None:
+    """Declare every count published twice or as a total of other tables' counts (for the cross-table audit)."""
+    races = list(tab["arrests_by_race"][0]["race"])
+    classes = set(tab["charge_rule"][0]["class"])
+    for d, parts in data.DEFINITIONS.items():
+        total = ("black_share", {"definition": d}, "arrests")
+        rep.add_sum(total, [("arrests_by_race", {"race": race}, d) for race in races])
+        if "Black" in races:
+            rep.add_sum(("black_share", {"definition": d}, "black"), [("arrests_by_race", {"race": "Black"}, d)])
+        rep.add_sum(
+            total, [("black_share", {"definition": d}, "black"), ("black_share", {"definition": d}, "not_black")]
+        )
+        if set(parts) <= classes:
+            rep.add_sum(total, [("charge_rule", {"class": c}, "arrests") for c in parts])
+    for month in tab["monthly_effects"][0]["month"]:
+        rep.add_sum(("monthly_effects", {"month": month}, "observed"), [("monthly_series", {"month": month}, "drug")])
+
+
+def _trajectory(traj: pd.DataFrame, months: pd.Series) -> Callable[[pd.DataFrame], Any]:
+    """Draw the trajectory figure with the observed counts as published in ``monthly_series``."""
+
+    def draw(series: pd.DataFrame) -> Any:
+        observed = series.set_index("month")["drug"].reindex(months.to_numpy()).to_numpy(dtype="float64")
+        return figures.trajectory(traj.assign(observed=observed), title="CDS arrests: observed and without the policy")
+
+    return draw
+
+
+def _composition(published: pd.DataFrame) -> Any:
+    """The composition figure drawn from ``black_share`` as published (a hidden share is not drawn)."""
+    share = published.assign(race="Black", share=published["black_share"])
+    other = published.assign(race="all other groups", share=1 - published["black_share"])
+    return figures.composition(pd.concat([share, other], ignore_index=True), published_share=PUBLISHED_BLACK_SHARE)
+
+
 def _figures(r: StudyResults) -> dict[str, tuple]:
-    """Every figure as ``name -> (Figure, caption)``."""
+    """Every figure as ``name -> (Figure or drawing function, caption, table it draws its counts from)``."""
     main = r.fits["main"]
     traj = pd.DataFrame(
         {
             "date": month_dates(main.months),
-            "observed": main.observed,
             "fitted": main.fitted,
             "counterfactual": main.counterfactual,
             "cf_low": main.cf_low,
@@ -290,31 +330,38 @@ def _figures(r: StudyResults) -> dict[str, tuple]:
             "bayes_cf": r.bayes.counterfactual,
         }
     )
-    series = r.frame.assign(date=month_dates(pd.PeriodIndex(r.frame["month"])))
-    share = r.black_share.assign(race="Black", share=r.black_share["black_share"])
-    other = r.black_share.assign(race="all other groups", share=1 - r.black_share["black_share"])
-    both = pd.concat([share, other], ignore_index=True)
+
+    def series(published: pd.DataFrame) -> Any:
+        return figures.comparison_series(
+            published.assign(date=month_dates(pd.PeriodIndex(published["month"], freq="M")))
+        )
+
     return {
         "trajectory": (
-            figures.trajectory(traj, title="CDS arrests: observed and without the policy"),
+            _trajectory(traj, pd.Series(main.months.astype(str))),
             "Observed monthly CDS arrests, the comparative-ITS fit before the policy and the counterfactual "
             "after it (95% interval of the counterfactual mean); dash-dot: Bayesian counterfactual.",
+            "monthly_series",
         ),
         "comparison_series": (
-            figures.comparison_series(series),
+            series,
             "Treated (CDS) and comparison (handgun) arrest series and their ratio.",
+            "monthly_series",
         ),
         "estimators": (
             figures.estimator_comparison(r.estimators),
             "Rate ratio and cumulative arrests averted by estimator, 95% intervals.",
+            None,
         ),
         "robustness": (
             figures.robustness(r.robustness),
             "Rate ratios of the robustness and placebo runs, 95% intervals.",
+            None,
         ),
         "composition": (
-            figures.composition(both, published_share=PUBLISHED_BLACK_SHARE),
+            _composition,
             "Share of pre-policy CDS arrests of Black arrestees under three charge definitions.",
+            "black_share",
         ),
     }
 
@@ -358,6 +405,7 @@ def write_report(r: StudyResults, *, out: str | Path, seed: int, quick: bool) ->
     rep.add_section("Threats to validity", narrative.threats(r))
     rep.add_section("Reproduce", narrative.reproduce(r))
     _put(rep, fig, tab, ["tab:monthly_series"])
+    _relations(rep, r, tab)
     s = r.summaries
     rep.add_reference(
         "Rouhani et al. 2021, JHU report",
@@ -380,8 +428,8 @@ def _put(rep: Report, fig: dict[str, tuple], tab: dict[str, tuple], names: list[
     for item in names:
         kind, name = item.split(":")
         if kind == "fig":
-            f, caption = fig[name]
-            rep.add_figure(name, f, caption=caption)
+            f, caption, source = fig[name]
+            rep.add_figure(name, f, caption=caption, data=source)
         else:
-            frame, caption, counts = tab[name]
-            rep.add_table(name, frame, caption=caption, count_columns=counts)
+            frame, caption, declared = tab[name]
+            rep.add_table(name, frame, caption=caption, **declared)

@@ -158,16 +158,16 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     excl.loc[len(excl)] = {"rows": int((data.annual["year"] > YEARS[1]).sum()),
                            "reason": "2024 window (Feb 2024 - Jan 2025) kept out of the estimation panel: reversal window"}
     excl.loc[len(excl)] = {"rows": 0, "reason": f"not in the bundled extract: {', '.join(D.MISSING_STATES)}"}
-    rep.add_table("exclusions", excl, caption="State-window rows left out of the main panel, and why")
+    rep.add_table("exclusions", excl, not_counts="all", caption="State-window rows left out of the main panel, and why")
     rep.add_figure("raw_series", F.raw_series(data.monthly, data.rules.donors),
                    caption="12-month-ending overdose death rates: Oregon, Washington and the donor pool")
     rep.add_section("Methods and inference", M.__doc__.split("\n\n", 1)[1])
-    rep.add_table("estimates", table, caption=f"Effect of Measure 110, {UNIT}, Feb 2021 - Jan 2024 (3 windows)")
+    rep.add_table("estimates", table, not_counts="all", caption=f"Effect of Measure 110, {UNIT}, Feb 2021 - Jan 2024 (3 windows)")
     rep.add_figure("forest", F.forest(table, published=published.rename(columns={"per_100k_per_year": "estimate"})),
                    caption="Method comparison: estimates with 95% intervals; published values converted")
     weights = pd.DataFrame({e.method: e.weights for e in est if e.weights is not None}).fillna(0.0)
     weights = weights.loc[(weights > 1e-3).any(axis=1)].sort_values(weights.columns[0], ascending=False)
-    rep.add_table("donor_weights", weights.rename_axis("donor"), caption="Donor weights (rows with a weight >= 0.001)")
+    rep.add_table("donor_weights", weights.rename_axis("donor"), not_counts="all", caption="Donor weights (rows with a weight >= 0.001)")
     for e in est:
         rep.add_figure(f"trajectory_{e.key}", F.trajectory(e.path, method=e.method, start=D.START_YEAR),
                        caption=f"Oregon and its counterfactual: {e.method}")
@@ -180,17 +180,17 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     long = long.rename(columns={pl.gaps.index.name or "index": "year"})
     rep.add_figure("placebo_spaghetti", F.spaghetti(long, start=D.START_YEAR),
                    caption="Placebo-in-space gaps (ADH SCM): each donor re-run as if treated")
-    rep.add_table("placebo_runs", pl.table, caption="Placebo-in-space runs: pre/post RMSPE and their ratio")
+    rep.add_table("placebo_runs", pl.table, not_counts="all", caption="Placebo-in-space runs: pre/post RMSPE and their ratio")
     rep.add_section("Robustness", _robust_text(robust))
-    rep.add_table("robustness", robust, caption=f"Robustness checks (ADH SCM), {UNIT}")
-    rep.add_table("leave_one_out", loo, caption="Leave-one-donor-out (ADH SCM)")
+    rep.add_table("robustness", robust, not_counts="all", caption=f"Robustness checks (ADH SCM), {UNIT}")
+    rep.add_table("leave_one_out", loo, not_counts="all", caption="Leave-one-donor-out (ADH SCM)")
     rep.add_figure("robustness", F.robustness(robust), caption="Robustness checks")
     rep.add_section("Reversal window (HB 4002, 2024-09)", _reversal_text(rev_stats, gap_2024))
     rep.add_figure("reversal", F.reversal(rev, policy_end=2024 + 8 / 12),
                    caption="Gap in every 12-month-ending window, main ADH SCM weights")
     rep.add_section("Why the published studies differ", T.why_differ_section())
-    rep.add_table("fentanyl_contrast", contrast, caption=f"Crude vs fentanyl-proxy-adjusted, {UNIT}")
-    rep.add_table("published", published.drop(columns=["source"]),
+    rep.add_table("fentanyl_contrast", contrast, not_counts="all", caption=f"Crude vs fentanyl-proxy-adjusted, {UNIT}")
+    rep.add_table("published", published.drop(columns=["source"]), not_counts="all",
                   caption="Published estimates converted to per 100,000 per year and deaths per year")
     for _, p in published.iterrows():
         rep.add_reference(p["source"], f"{p['published']:g} {p['published_unit']} ({p['uncertainty']})",

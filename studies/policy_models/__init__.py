@@ -364,7 +364,11 @@ def run(
         ["jurisdiction", "state", "model", "start", "ended", "confidence", "cannabis_only", "cohort", "status"]
     ].assign(start=lambda d: d["start"].dt.strftime("%Y-%m-%d"), ended=lambda d: d["ended"].dt.strftime("%Y-%m-%d"))
     rep.add_table(
-        "registry_rules", reg_tab, caption="Every registry row and whether the main rules use it", count_columns=()
+        "registry_rules",
+        reg_tab,
+        caption="Every registry row and whether the main rules use it",
+        count_columns=(),
+        not_counts="all",
     )
     coh_tab = cohorts.assign(
         start=cohorts["start"].dt.strftime("%Y-%m-%d"), ended=cohorts["ended"].dt.strftime("%Y-%m-%d")
@@ -373,6 +377,7 @@ def run(
         "cohorts",
         coh_tab.drop(columns=["unit"]),
         count_columns=(),
+        not_counts="all",
         caption="Adoption cohorts by model and jurisdiction (main rules; n_rows = qualifying rows merged)",
     )
     rep.add_table(
@@ -381,13 +386,21 @@ def run(
             start=sp.treated["start"].dt.strftime("%Y-%m-%d"), ended=sp.treated["ended"].dt.strftime("%Y-%m-%d")
         ),
         count_columns=(),
+        not_counts="all",
         caption="States treated by a statewide policy (main rules)",
     )
-    rep.add_table("state_panel_excluded", sp.excluded, count_columns=(), caption="States left out of the state panel")
+    rep.add_table(
+        "state_panel_excluded",
+        sp.excluded,
+        count_columns=(),
+        not_counts="all",
+        caption="States left out of the state panel",
+    )
     rep.add_table(
         "dejure_estimates",
         dejure,
         count_columns=(),
+        not_counts="all",
         caption="Statewide (de jure) policies: effect on the log overdose death rate, by rule set",
     )
     rep.add_figure(
@@ -399,23 +412,42 @@ def run(
         "power_grid",
         summary,
         count_columns=(),
+        not_counts="all",
         caption="Bias, RMSE, coverage and power per model, estimator and injected effect (log rate ratio)",
     )
-    rep.add_table("mde", mde, count_columns=(), caption="Minimum detectable effect at 80% power (alpha 0.05)")
+    rep.add_table(
+        "mde", mde, count_columns=(), not_counts="all", caption="Minimum detectable effect at 80% power (alpha 0.05)"
+    )
     if len(dropped):
         rep.add_table(
-            "power_dropped", dropped, count_columns=(), caption="Adoptions that cannot be placed in 2015-2024"
+            "power_dropped",
+            dropped,
+            count_columns=(),
+            not_counts="all",
+            caption="Adoptions that cannot be placed in 2015-2024",
         )
     rep.add_figure(
         "forest_by_model",
         figures.forest_figure(eff),
         caption="Posterior means and 95% HDIs by policy model, with P(effect < 0)",
     )
-    rep.add_table("posterior_effects", eff, count_columns=(), caption="Posterior effects (log rate ratio)")
     rep.add_table(
-        "study_inputs", study_est, count_columns=(), caption="Study estimates pooled, on the log rate ratio scale"
+        "posterior_effects", eff, count_columns=(), not_counts="all", caption="Posterior effects (log rate ratio)"
     )
-    rep.add_table("study_status", study_status, count_columns=(), caption="Which study outputs were found and used")
+    rep.add_table(
+        "study_inputs",
+        study_est,
+        count_columns=(),
+        not_counts="all",
+        caption="Study estimates pooled, on the log rate ratio scale",
+    )
+    rep.add_table(
+        "study_status",
+        study_status,
+        count_columns=(),
+        not_counts="all",
+        caption="Which study outputs were found and used",
+    )
     return rep.write()
 
 

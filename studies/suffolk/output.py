@@ -132,7 +132,12 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
             mc=config.complier_mean_count,
         ),
     )
-    rep.add_table("calibration", config.as_table(), caption="Every calibration target and assumption of the simulator")
+    rep.add_table(
+        "calibration",
+        config.as_table(),
+        not_counts="all",
+        caption="Every calibration target and assumption of the simulator",
+    )
     rep.add_section(
         "Design",
         (
@@ -159,6 +164,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
     rep.add_table(
         "iv_estimates",
         _iv_table(fits, sim.truth),
+        not_counts="all",
         caption="First stage, reduced form, OLS, 2SLS, complier mean under prosecution and relative effect, "
         "with the simulator's truth",
     )
@@ -175,6 +181,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
     rep.add_table(
         "balance",
         bal,
+        not_counts="all",
         caption=(
             f"Balance: each covariate and the predicted-outcome index regressed on leniency (strata FE, SEs by ADA). "
             f"Joint F({d1}, {d2}) of leniency on all covariates = {f_j:.2f}, {p_clause(p_j)}."
@@ -184,6 +191,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
         "monotonicity",
         main_fit.monotonicity,
         count_columns=("n_cases", "reverse_n_cases"),
+        not_counts=("level",),
         caption=(
             f"First stage within subgroups ({', '.join(SUBGROUPS)}), with leniency from all cases and from the "
             "other subgroups only (reverse sample)."
@@ -192,6 +200,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
     rep.add_table(
         "compliers",
         main_fit.compliers,
+        not_counts="all",
         caption=(
             f"Complier characteristics (2SLS of X*D on D; ratio to the sample mean as in Dahl et al. 2014). Complier "
             f"share {main_fit.complier_share:.3f}."
@@ -201,6 +210,7 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
     rep.add_table(
         "monte_carlo",
         mc,
+        not_counts="all",
         caption=(
             f"Monte Carlo over {n_reps} simulated data sets of {config.n_cases:,} cases: bias, RMSE and coverage of the "
             "nominal 95% interval of the 2SLS estimates (NumPy engine, no covariates), by variance estimator."
@@ -257,7 +267,10 @@ def _memo_part(rep: Report, memo: Any, config: SuffolkConfig) -> None:
         ),
     )
     rep.add_table(
-        "memo_did", pd.DataFrame(rows), caption="Memo DiD (TWFE), the simulator's truth and the pre-trend test"
+        "memo_did",
+        pd.DataFrame(rows),
+        not_counts="all",
+        caption="Memo DiD (TWFE), the simulator's truth and the pre-trend test",
     )
     rep.add_figure(
         "memo_event_study",

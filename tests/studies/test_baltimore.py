@@ -215,7 +215,7 @@ def test_quick_run_headline_is_finite_with_an_interval(quick_run):
 
 
 def test_quick_run_suppresses_small_counts(quick_run):
-    """Every count column of every written table holds 0, a count >= 11, or the '<11' marker."""
+    """Every count column of every written table holds 0, a count >= 11, or the '(S)' marker."""
     prov = json.loads((quick_run / "provenance.json").read_text())
     checked = 0
     for table in prov["tables"]:
@@ -224,11 +224,32 @@ def test_quick_run_suppresses_small_counts(quick_run):
         csv = pd.read_csv(quick_run / "tables" / f"{table['name']}.csv", dtype=str)
         for col in table["count_columns"]:
             for cell in csv[col].dropna():
-                assert cell == "<11" or int(cell) == 0 or int(cell) >= 11, (table["name"], col, cell)
+                assert cell == "(S)" or int(cell) == 0 or int(cell) >= 11, (table["name"], col, cell)
                 checked += 1
     assert checked > 0
     by_race = pd.read_csv(quick_run / "tables" / "arrests_by_race.csv", dtype=str).set_index("race")
-    assert by_race.loc["Asian", "possession (explicit)"] == "<11"  # 2 arrests in the extract
+    assert by_race.loc["Asian", "possession (explicit)"] == "(S)"  # 2 arrests in the extract
+    assert "<11" not in by_race.to_numpy()  # complementary cells are not claimed to be small
+
+
+def test_quick_run_totals_do_not_narrow_hidden_race_cells(quick_run):
+    """Issue 18: black_share's totals minus arrests_by_race's visible cells bounded a hidden cell to 23-28.
+
+    Now, in every definition, the hidden cells of arrests_by_race sum (total minus visible) to at least 11,
+    so no hidden cell can be shown to be a small count, and the LP audit of the whole folder agrees.
+    """
+    from decrimkit.reporting.audit import audit_folder, exposed
+
+    by_race = pd.read_csv(quick_run / "tables" / "arrests_by_race.csv", dtype=str).set_index("race")
+    totals = pd.read_csv(quick_run / "tables" / "black_share.csv", dtype=str).set_index("definition")
+    for d in by_race.columns:
+        col = by_race[d]
+        if (col == "(S)").any():
+            hidden_sum = int(totals.loc[d, "arrests"]) - pd.to_numeric(col[col != "(S)"]).sum()
+            assert (col == "(S)").sum() >= 2 and hidden_sum >= 11, (d, hidden_sum)
+    bounds = audit_folder(quick_run)
+    assert bounds and not exposed(bounds)
+    assert all(b.high >= 11 for b in bounds if b.cell[0] == "arrests_by_race")
 
 
 def test_module_entry_point_parses_arguments():

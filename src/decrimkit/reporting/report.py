@@ -11,9 +11,13 @@ Layout written by :meth:`Report.write`::
         figures/<name>.png, figures/<name>.svg
         tables/<name>.csv, tables/<name>.md, tables/<name>.tex
 
-Every table passes two disclosure checks: it must not look like row-level records
-(:mod:`decrimkit.reporting.rowlevel`), and its ``count_columns`` get small-cell suppression with
-complementary suppression (:mod:`decrimkit.reporting.suppression`); hidden cells read ``"<11"``.
+Every table must not look like row-level records (:mod:`decrimkit.reporting.rowlevel`) and must
+declare its count columns. When the report is written, suppression is applied to the whole output
+set: every table's counts, its derived columns, the totals and subtotal tables declared with
+:meth:`Report.add_sum` / :meth:`Report.add_relation`, and the data of figures drawn from tables
+(``add_figure(..., data=table)``), and the set is audited across tables by linear programming
+(:mod:`decrimkit.reporting.disclosure`, :mod:`decrimkit.reporting.audit`); hidden cells read
+``"(S)"``.
 """
 
 from __future__ import annotations
@@ -25,37 +29,55 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from decrimkit.datasets import dataset_hashes
-from decrimkit.errors import SpecificationError
+from decrimkit.errors import DataError, SpecificationError
 from decrimkit.plotting import style
 from decrimkit.reporting import render
+from decrimkit.reporting.audit import Relation
+from decrimkit.reporting.disclosure import TableSpec, derived_relations, protect
 from decrimkit.reporting.entries import humanize
 from decrimkit.reporting.output import write_outputs
 from decrimkit.reporting.provenance import environment
 from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS, check_aggregate
-from decrimkit.reporting.suppression import Totals, count_like_columns, suppress, suppression_mask
+from decrimkit.reporting.suppression import MARKER, Totals, apply_mask, integer_like_columns, suppression_mask
 
 __all__ = ["Report"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
 
+# a cell of a table: (table name, row, column); row is a 0-based position or {key column: value}
+Cell = tuple[str, "int | Mapping[str, Any]", str]
+
+
 @dataclass(frozen=True)
 class _Table:
     name: str
-    frame: pd.DataFrame  # as published: suppressed cells already replaced by the marker
+    frame: pd.DataFrame  # true values until the report is finalised; then as published (hidden cells read MARKER)
     caption: str
     count_columns: tuple[str, ...]
     n_suppressed: int
+    not_counts: tuple[str, ...] = ()
+    derived: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    depends: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class _PendingFigure:
+    name: str
+    draw: Callable[[pd.DataFrame], Any]
+    data: str
+    caption: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,9 @@ class Report:
         self._references: list[dict[str, Any]] = []
         self._items: list[tuple[str, Any]] = []  # ("section", (title, text)), ("table", _Table), ("figure", _Figure)
         self._names: set[tuple[str, str]] = set()
+        self._relations: list[tuple[tuple[tuple[Cell, float], ...], float, float]] = []
+        self._audited: list[Relation] = []
+        self._final = False
 
     # ------------------------------------------------------------------ inputs
     def use_dataset(self, name: str) -> None:
@@ -218,7 +243,8 @@ class Report:
             # a section per result: its heading in the contents, then the notes without a headline row
             self.add_section(label or ent.label, "" if ent.rows else extra)
             for tname, frame, caption in ent.tables:
-                self.add_table(tname, frame, caption=caption, count_columns=())
+                # an estimator's tables hold estimates and labels (cohort, period, event time), no counts of people
+                self.add_table(tname, frame, caption=caption, count_columns=(), not_counts="all")
             for fname, make, caption in ent.figures if figures else ():
                 self.add_figure(fname, make(), caption=caption)
             return added
@@ -252,51 +278,132 @@ class Report:
         *,
         caption: str = "",
         count_columns: Sequence[str] | None = None,
+        not_counts: Sequence[str] | Literal["all"] = (),
+        derived: Mapping[str, Mapping[str, float]] | None = None,
+        depends: Mapping[str, Sequence[str]] | None = None,
         index: bool | None = None,
     ) -> None:
         """Add a table, written as tables/<name>.csv, .md and .tex and shown in the report.
 
-        ``count_columns`` hold counts of people or events and get small-cell suppression. When it
-        is not given, integer-valued columns with count-like names are treated as counts
-        (:func:`~decrimkit.reporting.suppression.count_like_columns`); pass ``count_columns=()`` to
-        declare that a table has no counts. A named or non-default index is written as columns
-        (``index=False`` drops it). The caller's frame is not modified.
+        Count columns are declared, never guessed: ``count_columns`` hold counts of people or
+        events (they get small-cell suppression); ``not_counts`` names integer-valued columns that
+        are not such counts (years, numbers of months, observations of a model);
+        ``not_counts="all"`` states that no column of the table counts people or events (a table
+        of estimates, simulation summaries or labels). Every other
+        column must not be integer-like (non-negative integers), or the table is refused: a column
+        such as ``victims`` cannot slip through unsuppressed because its name is unusual.
+        ``derived`` declares columns computed linearly from other columns of the same row, e.g.
+        ``{"averted": {"counterfactual": 1, "observed": -1}}``: a derived cell is hidden whenever
+        publishing it would reveal a hidden count. ``depends`` declares non-linear functions of
+        other columns (shares, rates, their intervals), e.g. ``{"share": ["black", "arrests"]}``:
+        such a cell is hidden whenever one of its inputs is. A named or non-default index is written as
+        columns (``index=False`` drops it). The caller's frame is not modified; suppression is
+        applied when the report is written, across all its tables.
 
         Raises
         ------
         DataError
-            If the table looks like row-level records, or its counts are invalid.
+            If the table looks like row-level records, holds an undeclared integer-like column, or
+            its counts are invalid.
+        SpecificationError
+            If a declared column is not in the table or is declared twice.
         """
         self._claim("table", name)
+        try:
+            self._add_table(name, df, caption, count_columns, not_counts, derived, depends, index)
+        except Exception:
+            self._names.discard(("table", name))  # a refused table does not keep its name
+            raise
+
+    def _add_table(self, name, df, caption, count_columns, not_counts, derived, depends, index) -> None:  # noqa: ANN001
         frame = df.copy()
         keep_index = index if index is not None else not isinstance(frame.index, pd.RangeIndex)
         frame = frame.reset_index() if keep_index else frame.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
-        check_aggregate(frame, name, self.max_table_rows)
-        if count_columns is None:
-            counts = tuple(count_like_columns(frame))
-        else:
-            counts = tuple(str(c) for c in count_columns)
-        n_hidden = 0
+        counts = tuple(dict.fromkeys(str(c) for c in (count_columns or ())))
+        if isinstance(not_counts, str):
+            if not_counts != "all":
+                raise SpecificationError(
+                    f"table {name!r}: not_counts must be column names or 'all', got {not_counts!r}."
+                )
+            if counts:
+                raise SpecificationError(f"table {name!r}: not_counts='all' contradicts count_columns={list(counts)}.")
+            not_counts = [c for c in frame.columns if c not in {k for k, _ in (derived or {}).items()}]
+        others = tuple(dict.fromkeys(str(c) for c in not_counts))
+        deriv = tuple(
+            (str(k), tuple((str(c), float(v)) for c, v in dict(parts).items())) for k, parts in (derived or {}).items()
+        )
+        deps = tuple((str(k), tuple(str(c) for c in v)) for k, v in (depends or {}).items())
+        declared = [*counts, *others, *(k for k, _ in deriv), *(k for k, _ in deps)]
+        inputs = [c for _, parts in deriv for c, _ in parts] + [c for _, v in deps for c in v]
+        missing = [c for c in dict.fromkeys([*declared, *inputs]) if c not in frame.columns]
+        if missing:
+            raise SpecificationError(
+                f"table {name!r}: declared column(s) {missing} are not in it; its columns are {list(frame.columns)}."
+            )
+        twice = sorted(set(counts) & (set(others) | {k for k, _ in deriv}))
+        if twice:
+            raise SpecificationError(
+                f"table {name!r}: column(s) {twice} are declared both as counts and as something else."
+            )
+        check_aggregate(frame, name, self.max_table_rows, count_columns=counts)
+        undeclared = [c for c in integer_like_columns(frame) if c not in set(declared)]
+        if undeclared:
+            raise DataError(
+                f"table {name!r}: column(s) {undeclared} hold non-negative integers but are not declared. Pass "
+                f"count_columns=[...] for counts of people or events (they are suppressed below "
+                f"{self.suppress_below}) or not_counts=[...] for other integers (years, months, model sizes)."
+            )
         if counts:
-            mask = suppression_mask(frame, counts, threshold=self.suppress_below, totals=self.totals)
-            n_hidden = int(mask.to_numpy().sum())
-            frame = suppress(frame, counts, threshold=self.suppress_below, totals=self.totals)
-        self._items.append(("table", _Table(name, frame, caption, counts, n_hidden)))
+            suppression_mask(frame, counts, threshold=self.suppress_below, totals="none")  # validates the counts now
+        self._items.append(("table", _Table(name, frame, caption, counts, 0, others, deriv, deps)))
 
-    def add_figure(self, name: str, fig: Any, *, caption: str = "") -> None:
+    def add_sum(self, total: Cell, parts: Sequence[Cell]) -> None:
+        """Declare that the count in cell ``total`` is the sum of the counts in ``parts``.
+
+        Cells are ``(table, row, column)`` with ``row`` a 0-based position or a mapping of key
+        columns to values, e.g. ``("black_share", {"definition": "all"}, "arrests")``. Use it for a
+        total or subtotal published in another table (or the same count shown twice: one part), so
+        that the cross-table audit knows what an attacker can subtract.
+        """
+        self.add_relation([(total, 1.0), *((p, -1.0) for p in parts)])
+
+    def add_relation(self, terms: Sequence[tuple[Cell, float]], constant: float = 0.0, tolerance: float = 0.0) -> None:
+        """Declare ``sum(coef * cell) = constant`` (within ``tolerance``) among published cells."""
+        if not terms:
+            raise SpecificationError("a relation needs at least one (cell, coefficient) term.")
+        self._relations.append((tuple(terms), float(constant), float(tolerance)))
+
+    def add_figure(self, name: str, fig: Any, *, caption: str = "", data: str | None = None) -> None:
         """Add a matplotlib figure, written as figures/<name>.png and .svg.
 
-        The figure is rendered now (in the decrimkit style) and then closed, so later changes to it
-        do not reach the report and studies can make many figures without leaking memory.
+        A figure of counts must be drawn from suppressed data: pass ``data=`` the name of a table
+        of this report and, as ``fig``, a function that takes that table as published (hidden cells
+        are NaN, other columns unchanged) and returns the figure. It is drawn when the report is
+        written, after suppression, so no bar, point or line can show a hidden count. A figure
+        object (no ``data``) is rendered now (in the decrimkit style) and then closed; it must not
+        show counts of people or events (estimates, intervals and model output are fine).
         """
         self._claim("figure", name)
+        if data is not None:
+            if not callable(fig):
+                raise SpecificationError(
+                    f"figure {name!r}: with data={data!r} pass a function that draws the figure from the published "
+                    f"table, not a finished figure."
+                )
+            self._items.append(("figure", _PendingFigure(name, fig, str(data), caption)))
+            return
+        if callable(fig) and not hasattr(fig, "savefig"):
+            raise SpecificationError(f"figure {name!r}: a drawing function needs data=<table name> to draw from.")
+        self._items.append(("figure", self._render(name, fig, caption)))
+
+    def _render(self, name: str, fig: Any, caption: str) -> _Figure:
         with style():
             png, svg = io.BytesIO(), io.BytesIO()
             fig.savefig(png, format="png", bbox_inches="tight", metadata={"Software": None})
             fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
         plt.close(fig)
-        self._items.append(("figure", _Figure(name, png.getvalue(), svg.getvalue(), caption)))
+        return _Figure(name, png.getvalue(), svg.getvalue(), caption)
 
     def add_section(self, title: str, text: str) -> None:
         """Add a section of Markdown text to report.md / report.html (in the order added)."""
@@ -307,10 +414,78 @@ class Report:
         self._references.append({"source": str(source), "published": str(published), "ours": ours})
 
     def _claim(self, kind: str, name: str) -> None:
+        if self._final:
+            raise SpecificationError(f"cannot add {kind} {name!r}: the report was already finalised (written).")
         _check_name(kind, name)
         if (kind, name) in self._names:
             raise SpecificationError(f"{kind} {name!r} was already added; {kind} names must be unique.")
         self._names.add((kind, name))
+
+    # ------------------------------------------------------------------ disclosure
+    def _row(self, table: str, row: Any, frames: Mapping[str, pd.DataFrame]) -> int:
+        if table not in frames:
+            raise SpecificationError(
+                f"a relation names table {table!r}, which was not added; tables: {sorted(frames)}."
+            )
+        f = frames[table]
+        if isinstance(row, (int, np.integer)) and not isinstance(row, bool):
+            if not 0 <= int(row) < len(f):
+                raise SpecificationError(f"a relation names row {row} of table {table!r}, which has {len(f)} rows.")
+            return int(row)
+        if not isinstance(row, Mapping) or not row:
+            raise SpecificationError(
+                f"a relation's row must be a position or a mapping of key columns to values, got {row!r}."
+            )
+        hit = np.ones(len(f), dtype=bool)
+        for k, v in row.items():
+            if k not in f.columns:
+                raise SpecificationError(f"a relation selects on column {k!r}, which table {table!r} does not have.")
+            hit &= (f[k] == v).to_numpy(dtype=bool) | (f[k].astype(str) == str(v)).to_numpy(dtype=bool)
+        if hit.sum() != 1:
+            raise SpecificationError(
+                f"a relation's row {dict(row)!r} matches {int(hit.sum())} rows of table {table!r}, not one."
+            )
+        return int(np.flatnonzero(hit)[0])
+
+    def _finalize(self) -> None:
+        """Suppress across the whole output set, audit it, and draw the figures of counts (once)."""
+        if self._final:
+            return
+        tables = {t.name: t for kind, t in self._items if kind == "table"}
+        frames = {n: t.frame for n, t in tables.items()}
+        rels = []
+        for terms, const, tol in self._relations:
+            refs = []
+            for (table, row, col), k in terms:
+                r = self._row(table, row, frames)
+                if str(col) not in frames[table].columns:
+                    raise SpecificationError(f"a relation names column {col!r}, which table {table!r} does not have.")
+                refs.append(((table, r, str(col)), float(k)))
+            rels.append(Relation(tuple(refs), const, tol, "declared"))
+        specs = [
+            TableSpec(t.name, t.frame, t.count_columns, {k: dict(p) for k, p in t.derived}, dict(t.depends))
+            for t in tables.values()
+        ]
+        masks, _ = protect(specs, rels, threshold=self.suppress_below, totals=self.totals)
+        self._audited = rels + [r for s in specs for r in derived_relations(s)]
+        numeric: dict[str, pd.DataFrame] = {}
+        items = []
+        for kind, item in self._items:
+            if kind == "table":
+                m = masks[item.name]
+                numeric[item.name] = item.frame.mask(m.reindex(columns=item.frame.columns, fill_value=False).to_numpy())
+                shown = apply_mask(item.frame, m, item.count_columns)
+                item = replace(item, frame=shown, n_suppressed=int(m.to_numpy().sum()), published=True)
+            items.append((kind, item))
+        for i, (kind, item) in enumerate(items):
+            if kind == "figure" and isinstance(item, _PendingFigure):
+                if item.data not in numeric:
+                    raise SpecificationError(
+                        f"figure {item.name!r} draws from table {item.data!r}, which was not added."
+                    )
+                items[i] = ("figure", self._render(item.name, item.draw(numeric[item.data].copy()), item.caption))
+        self._items = items
+        self._final = True
 
     # ------------------------------------------------------------------ output
     def results_json(self) -> str:
@@ -329,11 +504,16 @@ class Report:
 
     def provenance(self) -> dict[str, Any]:
         """The content of provenance.json (includes the UTC time, so it differs between runs)."""
+        self._finalize()
         tables = [
             {
                 "name": t.name,
                 "count_columns": list(t.count_columns),
+                "not_counts": list(t.not_counts),
+                "derived": {k: dict(p) for k, p in t.derived},
+                "depends": {k: list(v) for k, v in t.depends},
                 "threshold": self.suppress_below,
+                "marker": MARKER,
                 "totals": self.totals,
                 "suppressed_cells": t.n_suppressed,
             }
@@ -348,6 +528,7 @@ class Report:
             "datasets": [{"name": k, "files": v} for k, v in sorted(self._datasets.items())],
             "files": [{"name": k, "sha256": v} for k, v in sorted(self._files.items())],
             "tables": tables,
+            "relations": [r.to_json() for r in self._audited],
             **environment(),
         }
 
@@ -371,11 +552,12 @@ class Report:
         return pd.DataFrame(rows)
 
     def _markdown(self) -> str:
+        self._finalize()
         parts = [
             f"# {self.title}\n",
             f"Study `{self.study}`, seed {self.seed}{', quick mode' if self.quick else ''}. "
-            f"Counts from 1 to {self.suppress_below - 1} are suppressed (shown as "
-            f"`<{self.suppress_below}`), with complementary suppression.\n",
+            f"Counts from 1 to {self.suppress_below - 1} are suppressed, with complementary suppression "
+            f"audited across all tables and figures; every hidden cell reads `{MARKER}`.\n",
         ]
         if self._results:
             parts.append("## Headline results\n\n" + render.table_md(self._headline()))
@@ -414,6 +596,7 @@ class Report:
 
     def _html(self) -> str:
         """report.html through the Jinja2 template: a table of contents, then the same content as report.md."""
+        self._finalize()
         toc: list[dict[str, Any]] = []
         blocks: list[dict[str, Any]] = []
 
@@ -466,13 +649,14 @@ class Report:
         blocks.append({"kind": "html", "html": render.md_to_html(self._data_md().split("\n", 1)[1])})
         meta = (
             f"Study {self.study}, seed {self.seed}{', quick mode' if self.quick else ''}. Counts from 1 to "
-            f"{self.suppress_below - 1} are suppressed (shown as <{self.suppress_below}), with complementary "
-            f"suppression."
+            f"{self.suppress_below - 1} are suppressed, with complementary suppression audited across all tables "
+            f"and figures; every hidden cell reads {MARKER}."
         )
         return render.page_html(self.title, meta, toc, blocks)
 
     def files(self) -> dict[str, bytes]:
         """Every output file of this report (relative path -> bytes), as :meth:`write` writes them."""
+        self._finalize()
         out: dict[str, bytes] = {}
         for kind, item in self._items:
             if kind == "table":

@@ -13,8 +13,13 @@ Rule (applied to the ``count_columns`` of a table):
    no row or column has exactly one hidden cell, since a complementary cell in a column can leave a
    single hidden cell in its row.
 
-Missing values are neither counted nor suppressed. Hidden cells are written as ``"<11"`` (``<`` and
-the threshold) in CSV, Markdown, HTML and LaTeX output. Tables with subtotal rows inside the table
+Missing values are neither counted nor suppressed. Every hidden cell, primary or complementary, is
+written as the same marker ``"(S)"`` (:data:`MARKER`) in CSV, Markdown, HTML and LaTeX output: a
+complementary cell is not small, so writing it as ``"<11"`` would be false, and writing primary
+and complementary cells differently would tell a reader which hidden cells are small.
+
+Inside a :class:`~decrimkit.reporting.Report` this per-table rule is only the first step: the
+whole output set is then audited across tables (:mod:`decrimkit.reporting.disclosure`). Tables with subtotal rows inside the table
 (hierarchies) are beyond this rule: publish the subtotals as separate tables.
 """
 
@@ -30,7 +35,15 @@ import pandas as pd
 from decrimkit.errors import DataError, SpecificationError
 from decrimkit.options import check_option
 
-__all__ = ["suppression_mask", "suppress", "marker", "count_like_columns", "Totals"]
+__all__ = [
+    "suppression_mask",
+    "suppress",
+    "apply_mask",
+    "MARKER",
+    "count_like_columns",
+    "integer_like_columns",
+    "Totals",
+]
 
 Totals = Literal["both", "rows", "columns", "none"]
 
@@ -63,8 +76,9 @@ def count_like_columns(df: pd.DataFrame) -> list[str]:
     """Columns that look like counts: integer-valued, non-negative, and a name with a count word.
 
     A count word is a name token (split on non-alphanumerics and camelCase) such as ``n``,
-    ``count``, ``arrests``, ``deaths``, ``cases`` (see ``_COUNT_WORDS``). Used by
-    :meth:`Report.add_table` when no ``count_columns`` are given, as a safety net.
+    ``count``, ``arrests``, ``deaths``, ``cases`` (see ``_COUNT_WORDS``). A heuristic for audits of
+    files written outside :class:`~decrimkit.reporting.Report`; a report does not guess: it refuses
+    every undeclared integer-like column (:func:`integer_like_columns`).
     """
     out = []
     for col in df.columns:
@@ -82,9 +96,49 @@ def count_like_columns(df: pd.DataFrame) -> list[str]:
     return out
 
 
-def marker(threshold: int) -> str:
-    """The text written in place of a suppressed cell, e.g. ``"<11"``."""
-    return f"<{int(threshold)}"
+MARKER = "(S)"
+"""The text written in place of every suppressed cell."""
+
+
+def integer_like_columns(df: pd.DataFrame) -> list[str]:
+    """Numeric (not boolean) columns whose values are all non-negative integers: they could be counts."""
+    out = []
+    for col in df.columns:
+        s = df[col]
+        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            continue
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        v = v[np.isfinite(v)]
+        if len(v) and (v >= 0).all() and (v == np.round(v)).all():
+            out.append(str(col))
+    return out
+
+
+def _shown(x: float, integer: bool) -> object:
+    if not np.isfinite(x):
+        return ""
+    return str(int(x)) if integer else x
+
+
+def apply_mask(df: pd.DataFrame, mask: pd.DataFrame, count_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A copy of ``df`` with the cells where ``mask`` is true replaced by :data:`MARKER`.
+
+    Columns in ``count_columns`` are written as integers (text); other masked columns (derived
+    columns) keep their values where they are not hidden.
+    """
+    out = df.copy()
+    counts = set(count_columns)
+    for c in mask.columns:
+        m = mask[c].to_numpy(dtype=bool)
+        if c in counts:
+            v = df[c].to_numpy(dtype="float64", na_value=np.nan)
+            shown = [MARKER if h else _shown(x, True) for x, h in zip(v, m)]
+        elif m.any():
+            shown = [MARKER if h else x for x, h in zip(df[c].tolist(), m)]
+        else:
+            continue
+        out[c] = pd.Series(shown, index=df.index, dtype=object)
+    return out
 
 
 def _counts(df: pd.DataFrame, count_columns: Sequence[str]) -> np.ndarray:
@@ -182,7 +236,7 @@ def suppress(
     threshold: int = 11,
     totals: Totals = "both",
 ) -> pd.DataFrame:
-    """A copy of ``df`` whose suppressed count cells read ``"<threshold"`` (e.g. ``"<11"``).
+    """A copy of ``df`` whose suppressed count cells read :data:`MARKER` (``"(S)"``).
 
     The count columns become object columns holding integers (or the marker); other columns are
     unchanged. See the module docstring for the rule and :func:`suppression_mask` for parameters.
@@ -191,13 +245,7 @@ def suppress(
     --------
     >>> t = pd.DataFrame({"district": ["N", "S", "E", "W"], "arrests": [120, 4, 60, 35]})
     >>> suppress(t, ["arrests"])["arrests"].tolist()  # 4 is hidden, and 35 so the total cannot reveal it
-    ['120', '<11', '60', '<11']
+    ['120', '(S)', '60', '(S)']
     """
     mask = suppression_mask(df, count_columns, threshold=threshold, totals=totals)
-    out = df.copy()
-    text = marker(threshold)
-    for c in mask.columns:
-        v = df[c].to_numpy(dtype="float64", na_value=np.nan)
-        shown = [text if m else ("" if not np.isfinite(x) else str(int(x))) for x, m in zip(v, mask[c].to_numpy())]
-        out[c] = pd.Series(shown, index=df.index, dtype=object)
-    return out
+    return apply_mask(df, mask, mask.columns)
