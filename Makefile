@@ -45,7 +45,7 @@ check-html: $(STAMP) browser  ## report.html in headless Chromium at 1280 and 40
 	DECRIMKIT_SCREENSHOTS=outputs/html-check $(TEST_ENV) $(PY) -m pytest -q -p no:xdist tests/test_report_html.py
 	@echo "screenshots: outputs/html-check/report-1280.png, outputs/html-check/report-400.png"
 
-test: $(STAMP)  ## run the test suite (what CI runs)
+test: $(STAMP) browser  ## run the test suite (what CI runs; installs Chromium for the report.html browser check if missing)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q tests
 
 test-fast: $(STAMP)  ## run the test suite without the slow marker
