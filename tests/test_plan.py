@@ -216,7 +216,7 @@ def test_steps_are_checked(here):
         ('name = "did.honest"', r'needs of = "<label>"'),
         (
             'name = "did.honest"\nof = "twfe"',
-            r"of = 'twfe' must be the label of an earlier entry using did.event_study",
+            r"of = 'twfe' must be the label of an earlier entry using did.event_study or did.sun_abraham or did.att_gt",
         ),
     ]
     for new, match in cases:
@@ -348,3 +348,18 @@ def test_honest_and_bacon_steps_in_a_plan(here):
     assert table["lb"].iloc[1:].to_numpy() == pytest.approx(direct.table["lb"].to_numpy(), rel=1e-9)
     assert res["bacon.twfe"]["estimate"] == pytest.approx(did.twfe(panel).estimate[0], rel=1e-9)
     assert {"es.png", "honest.png", "bacon.png"} <= {p.name for p in (out / "figures").glob("*.png")}
+
+
+def test_honest_of_an_att_gt_entry_uses_its_event_study_aggregate(here):
+    from decrimkit.estimators import did
+
+    text = BASE.replace(
+        'name = "did.twfe"\n',
+        'name = "did.att_gt"\nlabel = "cs"\noptions = { n_boot = 0, base_period = "universal" }\n\n'
+        '[[robustness]]\nname = "did.honest"\nlabel = "honest_cs"\nof = "cs"\noptions = { m = [0, 1] }\n',
+    )
+    plan = load_plan(write(here, text))
+    res = {r["name"]: r for r in json.loads((plan.run() / "results.json").read_text())["results"]}
+    direct = did.honest(did.att_gt(plan.panel(), n_boot=0, base_period="universal").aggregate("dynamic"), m=[0, 1])
+    assert res["honest_cs.theta"]["estimate"] == pytest.approx(direct.estimate, rel=1e-10)
+    assert res["honest_cs.theta"]["conf_int"] == pytest.approx(list(direct.original), rel=1e-9)

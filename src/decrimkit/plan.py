@@ -84,7 +84,8 @@ ALLOWLIST: dict[str, tuple[str, str]] = {
 }
 
 # Estimators that take another entry's result instead of the data: did.honest needs an event study.
-TAKES_RESULT: dict[str, tuple[str, ...]] = {"did.honest": ("did.event_study", "did.sun_abraham")}
+# (From did.att_gt it gets the event-study aggregate, att_gt(...).aggregate("dynamic").)
+TAKES_RESULT: dict[str, tuple[str, ...]] = {"did.honest": ("did.event_study", "did.sun_abraham", "did.att_gt")}
 # Follow-up steps a plan entry may ask for, and the estimators that have them.
 STEPS: dict[str, tuple[str, ...]] = {"aggregate": ("did.att_gt",), "placebo": ("synth.scm",), "of": tuple(TAKES_RESULT)}
 AGGREGATIONS = ("simple", "dynamic", "group", "calendar")
@@ -271,6 +272,8 @@ class Plan:
                 kwargs["seed"] = seed
             if call.of is not None:
                 data = results[call.of]
+                if type(data).__name__ == "AttGt":  # honest() takes the event-study aggregate of att_gt
+                    data = data.aggregate("dynamic")
             else:
                 data = frame if call.name in CASE_LEVEL else panel
             result = fn(data, **kwargs)

@@ -61,6 +61,7 @@ _ACRONYMS = {
     "iv": "IV",
     "its": "ITS",
     "jhu": "JHU",
+    "mcnnm": "MC-NNM",
     "late": "LATE",
     "mde": "MDE",
     "mspe": "MSPE",
