@@ -284,3 +284,34 @@ def test_add_table_leaves_the_callers_frame_alone(tmp_path):
     rep = Report("demo", out=tmp_path)
     rep.add_table("t", df, count_columns=["n"])
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_add_result_takes_a_result_object(tmp_path):
+    """Report.add_result(name, result): headline rows, a section, the table and the figure in one call."""
+    from decrimkit import Panel
+    from decrimkit.datasets import load_dataset
+    from decrimkit.estimators import did
+
+    panel = Panel.from_frame(
+        load_dataset("mpdta"), unit="countyreal", time="year", outcome="lemp", cohort="first.treat"
+    )
+    fit = did.twfe(panel)
+    rep = Report("demo", out=tmp_path / "demo", seed=0)
+    added = rep.add_result("twfe", fit, unit="log points")
+    assert added == [f"twfe.{fit.label[0]}"]
+    out = rep.write()
+    row = json.loads((out / "results.json").read_text())["results"][0]
+    lo, hi = fit.conf_int()[0]
+    assert row["estimate"] == pytest.approx(float(fit.estimate[0]), rel=1e-11)
+    assert row["conf_int"] == pytest.approx([lo, hi], rel=1e-11)
+    assert row["p_value"] == pytest.approx(float(fit.p_value[0]), rel=1e-9)
+    assert row["label"] == "TWFE" and row["method"] == fit.spec.estimator and row["n"] == panel.n_obs
+    assert "clustered by" in row["note"]  # the inference method is named
+    assert (out / "tables" / "twfe.csv").is_file() and (out / "figures" / "twfe.png").is_file()
+    assert "## TWFE" in (out / "report.md").read_text()
+    with pytest.raises(SpecificationError, match="not both"):
+        rep.add_result("again", fit, estimate=1.0)
+    with pytest.raises(SpecificationError, match="needs a result object or estimate"):
+        rep.add_result("nothing")
+    with pytest.raises(SpecificationError, match="has no tidy"):
+        rep.add_result("plain", object())
