@@ -19,7 +19,7 @@ DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models study-prosecutors \
-        paper report-baltimore report-suffolk report-oregon report-policy-models report-plan bench bench-quick validate validate-quick clean
+        paper report-baltimore report-suffolk report-oregon report-policy-models report-prosecutors report-plan bench bench-quick validate validate-quick clean
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -48,7 +48,7 @@ check-html: $(STAMP) browser  ## report.html in headless Chromium at 1280 and 40
 test: $(STAMP) browser  ## run the test suite (what CI runs; installs Chromium for the report.html browser check if missing)
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q tests
 
-test-fast: $(STAMP)  ## run the test suite without the slow marker
+test-fast: $(STAMP) browser  ## run the test suite without the slow marker
 	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow" tests
 
 lint: $(STAMP)  ## ruff over the three packages and the tests; fails on an import cycle
@@ -102,7 +102,7 @@ paper: paper/build/decrimkit-evaluations.pdf  ## build the manuscript PDF from t
 # A grant report is built from the outputs that one study already has (outputs/<study>/, any run of
 # `decrimkit study` or `make study-<study>`); the study runs only when it has no outputs, and build.py
 # refuses outputs made with another SEED. Other studies' outputs are not needed.
-REPORTS := report-baltimore report-suffolk report-oregon report-policy-models
+REPORTS := report-baltimore report-suffolk report-oregon report-policy-models report-prosecutors
 $(REPORTS): report-%: $(STAMP)
 	@test -f outputs/$*/results.json || $(MAKE) --no-print-directory outputs/$*/results.json
 	$(PY) paper/build.py --format report --study $* --seed $(SEED)
@@ -111,6 +111,7 @@ report-baltimore:  ## plain-language grant report, Baltimore (paper/build/report
 report-suffolk:  ## plain-language grant report, Suffolk County
 report-oregon:  ## plain-language grant report, Oregon
 report-policy-models:  ## plain-language grant report, policy models
+report-prosecutors:  ## plain-language grant report, county prosecutors
 
 report-plan: $(STAMP)  ## grant report of an analysis plan: make report-plan PLAN=docs/examples/plan_castle.toml
 	@test -n "$(PLAN)" || { echo "usage: make report-plan PLAN=path/to/plan.toml" >&2; exit 2; }

@@ -199,6 +199,13 @@ def check_keys(source: Path, values: dict[str, str]) -> None:
         )
 
 
+def _study_names() -> tuple[str, ...]:
+    """Every study decrimkit has (its registry), for grant reports; the manuscript uses STUDIES."""
+    from decrimkit.studies import STUDIES as REGISTERED
+
+    return tuple(sorted(set(STUDIES) | set(REGISTERED)))
+
+
 def _humanize(name: str) -> str:
     from decrimkit.reporting.entries import humanize
 
@@ -238,6 +245,7 @@ def report_data(folder: Path, key: str) -> dict[str, Any]:
     figures = [str(p.resolve()) for p in sorted(found, key=rank)]
     return {
         "key": key,
+        "kind": "study" if key in _study_names() else "plan",
         "study": str(results.get("study", key)),
         "title": str(results.get("title", key)),
         "seed": str(results.get("seed")),
@@ -277,8 +285,8 @@ def build(fmt: str = "paper", study: str | None = None, outputs: Path | None = N
     import typst
 
     if fmt == "report":
-        if study not in STUDIES:
-            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(STUDIES)}")
+        if study not in _study_names():
+            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(_study_names())}")
         return build_report((outputs or ROOT / "outputs") / study, study)
 
     outputs = outputs or ROOT / "outputs"
@@ -304,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "paper":
         target = build("paper", outputs=args.outputs)
     elif args.study is not None:
-        if args.study not in STUDIES:
-            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(STUDIES)}")
+        known = _study_names()
+        if args.study not in known:
+            raise SystemExit(f"paper/build.py: --study must be one of {', '.join(known)}")
         folder = (args.outputs or ROOT / "outputs") / args.study
         target = build_report(folder, args.study, args.seed)
     elif args.plan is not None:
