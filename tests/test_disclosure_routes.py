@@ -166,6 +166,48 @@ def test_subtotal_tables_do_not_reveal_hidden_cells(tmp_path):
             pytest.fail(f"district {w.loc[i, 'district']}: a single hidden cell next to a published total")
 
 
+def test_undeclared_subtotal_tables_are_found_and_protected(tmp_path):
+    """The writer forgets add_sum: the subtotal tables are found from the true values and audited anyway."""
+    long = pd.DataFrame(
+        {
+            "district": ["N", "N", "S", "S", "E", "E"],
+            "race": ["B", "W"] * 3,
+            "arrests": [120, 4, 60, 35, 80, 70],
+        }
+    )
+    by_district = long.groupby("district", as_index=False, sort=False)["arrests"].sum()  # N 124, S 95, E 150
+    rep = Report("sub2", out=tmp_path / "s2")
+    rep.add_table("long", long, count_columns=["arrests"])
+    rep.add_table("by_district", by_district, count_columns=["arrests"])
+    folder = rep.write()
+    t, tot = read(folder, "long"), read(folder, "by_district")
+    assert t.loc[1, "arrests"] == MARKER  # the 4
+    # per-table suppression alone hides 4 and 35 (column total): N's subtotal 124 minus 120 would give the 4 back
+    n_total = tot.loc[tot["district"] == "N", "arrests"].item()
+    n_visible = t.loc[(t["district"] == "N") & (t["arrests"] != MARKER), "arrests"]
+    assert (
+        n_total == MARKER or (n_visible == MARKER).sum() + (t.loc[t["district"] == "N", "arrests"] == MARKER).sum() >= 2
+    )
+    if n_total != MARKER:
+        hidden_n = int(n_total) - pd.to_numeric(n_visible).sum()
+        assert hidden_n >= T  # the hidden cells of N sum to at least 11
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert any(
+        r["label"].startswith("inferred: by_district.arrests subtotal of long.arrests") for r in prov["relations"]
+    )
+    bounds = file_audit_ok(folder)
+    assert all(b.high >= T for b in bounds)
+
+
+def test_undeclared_derived_column_is_found_and_hidden(tmp_path):
+    rep = Report("derived2", out=tmp_path / "d2")
+    rep.add_table("effects", EFFECTS, count_columns=["observed"])  # averted not declared
+    t = read(rep.write(), "effects")
+    assert t.loc[1, "observed"] == MARKER and t.loc[1, "averted"] == MARKER
+    assert t.loc[1, "counterfactual"] == "261.7" and t.loc[3, "averted"] != MARKER  # only what pins a count
+    file_audit_ok(tmp_path / "d2")
+
+
 # ------------------------------------------------------------------------------------- route 3: derived columns
 
 

@@ -12,7 +12,10 @@ columns, derived columns) and every declared relation among them to :func:`prote
    per-table heuristic of step 1 (no row or column is left with a single hidden cell) but are not
    audited as known: assuming every unpublished margin known would also reveal every small
    margin (grand total minus the others). A margin published anywhere in the report is a table
-   and must be declared with ``add_sum``;
+   and must be declared with ``add_sum``. As a safety net, relations the writer did not declare
+   are also looked for in the true values (:func:`infer_sums`: column totals, row totals and
+   group subtotals of one table published in another; :func:`infer_derived`: a column equal to
+   ``+-count`` or ``X +- count`` of its row) and audited as if declared;
 3. hides every cell of a non-linear function of a hidden cell (``depends=`` of ``add_table``:
    shares, rates, intervals computed from counts), which the linear audit cannot model;
 4. audits every hidden count cell by linear programming (:mod:`decrimkit.reporting.audit`) and,
@@ -26,7 +29,7 @@ its relations, :class:`~decrimkit.errors.DisclosureError` is raised and nothing 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -35,7 +38,7 @@ from decrimkit.errors import DisclosureError
 from decrimkit.reporting.audit import CellRef, Relation, audit, exposed
 from decrimkit.reporting.suppression import Totals, suppression_mask
 
-__all__ = ["TableSpec", "protect", "derived_relations"]
+__all__ = ["TableSpec", "protect", "derived_relations", "infer_derived", "infer_sums"]
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,127 @@ def derived_relations(spec: TableSpec) -> list[Relation]:
     return out
 
 
-def _hidden_frames(specs: Sequence[TableSpec], masks: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    return {s.name: masks[s.name] for s in specs}
+def _close(a: np.ndarray, b: np.ndarray, tol: float = 0.5) -> bool:
+    ok = np.isfinite(a) & np.isfinite(b)
+    return bool(ok.any() and (ok == (np.isfinite(a) | np.isfinite(b))).all() and (np.abs(a - b)[ok] <= tol).all())
+
+
+def infer_derived(spec: TableSpec) -> dict[str, dict[str, float]]:
+    """Undeclared columns that are ``+-count``, ``X +- count`` of the same row (within 0.5): a safety net.
+
+    A column computed from a count (``averted = counterfactual - observed``) that the writer did not
+    declare would pin a hidden count; such columns are found from the true values and treated as
+    declared derived columns.
+    """
+    counts = list(spec.count_columns)
+    if not counts or len(spec.frame) == 0:
+        return {}
+    inputs = {c for parts in spec.derived.values() for c in parts}
+    skip = set(counts) | set(spec.derived) | set(spec.depends) | inputs
+    numeric = [
+        str(c)
+        for c in spec.frame.columns
+        if pd.api.types.is_numeric_dtype(spec.frame[c].dtype) and not pd.api.types.is_bool_dtype(spec.frame[c].dtype)
+    ]
+    out: dict[str, dict[str, float]] = {}
+    for d in reversed(numeric):  # a derived column usually follows its inputs
+        if d in skip:
+            continue
+        dv = _num(spec.frame, d)
+        found = None
+        for c in counts:
+            cv = _num(spec.frame, c)
+            for sign in (1.0, -1.0):
+                if _close(dv, sign * cv):
+                    found = {c: sign}
+                    break
+                for x in numeric:
+                    if x in (d, c) or x in set(counts) or x in set(spec.derived) or x in out:
+                        continue
+                    xv = _num(spec.frame, x)
+                    if _close(dv, xv + sign * cv):
+                        found = {x: 1.0, c: sign}
+                        break
+                if found:
+                    break
+            if found:
+                break
+        if found:
+            out[d] = found
+            skip.update(found)  # an input is not itself derived from its output
+    return out
+
+
+def infer_sums(specs: Sequence[TableSpec]) -> list[Relation]:
+    """Undeclared totals between tables, found from the true values: a safety net for ``add_sum``.
+
+    For every pair of tables (A, B) and count columns ``ca`` of A and ``cb`` of B it adds, when the
+    true values satisfy them exactly (and the total is non-zero):
+
+    * column totals: a cell of B equals the sum of column ``ca`` of A (A with two or more rows);
+    * row totals: a cell of B equals the sum of a row of A's count columns (two or more of them);
+    * group subtotals: B has a key column K (unique in B) that A also has, and each B cell equals
+      the sum of A's ``ca`` over the rows of A with the same K (A with more rows than B).
+    """
+    out: list[Relation] = []
+    for a in specs:
+        ca_list = list(a.count_columns)
+        if not ca_list:
+            continue
+        col_sums = {c: _num(a.frame, c) for c in ca_list}
+        row_vals = np.column_stack([col_sums[c] for c in ca_list]) if len(ca_list) > 1 else None
+        for b in specs:
+            for cb in b.count_columns:
+                bv = _num(b.frame, cb)
+                for r, v in enumerate(bv):
+                    if not np.isfinite(v) or v == 0:
+                        continue
+                    for ca in ca_list:
+                        x = col_sums[ca]
+                        if a.name == b.name and ca == cb or len(x) < 2 or not np.isfinite(x).all():
+                            continue
+                        if x.sum() == v:
+                            terms = [((b.name, r, cb), 1.0)] + [((a.name, i, ca), -1.0) for i in range(len(x))]
+                            out.append(
+                                Relation(tuple(terms), 0.0, 0.0, f"inferred: {b.name}.{cb}[{r}] = sum {a.name}.{ca}")
+                            )
+                    if row_vals is not None and not (a.name == b.name and cb in ca_list):
+                        for i in np.flatnonzero(np.isfinite(row_vals).all(axis=1) & (row_vals.sum(axis=1) == v)):
+                            terms = [((b.name, r, cb), 1.0)] + [((a.name, int(i), c), -1.0) for c in ca_list]
+                            out.append(
+                                Relation(tuple(terms), 0.0, 0.0, f"inferred: {b.name}.{cb}[{r}] = row {i} of {a.name}")
+                            )
+            if a.name == b.name or len(a.frame) <= len(b.frame):
+                continue
+            keys = [
+                k
+                for k in b.frame.columns
+                if k in a.frame.columns
+                and k not in set(b.hideable) | set(a.hideable)
+                and b.frame[k].notna().all()
+                and b.frame[k].is_unique
+            ]
+            for k in keys:
+                groups = {key: np.flatnonzero((a.frame[k] == key).to_numpy()) for key in b.frame[k]}
+                if sum(len(g) for g in groups.values()) == 0:
+                    continue
+                for ca in ca_list:
+                    x = col_sums[ca]
+                    for cb in b.count_columns:
+                        bv = _num(b.frame, cb)
+                        sums = np.array([x[g].sum() if len(g) else np.nan for g in groups.values()])
+                        if _close(sums, bv, 0.0) and np.nanmax(np.abs(bv)) > 0:
+                            for r, g in enumerate(groups.values()):
+                                terms = [((b.name, r, cb), 1.0)] + [((a.name, int(i), ca), -1.0) for i in g]
+                                out.append(
+                                    Relation(
+                                        tuple(terms),
+                                        0.0,
+                                        0.0,
+                                        f"inferred: {b.name}.{cb} subtotal of {a.name}.{ca} by {k}",
+                                    )
+                                )
+    return out
 
 
 def protect(
@@ -87,6 +209,7 @@ def protect(
     DisclosureError
         If a hidden count stays recoverable and no visible cell is left to hide.
     """
+    specs = [replace(s, derived={**s.derived, **infer_derived(s)}) for s in specs]
     by_name = {s.name: s for s in specs}
     masks: dict[str, pd.DataFrame] = {}
     for s in specs:
@@ -96,7 +219,7 @@ def protect(
             for c in s.count_columns:
                 m[c] = cm[c].to_numpy()
         masks[s.name] = m
-    rels = list(relations)
+    rels = list(relations) + infer_sums(specs)
     for s in specs:
         rels += derived_relations(s)
     published = {s.name: s.frame for s in specs}

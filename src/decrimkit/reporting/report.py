@@ -43,7 +43,7 @@ from decrimkit.errors import DataError, SpecificationError
 from decrimkit.plotting import style
 from decrimkit.reporting import render
 from decrimkit.reporting.audit import Relation
-from decrimkit.reporting.disclosure import TableSpec, derived_relations, protect
+from decrimkit.reporting.disclosure import TableSpec, protect
 from decrimkit.reporting.entries import humanize
 from decrimkit.reporting.output import write_outputs
 from decrimkit.reporting.provenance import environment
@@ -466,8 +466,7 @@ class Report:
             TableSpec(t.name, t.frame, t.count_columns, {k: dict(p) for k, p in t.derived}, dict(t.depends))
             for t in tables.values()
         ]
-        masks, _ = protect(specs, rels, threshold=self.suppress_below, totals=self.totals)
-        self._audited = rels + [r for s in specs for r in derived_relations(s)]
+        masks, self._audited = protect(specs, rels, threshold=self.suppress_below, totals=self.totals)
         numeric: dict[str, pd.DataFrame] = {}
         items = []
         for kind, item in self._items:
