@@ -28,7 +28,9 @@ generated here, in a separate environment, and committed as JSON. Two steps:
    and recomputes ``"C-LF"`` to check that the stored values are reproduced. The relative-magnitude code
    path of honestdid uses NumPy and SciPy only, so where no torch wheel can be installed (the CPU wheel
    index unreachable), this step runs honestdid with an empty stand-in ``torch`` module (and ``cvxpy``
-   only if absent); the versions actually used are stored under ``conditional_versions``::
+   only if absent); the versions actually used are stored under ``conditional_versions``. The committed
+   ``"Conditional"`` values were made with the real torch 2.13.0+cpu (no stand-in; about 23 min on a
+   shared 2-core machine), and the stored ``"C-LF"`` values were reproduced exactly::
 
        ~/.venvs/honestdid/bin/pip install --no-deps honestdid==0.1.1
        ~/.venvs/honestdid/bin/pip install 'numpy<2.4' scipy pandas sympy cvxpy
@@ -181,7 +183,11 @@ def make_conditional() -> None:
         raise SystemExit(f"C-LF not reproduced: {clf} vs {payload['relative_magnitude']['C-LF']}")
     payload["relative_magnitude"]["Conditional"] = cond
     payload["conditional_versions"] = {
-        **{pkg: metadata.version(pkg) for pkg in ("honestdid", "numpy", "scipy", "pandas", "sympy")},
+        **{
+            pkg: metadata.version(pkg)
+            for pkg in ("honestdid", "torch", "cvxpy", "numpy", "scipy", "pandas", "sympy")
+            if pkg not in stubs
+        },
         "stand_in_modules": stubs,
         "c_lf_reproduced": True,
     }

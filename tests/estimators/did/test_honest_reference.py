@@ -152,6 +152,17 @@ def test_relative_magnitude_conditional_is_finite_and_contains_the_identified_se
         assert lb <= lo and hi <= ub
 
 
+def test_relative_magnitude_conditional_matches_honestdid(es, ref):
+    # the conditional test has no random input: agreement to honestdid's theta grid
+    rows = ref["relative_magnitude"]["Conditional"]
+    res = did.honest(
+        es, method="relative_magnitude", test="conditional", m=[r["Mbar"] for r in rows], alpha=ref["alpha"]
+    )
+    assert res.table["method"].eq("Conditional").all()
+    for their, (lb, ub) in zip(rows, res.table[["lb", "ub"]].to_numpy()):
+        _brackets(lb, ub, their, ref["rm_grid_step"])
+
+
 def test_relative_magnitude_lf_weakly_wider_than_honestdid_clf(es, ref):
     # ours: ARP test with the least-favourable critical value (conservative); honestdid's default
     # "C-LF" is the conditional/least-favourable hybrid, which is shorter by design. honestdid 0.1.1
