@@ -295,6 +295,7 @@ def test_plan_with_att_gt_imputation_scm_and_bayes_writes_a_full_report(here):
     treated_ratio = runs["ratio"].iloc[0]
     assert scm["p_value"] == pytest.approx((kept["ratio"] >= treated_ratio).mean(), abs=1e-12)
     assert "placebo-in-space rank p-value" in scm["note"] and "left out of the donor pool" in scm["note"]
+    assert scm["unit"] == "units of homicide_c per 100,000 population"  # SCM fits rates (the panel has population)
 
     # Bayesian: posterior mean and HDI, no p-value, the convergence verdict in the note
     b = res["bayes.mu_0"]

@@ -282,6 +282,8 @@ class Plan:
             if call.placebo is not None:
                 placebo = result.placebo(call.placebo)
             outcome = kwargs.get("outcome") if call.name in CASE_LEVEL else self.design.get("outcome")
+            if (getattr(getattr(result, "spec", None), "options", None) or {}).get("scale") == "rate":
+                outcome = f"{outcome} per 100,000 population"  # synthetic control fits rates when it can
             robust = id(call) in robustness
             human = estimator_label(call.name) + ("" if call.label == call.name else f" [{call.label}]")
             rep.add_result(
