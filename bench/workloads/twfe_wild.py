@@ -43,7 +43,7 @@ def decrimkit(df: pd.DataFrame) -> float:
 
     panel = Panel.from_frame(df, unit="id", time="time", outcome="y", cohort="first_treat")
     res = did.twfe(panel, cluster="unit", se_method="wild", n_boot=N_BOOT, seed=0)
-    return float(res.wild.p_value)
+    return float(res.p_value[0])
 
 
 def pyfixest(df: pd.DataFrame) -> float:

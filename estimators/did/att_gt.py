@@ -32,6 +32,7 @@ Sant'Anna, P. H. C. and Zhao, J. (2020). Doubly robust difference-in-differences
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -54,10 +55,12 @@ from decrimkit.estimators.did._aggte import (
 )
 from decrimkit.estimators.did._cs_design import CellDesign, cell_design, compact_cells, logit_groups
 from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
+from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.inference.bootstrap import Multipliers, summarise_draws
+from decrimkit.inference.randomization import MAX_EXACT, RandomizationInference
 from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
-from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, check_option
+from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, Inference, check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec, Summarised, frozen_array, p_clause, stack_labels
 
@@ -152,6 +155,8 @@ class AttGt(Summarised):
     design: CellDesign = field(repr=False)
     title: str = "Group-time average treatment effects (Callaway & Sant'Anna)"
     boot: BootDraws | None = field(default=None, repr=False)
+    # few-treated inference over the cells: K cell columns, then the G cohort shares of each draw
+    inference: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("estimate", "se", "boot_se", "influence"):
@@ -188,6 +193,12 @@ class AttGt(Summarised):
         out.insert(5, "conf_low", self.estimate - q * self.se)
         out.insert(6, "conf_high", self.estimate + q * self.se)
         out["post"] = self.design.tpos >= self.design.gpos
+        if self.inference is not None:
+            k = len(self.estimate)
+            ci = self.inference.conf_int(alpha)[:k]
+            out["conf_low"], out["conf_high"] = ci[:, 0], ci[:, 1]
+            out.insert(5, "p_value", self.inference.p_value()[:k])
+            out["inference"] = self.inference.method
         return out
 
     def pretest(self) -> WaldTest:
@@ -273,15 +284,41 @@ class AttGt(Summarised):
             boot_se = np.array([overall_boot]) if n_boot else None
         else:
             est, se_c, inf = agg.estimate, se, agg.inf
+        few = None if self.inference is None else self._aggregate_inference(len(est), opts)
         return StaggeredEffect(
             label=labels, estimate=est, se=se_c, spec=self.spec, label_name=label_name, crit=crit,
             overall=(agg.overall, overall_se), influence=inf, boot_se=boot_se,
             overall_influence=agg.overall_inf, overall_boot_se=overall_boot, kind=kind,
-            title=f"Aggregated ATT ({kind}), Callaway & Sant'Anna",
+            title=f"Aggregated ATT ({kind}), Callaway & Sant'Anna", inference=few,
         )
+
+    def _aggregate_inference(self, k: int, opts: dict[str, Any]) -> Any:
+        """The cells' few-treated inference carried through the same aggregation (k components + overall)."""
+        d, n_cells = self.design, len(self.estimate)
+        groups = np.unique(d.gpos)
+        dummy_inf, dummy_basis = np.zeros((1, n_cells)), np.ones((1, groups.size + 1))
+
+        def point(cells: np.ndarray, shares: np.ndarray) -> np.ndarray:
+            a = aggregate_cells(cells, dummy_inf, d.gpos, d.tpos, dummy_basis, shares, **opts)
+            return np.append(a.estimate, a.overall) if a.estimate.size else np.array([a.overall])
+
+        few = self.inference
+        if isinstance(few, RandomizationInference):
+            stat = np.array([point(r[:n_cells], r[n_cells:]) for r in few.stat])
+            dose = np.array([point(r[:n_cells], s[n_cells:]) for r, s in zip(few.dose, few.stat)])
+            return dataclasses.replace(few, stat=stat, dose=dose, rows=tuple(range(k)), overall=True)
+        shares = few.estimate[n_cells:]
+        draws = np.array([point(r[:n_cells], shares) for r in few.draws])
+        return dataclasses.replace(few, estimate=point(few.estimate[:n_cells], shares), draws=draws,
+                                   rows=tuple(range(k)), overall=True)
 
     def summary(self) -> str:
         text = super().summary()
+        if self.inference is not None:
+            text += (f"\n\np-values and intervals: {self.inference.describe()}\n  null tested: {self.inference.null}"
+                     f"\n  assumes: {self.inference.assumes}")
+        else:
+            text += "\n\nintervals: normal with the (analytic) standard errors shown"
         try:
             w = self.pretest()
         except DesignError:
@@ -319,6 +356,9 @@ def att_gt(
     alpha: float = 0.05,
     multipliers: Multipliers = "mammen",
     cluster: str | None = None,
+    inference: Inference = "cluster",
+    n_perm: int = 999,
+    max_exact: int = MAX_EXACT,
 ) -> AttGt:
     """Group-time average treatment effects of Callaway and Sant'Anna (2021).
 
@@ -357,6 +397,14 @@ def att_gt(
         Multiplier distribution of the bootstrap.
     cluster : str, optional
         A time-invariant column of ``panel.frame`` to cluster the bootstrap at (default: units).
+    inference : {"cluster", "randomization", "conley_taber", "ferman_pinto"}
+        Where the p-values and pointwise intervals of the cells and of every ``aggregate()`` come from
+        (default: the influence-function SEs, normal); see docs/estimators/did/inference.md.
+        ``"randomization"`` reassigns the adoption dates across units (exact when at most ``max_exact``
+        assignments, else ``n_perm`` seeded draws); ``"conley_taber"``/``"ferman_pinto"`` use the
+        never-treated units' residuals. Bootstrap SEs and sup-t bands stay as they are.
+    n_perm, max_exact
+        Monte Carlo draws and the enumeration limit of the few-treated methods.
 
     Returns
     -------
@@ -387,6 +435,7 @@ def att_gt(
     """
     check_option("control", control, Control)
     check_option("method", method, DRMethod)
+    how = check_inference(inference, "att_gt", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
     check_option("base_period", base_period, BasePeriod)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0 or n_boot == 1:
         raise SpecificationError(f"n_boot must be 0 (no bootstrap) or an integer >= 2, got {n_boot!r}.")
@@ -424,7 +473,8 @@ def att_gt(
         estimator="did.att_gt",
         options={"control": control, "method": method, "covariates": tuple(covariates),
                  "anticipation": int(anticipation), "base_period": base_period, "n_boot": int(n_boot),
-                 "weights": weights, "alpha": alpha, "multipliers": multipliers, "cluster": cluster},
+                 "weights": weights, "alpha": alpha, "multipliers": multipliers, "cluster": cluster,
+                 "inference": how},
         seed=seed,
         n_units=design.n_units,
         n_periods=int(design.last_period + 1),
@@ -437,9 +487,29 @@ def att_gt(
     slim = design._replace(**{k: frozen_array(getattr(design, k), dtype=getattr(design, k).dtype)
                               for k in ("gpos", "tpos", "base", "is_base", "w_unit", "g_unit")},
                            y_post=None, y_pre=None, treat=None, mask=None, x=None)
+    warn_if_few(panel, "att_gt", how)
+    few = None
+    if how != "cluster":
+        opts = {"control": control, "method": method, "covariates": covariates, "anticipation": anticipation,
+                "base_period": base_period, "n_boot": 0, "weights": weights, "cluster": cluster}
+        groups = np.unique(design.gpos)
+
+        def refit(p: Panel) -> np.ndarray:
+            fit_p = att_gt(p, **opts)
+            shares = cohort_shares(cohort_basis(fit_p.design.g_unit, fit_p.design.w_unit, groups))
+            return np.concatenate([fit_p.estimate, shares])
+
+        if how == "randomization":
+            few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed)
+        else:
+            few = residual(panel, lambda p: att_gt(p, **opts).estimate, how, att, covariates=tuple(covariates),
+                           n_draws=n_perm, max_exact=max_exact, seed=seed)
+            shares = cohort_shares(cohort_basis(design.g_unit, design.w_unit, groups))
+            few = dataclasses.replace(few, estimate=np.concatenate([att, shares]),
+                                      draws=np.hstack([few.draws, np.zeros((few.draws.shape[0], shares.size))]))
     return AttGt(
         group=stack_labels(times[design.gpos]), time=stack_labels(times[design.tpos]), estimate=att, se=se,
-        boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim, boot=boot,
+        boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim, boot=boot, inference=few,
     )
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
@@ -44,7 +45,9 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
+from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.numerics.keys import numpy_rng
+from decrimkit.options import Inference
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
 
@@ -130,6 +133,9 @@ def event_study(
     weights: str | None = None,
     alpha: float = 0.05,
     seed: int = 0,
+    inference: Inference = "cluster",
+    n_perm: int = 999,
+    max_exact: int = MAX_EXACT,
 ) -> EventStudyResult:
     """Event-study regression with unit and period effects and binned endpoints.
 
@@ -147,7 +153,12 @@ def event_study(
     covariates, cluster, weights
         As in :func:`did.twfe`.
     alpha, seed
-        Level of the intervals and seed of the simulated sup-t band.
+        Level of the intervals and seed of the simulated sup-t band (and of Monte Carlo draws).
+    inference : {"cluster", "randomization", "conley_taber", "ferman_pinto"}
+        Where the p-values and pointwise intervals of the event-time coefficients come from (default CR1);
+        see :func:`did.twfe` and docs/estimators/did/inference.md. The sup-t band stays CR1-based.
+    n_perm, max_exact
+        Monte Carlo draws when there are more than ``max_exact`` assignments (or control tuples).
 
     Returns
     -------
@@ -188,6 +199,7 @@ def event_study(
     True
     """
     alpha = check_alpha(alpha)
+    method = check_inference(inference, "event_study", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
     no_groups(panel, "event_study")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "event_study")
@@ -214,10 +226,29 @@ def event_study(
     )
     m = len(keep)
     vcov = fit.vcov[:m, :m]
+    warn_if_few(panel, "event_study", method)
+    inf = None
+    if method != "cluster":
+
+        def refit(p: Panel) -> np.ndarray:
+            e_p = relative_time(p)
+            e_p = np.where(e_p <= -leads, -leads, e_p) if leads is not None else e_p
+            e_p = np.where(e_p >= lags, lags, e_p) if lags is not None else e_p
+            dm = np.column_stack([(e_p == k).astype("float64") for k in keep])
+            xp = np.column_stack([dm] + [p.frame[c].to_numpy() for c in covariates]) if covariates else dm
+            return fe_ols(p.y, xp, [p.unit_index, p.time_index], names=names, weights=row_weights(p, weights),
+                          vcov="hetero").coef[:m]
+
+        if method == "randomization":
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed)
+        else:
+            inf = residual(panel, refit, method, fit.coef[:m], covariates=covariates, n_draws=n_perm,
+                           max_exact=max_exact, seed=seed)
     spec = Spec(
         estimator="did.event_study",
         options=options(
-            leads=leads, lags=lags, reference=reference, covariates=covariates, cluster=cluster, weights=weights
+            leads=leads, lags=lags, reference=reference, covariates=covariates, cluster=cluster, weights=weights,
+            inference=method,
         ),
         seed=seed,
         n_units=panel.n_units,
@@ -236,6 +267,7 @@ def event_study(
         crit=sup_t_critical(vcov, alpha, seed),
         reference=reference,
         binned=binned,
+        inference=inf,
     )
 
 

@@ -31,6 +31,7 @@ estimation. *Review of Economic Studies* 91(6), 3253-3285.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -39,6 +40,9 @@ import pandas as pd
 from decrimkit.errors import DesignError
 from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
 from decrimkit.estimators.did._first_stage import FirstStage, first_stage
+from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
+from decrimkit.inference.randomization import MAX_EXACT
+from decrimkit.options import Inference
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
@@ -96,6 +100,10 @@ def imputation(
     weights: str | None = None,
     cluster: str | None = None,
     leave_out: bool = False,
+    inference: Inference = "cluster",
+    n_perm: int = 999,
+    max_exact: int = MAX_EXACT,
+    seed: int = 0,
 ) -> EventTimeEffect:
     """Event-time and overall ATTs by imputation (Borusyak, Jaravel and Spiess 2024).
 
@@ -119,6 +127,11 @@ def imputation(
         Cluster column for the variance (default: units).
     leave_out : bool
         Use the leave-out auxiliary averages in the variance (see the module docstring).
+    inference : {"cluster", "randomization", "conley_taber", "ferman_pinto"}
+        Where the p-values and intervals of the event-time and overall ATTs come from (default: the BJS
+        variance); see docs/estimators/did/inference.md.
+    n_perm, max_exact, seed
+        Monte Carlo draws (seeded) when there are more than ``max_exact`` assignments or control tuples.
 
     Returns
     -------
@@ -158,10 +171,26 @@ def imputation(
     >>> res.tidy()[["event_time", "estimate", "se"]]  # doctest: +SKIP
     """
     covariates = tuple(covariates)
+    method = check_inference(inference, "imputation", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
     fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster)
     hs, wmat = horizon_weights(fs, None if horizons is None else tuple(horizons), anticipation)
     est = wmat[fs.target].T @ fs.resid[fs.target]
     se = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out))
+    warn_if_few(panel, "imputation", method)
+    inf = None
+    if method != "cluster":
+
+        def refit(p: Panel) -> np.ndarray:
+            f = first_stage(p, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster)
+            w = horizon_weights(f, hs, anticipation)[1]
+            return w[f.target].T @ f.resid[f.target]
+
+        if method == "randomization":
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, overall=True)
+        else:
+            inf = residual(panel, refit, method, est, covariates=covariates, n_draws=n_perm, max_exact=max_exact,
+                           seed=seed, overall=True)
+        inf = dataclasses.replace(inf, rows=tuple(range(len(hs))))
     spec = Spec(
         estimator="did.imputation",
         options={
@@ -172,7 +201,9 @@ def imputation(
             "weights": weights,
             "cluster": cluster,
             "leave_out": bool(leave_out),
+            "inference": method,
         },
+        seed=None if inf is None or getattr(inf, "exact", True) else int(seed),
         n_units=panel.n_units,
         n_periods=panel.n_periods,
         n_obs=panel.n_obs,
@@ -193,4 +224,5 @@ def imputation(
         overall=(float(est[-1]), float(se[-1])),
         pre=pre,
         title="Event-time ATT by imputation (Borusyak, Jaravel & Spiess)",
+        inference=inf,
     )

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import ConvergenceError, DataError, DesignError, SpecificationError
+from decrimkit.estimators.did._inference import check_inference, randomization, warn_if_few
 from decrimkit.estimators.did._ols import collinear_columns
 from decrimkit.estimators.did._reg_design import (
     check_covariates,
@@ -45,7 +46,9 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
 )
 from decrimkit.inference.cluster import cluster_adjustment, fixef_dof, sandwich
+from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.numerics.demean import demean
+from decrimkit.options import Inference
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
 
@@ -196,6 +199,10 @@ def poisson(
     cluster: str | None = "unit",
     staggered: bool = False,
     tol: float = 1e-10,
+    inference: Inference = "cluster",
+    n_perm: int = 999,
+    max_exact: int = MAX_EXACT,
+    seed: int = 0,
 ) -> PoissonResult:
     """PPML DiD for counts with unit and period effects, reported as log rate ratios and rate ratios.
 
@@ -213,6 +220,12 @@ def poisson(
         Wooldridge's extended TWFE with cohort-by-period effects and an aggregated ATT.
     tol : float
         IRLS convergence tolerance on the relative deviance change.
+    inference : {"cluster", "randomization"}
+        ``"randomization"``: p-value of the first row (``treated`` or the aggregated ``ATT``) from
+        reassigning the adoption dates across units (exact when at most ``max_exact`` assignments, else
+        ``n_perm`` draws from ``seed``), testing the sharp null of no effect. PPML is not linear in the
+        outcome, so no interval is inverted (NaN); Conley-Taber, Ferman-Pinto and the wild bootstrap are
+        not available for it.
 
     Returns
     -------
@@ -252,6 +265,7 @@ def poisson(
     >>> bool(res.rate_ratio[0] > 1)
     True
     """
+    how = check_inference(inference, "poisson", ("cluster", "randomization"))
     no_groups(panel, "poisson")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "poisson")
@@ -296,16 +310,28 @@ def poisson(
         full = np.vstack([w, np.eye(len(est))])
         vcov = full @ fit.vcov @ full.T
         labels, est = ["ATT"] + labels, np.concatenate([[att], est])
+    warn_if_few(panel, "poisson", how)
+    few = None
+    if how == "randomization":
+
+        def refit(p: Panel) -> np.ndarray:
+            return poisson(p, exposure=exposure, covariates=covariates, cluster=cluster, staggered=staggered,
+                           tol=tol).estimate[:1]
+
+        few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,), linear=False)
     spec = Spec(
         estimator="did.poisson",
-        options=options(exposure=exposure, covariates=covariates, cluster=cluster, staggered=staggered, tol=tol),
+        seed=None if few is None or few.exact else int(seed),
+        options=options(exposure=exposure, covariates=covariates, cluster=cluster, staggered=staggered, tol=tol,
+                        inference=how),
         n_units=panel.n_units,
         n_periods=panel.n_periods,
         n_obs=int(keep.sum()),
         excluded=panel.excluded + tuple(excluded),
         notes=(f"IRLS converged in {fit.n_iter} iterations; K={fit.n_params}",),
     )
-    return PoissonResult(label=tuple(labels), estimate=est, se=np.sqrt(np.diag(vcov)), spec=spec, vcov=vcov, df=fit.df)
+    return PoissonResult(label=tuple(labels), estimate=est, se=np.sqrt(np.diag(vcov)), spec=spec, vcov=vcov, df=fit.df,
+                         inference=few)
 
 
 def _etwfe_design(panel: Panel) -> tuple[np.ndarray, list[str], np.ndarray]:

@@ -8,9 +8,12 @@ the ATT. With staggered adoption it is a weighted average of all 2x2 comparisons
 see :func:`did.bacon`), some of which use already-treated units as controls, so it is biased when
 effects change over time; prefer ``att_gt``, ``sun_abraham`` or ``imputation`` there.
 
-Inference: CR1 cluster-robust variance with fixest's small-sample factor (t with G-1 degrees of
-freedom), HC1 when ``cluster=None``, or the restricted wild cluster bootstrap (``se_method="wild"``:
-p-value and test-inversion interval; the reported SE stays CR1).
+Inference (``inference=``, see docs/estimators/did/inference.md): CR1 cluster-robust variance with
+fixest's small-sample factor (t with G-1 degrees of freedom), HC1 when ``cluster=None``; for few treated
+units the restricted wild cluster bootstrap (``"wild"``, optionally per observation within clusters),
+randomization inference (``"randomization"``), Conley-Taber (``"conley_taber"``) or Ferman-Pinto
+(``"ferman_pinto"``): p-value and test-inversion interval of the treatment coefficient from the chosen
+method at every ``alpha``; the reported SE stays CR1.
 
 References
 ----------
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from decrimkit.errors import SpecificationError
+from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.estimators.did._ols import FEFit, fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
@@ -38,9 +42,10 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from decrimkit.inference.cluster import WildBootstrap, wild_cluster_bootstrap
+from decrimkit.inference.cluster import WildInference, wild_cluster_test
+from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.limits import check_replications
-from decrimkit.options import SEMethod, WildWeights, check_option
+from decrimkit.options import Inference, SEMethod, WildWeights, check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
 
@@ -51,12 +56,10 @@ __all__ = ["TWFEResult", "twfe"]
 class TWFEResult(Effect):
     """TWFE coefficients (``treated`` first, then covariates), with the fit behind them.
 
-    ``wild`` holds the wild cluster bootstrap of the ``treated`` coefficient when requested; then its
-    ``p_value`` and ``conf_int`` replace the CR1 ones for that row.
+    ``inference`` holds the few-treated test of the ``treated`` coefficient when one was chosen; its
+    p-value and interval (at every ``alpha``) replace the CR1 ones for that row.
     """
 
-    wild: WildBootstrap | None = None
-    alpha_wild: float = 0.05
     title: str = "Two-way fixed effects DiD"
 
     @property
@@ -65,17 +68,9 @@ class TWFEResult(Effect):
         return float(self.estimate[0])
 
     @property
-    def p_value(self) -> np.ndarray:
-        p = np.array(Effect.p_value.fget(self), dtype="float64")  # type: ignore[attr-defined]
-        if self.wild is not None:
-            p[0] = self.wild.p_value
-        return p
-
-    def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
-        ci = Effect.conf_int(self, alpha, uniform=uniform)
-        if self.wild is not None and np.isclose(alpha, self.alpha_wild):
-            ci[0] = self.wild.conf_int
-        return ci
+    def wild(self) -> WildInference | None:
+        """The wild cluster bootstrap of the ``treated`` coefficient (``inference="wild"``), else None."""
+        return self.inference if isinstance(self.inference, WildInference) else None
 
 
 def twfe(
@@ -84,9 +79,13 @@ def twfe(
     covariates: Sequence[str] = (),
     cluster: str | None = "unit",
     weights: str | None = None,
-    se_method: SEMethod = "cluster",
+    inference: Inference | None = None,
+    se_method: SEMethod | None = None,
     n_boot: int = 9999,
     weights_dist: WildWeights = "rademacher",
+    bootcluster: str | None = None,
+    n_perm: int = 999,
+    max_exact: int = MAX_EXACT,
     alpha: float = 0.05,
     seed: int = 0,
 ) -> TWFEResult:
@@ -102,15 +101,28 @@ def twfe(
         Cluster level of the CR1 variance; None gives HC1.
     weights : {None, "weights", "population"}
         Analytic weights: none, the panel's ``weights=`` column, or its population.
-    se_method : {"cluster", "wild"}
-        ``"wild"`` adds the restricted wild cluster bootstrap for the treatment coefficient.
-    n_boot, weights_dist, alpha, seed
-        Bootstrap draws, weight distribution (``"rademacher"`` or ``"webb"``), interval level and seed.
+    inference : {"cluster", "wild", "randomization", "conley_taber", "ferman_pinto"}
+        Where the p-value and interval of the treatment coefficient come from (default ``"cluster"``:
+        CR1, t(G-1)). ``"wild"``: restricted wild cluster bootstrap (WCR); ``"randomization"``:
+        reassigning the adoption dates across units, exact when there are at most ``max_exact``
+        assignments; ``"conley_taber"``/``"ferman_pinto"``: from the never-treated units' residuals
+        (Ferman-Pinto rescales them by population). See docs/estimators/did/inference.md.
+    se_method : {"cluster", "wild"}, optional
+        Alias of ``inference`` kept for existing code (same behaviour).
+    n_boot, weights_dist, bootcluster
+        Wild bootstrap draws, weight distribution (``"rademacher"`` or ``"webb"``, Webb's six points
+        are advised with few clusters) and the level its weights are drawn at: None (per cluster) or
+        ``"obs"`` (per observation within clusters: MacKinnon and Webb's subcluster bootstrap).
+    n_perm, max_exact
+        Monte Carlo reassignments (randomization) or control tuples (Conley-Taber, Ferman-Pinto) when
+        there are more than ``max_exact`` of them; otherwise all are enumerated.
+    alpha, seed
+        Interval level used for the wild bootstrap's stored summary; seed of every random draw.
 
     Returns
     -------
     TWFEResult
-        ``estimate``/``se`` per term (``treated`` first), ``att``, ``vcov``, ``df`` (G-1), ``wild``.
+        ``estimate``/``se`` per term (``treated`` first), ``att``, ``vcov``, ``df`` (G-1), ``inference``.
 
     Raises
     ------
@@ -118,6 +130,11 @@ def twfe(
         Unknown options, undeclared or collinear covariates, a grouped panel.
     DesignError
         No treated or untreated observations, no comparison units, a single cluster.
+
+    Warns
+    -----
+    FewTreatedWarning
+        Fewer than 5 treated units under ``inference="cluster"``.
 
     Notes
     -----
@@ -144,18 +161,26 @@ def twfe(
     0.0818
     """
     alpha = check_alpha(alpha)
-    check_option("se_method", se_method, SEMethod)
+    if se_method is not None:
+        check_option("se_method", se_method, SEMethod)
+        if inference is not None and inference != se_method:
+            raise SpecificationError(f"se_method={se_method!r} and inference={inference!r} disagree; "
+                                     f"give inference= only (se_method is its older name).")
+    method = check_inference(inference or se_method or "cluster", "twfe",
+                             ("cluster", "wild", "randomization", "conley_taber", "ferman_pinto"))
     check_option("weights_dist", weights_dist, WildWeights)
     check_replications("n_boot", n_boot)
+    check_option("bootcluster", bootcluster, (None, "obs"))
     no_groups(panel, "twfe")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "twfe")
-    if se_method == "wild" and cluster is None:
-        raise SpecificationError("se_method='wild' needs a cluster level (cluster='unit' or 'time').")
+    if method == "wild" and cluster is None:
+        raise SpecificationError("inference='wild' needs a cluster level (cluster='unit' or 'time').")
     fit = _fit(panel, covariates, cluster, weights)
-    wild = None
-    if se_method == "wild":
-        wild = wild_cluster_bootstrap(
+    warn_if_few(panel, "twfe", method)
+    inf = None
+    if method == "wild":
+        inf = wild_cluster_test(
             fit.x,
             fit.y,
             cluster_labels(panel, cluster),
@@ -165,19 +190,32 @@ def twfe(
             n_boot=n_boot,
             weights_dist=weights_dist,
             seed=seed,
-            alpha=alpha,
+            bootcluster=None if bootcluster is None else np.arange(panel.n_obs),
         )
+    elif method in ("randomization", "conley_taber", "ferman_pinto"):
+
+        def refit(p: Panel) -> np.ndarray:
+            return _fit(p, covariates, cluster, weights).coef[:1]
+
+        if method == "randomization":
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,))
+        else:
+            inf = residual(panel, refit, method, fit.coef[:1], covariates=covariates, n_draws=n_perm,
+                           max_exact=max_exact, seed=seed, rows=(0,))
+    random = method == "wild" or (method != "cluster" and not getattr(inf, "exact", True))
     spec = Spec(
         estimator="did.twfe",
         options=options(
             covariates=covariates,
             cluster=cluster,
             weights=weights,
-            se_method=se_method,
-            n_boot=n_boot if se_method == "wild" else None,
-            weights_dist=weights_dist if se_method == "wild" else None,
+            inference=method,
+            n_boot=n_boot if method == "wild" else None,
+            weights_dist=weights_dist if method == "wild" else None,
+            bootcluster=bootcluster if method == "wild" else None,
+            n_perm=n_perm if method in ("randomization", "conley_taber", "ferman_pinto") else None,
         ),
-        seed=seed if se_method == "wild" else None,
+        seed=seed if random else None,
         n_units=panel.n_units,
         n_periods=panel.n_periods,
         n_obs=panel.n_obs,
@@ -191,8 +229,7 @@ def twfe(
         spec=spec,
         vcov=fit.vcov,
         df=fit.df,
-        wild=wild,
-        alpha_wild=alpha,
+        inference=inf,
     )
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "ConvergenceWarning",
     "WeakInstrumentWarning",
     "DataWarning",
+    "FewTreatedWarning",
 ]
 
 
@@ -92,3 +93,10 @@ class WeakInstrumentWarning(DecrimkitWarning):
 
 class DataWarning(DecrimkitWarning):
     """The data are usable but something about them deserves attention."""
+
+
+class FewTreatedWarning(DecrimkitWarning):
+    """An estimate rests on few treated units and uses large-sample (cluster-robust) inference.
+
+    Choose ``inference="randomization"``, ``"conley_taber"``, ``"ferman_pinto"`` or ``"wild"`` instead.
+    """

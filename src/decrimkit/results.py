@@ -189,6 +189,9 @@ class Effect(Summarised):
     overall: tuple[float, float] | None = None  # (estimate, se) of an overall summary, if any
     scale: str = "difference"
     title: str = "Effect estimates"
+    # a few-treated inference (decrimkit.inference: randomization, Conley-Taber, Ferman-Pinto, wild): when
+    # set, its p-values and intervals replace the analytic ones for the rows it covers, at every alpha
+    inference: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "estimate", frozen_array(self.estimate).reshape(-1))
@@ -203,11 +206,47 @@ class Effect(Summarised):
             return float(stats.t.ppf(1 - alpha / 2, self.df))
         return float(stats.norm.ppf(1 - alpha / 2))
 
+    def _rows(self) -> list[int]:
+        """Rows of ``estimate`` covered by ``inference``."""
+        rows = getattr(self.inference, "rows", None)
+        return list(range(len(self.estimate))) if rows is None else list(rows)
+
     def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
-        """(k, 2) pointwise intervals; ``uniform=True`` uses the simultaneous critical value."""
+        """(k, 2) pointwise intervals; ``uniform=True`` uses the simultaneous critical value.
+
+        With a few-treated ``inference`` the rows it covers hold its interval at this ``alpha``.
+        """
         q = self.crit if (uniform and self.crit is not None) else self._q(alpha)
         half = q * self.se
-        return np.column_stack([self.estimate - half, self.estimate + half])
+        ci = np.column_stack([self.estimate - half, self.estimate + half])
+        if self.inference is not None and not uniform:
+            rows = self._rows()
+            ci[rows] = self.inference.conf_int(alpha)[: len(rows)]
+        return ci
+
+    def inference_method(self, row: int | None = None) -> str:
+        """Name of the method behind the p-value and interval of ``row`` (or of the overall effect)."""
+        if self.inference is not None and (row is None and getattr(self.inference, "overall", False)
+                                           or row is not None and row in self._rows()):
+            return str(self.inference.method)
+        if self.df is not None:
+            return f"t({self.df:g})"
+        return "normal"
+
+    def _inference_lines(self) -> list[str]:
+        lines = []
+        if self.inference is not None:
+            inf = self.inference
+            lines.append(f"p-values and intervals: {inf.describe()}")
+            lines.append(f"  null tested: {inf.null}")
+            lines.append(f"  assumes: {inf.assumes}")
+            rest = [str(self.label[i]) for i in range(len(self.label)) if i not in self._rows()]
+            if rest:
+                lines.append(f"  other rows ({', '.join(rest)}): {self.inference_method(-1)} "
+                             f"with the standard errors shown")
+        else:
+            lines.append(f"p-values and intervals: {self.inference_method()} with the standard errors shown")
+        return lines
 
     @property
     def statistic(self) -> np.ndarray:
@@ -217,9 +256,12 @@ class Effect(Summarised):
     @property
     def p_value(self) -> np.ndarray:
         z = np.abs(self.statistic)
-        if self.df is not None:
-            return 2 * stats.t.sf(z, self.df)
-        return 2 * stats.norm.sf(z)
+        p = 2 * stats.t.sf(z, self.df) if self.df is not None else 2 * stats.norm.sf(z)
+        if self.inference is not None:
+            p = np.array(p, dtype="float64")
+            rows = self._rows()
+            p[rows] = self.inference.p_value()[: len(rows)]
+        return p
 
     def __getitem__(self, label: Any) -> float:
         return float(self.estimate[list(self.label).index(label)])
@@ -240,14 +282,30 @@ class Effect(Summarised):
         if self.crit is not None:
             band = self.conf_int(alpha, uniform=True)
             out["band_low"], out["band_high"] = band[:, 0], band[:, 1]
+        if self.inference is not None:
+            out["inference"] = [self.inference_method(i) for i in range(len(self.label))]
         return out
+
+    def overall_inference(self, alpha: float = 0.05) -> tuple[float, float, float, float, str] | None:
+        """(estimate, p-value, conf_low, conf_high, method) of the overall effect, one method throughout."""
+        if self.overall is None:
+            return None
+        est, se = self.overall
+        if self.inference is not None and getattr(self.inference, "overall", False):
+            ci = self.inference.conf_int(alpha)[-1]
+            return est, float(self.inference.p_value()[-1]), float(ci[0]), float(ci[1]), self.inference.method
+        q = self._q(alpha)
+        z = abs(est / se) if se > 0 else np.nan
+        p = 2 * stats.t.sf(z, self.df) if self.df is not None else 2 * stats.norm.sf(z)
+        return est, float(p), est - q * se, est + q * se, self.inference_method(-1)
 
     def summary(self) -> str:
         text = super().summary()
+        text += "\n\n" + "\n".join(self._inference_lines())
         if self.overall is not None:
-            est, se = self.overall
-            lo, hi = est - self._q(0.05) * se, est + self._q(0.05) * se
-            text += f"\n\noverall: {est:.6g} (se {se:.6g}; 95% CI {lo:.6g} .. {hi:.6g})"
+            est, p, lo, hi, method = self.overall_inference(0.05)  # type: ignore[misc]
+            se = self.overall[1]
+            text += f"\n\noverall: {est:.6g} (se {se:.6g}; p {p:.4g}; 95% CI {lo:.6g} .. {hi:.6g}; {method})"
         return text
 
     def plot_data(self, kind: str = "coef", alpha: float = 0.05) -> pd.DataFrame:

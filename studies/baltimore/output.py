@@ -128,6 +128,7 @@ def _results(rep: Report, r: StudyResults) -> None:
         n=int(did_row["n_obs"]),
         unit="ratio",
         method="decrimkit.estimators.did.poisson (drug vs handgun, series and month fixed effects)",
+        note=str(did_row.get("inference_note", "") or ""),
     )
     _add(
         rep,

@@ -22,8 +22,9 @@ Inference per method (stated in the report):
 - SDID: placebo standard error (Arkhangelsky et al. 2021, Algorithm 4), normal interval.
 - MC-NNM: placebo standard error from re-running with each donor as the treated unit.
 - Bayesian SCM: 95% highest-density interval of the posterior average effect.
-- DiD (TWFE): with one treated state a cluster-robust SE is unreliable, so the interval is
-  Conley-Taber's placebo interval and the p-value the placebo rank of |estimate|.
+- DiD (TWFE): with one treated state a cluster-robust SE is unreliable, so the interval and p-value are
+  Conley-Taber's (``did.twfe(..., inference="conley_taber")``): the donors' TWFE residuals in Oregon's
+  place give the distribution of its estimation error; equal-tailed, exact over the donors.
 """
 
 from __future__ import annotations
@@ -212,23 +213,19 @@ def did_path(panel: Panel, start: int = D.START_YEAR) -> pd.DataFrame:
 
 def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str, ...] = (),
              start: int = D.START_YEAR) -> MethodEstimate:
-    """TWFE DiD of Oregon against the equally weighted donor pool, with Conley-Taber placebo inference.
+    """TWFE DiD of Oregon against the equally weighted donor pool, with Conley-Taber inference.
 
-    Each donor in turn is re-run as the treated state (Oregon left out); the spread of those placebo
-    coefficients gives the interval and the rank p-value. The cluster-robust SE of a single treated
-    cluster is reported in the note only: it is known to be far too small (Conley and Taber 2011).
+    The interval and p-value are decrimkit's ``inference="conley_taber"``: each donor's TWFE residuals in
+    Oregon's place give the distribution of Oregon's estimation error (exact over the donors). The
+    cluster-robust SE of a single treated cluster is reported in the note only: it is known to be far
+    too small (Conley and Taber 2011).
     """
     from decrimkit.estimators import did
 
     panel = data.panel(years=years, covariates=covariates, start=start)
-    res = did.twfe(panel, covariates=covariates)
+    res = did.twfe(panel, covariates=covariates, inference="conley_taber")
     est = float(res.att)
-    placebo = np.array([
-        float(did.twfe(data.panel(years=years, covariates=covariates, start=start, treated=j),
-                       covariates=covariates).att)
-        for j in data.rules.donors
-    ])
-    lo, hi, p = conley_taber(est, placebo)
+    (lo, hi), p = res.conf_int()[0], float(res.p_value[0])
     path = did_path(panel, start)
     adjusted = bool(covariates)
     name = "DiD (TWFE) + fentanyl proxy" if adjusted else "DiD (TWFE)"
@@ -237,11 +234,11 @@ def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str
         rm = float("nan")
     else:
         rm = pre_rmspe(path.set_index("year")["gap"], start)
-    return MethodEstimate("did_adj" if adjusted else "did", name, est, lo, hi, p, float("nan"),
-                          "Conley-Taber placebo interval and rank p (each donor as treated)", rm,
+    return MethodEstimate("did_adj" if adjusted else "did", name, est, float(lo), float(hi), p, float("nan"),
+                          "Conley-Taber interval and p (donors' TWFE residuals in Oregon's place, exact)", rm,
                           path, None, adjusted,
                           note=f"cluster-robust SE {cluster_se:.3g} (one treated cluster: not used)",
-                          extra={"result": res, "placebo_effects": placebo})
+                          extra={"result": res, "ct_errors": np.asarray(res.inference.draws[:, 0])})
 
 
 # ----------------------------------------------------------------------------- matrix completion

@@ -6,6 +6,7 @@ on a changed panel and reports the average post-window gap; the main specificati
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -51,10 +52,13 @@ def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: 
     rows.append(_row("in-time placebo", "fake start Feb 2019; windows 2014-2020 only", fake, n_donors=n))
 
     # Washington alone as the comparison (DiD): a neighbour with the same fentanyl timing, partly treated by Blake
+    from decrimkit.errors import FewTreatedWarning
     from decrimkit.estimators import did
 
     wa = D.build(inputs, pool="with_wa")
-    att = float(did.twfe(wa.panel(years=years, donors=("WA",))).att)
+    with warnings.catch_warnings():  # a point estimate only (one treated, one control): no p-value is reported
+        warnings.simplefilter("ignore", FewTreatedWarning)
+        att = float(did.twfe(wa.panel(years=years, donors=("WA",))).att)
     rows.append(_row("DiD vs Washington only", "TWFE, Oregon against Washington (Blake: partly treated)", None,
                      estimate=att, n_donors=1))
 

@@ -54,6 +54,7 @@ of Economics* 56(3), 839-858.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -70,12 +71,14 @@ from decrimkit.options import WildWeights, check_option
 __all__ = [
     "ClusterVcov",
     "WildBootstrap",
+    "WildInference",
     "sandwich",
     "cluster_adjustment",
     "fixef_dof",
     "cr1_vcov",
     "hc1_vcov",
     "wild_cluster_bootstrap",
+    "wild_cluster_test",
     "wild_weights",
 ]
 
@@ -232,17 +235,17 @@ class _Moments(NamedTuple):
     q11: jax.Array
 
 
-def _moments_one(v: jax.Array, s0: jax.Array, s1: jax.Array, c0: jax.Array, c1: jax.Array) -> _Moments:
-    """One replicate: cluster weights v (G,) -> the pieces of its bootstrap t statistic."""
-    e0 = v * s0 - c0 @ v
-    e1 = v * s1 - c1 @ v
+def _moments_one(v: jax.Array, s0: jax.Array, s1: jax.Array, m0: jax.Array, m1: jax.Array) -> _Moments:
+    """One replicate: bootstrap-cluster weights v (H,) -> the pieces of its bootstrap t statistic."""
+    e0 = m0 @ v
+    e1 = m1 @ v
     return _Moments(v @ s0, v @ s1, e0 @ e0, e0 @ e1, e1 @ e1)
 
 
 @jax.jit
-def _wild_moments(v: jax.Array, s0: jax.Array, s1: jax.Array, c0: jax.Array, c1: jax.Array) -> _Moments:
-    """Vmapped over the rows of v (n_boot, G)."""
-    return jax.vmap(_moments_one, in_axes=(0, None, None, None, None))(v, s0, s1, c0, c1)
+def _wild_moments(v: jax.Array, s0: jax.Array, s1: jax.Array, m0: jax.Array, m1: jax.Array) -> _Moments:
+    """Vmapped over the rows of v (n_boot, H)."""
+    return jax.vmap(_moments_one, in_axes=(0, None, None, None, None))(v, s0, s1, m0, m1)
 
 
 def _t_boot(m: _Moments, r: np.ndarray, adj: float) -> np.ndarray:
@@ -252,28 +255,82 @@ def _t_boot(m: _Moments, r: np.ndarray, adj: float) -> np.ndarray:
     return (np.asarray(m.n0) + r * np.asarray(m.n1)) / np.sqrt(np.maximum(den, 0.0))
 
 
-def wild_cluster_bootstrap(
+@dataclass(frozen=True)
+class WildInference:
+    """A restricted wild cluster bootstrap test of one coefficient, invertible at any level.
+
+    ``beta``, ``se``: the estimate and its CR1 standard error; ``adj``: the CR1 factor; ``moments``: the
+    per-draw pieces of the bootstrap statistic as a function of the null (see the module docstring);
+    ``n_clusters``: G; ``n_bootclusters``: H, the level the weights are drawn at (H > G for the
+    MacKinnon-Webb subcluster bootstrap); ``rows``: the result rows it covers.
+    """
+
+    beta: float
+    se: float
+    adj: float
+    moments: _Moments
+    n_clusters: int
+    n_bootclusters: int
+    weights_dist: str
+    n_boot: int
+    seed: int
+    rows: tuple[int, ...] | None = (0,)
+    overall: bool = False
+    method: str = "wild"
+
+    def _pvals(self, nulls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nulls = np.atleast_1d(np.asarray(nulls, dtype="float64"))
+        tb = _t_boot(self.moments, nulls, self.adj)
+        t_obs = (self.beta - nulls) / self.se
+        return np.mean(np.abs(tb) > np.abs(t_obs)[:, None], axis=1), tb
+
+    def p_value(self, null: float = 0.0) -> np.ndarray:
+        """(1,) symmetric bootstrap p-value of ``beta = null``."""
+        return self._pvals(np.array([null]))[0]
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        """(1, 2) test-inversion interval: the nulls not rejected at level ``alpha``."""
+        return np.array([[_invert(self._pvals, self.beta, self.se, alpha, side) for side in (-1.0, 1.0)]])
+
+    @property
+    def null(self) -> str:
+        return "the coefficient equals the stated value (0 for the p-value), imposed on the bootstrap DGP"
+
+    @property
+    def assumes(self) -> str:
+        level = ("weights drawn per observation within clusters (MacKinnon-Webb subcluster bootstrap)"
+                 if self.n_bootclusters > self.n_clusters else "weights drawn per cluster")
+        return (f"errors independent across {self.n_clusters} clusters; {level}; conservative (under-rejects) "
+                f"with very few treated clusters")
+
+    def describe(self) -> str:
+        sub = " subcluster" if self.n_bootclusters > self.n_clusters else ""
+        return (f"restricted wild cluster{sub} bootstrap (WCR, {self.weights_dist} weights, {self.n_boot} draws, "
+                f"seed {self.seed}, G={self.n_clusters})")
+
+
+def wild_cluster_test(
     x: object,
     y: object,
     cluster: object,
     *,
     coef: int,
-    null: float = 0.0,
     weights: object = None,
     n_params: int | None = None,
     n_boot: int = 9999,
     weights_dist: WildWeights = "rademacher",
     seed: int = 0,
-    alpha: float = 0.05,
-    conf_int: bool = True,
-) -> WildBootstrap:
-    """Restricted wild cluster bootstrap test of ``beta[coef] = null`` and its test-inversion interval.
+    bootcluster: object = None,
+    row: int | None = None,
+) -> WildInference:
+    """The restricted wild cluster bootstrap of ``beta[coef]`` as an invertible :class:`WildInference`.
 
-    ``x`` (n, p) and ``y`` (n,) must already have the fixed effects partialled out. ``n_params`` is the K
-    of the CR1 factor (see :func:`fixef_dof`). See the module docstring for the method.
+    ``bootcluster`` (n,) labels of the level the bootstrap weights are drawn at; None draws them per
+    cluster; labels nested within ``cluster`` (e.g. one per observation) give the MacKinnon-Webb (2018)
+    subcluster bootstrap, the CR1 statistic still clustered by ``cluster``.
     """
     check_option("weights_dist", weights_dist, WildWeights)
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 99:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 99:
         raise SpecificationError(f"n_boot must be an integer of at least 99, got {n_boot!r}.")
     check_replications("n_boot", n_boot)
     xa, ya = _weighted(x, y, weights)
@@ -281,8 +338,16 @@ def wild_cluster_bootstrap(
     if not 0 <= coef < p:
         raise SpecificationError(f"coef={coef} is not a column of x (0..{p - 1}).")
     codes, g = _codes(cluster, n)
-    # the weights and the bootstrap moments hold about 6 numbers per cluster and replication (measured peak)
-    check_replications("n_boot", n_boot, per_replication=6 * g, unit="numbers (6 per cluster)")
+    if bootcluster is None:
+        hcodes, h = codes, g
+    else:
+        hcodes, h = _codes(bootcluster, n)
+        pairs = pd.DataFrame({"h": hcodes, "g": codes})
+        if (pairs.groupby("h")["g"].nunique() > 1).any():
+            raise SpecificationError("bootcluster must be nested within the clusters (each bootstrap cluster "
+                                     "inside one cluster), e.g. one per observation.")
+    # the weights and the bootstrap moments hold about 6 numbers per bootstrap cluster and replication
+    check_replications("n_boot", n_boot, per_replication=6 * h, unit="numbers (6 per bootstrap cluster)")
     k = p if n_params is None else int(n_params)
     adj = cluster_adjustment(n, k, g)
     bread = _bread(xa)
@@ -304,26 +369,48 @@ def wild_cluster_bootstrap(
     ax = bread @ xa.T  # (p, n)
 
     def parts(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = _group_sum(a * u, codes, g)
-        q = _group_sum((ax * u).T, codes, g)  # (G, p)
-        return s, pg @ q.T
+        s = _group_sum(a * u, hcodes, h)  # (H,)
+        sgh = np.zeros((g, h))
+        np.add.at(sgh, (codes, hcodes), a * u)
+        q = _group_sum((ax * u).T, hcodes, h)  # (H, p)
+        return s, sgh - pg @ q.T
 
-    s0, c0 = parts(u0)
-    s1, c1 = parts(u1)
-    v = wild_weights(key_from_seed(seed), n_boot=int(n_boot), n_clusters=g, dist=weights_dist)
-    mom = _wild_moments(v, *(jnp.asarray(z) for z in (s0, s1, c0, c1)))
+    s0, m0 = parts(u0)
+    s1, m1 = parts(u1)
+    v = wild_weights(key_from_seed(seed), n_boot=int(n_boot), n_clusters=h, dist=weights_dist)
+    mom = _wild_moments(v, *(jnp.asarray(z) for z in (s0, s1, m0, m1)))
+    mom = _Moments(*(np.asarray(z) for z in mom))
+    return WildInference(float(beta[coef]), se, float(adj), mom, g, h, str(weights_dist), int(n_boot), int(seed),
+                         rows=(coef if row is None else row,))
 
-    def pvals(nulls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nulls = np.atleast_1d(np.asarray(nulls, dtype="float64"))
-        tb = _t_boot(mom, nulls, adj)
-        t_obs = (beta[coef] - nulls) / se
-        return np.mean(np.abs(tb) > np.abs(t_obs)[:, None], axis=1), tb
 
-    pv, tb = pvals(np.array([null]))
-    ci = np.full(2, np.nan)
-    if conf_int:
-        ci = np.array([_invert(pvals, beta[coef], se, alpha, side) for side in (-1.0, 1.0)])
-    return WildBootstrap(float((beta[coef] - null) / se), float(pv[0]), ci, tb[0], g, weights_dist)
+def wild_cluster_bootstrap(
+    x: object,
+    y: object,
+    cluster: object,
+    *,
+    coef: int,
+    null: float = 0.0,
+    weights: object = None,
+    n_params: int | None = None,
+    n_boot: int = 9999,
+    weights_dist: WildWeights = "rademacher",
+    seed: int = 0,
+    alpha: float = 0.05,
+    conf_int: bool = True,
+    bootcluster: object = None,
+) -> WildBootstrap:
+    """Restricted wild cluster bootstrap test of ``beta[coef] = null`` and its test-inversion interval.
+
+    ``x`` (n, p) and ``y`` (n,) must already have the fixed effects partialled out. ``n_params`` is the K
+    of the CR1 factor (see :func:`fixef_dof`). See the module docstring for the method.
+    """
+    test = wild_cluster_test(x, y, cluster, coef=coef, weights=weights, n_params=n_params, n_boot=n_boot,
+                             weights_dist=weights_dist, seed=seed, bootcluster=bootcluster)
+    pv, tb = test._pvals(np.array([null]))
+    ci = test.conf_int(alpha)[0] if conf_int else np.full(2, np.nan)
+    return WildBootstrap(float((test.beta - null) / test.se), float(pv[0]), ci, tb[0], test.n_clusters,
+                         weights_dist)
 
 
 def _invert(pvals: object, b: float, se: float, alpha: float, side: float) -> float:

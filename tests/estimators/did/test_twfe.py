@@ -10,7 +10,7 @@ import pytest
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
-from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.errors import DesignError, FewTreatedWarning, SpecificationError
 from decrimkit.estimators import did
 
 
@@ -114,7 +114,7 @@ def test_wild_bootstrap_inference(castle):
     assert res.p_value[0] != plain.p_value[0]
     ci = res.conf_int()[0]
     assert ci[0] < res.att < ci[1]
-    assert res.tidy()["p_value"].iloc[0] == res.wild.p_value
+    assert res.tidy()["p_value"].iloc[0] == res.wild.p_value()[0] == res.p_value[0]
     webb = did.twfe(castle, se_method="wild", n_boot=1999, seed=4, weights_dist="webb")
     assert webb.wild.weights_dist == "webb" and webb.spec.seed == 4
 
@@ -156,8 +156,11 @@ def test_named_errors(castle, castle_frame):
 def test_two_clusters_run_and_one_cluster_is_refused(castle_frame):
     two = castle_frame[castle_frame["state"].isin(["Florida", "Alaska"])]
     p = Panel.from_frame(two, unit="state", time="year", outcome="l_homicide", cohort="effyear")
-    assert np.isfinite(did.twfe(p, cluster="time").se[0])
-    res = did.twfe(p, cluster="unit")  # two clusters: allowed, t with one degree of freedom
+    # two treated states (different years): both fits warn that the estimate rests on few treated units
+    with pytest.warns(FewTreatedWarning, match="rests on 2 treated units"):
+        assert np.isfinite(did.twfe(p, cluster="time").se[0])
+    with pytest.warns(FewTreatedWarning):
+        res = did.twfe(p, cluster="unit")  # two clusters: allowed, t with one degree of freedom
     assert res.df == 1
     with pytest.raises(DesignError, match="at least two clusters"):
         from decrimkit.inference.cluster import cr1_vcov
