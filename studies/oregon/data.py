@@ -270,10 +270,12 @@ class StudyData:
 
     def panel(self, *, donors: tuple[str, ...] | None = None, years: tuple[int, int] | None = None,
               drop_years: tuple[int, ...] = (), start: int = START_YEAR, covariates: tuple[str, ...] = (),
-              outcome: str = "rate", treated: str = TREATED) -> Panel:
+              outcome: str = "rate", treated: str = TREATED, population: bool = False) -> Panel:
         """A balanced panel of ``treated`` (Oregon by default) and the donors, of ``outcome`` (rate per 100,000).
 
         A placebo panel names a donor as ``treated``; it is then removed from the donors and Oregon is left out.
+        ``population=True`` declares each state's population (group sizes for Ferman-Pinto inference); the
+        outcome stays the rate.
         """
         donors = self.rules.donors if donors is None else donors
         donors = tuple(d for d in donors if d != treated)
@@ -284,7 +286,8 @@ class StudyData:
             df = df.loc[~df["year"].isin(drop_years)]
         df = df.assign(cohort=np.where(df["state"] == treated, float(start), 0.0))
         return Panel.from_frame(df, unit="state", time="year", outcome=outcome, cohort="cohort",
-                                covariates=covariates, count=False)
+                                covariates=covariates, count=False,
+                                population="population" if population else None)
 
 
 def build(inputs: Inputs, *, frequency: Frequency = "feb_jan", count: Count = "predicted",

@@ -23,8 +23,9 @@ Inference per method (stated in the report):
 - MC-NNM: placebo standard error from re-running with each donor as the treated unit.
 - Bayesian SCM: 95% highest-density interval of the posterior average effect.
 - DiD (TWFE): with one treated state a cluster-robust SE is unreliable, so the interval and p-value are
-  Conley-Taber's (``did.twfe(..., inference="conley_taber")``): the donors' TWFE residuals in Oregon's
-  place give the distribution of its estimation error; equal-tailed, exact over the donors.
+  Ferman-Pinto's (``did.twfe(..., inference="ferman_pinto")``): the donors' TWFE residuals in Oregon's
+  place give the distribution of its estimation error (Conley-Taber), rescaled to Oregon's population
+  since smaller states' rates are noisier; equal-tailed, exact over the donors.
 """
 
 from __future__ import annotations
@@ -213,19 +214,22 @@ def did_path(panel: Panel, start: int = D.START_YEAR) -> pd.DataFrame:
 
 def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str, ...] = (),
              start: int = D.START_YEAR) -> MethodEstimate:
-    """TWFE DiD of Oregon against the equally weighted donor pool, with Conley-Taber inference.
+    """TWFE DiD of Oregon against the equally weighted donor pool, with Ferman-Pinto inference.
 
-    The interval and p-value are decrimkit's ``inference="conley_taber"``: each donor's TWFE residuals in
-    Oregon's place give the distribution of Oregon's estimation error (exact over the donors). The
-    cluster-robust SE of a single treated cluster is reported in the note only: it is known to be far
-    too small (Conley and Taber 2011).
+    The interval and p-value are decrimkit's ``inference="ferman_pinto"``: each donor's TWFE residuals in
+    Oregon's place give the distribution of Oregon's estimation error (Conley and Taber 2011), rescaled to
+    Oregon's population because a state's death rate is noisier the smaller the state (variance
+    A + B / population; Ferman and Pinto 2019); exact over the donors. Conley-Taber without the rescaling
+    is given in the note. The cluster-robust SE of a single treated cluster is far too small (not used).
     """
     from decrimkit.estimators import did
 
-    panel = data.panel(years=years, covariates=covariates, start=start)
-    res = did.twfe(panel, covariates=covariates, inference="conley_taber")
+    panel = data.panel(years=years, covariates=covariates, start=start, population=True)
+    res = did.twfe(panel, covariates=covariates, inference="ferman_pinto")
+    ct = did.twfe(panel, covariates=covariates, inference="conley_taber")
     est = float(res.att)
     (lo, hi), p = res.conf_int()[0], float(res.p_value[0])
+    (ct_lo, ct_hi), ct_p = ct.conf_int()[0], float(ct.p_value[0])
     path = did_path(panel, start)
     adjusted = bool(covariates)
     name = "DiD (TWFE) + fentanyl proxy" if adjusted else "DiD (TWFE)"
@@ -235,9 +239,10 @@ def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str
     else:
         rm = pre_rmspe(path.set_index("year")["gap"], start)
     return MethodEstimate("did_adj" if adjusted else "did", name, est, float(lo), float(hi), p, float("nan"),
-                          "Conley-Taber interval and p (donors' TWFE residuals in Oregon's place, exact)", rm,
-                          path, None, adjusted,
-                          note=f"cluster-robust SE {cluster_se:.3g} (one treated cluster: not used)",
+                          "Ferman-Pinto interval and p (donors' TWFE residuals rescaled to Oregon's population, "
+                          "exact)", rm, path, None, adjusted,
+                          note=(f"Conley-Taber without the population rescaling: [{ct_lo:.3g}, {ct_hi:.3g}], "
+                                f"p = {ct_p:.2g}; cluster-robust SE {cluster_se:.3g} (one treated cluster: not used)"),
                           extra={"result": res, "ct_errors": np.asarray(res.inference.draws[:, 0])})
 
 

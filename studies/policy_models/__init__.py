@@ -96,16 +96,26 @@ SPECS = {
 }
 
 
-def _state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float]:
-    """(estimate, se) of one frequentist estimator on a state panel with the log rate as outcome."""
+def _state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, float, float, str]:
+    """(estimate, se, conf_low, conf_high, inference) of one frequentist estimator on a state panel (log rate).
+
+    The statewide adopters are one to four states, so Callaway-Sant'Anna and imputation report
+    Conley-Taber intervals (the never-treated states' residuals in the treated states' place,
+    ``inference="conley_taber"``): their analytic SEs over-reject with so few treated states (see the
+    power section). SDID keeps its jackknife SE (normal interval).
+    """
     from decrimkit.estimators import did, synth
 
-    if estimator == "att_gt":
-        return did.att_gt(panel, control="never", method="dr", n_boot=0).aggregate("simple").overall
-    if estimator == "imputation":
-        return did.imputation(panel).overall
+    if estimator in ("att_gt", "imputation"):
+        if estimator == "att_gt":
+            res = did.att_gt(panel, control="never", method="dr", n_boot=0, inference="conley_taber",
+                             seed=seed).aggregate("simple")
+        else:
+            res = did.imputation(panel, inference="conley_taber", seed=seed)
+        est, _, lo, hi, _ = res.overall_inference(0.05)
+        return est, res.overall[1], lo, hi, "Conley-Taber"
     res = synth.sdid(panel, se_method="jackknife", seed=seed)
-    return res.estimate, res.se
+    return res.estimate, res.se, res.estimate - W.Z * res.se, res.estimate + W.Z * res.se, "normal, jackknife SE"
 
 
 def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, P.StatePanel]:
@@ -129,14 +139,15 @@ def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, 
                 "comparison_states": len(sp.controls),
             }
             try:
-                e, se = (float(v) for v in _state_fit(est, panel, seed=seed))
+                e, se, lo, hi, how = _state_fit(est, panel, seed=seed)
                 rows.append(
                     {
                         **base,
-                        "estimate": e,
-                        "se": se,
-                        "conf_low": e - W.Z * se,
-                        "conf_high": e + W.Z * se,
+                        "estimate": float(e),
+                        "se": float(se),
+                        "conf_low": float(lo),
+                        "conf_high": float(hi),
+                        "inference": how,
                         "pct_change": 100 * np.expm1(e),
                         "note": "",
                     }
@@ -149,6 +160,7 @@ def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, 
                         "se": np.nan,
                         "conf_low": np.nan,
                         "conf_high": np.nan,
+                        "inference": "",
                         "pct_change": np.nan,
                         "note": str(exc).split(". ")[0],
                     }
@@ -275,7 +287,7 @@ def run(
             se=r.se,
             conf_int=(r.conf_low, r.conf_high),
             n=len(sp.frame),
-            method=f"{r.estimator}, state-year log overdose rate, {r.rules}",
+            method=f"{r.estimator} ({r.inference} interval), state-year log overdose rate, {r.rules}",
             unit="log rate ratio",
             note=f"treated: {r.treated}; {r.comparison_states} comparison states",
         )

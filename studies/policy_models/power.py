@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from decrimkit.errors import DecrimkitError, SpecificationError
+from decrimkit.errors import DecrimkitError, FewTreatedWarning, SpecificationError
 
 from .placebo_design import PowerDesign, injected_frame, placebo_draw, power_designs
 
@@ -102,11 +102,17 @@ def _fit(
         row = post.effect("overall").set_index("term").loc["att"]
         return float(row["mean"]), float(row["sd"]), float(row["hdi_low"]), float(row["hdi_high"])
     panel = Panel.from_frame(frame, unit="state", time="year", outcome="y", cohort="cohort")
+    # the power grid measures the size of the analytic (large-sample) tests with 1-4 treated states on
+    # purpose, so their few-treated warning is expected here and not repeated for every replication
     if estimator == "att_gt":
-        agg = did.att_gt(panel, control="never", method="reg", n_boot=0).aggregate("simple")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewTreatedWarning)
+            agg = did.att_gt(panel, control="never", method="reg", n_boot=0).aggregate("simple")
         return _normal(float(agg.overall[0]), float(agg.overall[1]))
     if estimator == "imputation":
-        res = did.imputation(panel)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewTreatedWarning)
+            res = did.imputation(panel)
         return _normal(float(res.overall[0]), float(res.overall[1]))
     if estimator == "sdid":
         if len(panel.treated_units) >= 2:
