@@ -181,7 +181,7 @@ def test_check_rejects_a_misspelt_option_with_exit_2_and_one_line(here, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: PlanError: plan key estimators[0].options.clustr")
-    assert "did you mean 'cluster'?" in err and "allowed: covariates, cluster, weights, se_method, n_boot" in err
+    assert "did you mean 'cluster'?" in err and "allowed: covariates, cluster, weights, inference, se_method, n_boot" in err
     assert not (here / "outputs" / "plan").exists()
     # a required option left out, and a valid plan: --check loads the data and builds the panel
     scm = BASE.replace('name = "did.twfe"', 'name = "synth.scm"\noptions = { treated = 1 }')

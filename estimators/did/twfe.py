@@ -42,7 +42,7 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from decrimkit.inference.cluster import WildInference, wild_cluster_test
+from decrimkit.inference.cluster import WildBootstrap, WildInference, wild_cluster_test
 from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.limits import check_replications
 from decrimkit.options import Inference, SEMethod, WildWeights, check_option
@@ -60,6 +60,7 @@ class TWFEResult(Effect):
     p-value and interval (at every ``alpha``) replace the CR1 ones for that row.
     """
 
+    alpha_wild: float = 0.05
     title: str = "Two-way fixed effects DiD"
 
     @property
@@ -68,9 +69,17 @@ class TWFEResult(Effect):
         return float(self.estimate[0])
 
     @property
-    def wild(self) -> WildInference | None:
-        """The wild cluster bootstrap of the ``treated`` coefficient (``inference="wild"``), else None."""
-        return self.inference if isinstance(self.inference, WildInference) else None
+    def wild(self) -> WildBootstrap | None:
+        """The wild cluster bootstrap of ``treated`` at the fit's ``alpha`` (``inference="wild"``), else None.
+
+        ``conf_int(alpha)``/``tidy(alpha)`` give its interval at any other level.
+        """
+        w = self.inference
+        if not isinstance(w, WildInference):
+            return None
+        p, t_boot = w._pvals(np.array([0.0]))
+        return WildBootstrap(w.beta / w.se, float(p[0]), w.conf_int(self.alpha_wild)[0], t_boot[0], w.n_clusters,
+                             w.weights_dist)
 
 
 def twfe(
@@ -230,6 +239,7 @@ def twfe(
         vcov=fit.vcov,
         df=fit.df,
         inference=inf,
+        alpha_wild=alpha,
     )
 
 

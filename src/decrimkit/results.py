@@ -305,7 +305,7 @@ class Effect(Summarised):
         if self.overall is not None:
             est, p, lo, hi, method = self.overall_inference(0.05)  # type: ignore[misc]
             se = self.overall[1]
-            text += f"\n\noverall: {est:.6g} (se {se:.6g}; p {p:.4g}; 95% CI {lo:.6g} .. {hi:.6g}; {method})"
+            text += f"\n\noverall: {est:.6g} (se {se:.6g}; p {format_p(p)}; 95% CI {lo:.6g} .. {hi:.6g}; {method})"
         return text
 
     def plot_data(self, kind: str = "coef", alpha: float = 0.05) -> pd.DataFrame:

@@ -65,6 +65,7 @@ from scipy.optimize import nnls
 
 from decrimkit.errors import DesignError, FewTreatedWarning, SpecificationError
 from decrimkit.inference.randomization import MAX_EXACT
+from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import numpy_rng
 
 __all__ = [
@@ -111,6 +112,8 @@ def residual_draws(
                           f"Ferman-Pinto need many never-treated units.")
     if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 19:
         raise SpecificationError(f"n_draws must be an integer of at least 19, got {n_draws!r}.")
+    check_replications("n_perm", n_draws, per_replication=n1 * c.shape[2])
+    check_replications("max_exact", max_exact, per_replication=n1 * c.shape[2])
     if n0**n1 <= max_exact:
         tuples = np.array(list(itertools.product(range(n0), repeat=n1)))
         exact = True

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.keys import numpy_rng
 
 __all__ = ["MAX_EXACT", "RandomizationInference", "assignments", "count_assignments", "p_values"]
@@ -106,6 +107,9 @@ def assignments(
         raise SpecificationError(f"n_perm must be an integer of at least 19, got {n_perm!r}.")
     if isinstance(max_exact, bool) or not isinstance(max_exact, (int, np.integer)) or max_exact < 0:
         raise SpecificationError(f"max_exact must be a non-negative integer, got {max_exact!r}.")
+    # every assignment refits the estimator (twice): the refit bound applies to both
+    check_replications("n_perm", n_perm, maximum=MAX_REFITS, per_replication=c.size)
+    check_replications("max_exact", max_exact, maximum=MAX_REFITS, per_replication=c.size)
     n_assign = count_assignments(c)
     if n_assign < 2:
         raise DesignError("every unit has the same adoption date; there is no other assignment to compare with.")

@@ -114,7 +114,7 @@ def test_wild_bootstrap_inference(castle):
     assert res.p_value[0] != plain.p_value[0]
     ci = res.conf_int()[0]
     assert ci[0] < res.att < ci[1]
-    assert res.tidy()["p_value"].iloc[0] == res.wild.p_value()[0] == res.p_value[0]
+    assert res.tidy()["p_value"].iloc[0] == res.wild.p_value == res.p_value[0]
     webb = did.twfe(castle, se_method="wild", n_boot=1999, seed=4, weights_dist="webb")
     assert webb.wild.weights_dist == "webb" and webb.spec.seed == 4
 
