@@ -158,6 +158,9 @@ def _q(alpha: float, df: float | None) -> float:
 
 def _inference(result: Any) -> str:
     """The method behind an Effect's intervals and p-values, as far as the spec says."""
+    few = getattr(result, "inference", None)
+    if few is not None and hasattr(few, "describe"):  # a few-treated method chosen with inference=
+        return f"p-values and intervals: {few.describe()} (the SE shown is the analytic one)"
     opts = getattr(getattr(result, "spec", None), "options", {}) or {}
     se = opts.get("se_method") or opts.get("vcov")
     cluster = opts.get("cluster")
@@ -178,15 +181,19 @@ def _effect(name: str, result: Any, label: str, method: str, unit: str, alpha: f
     how = _inference(result)
     if result.overall is not None:
         est, se = (float(v) for v in result.overall)
-        q = _q(alpha, result.df)
+        if hasattr(result, "overall_inference"):  # one method for the overall p-value and interval
+            _, p_overall, lo, hi, _ = result.overall_inference(alpha)
+        else:
+            q = _q(alpha, result.df)
+            p_overall, lo, hi = _normal_p(est, se, result.df), est - q * se, est + q * se
         ent.rows.append(
             Row(
                 f"{name}.overall",
                 f"{label}: overall effect",
                 est,
                 _finite(se),
-                _ci(est - q * se, est + q * se),
-                _normal_p(est, se, result.df),
+                _ci(lo, hi),
+                _finite(p_overall),
                 method=method,
                 unit=unit,
                 note=_join(f"overall post-treatment effect; {how}", notes),

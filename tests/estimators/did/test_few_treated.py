@@ -311,3 +311,19 @@ def test_imputation_randomization_is_exact_against_brute_force():
     obs = res.overall[0]
     p = np.mean(np.abs(stats) >= abs(obs) - 1e-12)
     assert res.overall_inference()[1] == pytest.approx(p, abs=1e-12)
+
+
+def test_report_rows_use_the_chosen_method(stag, tmp_path):
+    """Report.add_result(name, result): the headline interval, p-value and note come from inference=."""
+    import json
+
+    from decrimkit.reporting import Report
+
+    fit = did.imputation(stag, inference="conley_taber")
+    rep = Report("demo", out=tmp_path / "demo", seed=0)
+    rep.add_result("imp", fit, unit="outcome units")
+    row = json.loads((rep.write() / "results.json").read_text())["results"][0]
+    est, p, lo, hi, method = fit.overall_inference(0.05)
+    assert method == "conley_taber" and row["estimate"] == pytest.approx(est, rel=1e-12)
+    assert row["conf_int"] == pytest.approx([lo, hi], rel=1e-12) and row["p_value"] == pytest.approx(p, abs=1e-12)
+    assert "Conley-Taber" in row["note"]
