@@ -347,7 +347,7 @@ def wild_cluster_test(
             raise SpecificationError("bootcluster must be nested within the clusters (each bootstrap cluster "
                                      "inside one cluster), e.g. one per observation.")
     # the weights and the bootstrap moments hold about 6 numbers per bootstrap cluster and replication
-    check_replications("n_boot", n_boot, per_replication=6 * h, unit="numbers (6 per bootstrap cluster)")
+    check_replications("n_boot", n_boot, per_replication=6 * h, unit="numbers (6 per cluster)")
     k = p if n_params is None else int(n_params)
     adj = cluster_adjustment(n, k, g)
     bread = _bread(xa)
