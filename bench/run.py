@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-WORKLOADS = ("att_gt", "twfe", "twfe_wild", "scm_placebo", "sdid", "bayes_hier")
+WORKLOADS = ("att_gt", "twfe", "twfe_wild", "scm_placebo", "scm_adh", "sdid", "bayes_hier")
 
 
 def cells(workload: str, quick: bool):

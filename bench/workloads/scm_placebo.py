@@ -1,15 +1,19 @@
 """Workload 3: synthetic control on Prop 99 (California, 1989): one fit, and fit + placebo-in-space loop.
 
-Design: ADH synthetic control with equal V on every pre-period outcome (1970-1988), the design the
-tests cross-check against pysyncon (tests/estimators/synth/test_scm.py). Placebo in space: each donor
-in turn as if treated, V fixed at the treated fit, W re-solved; rank p-value of the post/pre RMSPE
-ratio (Abadie, Diamond and Hainmueller 2010).
+Design (the same problem for every tool): outcome-only synthetic control, W on the simplex
+minimising the plain sum of squared pre-period (1970-1988) outcome gaps ``||y1 - Y0 w||^2``. decrimkit
+and pysyncon divide each pre-period outcome by its SD across units (R Synth's normalisation), so they
+are given V proportional to that SD squared (``custom_V``), which undoes it; mlsynth's outcome-only
+backend solves the unnormalised problem directly. Placebo in space: each donor in turn as if treated,
+the other donors its pool, W re-solved with the same weighting (there is no V to re-optimise);
+rank p-value of the post/pre RMSPE ratio (Abadie, Diamond and Hainmueller 2010).
 
 Sizes: ``fit`` (one fit, 38 donors) and ``placebo-10`` / ``placebo-20`` / ``placebo-38`` (the fit plus
 the placebo loop over the first 10, 20 or all 38 donor states), the scale curve of the loop.
 Tools: ``decrimkit`` (placebos as one vmapped batch of simplex solves), ``decrimkit-loop`` (the same
-jitted solver called once per placebo from Python: the vectorisation ratio) and pysyncon (SLSQP per
-placebo, ``max_workers=1``). mlsynth is not installed in this environment, so it is not measured.
+jitted solver called once per placebo from Python: the vectorisation ratio), pysyncon (SLSQP per
+placebo, ``max_workers=1``) and mlsynth 1.0 (``VanillaSC`` outcome-only backend, a projected-gradient
+simplex least squares per placebo; ``inference=True`` for the placebo sizes).
 
 Headline estimate: for ``fit`` the mean post-period gap; for the placebo sizes the rank p-value.
 """
@@ -40,12 +44,19 @@ def make_data(size: str, seed: int) -> dict:
     return {"frame": df, "placebo": size != "fit"}
 
 
+def _v(df: pd.DataFrame) -> np.ndarray:
+    """V proportional to the squared SD across units of each pre-period outcome (undoes the normalisation)."""
+    wide = df[df["Year"] < 1989].pivot(index="State", columns="Year", values="PacksPerCapita")
+    sd2 = wide.std(axis=0, ddof=1).to_numpy() ** 2
+    return sd2 / sd2.sum()
+
+
 def _fit(df: pd.DataFrame):
     from decrimkit import Panel
     from decrimkit.estimators import synth
 
     panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
-    return synth.scm(panel, treated="California", start=1989, v="equal")
+    return synth.scm(panel, treated="California", start=1989, v=_v(df))
 
 
 def decrimkit(data: dict) -> float:
@@ -88,7 +99,7 @@ def pysyncon(data: dict) -> float:
                   special_predictors=[("PacksPerCapita", [y], "mean") for y in YEARS],
                   dependent="PacksPerCapita", unit_variable="State", time_variable="Year",
                   treatment_identifier="California", controls_identifier=controls, time_optimize_ssr=YEARS)
-    v = np.full(len(YEARS), 1 / len(YEARS))
+    v = _v(df)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -102,7 +113,21 @@ def pysyncon(data: dict) -> float:
         return float(pt.pvalue(treatment_time=1989))
 
 
-TOOLS = {"decrimkit": decrimkit, "decrimkit-loop": decrimkit_loop, "pysyncon": pysyncon}
+def mlsynth(data: dict) -> float:
+    with warnings.catch_warnings():  # mlsynth 1.0 triggers pydantic deprecation warnings on import
+        warnings.simplefilter("ignore")
+        from mlsynth.estimators.vanillasc import VanillaSC
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = VanillaSC({"df": data["frame"], "outcome": "PacksPerCapita", "treat": "treated", "unitid": "State",
+                         "time": "Year", "backend": "outcome-only", "inference": bool(data["placebo"]),
+                         "display_graphs": False}).fit()
+    if not data["placebo"]:
+        return float(res.effects.att)
+    return float(res.inference.p_value)
+
+
+TOOLS = {"decrimkit": decrimkit, "decrimkit-loop": decrimkit_loop, "pysyncon": pysyncon, "mlsynth": mlsynth}
 
 
 def agree(ours: float, peer: float, tool: str | None = None) -> bool:

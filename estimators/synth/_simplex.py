@@ -163,6 +163,7 @@ def simplex_qp(
     max_iter: int = 500,
     polish_iter: int = 200,
     tol: float = 1e-12,
+    init: jax.Array | None = None,
 ) -> SimplexSolution:
     """Minimise ``0.5 w'Qw - c'w`` on the (masked) unit simplex, exactly.
 
@@ -178,6 +179,10 @@ def simplex_qp(
         Iteration cap of the active-set phase.
     tol : float
         Relative KKT tolerance for the active-set stopping rule and ``converged``.
+    init : (n,) float64, optional
+        A starting point (e.g. an approximate solution from another solver); projected onto the
+        masked simplex. Default: equal weights. A start near the optimum leaves the active-set phase
+        one or two exact steps, which matters for thousands of donors.
 
     Returns
     -------
@@ -187,7 +192,7 @@ def simplex_qp(
     n = Q.shape[0]
     if mask is None:
         mask = jnp.ones(n, dtype=bool)
-    w0 = jnp.where(mask, 1.0, 0.0) / jnp.sum(mask)
+    w0 = jnp.where(mask, 1.0, 0.0) / jnp.sum(mask) if init is None else project_simplex(init, mask)
     w1 = _fista(Q, c, mask, w0, max_iter, 1e-10)
     # drop weights that are zero up to rounding, keep the point on the simplex
     w1 = jnp.where(w1 > 1e-10 * jnp.max(w1), w1, 0.0)

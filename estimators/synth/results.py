@@ -187,7 +187,13 @@ class PlaceboResult(Summarised):
         return self.table.copy()
 
     def summary(self) -> str:
-        return super().summary() + f"\n\nrank p-value (post/pre RMSPE ratio): {self.p_value:.4g}"
+        text = super().summary() + f"\n\nrank p-value (post/pre RMSPE ratio): {self.p_value:.4g}"
+        rule = self.spec.options.get("v_rule")
+        if rule is not None:
+            text += "\nV in the placebo runs: " + (
+                "re-optimised for each placebo" if rule == "refit" else "fixed at the treated unit's fit"
+            )
+        return text
 
     def plot_data(self, kind: str = "placebo") -> pd.DataFrame:
         long = self.gaps.reset_index().melt(id_vars=self.gaps.index.name or "index", var_name="run", value_name="gap")

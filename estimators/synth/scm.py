@@ -4,18 +4,20 @@ Estimand: the effect on one treated unit, period by period, ``Y_1t - sum_j w_j Y
 start, summarised by its post-period mean (``estimate``). The donor weights ``w`` lie on the simplex
 and minimise ``(x1 - X0 w)' V (x1 - X0 w)`` for normalised predictors (each divided by its standard
 deviation across units, as R ``Synth``); ``V`` is diagonal with weights on the simplex, chosen by
-nested optimisation of the pre-period outcome MSPE ``mean((Z1 - Z0 w(V))^2)``, with Nelder-Mead
-and BFGS (R ``Synth``'s default pair of optimisers), each started from equal weights and from
-regression-based weights; the best of the four fits wins.
+nested optimisation of the pre-period outcome MSPE ``mean((Z1 - Z0 w(V))^2)``: a global search
+(differential evolution over log V, Becker and Kloessner 2018's MSCMT approach; ``_vsearch.py``) whose population includes the predictor corners, equal weights
+and the regression-based V. R ``Synth``'s local Nelder-Mead/BFGS searches can stop at a local
+optimum (Prop 99 with the ADH predictors: MSPE 3.20 against 3.077 at the global one).
 
 Assumptions: untreated outcomes follow a factor model that the donors' convex hull reproduces; no
 interference or anticipation; the donors are untreated. There is no sampling-based standard error:
 inference is by placebo runs (``result.placebo``).
 
 Placebo in space re-solves W with each donor playing the treated unit and the other donors as its
-pool, **keeping V from the treated fit** so that all solves run as one vmapped batch; re-optimising
-V per placebo (as R ``Synth`` users and pysyncon's ``PlaceboTest`` do) gives somewhat different
-placebo paths. Placebo in time backdates the start and refits (V re-optimised) one fake date at a
+pool, by default **keeping V from the treated fit** so that all solves run as one vmapped batch;
+``placebo("space", refit_v=True)`` re-optimises V for each placebo (what R ``Synth`` users,
+pysyncon's ``PlaceboTest`` and mlsynth do), then solves every placebo's W as one vmapped batch.
+The result names the rule it used. Placebo in time backdates the start and refits (V re-optimised) one fake date at a
 time, with a progress bar.
 
 References
@@ -44,6 +46,7 @@ from decrimkit.results import Spec
 
 from ._design import Predictor, SynthDesign, synth_design
 from ._simplex import donor_bucket, pad_donors, simplex_qp, valid_donors
+from ._vsearch import VSearch, search_v
 from .results import PlaceboResult, SynthResult
 
 __all__ = ["SCMResult", "scm", "placebo", "solve_w", "donor_bucket"]
@@ -66,10 +69,17 @@ class SCMResult(SynthResult):
         return self.extra["balance"].copy()
 
     def placebo(
-        self, kind: str = "space", exclude_mspe_ratio: float | None = None, *, fake_starts: Any = None
+        self,
+        kind: str = "space",
+        exclude_mspe_ratio: float | None = None,
+        *,
+        fake_starts: Any = None,
+        refit_v: bool = False,
     ) -> PlaceboResult:
         """Placebo inference; see :func:`placebo`."""
-        return placebo(self, kind=kind, exclude_mspe_ratio=exclude_mspe_ratio, fake_starts=fake_starts)
+        return placebo(
+            self, kind=kind, exclude_mspe_ratio=exclude_mspe_ratio, fake_starts=fake_starts, refit_v=refit_v
+        )
 
 
 class SCMFit(NamedTuple):
@@ -81,16 +91,16 @@ class SCMFit(NamedTuple):
     kkt: float
 
 
-def _w_loss_one(v, x0, x1, z0, z1, valid):
+def _w_loss_one(v, x0, x1, z0, z1, valid, init=None):
     q = (x0 * v[:, None]).T @ x0
     c = (x0 * v[:, None]).T @ x1
-    sol = simplex_qp(q, c, valid, max_iter=100)
+    sol = simplex_qp(q, c, valid, max_iter=100, init=init)
     err = z1 - z0 @ sol.w
     return sol.w, jnp.mean(err * err), sol.kkt
 
 
 _w_and_loss = jax.jit(_w_loss_one)
-# many candidate V matrices at once: the global stage of the nested optimisation
+# many candidate V matrices at once: the finite-difference gradient of the local search
 _w_and_loss_batch = jax.jit(jax.vmap(_w_loss_one, in_axes=(0, None, None, None, None, None)))
 
 
@@ -101,6 +111,19 @@ def _placebo_w(v, x0, valid):
     c = (x0 * v[:, None]).T @ x0  # column j: c for donor j
     masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
     sols = jax.vmap(lambda cj, mj: simplex_qp(q, cj, mj, max_iter=100))(c.T, masks)
+    return sols.w, sols.kkt
+
+
+@jax.jit
+def _placebo_w_refit(v_all, x0, valid, starts):
+    """W for every donor j as the treated unit with its own V (row j of ``v_all``) and warm start, vmapped."""
+
+    def one(v, xj, mj, w0):
+        xv = x0 * v[:, None]
+        return simplex_qp(xv.T @ x0, xv.T @ xj, mj, max_iter=100, init=w0)
+
+    masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
+    sols = jax.vmap(one)(v_all, x0.T, masks, starts)
     return sols.w, sols.kkt
 
 
@@ -149,7 +172,7 @@ def _custom_v(v: Any, design: SynthDesign) -> np.ndarray:
         arr = np.asarray(v, dtype="float64").ravel()
     except (TypeError, ValueError):
         raise SpecificationError(
-            f"v={v!r} is neither a method name ('nested', 'equal', 'regression') nor numeric predictor weights."
+            f"v={v!r} is neither a method name ('nested', 'nested-local', 'equal', 'regression') nor numeric predictor weights."
         ) from None
     if arr.shape != (len(labels),):
         raise SpecificationError(
@@ -163,54 +186,76 @@ def _custom_v(v: Any, design: SynthDesign) -> np.ndarray:
     return arr / arr.sum()
 
 
-def _fit(design: SynthDesign, v_method: Any, window: tuple[int, int]) -> SCMFit:
+def _choose_v(
+    v_method: Any, x0: np.ndarray, x1: np.ndarray, z0: np.ndarray, z1: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(V on the simplex, approximate W or None) for normalised predictors.
+
+    V is given (custom), equal, regression-based or nested; the global search also returns its
+    approximate W at that V, a warm start for the exact solve.
+    """
+    k = x0.shape[0]
+    if not isinstance(v_method, str):
+        return np.asarray(v_method, dtype="float64"), None
+    if v_method == "equal" or k == 1:
+        return np.full(k, 1.0 / k), None
+    reg = _regression_v(x0, x1, z0, z1)
+    if v_method == "regression":
+        return reg, None
+    if v_method == "nested-local":
+        return _local_v(x0, x1, z0, z1, reg), None
+    return search_v(x0, x1, z0, z1, seed=seed, starts=(reg,))
+
+
+def _local_v(x0: np.ndarray, x1: np.ndarray, z0: np.ndarray, z1: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """R Synth's local V search: Nelder-Mead and BFGS from equal and regression-based V, best of four.
+
+    Kept as ``v="nested-local"`` to reproduce R Synth's published fits; it can stop at a local optimum
+    (Basque: pre-period MSPE 0.0078 against 0.0041 at the global search's V).
+    """
+    k, j = x0.shape
+    width = donor_bucket(j)
+    args = (*(jnp.asarray(a) for a in (pad_donors(x0, width), x1, pad_donors(z0, width), z1)), valid_donors(j))
+
+    def objective(p: np.ndarray) -> float:
+        a = np.abs(p)
+        return float(_w_and_loss(jnp.asarray(a / a.sum()), *args)[1]) if a.sum() > 0 else np.inf
+
+    def gradient(p: np.ndarray) -> np.ndarray:
+        # forward differences (scipy's default step), all k+1 evaluations in one vmapped batch
+        h = np.sqrt(np.finfo(float).eps) * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
+        pts = np.abs(np.vstack([p, p + np.diag(h)]))
+        losses = np.asarray(_w_and_loss_batch(jnp.asarray(pts / pts.sum(axis=1, keepdims=True)), *args)[1])
+        return (losses[1:] - losses[0]) / h
+
+    best = None
+    runs = [(s, m) for s in (np.full(k, 1.0 / k), reg) for m in ("Nelder-Mead", "BFGS")]
+    for start, method in track(runs, "SCM fit (local V search)"):
+        if method == "Nelder-Mead":
+            res = optimize.minimize(
+                objective, start, method=method, options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12}
+            )
+        else:
+            res = optimize.minimize(objective, start, jac=gradient, method=method)
+        if best is None or res.fun < best.fun:
+            best = res
+    return np.abs(best.x) / np.abs(best.x).sum()
+
+
+def _fit(design: SynthDesign, v_method: Any, window: tuple[int, int], seed: int = 0) -> SCMFit:
     x0, x1, _ = _normalise(design)
     lo, hi = window
     z0, z1 = design.y_donors[lo : hi + 1], design.y_treated[lo : hi + 1]
     j, width = x0.shape[1], donor_bucket(x0.shape[1])
     args = (*(jnp.asarray(a) for a in (pad_donors(x0, width), x1, pad_donors(z0, width), z1)), valid_donors(j))
-    k = x0.shape[0]
 
-    def evaluate(v: np.ndarray) -> tuple[np.ndarray, float, float]:
-        w, loss, kkt = _w_and_loss(jnp.asarray(v), *args)
+    def evaluate(v: np.ndarray, init: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+        start = None if init is None else jnp.asarray(pad_donors(init, width))
+        w, loss, kkt = _w_and_loss(jnp.asarray(v), *args, start)
         return np.asarray(w)[:j], float(loss), float(kkt)
 
-    equal = np.full(k, 1.0 / k)
-    if not isinstance(v_method, str):
-        w, loss, kkt = evaluate(v_method)
-        return SCMFit(w=w, v=v_method, loss=loss, kkt=kkt)
-    reg = _regression_v(x0, x1, z0, z1)
-    if v_method == "equal" or k == 1:
-        v = equal
-    elif v_method == "regression":
-        v = reg
-    else:
-
-        def objective(p: np.ndarray) -> float:
-            a = np.abs(p)
-            return evaluate(a / a.sum())[1] if a.sum() > 0 else np.inf
-
-        def gradient(p: np.ndarray) -> np.ndarray:
-            # forward differences (scipy's default step), all k+1 evaluations in one vmapped batch
-            h = np.sqrt(np.finfo(float).eps) * np.where(p >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(p))
-            pts = np.abs(np.vstack([p, p + np.diag(h)]))
-            losses = np.asarray(_w_and_loss_batch(jnp.asarray(pts / pts.sum(axis=1, keepdims=True)), *args)[1])
-            return (losses[1:] - losses[0]) / h
-
-        # as R Synth (optimx with Nelder-Mead and BFGS), from the equal and the regression-based start
-        best = None
-        runs = [(s, m) for s in (equal, reg) for m in ("Nelder-Mead", "BFGS")]
-        for start, method in track(runs, "SCM fit (V search)"):
-            if method == "Nelder-Mead":
-                res = optimize.minimize(
-                    objective, start, method=method, options={"maxiter": 100 * k, "xatol": 1e-7, "fatol": 1e-12}
-                )
-            else:
-                res = optimize.minimize(objective, start, jac=gradient, method=method)
-            if best is None or res.fun < best.fun:
-                best = res
-        v = np.abs(best.x) / np.abs(best.x).sum()
-    w, loss, kkt = evaluate(v)
+    v, init = _choose_v(v_method, x0, x1, z0, z1, seed)
+    w, loss, kkt = evaluate(v, init)
     return SCMFit(w=w, v=v, loss=loss, kkt=kkt)
 
 
@@ -232,6 +277,7 @@ def scm(
     v: VMethod | Sequence[float] | np.ndarray | pd.Series = "nested",
     donors: Sequence[Any] | None = None,
     mspe_window: tuple[Any, Any] | None = None,
+    seed: int = 0,
 ) -> SCMResult:
     """Abadie-Diamond-Hainmueller synthetic control for one treated unit.
 
@@ -245,9 +291,12 @@ def scm(
         Each predictor is the mean of ``column`` (the outcome or a panel covariate) over periods
         first..last inclusive, ignoring missing values (R Synth's ``predictors`` and
         ``special.predictors`` in one form). ``None``: every pre-period outcome.
-    v : {"nested", "equal", "regression"} or array-like of float
-        How V is chosen: nested minimisation of the pre-period outcome MSPE (default), equal
-        weights, or regression-based weights. An array (or Series) gives V itself (R Synth's
+    v : {"nested", "nested-local", "equal", "regression"} or array-like of float
+        How V is chosen: nested minimisation of the pre-period outcome MSPE by a global search
+        (default; see :mod:`._vsearch`), the same by R Synth's local searches (``"nested-local"``:
+        Nelder-Mead and BFGS from equal and regression-based V, best of four, which reproduces R
+        Synth's published fits and can stop at a local optimum), equal weights, or regression-based
+        weights. An array (or Series) gives V itself (R Synth's
         ``custom.v``): one non-negative weight per predictor in the order of ``predictors`` (a
         Series whose index holds the predictor labels is matched by label), rescaled to sum to one
         and applied to the SD-normalised predictors as the other methods are. ``result.v`` is the V
@@ -257,6 +306,9 @@ def scm(
     mspe_window : (first, last), optional
         Pre-periods whose outcome MSPE the nested optimisation minimises (default: all pre-periods;
         R Synth's ``time.optimize.ssr``).
+    seed : int
+        Seed of the global V search (``v="nested"``; differential evolution). The search converges to
+        the same optimum from any seed on well-posed problems; the seed makes the run reproducible.
 
     Returns
     -------
@@ -295,13 +347,13 @@ def scm(
     design = synth_design(panel, treated=treated, start=start, donors=donors, predictors=predictors)
     v_used = v if isinstance(v, str) else _custom_v(v, design)
     window = _window(design, panel, mspe_window)
-    fit = _fit(design, v_used, window)
+    fit = _fit(design, v_used, window, seed)
     if not fit.kkt <= 1e-8:
         raise RuntimeError(f"simplex solver KKT violation {fit.kkt:.2e}; please report this data set.")
-    return _result(design, fit, v_used, window, panel, predictors, mspe_window)
+    return _result(design, fit, v_used, window, panel, predictors, mspe_window, seed)
 
 
-def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult:
+def _result(design, fit, v, window, panel, predictors, mspe_window, seed=0) -> SCMResult:
     synthetic = design.y_donors @ fit.w
     gap = design.y_treated - synthetic
     times = pd.Index(list(design.times), name="time")
@@ -328,6 +380,8 @@ def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult
             "n_donors": design.n_donors,
             "scale": design.scale,
             "pre_mspe": fit.loss,
+            "seed": seed,
+            "v_search": VSearch().as_dict() if isinstance(v, str) and v == "nested" else None,
         },
         n_units=design.n_donors + 1,
         n_periods=len(design.times),
@@ -351,7 +405,7 @@ def _result(design, fit, v, window, panel, predictors, mspe_window) -> SCMResult
             "design": design,
             "panel": panel,
             "window": window,
-            "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window},
+            "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window, "seed": seed},
         },
     )
 
@@ -369,11 +423,17 @@ def placebo(
     exclude_mspe_ratio: float | None = None,
     *,
     fake_starts: Sequence[Any] | None = None,
+    refit_v: bool = False,
 ) -> PlaceboResult:
     """Placebo runs for an SCM fit.
 
     ``kind="space"``: each donor in turn is treated as if treated at the same start, its pool the
-    other donors, V fixed at the treated fit's (one vmapped batch of W solves). The rank p-value is
+    other donors. ``refit_v=False`` (default): V fixed at the treated fit's, one vmapped batch of W
+    solves. ``refit_v=True``: V chosen again for each placebo by the treated fit's rule (``"nested"``:
+    the global search with the same seed; ``"regression"``: its own regression V; equal or custom V:
+    the same weights) on predictors normalised over that placebo's own units (the donors), as a
+    separate ``scm(panel, treated=donor, donors=other donors)`` fit would; then every placebo's W in
+    one vmapped batch. The table's ``v_rule`` column and the Spec name the rule used. The rank p-value is
     the share of runs (treated included) whose post/pre RMSPE ratio is at least the treated unit's.
     ``exclude_mspe_ratio`` drops placebos whose pre-period MSPE exceeds that multiple of the
     treated unit's (Abadie et al. 2010 use 20, 5 and 2).
@@ -387,15 +447,52 @@ def placebo(
     if exclude_mspe_ratio is not None and not exclude_mspe_ratio > 0:
         raise SpecificationError(f"exclude_mspe_ratio={exclude_mspe_ratio!r} must be positive (e.g. 5).")
     design: SynthDesign = result.extra["design"]
+    if not isinstance(refit_v, bool):
+        raise SpecificationError(f"refit_v={refit_v!r} must be True or False.")
     if kind == "space":
-        return _placebo_space(result, design, exclude_mspe_ratio)
+        return _placebo_space(result, design, exclude_mspe_ratio, refit_v)
+    if refit_v:
+        raise SpecificationError("refit_v applies to kind='space'; the in-time placebo always re-optimises V.")
     return _placebo_time(result, design, fake_starts)
 
 
-def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | None) -> PlaceboResult:
-    x0, _, _ = _normalise(design)
+def _placebo_v(result: SCMResult, design: SynthDesign) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normalised donor predictors, (J, k) V and (J, J) warm-start W of each placebo), V re-chosen per placebo.
+
+    Each placebo's units are the donors (the treated unit is in no placebo's pool), so the predictors
+    are normalised by their SD across the donors, as a separate fit on that pool would be.
+    """
+    divisor = np.std(design.x_donors, axis=1, ddof=1)
+    x0 = design.x_donors / np.where(divisor > 0, divisor, 1.0)[:, None]
+    lo, hi = result.extra["window"]
+    z = design.y_donors[lo : hi + 1]
+    call = result.extra["call"]
+    v_method = call["v"] if isinstance(call["v"], str) else result.v.to_numpy()
     j = x0.shape[1]
-    w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(pad_donors(x0, donor_bucket(j))), valid_donors(j))
+    v_all = np.empty((j, x0.shape[0]))
+    starts = np.zeros((j, j))
+    for d in track(range(j), "SCM placebo in space (V re-optimised)", total=j):
+        others = np.arange(j) != d
+        v_all[d], w = _choose_v(v_method, x0[:, others], x0[:, d], z[:, others], z[:, d], call.get("seed", 0))
+        starts[d, others] = 1.0 / (j - 1) if w is None else w
+    return x0, v_all, starts
+
+
+def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | None, refit_v: bool) -> PlaceboResult:
+    j = design.n_donors
+    width = donor_bucket(j)
+    if refit_v:
+        x0, v_all, starts = _placebo_v(result, design)
+        pad = width - j  # padded placebo rows reuse the first one; their results are dropped
+        w_all, kkt = _placebo_w_refit(
+            jnp.asarray(np.vstack([v_all, np.tile(v_all[:1], (pad, 1))])),
+            jnp.asarray(pad_donors(x0, width)),
+            valid_donors(j),
+            jnp.asarray(np.vstack([pad_donors(starts, width), np.tile(pad_donors(starts[:1], width), (pad, 1))])),
+        )
+    else:
+        x0, _, _ = _normalise(design)
+        w_all, kkt = _placebo_w(jnp.asarray(result.v.to_numpy()), jnp.asarray(pad_donors(x0, width)), valid_donors(j))
     w_all = np.asarray(w_all)[:j, :j]  # (J, J): row j = weights of placebo j
     if not float(np.max(np.asarray(kkt)[:j])) <= 1e-8:
         raise RuntimeError("simplex solver did not reach the KKT conditions in a placebo run.")
@@ -424,10 +521,18 @@ def _placebo_space(result: SCMResult, design: SynthDesign, ratio_cut: float | No
         }
     )
     frame = pd.DataFrame(gaps, index=pd.Index(list(design.times), name="time"), columns=runs)
-    notes = ("V fixed at the treated unit's fit; W re-solved for each placebo (one vmapped batch)",)
+    v_rule = "refit" if refit_v else "fixed"
+    table["v_rule"] = [v_rule] * len(runs)
+    if refit_v:
+        notes = (
+            f"V re-optimised for each placebo (v={result.spec.options['v']!r}, predictors normalised over the "
+            f"donors); W of every placebo solved in one vmapped batch",
+        )
+    else:
+        notes = ("V fixed at the treated unit's fit; W re-solved for each placebo (one vmapped batch)",)
     spec = Spec(
         "synth.scm.placebo",
-        options={"kind": "space", "exclude_mspe_ratio": ratio_cut},
+        options={"kind": "space", "exclude_mspe_ratio": ratio_cut, "refit_v": refit_v, "v_rule": v_rule},
         n_units=len(runs),
         n_periods=len(design.times),
         notes=notes,
@@ -494,6 +599,7 @@ def _placebo_time(result: SCMResult, design: SynthDesign, fake_starts: Sequence[
             v=v_run,
             donors=list(design.donors),
             mspe_window=win,
+            seed=call.get("seed", 0),
         )
         g = fit.gap.to_numpy()
         pre, post = _rmspe(g[:, None], pos)
