@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -406,7 +407,7 @@ def test_study_refuses_a_locked_out_folder(recording_study, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- kills, two writers
 # A child process runs a tiny plan (TWFE on mpdta) through the command line. Its writer is slowed
 # down at one point (fault injection, in the child only): "staging" stops after two staged files
-# until killed, "commit" pauses one second inside the commit, "hold" waits for a file to appear
+# until killed, "commit" waits inside the commit until the signal was sent, "hold" waits for a file to appear
 # before staging. The parent sends the signal once the child says it reached that point.
 CHILD = r"""
 import sys, time
@@ -425,7 +426,11 @@ def write_file(path, data):
 def apply_commit(root):
     if mode == "commit":
         print("REACHED", flush=True)
-        time.sleep(1.0)
+        # inside the commit until the parent says its signal was sent (a fixed sleep let a slow parent's
+        # signal arrive after the run, during interpreter shutdown, where it kills the process outright)
+        deadline = time.time() + 60
+        while time.time() < deadline and not Path(out + ".sent").exists():
+            time.sleep(0.05)
     real_commit(root)
 output._write_file, output._apply_commit = write_file, apply_commit
 from decrimkit.cli import main
@@ -523,9 +528,10 @@ def test_a_run_killed_while_writing_leaves_complete_previous_or_complete_new_out
         out = proj / "outputs" / f"kill_{sig.name}_{mode}"
         shutil.copytree(prev, out)  # the previous run's outputs, manifest included
         children.append((sig, mode, out, _child(proj, "after.toml", str(out), mode)))
-    for sig, _, _, proc in children:
+    for sig, _, out, proc in children:
         _wait_for(proc)
         proc.send_signal(sig)
+        Path(f"{out}.sent").write_text("")  # a child held inside its commit may now finish it
     for sig, mode, out, proc in children:
         _, err = proc.communicate(timeout=120)
         expected_code = 130 if sig == signal.SIGINT else 128 + signal.SIGTERM
