@@ -30,7 +30,8 @@ import pandas as pd
 NAME = "scm_placebo"
 SIZES = {"fit": 38, "placebo-10": 10, "placebo-20": 20, "placebo-38": 38}
 QUICK_SIZES = ("fit", "placebo-10")  # pysyncon takes ~45 s per 38-placebo loop
-TARGETS = {"placebo-38": 10.0}
+# issue 23: at least as fast as the fastest peer, mlsynth (10x was set against pysyncon before mlsynth was measured)
+TARGETS = {"placebo-38": 1.0}
 NOT_ON_CURVE = ("fit",)  # one fit, not a placebo loop: left out of the scale curve
 YEARS = list(range(1970, 1989))
 

@@ -44,12 +44,15 @@ class VSearch:
 
     popsize : population per predictor (scipy ``differential_evolution``'s ``popsize``).
     maxiter : generation cap; tol : relative convergence tolerance of the population's losses.
+    The defaults were chosen by measurement: on Prop 99 (ADH predictors) and Basque, seeds 0-2 reach
+    the same optimum as popsize 5 / tol 1e-8 (weights equal to 4 decimals, MSPE within 1e-5
+    relative) with about half the evaluations.
     lb : smallest predictor weight relative to the largest (MSCMT's conditioning bound).
     """
 
-    popsize: int = 5
+    popsize: int = 4
     maxiter: int = 100
-    tol: float = 1e-8
+    tol: float = 1e-6
     lb: float = 1e-8
 
     def as_dict(self) -> dict:
@@ -96,9 +99,20 @@ def search_v(
         return float(e @ e) / t
 
     def batch(logv: np.ndarray) -> np.ndarray | float:
+        # one generation (k, S) at once: only the NNLS solves loop in Python
         if logv.ndim == 1:
             return loss(logv)
-        return np.array([loss(logv[:, i]) for i in range(logv.shape[1])])
+        s = np.sqrt(np.power(10.0, logv)).T  # (S, k)
+        big_a = np.empty((s.shape[0], k + 1, xr.shape[1]))
+        big_a[:, :k] = xr[None] * s[:, :, None]
+        big_a[:, k] = _BIG
+        big_b = np.empty((s.shape[0], k + 1))
+        big_b[:, :k] = x1[None] * s
+        big_b[:, k] = _BIG
+        w = np.stack([optimize.nnls(big_a[i], big_b[i])[0] for i in range(s.shape[0])])
+        total = w.sum(axis=1)
+        e = z1[None, :] - (w / np.where(total > 0, total, 1.0)[:, None]) @ zr.T
+        return np.where(total > 0, np.einsum("st,st->s", e, e) / t, np.inf)
 
     log_lb = float(np.log10(settings.lb))
     rng = np.random.default_rng(seed)
