@@ -404,6 +404,179 @@ def test_largest_seed_works():
     assert np.array_equal(res.wild.conf_int, again.wild.conf_int)  # the same seed repeats the draws
 
 
+# ------------------------------------------------------------------ synthetic control: magnitude, no variation (18.8)
+def _one_treated(scale: float = 1.0) -> pd.DataFrame:
+    """Unit 0 treated from 2003 among four never-treated donors (units 8-11)."""
+    df = frame().query("unit in [0, 8, 9, 10, 11]").copy()
+    df["y"] = df["y"] * scale
+    return df
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: synth.scm(p, treated=0, start=2003),
+    lambda p: synth.augmented(p, treated=0, start=2003),
+    lambda p: synth.sdid(p, n_reps=5, se_method="bootstrap"),
+    lambda p: synth.mc_nnm(p, n_reps=5),
+], ids=["scm", "augmented", "sdid", "mc_nnm"])
+@pytest.mark.parametrize("scale", [1e155, 1e300])
+def test_synth_outcomes_too_large_to_square(call, scale):
+    # 1e155: augmented hung; 1e300: scm returned a wrong estimate and sdid NaN
+    _raises(DataError, r"outcome 'y' reaches .*e\+(155|300) \(unit .*synthetic-control fits square the outcomes.*"
+                       r"values beyond 1e\+100 are refused", call, panel(_one_treated(scale)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: synth.scm(p, treated=0, start=2003),
+    lambda p: synth.augmented(p, treated=0, start=2003),
+    lambda p: synth.sdid(p, n_reps=5, se_method="bootstrap"),
+    lambda p: synth.mc_nnm(p, n_reps=5),
+], ids=["scm", "augmented", "sdid", "mc_nnm"])
+def test_synth_constant_outcome(call):
+    # sdid returned NaN and augmented a raw "zero-size array" ValueError
+    df = _one_treated()
+    df["y"] = 3.0
+    _raises(DataError, r"outcome 'y' is 3 in every unit and period: there is no variation to fit", call, panel(df))
+
+
+def test_synth_large_but_finite_outcomes_scale_the_estimate():
+    base = synth.scm(panel(_one_treated()), treated=0, start=2003).estimate
+    big = synth.scm(panel(_one_treated(1e50)), treated=0, start=2003).estimate
+    assert big / 1e50 == pytest.approx(base, rel=1e-6)  # solver tolerance 1e-10 on weights; equivariant
+
+
+def test_scm_and_augmented_identical_donor_paths_before_the_start():
+    df = _one_treated()
+    df.loc[(df["unit"] > 0) & (df["year"] < 2003), "y"] = 1.0  # donors identical before 2003, different after
+    for fn in (synth.scm, synth.augmented):
+        _raises(DesignError, r"the 4 donors have identical predictors \(pre-period outcomes equal across donors\)",
+                fn, panel(df), treated=0, start=2003)
+
+
+def test_sdid_flat_control_pre_periods():
+    df = _one_treated()
+    df.loc[(df["unit"] > 0) & (df["year"] < 2003), "y"] = df["unit"]  # each control flat at its own level
+    _raises(DesignError, r"cohort 2003: the control units' pre-period outcomes do not change from one period to the "
+                         r"next", synth.sdid, panel(df), n_reps=5, se_method="bootstrap")
+
+
+def test_mc_nnm_placebo_standard_error_of_constant_controls():
+    df = _one_treated()
+    df.loc[df["unit"] > 0, "y"] = 2.0  # controls constant: every placebo estimate is the same
+    _raises(DesignError, r"every one of the 5 placebo estimates is the same .*would be 0\. Pass n_reps=0", synth.mc_nnm,
+            panel(df), n_reps=5)
+
+
+# ------------------------------------------------------------------ no untreated period (18.6, 19.8)
+def test_mc_nnm_units_treated_in_every_period():
+    # was an estimate (1.54, moving to 5.83 when 5 is added to the treated units' outcomes)
+    df = frame()
+    df["first"] = np.where(df["unit"] < 2, 2000, 0)
+    _raises(DesignError, r"2 treated units \(e\.g\. \[0, 1\]\) are treated in every period from the first \(2000\): "
+                         r"with no untreated period", synth.mc_nnm, panel(df), n_reps=5)
+    _raises(DesignError, r"no untreated period", did.imputation, panel(df))  # as the imputation estimator says
+
+
+def _everyone_from_the_start() -> Panel:
+    df = frame()
+    df["first"] = 2000  # no never-treated, no not-yet-treated, no pre-period
+    return panel(df)
+
+
+def test_panel_accepts_a_frame_treated_everywhere_but_describes_it():
+    p = _everyone_from_the_start()  # the data are valid; the designs built on them are refused below
+    assert p.describe()["never_treated_units"] == 0 and p.describe()["cohorts"] == ["2000"]
+    assert p.frame["d"].all()
+
+
+@pytest.mark.parametrize("name, call, match", [
+    ("twfe", lambda p: did.twfe(p), r"every observation is treated; there is no comparison period or unit"),
+    ("event_study", lambda p: did.event_study(p), r"every observation is treated"),
+    ("sun_abraham", lambda p: did.sun_abraham(p), r"every observation is treated"),
+    ("bacon", lambda p: did.bacon(p), r"every observation is treated"),
+    ("poisson", lambda p: did.poisson(p, exposure=None), r"every observation is treated"),
+    ("att_gt", lambda p: did.att_gt(p, n_boot=0), r"12 units are treated in the first period \(2000\) or before, so "
+                                                   r"they have no pre-treatment period"),
+    ("att_gt_notyet", lambda p: did.att_gt(p, n_boot=0, control="notyet"), r"no pre-treatment period"),
+    ("imputation", lambda p: did.imputation(p), r"12 treated units \(earliest cohort 2000\) have no untreated period"),
+    ("two_stage", lambda p: did.two_stage(p), r"have no untreated period"),
+    ("scm", lambda p: synth.scm(p, treated=0, start=2003), r"no never-treated unit other than the treated one"),
+    ("augmented", lambda p: synth.augmented(p, treated=0, start=2003), r"no never-treated unit other than"),
+    ("sdid", lambda p: synth.sdid(p, n_reps=5), r"sdid needs at least two never-treated control units; the panel has 0"),
+    ("mc_nnm", lambda p: synth.mc_nnm(p, n_reps=5), r"12 treated units .* are treated in every period from the first"),
+])
+def test_every_unit_treated_from_the_first_period(name, call, match):
+    _raises(DesignError, match, call, _everyone_from_the_start())
+
+
+# ------------------------------------------------------------------ too few clusters for the SE (issue 18.6)
+# Rule (estimators/did/_reg_design.require_cluster_sides): a cluster-robust or influence-function
+# variance needs at least 2 treated and 2 comparison clusters. With one treated unit the SEs were
+# 1e-16 .. 1e-15 (p ~ 0) with one control, and imputation gave p = 8e-33 with two.
+def _one_treated_unit(n_controls: int) -> Panel:
+    df = frame(n_units=1 + n_controls, n_periods=8)
+    df["first"] = np.where(df["unit"] == 0, 2004, 0)
+    return panel(df)
+
+
+_FEW = r"clustered by 'unit', and the design has 1 treated and {} comparison cluster\(s\); a cluster-robust " \
+       r"variance needs at least 2 of each.*Conley and Taber 2011"
+
+
+@pytest.mark.parametrize("n_controls", [1, 2])
+@pytest.mark.parametrize("call", [
+    lambda p: did.twfe(p),
+    lambda p: did.twfe(p, se_method="wild", n_boot=99),
+    lambda p: did.event_study(p),
+    lambda p: did.sun_abraham(p),
+    lambda p: did.att_gt(p, n_boot=0),
+    lambda p: did.att_gt(p, n_boot=99),
+    lambda p: did.imputation(p),
+    lambda p: did.two_stage(p),
+], ids=["twfe", "twfe_wild", "event_study", "sun_abraham", "att_gt", "att_gt_boot", "imputation", "two_stage"])
+def test_one_treated_unit_has_no_cluster_robust_standard_error(call, n_controls):
+    _raises(DesignError, _FEW.format(n_controls), call, _one_treated_unit(n_controls))
+
+
+def test_poisson_one_treated_unit_has_no_cluster_robust_standard_error():
+    df = frame(n_units=3, n_periods=8)
+    df["first"] = np.where(df["unit"] == 0, 2004, 0)
+    _raises(DesignError, _FEW.format(2), did.poisson, panel(df, outcome="deaths", population="pop"))
+
+
+def test_one_comparison_cluster_is_refused_too():
+    df = frame(n_units=3, n_periods=8)
+    df["first"] = np.where(df["unit"] < 2, 2004, 0)  # two treated units, one never-treated
+    _raises(DesignError, r"the design has 2 treated and 1 comparison cluster\(s\)", did.twfe, panel(df))
+
+
+def test_one_treated_state_among_clustered_units_is_refused():
+    df = frame()
+    df["state"] = np.where(df["unit"] < 8, 1.0, df["unit"])  # every treated unit in state 1
+    p = panel(df, covariates=("state",))
+    _raises(DesignError, r"clustered by 'state', and the design has 1 treated and 5 comparison", did.att_gt, p,
+            cluster="state", n_boot=0)
+    _raises(DesignError, r"clustered by 'state', and the design has 1 treated and 5 comparison", did.imputation, p,
+            cluster="state")
+
+
+def test_two_treated_and_two_comparison_clusters_give_a_positive_standard_error():
+    df = frame(n_units=4, n_periods=8)
+    df["first"] = np.where(df["unit"] < 2, 2004, 0)
+    res = did.twfe(panel(df))
+    assert res.se[0] > 1e-3 and np.isfinite(res.p_value[0])
+
+
+def test_one_treated_unit_point_estimate_without_clustering():
+    # the coefficient itself is identified; a study that does its own placebo inference (Oregon's
+    # Conley-Taber interval) fits it with cluster=None, where the SE is HC1 by the caller's choice
+    p = _one_treated_unit(3)
+    wide = p.to_wide("y")
+    post = np.asarray(wide.columns) >= 2004
+    did_2x2 = (wide.loc[0, post].mean() - wide.loc[0, ~post].mean()) - (
+        wide.loc[1:, post].to_numpy().mean() - wide.loc[1:, ~post].to_numpy().mean())
+    assert did.twfe(p, cluster=None).att == pytest.approx(did_2x2, rel=1e-10)
+
+
 # ------------------------------------------------------------------ estimators
 def test_twfe_all_units_treated_at_once():
     df = frame()

@@ -63,9 +63,42 @@ def test_every_file_loads_with_its_catalogued_rows_and_hash(name):
         data = (root / f["bundled"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == f["sha256"]
         assert data[:2] == b"\x1f\x8b" and data[4:8] == b"\0\0\0\0"  # gzip with mtime 0: deterministic bytes
-        df = load_dataset(name, f["name"])
+        every_row = {column: None for column in info.get("select", {})}  # rows as stored, no selection
+        df = load_dataset(name, f["name"], **every_row)
         assert len(df) == f["rows"]
-    assert len(load_dataset(name)) == EXPECTED[name]
+    assert len(load_dataset(name, **{column: None for column in info.get("select", {})})) == EXPECTED[name]
+
+
+def test_vsrr_loader_selects_one_indicator():
+    """The full VSRR file stacks the all-cause "Number of Deaths" (TX, UT) beside the drug overdose counts;
+    the loader returns one indicator, never the mix (issue 19, part 9)."""
+    raw = load_dataset("cdc_vsrr_overdose", indicator=None)
+    assert sorted(raw["indicator"].unique()) == ["Number of Deaths", "Number of Drug Overdose Deaths"]
+    od = load_dataset("cdc_vsrr_overdose")
+    assert od["indicator"].unique().tolist() == ["Number of Drug Overdose Deaths"]
+    assert len(od) == 6199 and len(raw) == 6447  # 49 x 124 + Colorado's 123; + 2 x 124 all-cause rows
+    assert od.groupby("state").size().loc[["TX", "UT"]].tolist() == [124, 124]  # one row per month, not two
+    assert not od.duplicated(["state", "year", "month"]).any()
+    allcause = load_dataset("cdc_vsrr_overdose", indicator="Number of Deaths")
+    assert sorted(allcause["state"].unique()) == ["TX", "UT"] and len(allcause) == 248
+    # the two indicators differ (all causes exceed drug overdoses): mixing them was a real trap
+    both = od.merge(allcause, on=["state", "year", "month"], suffixes=("_od", "_all"))
+    assert len(both) == 248 and (both["data_value_all"] > 10 * both["data_value_od"]).all()
+    assert dataset_info("cdc_vsrr_overdose")["select"] == {"indicator": "Number of Drug Overdose Deaths"}
+    subset = load_dataset("cdc_vsrr_overdose", "vsrr_overdose_deaths_12mo_ending_subset.csv")
+    assert len(subset) == 4587  # the subset holds the overdose indicator only
+
+
+def test_vsrr_loader_refuses_unknown_selections():
+    with pytest.raises(DataError, match=r"no rows with indicator == 'Opioids'; it holds 'Number of Deaths', "
+                                        r"'Number of Drug Overdose Deaths' \(or pass indicator=None"):
+        load_dataset("cdc_vsrr_overdose", indicator="Opioids")
+    with pytest.raises(DataError, match=r"got unknown selection\(s\) \['state'\]; this dataset declares: "
+                                        r"indicator= \(default 'Number of Drug Overdose Deaths'\)"):
+        load_dataset("cdc_vsrr_overdose", state="OR")
+    with pytest.raises(DataError, match=r"load_dataset\('mpdta'\) got unknown selection\(s\) \['indicator'\]; "
+                                        r"this dataset declares: none"):
+        load_dataset("mpdta", indicator="x")
 
 
 def test_source_hashes_match_provenance():

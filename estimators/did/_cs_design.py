@@ -15,7 +15,7 @@ import pandas as pd
 from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.panel import Panel
 
-from ._reg_design import require_clusters
+from ._reg_design import require_cluster_sides, require_clusters
 
 __all__ = ["CellDesign", "cell_design", "compact_cells", "logit_groups", "unit_column"]
 
@@ -167,6 +167,7 @@ def cell_design(
     if cluster is not None:
         codes = pd.factorize(unit_column(panel, cluster, "cluster"), sort=True)[0]
         require_clusters(int(codes.max()) + 1 if codes.size else 0, cluster)
+    require_cluster_sides(np.arange(n) if codes is None else codes, g_unit, cluster or "unit")
     excluded: tuple[tuple[int, str], ...] = ()
     notes: tuple[str, ...] = ()
     never = ~np.isfinite(g_unit)

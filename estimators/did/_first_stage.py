@@ -27,7 +27,7 @@ from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.numerics.demean import demean
 from decrimkit.panel import Panel
 
-from ._reg_design import require_clusters
+from ._reg_design import require_cluster_sides, require_clusters
 
 __all__ = ["FirstStage", "first_stage", "obs_weights"]
 
@@ -205,6 +205,7 @@ def first_stage(
             raise SpecificationError(f"cluster={cluster!r} is not a column of the panel.")
         codes = np.unique(f[cluster].to_numpy(), return_inverse=True)[1].reshape(-1)
         require_clusters(int(codes.max()) + 1, cluster)
+    require_cluster_sides(codes, g, cluster or "unit")
     return FirstStage(
         z=z,
         untreated=untreated,

@@ -20,6 +20,7 @@ __all__ = [
     "options",
     "check_alpha",
     "require_clusters",
+    "require_cluster_sides",
 ]
 
 
@@ -28,7 +29,9 @@ def cluster_labels(panel: Panel, cluster: str | None) -> np.ndarray | None:
     if cluster is None:
         return None
     if cluster == "unit":
-        return panel.unit_index
+        codes = panel.unit_index
+        require_cluster_sides(codes, panel.g_index, "unit")
+        return codes
     if cluster == "time":
         return panel.time_index
     raise SpecificationError(
@@ -113,3 +116,45 @@ def require_clusters(n_clusters: int, cluster: str) -> None:
             f"cluster={cluster!r} has {n_clusters} distinct value(s), but clustered standard errors "
             f"need at least 2 clusters. Cluster at a finer level (e.g. cluster=None for units)."
         )
+
+
+def require_cluster_sides(codes: np.ndarray, g: np.ndarray, cluster: str) -> None:
+    """Refuse a cluster-robust or influence-function variance with fewer than 2 clusters on either side.
+
+    ``codes`` is the cluster of each row (or unit) and ``g`` its cohort position (inf = never treated).
+    Treated clusters hold an ever-treated unit; comparison clusters hold a never-treated unit or one
+    treated after the earliest cohort (a not-yet-treated comparison). The rule: at least two of each.
+
+    Why: a cluster-robust variance estimates each side's sampling noise from that side's clusters. With
+    one treated cluster, that cluster's own fixed effects and cohort means absorb its shocks, so its
+    contribution to the variance is (nearly) zero and the standard error reflects the comparison
+    units alone: it is inconsistent and far too small (Conley and Taber 2011; MacKinnon and Webb
+    2017, 2018, who show that the wild cluster bootstrap fails there as well); with one treated and one
+    comparison cluster it is exactly zero up to rounding. The same holds for one comparison cluster;
+    R's did refuses a too-small never-treated group ("never treated group is too small").
+
+    Conley, T. G. and Taber, C. R. (2011). Inference with "difference in differences" with a small
+    number of policy changes. *REStat* 93(1), 113-125.
+    MacKinnon, J. G. and Webb, M. D. (2017). Wild bootstrap inference for wildly different cluster
+    sizes. *Journal of Applied Econometrics* 32(2), 233-254.
+    MacKinnon, J. G. and Webb, M. D. (2018). The wild bootstrap for few (treated) clusters. *The
+    Econometrics Journal* 21(2), 114-135.
+    """
+    codes = np.asarray(codes).reshape(-1)
+    g = np.asarray(g, dtype="float64").reshape(-1)
+    treated = np.isfinite(g)
+    if not treated.any():
+        return  # "no treated unit" is reported by the design checks
+    comparison = ~treated | (g > np.min(g[treated]))
+    n_t, n_c = np.unique(codes[treated]).size, np.unique(codes[comparison]).size
+    if (n_t >= 2 and n_c >= 2) or n_c == 0:
+        return  # enough clusters, or no comparison at all (the estimator's design checks say so)
+    raise DesignError(
+        f"the standard errors are clustered by {cluster!r}, and the design has {n_t} treated and {n_c} "
+        f"comparison cluster(s); a cluster-robust variance needs at least 2 of each. With one cluster on "
+        f"a side its shocks are absorbed by its own fixed effects and means, so the standard error is far "
+        f"too small (zero with one of each) and its p-values and intervals are invalid (Conley and Taber "
+        f"2011; MacKinnon and Webb 2017, 2018). Use inference built for a single treated unit (synth.scm "
+        f"with placebo inference, or a permutation / Conley-Taber interval over the comparison units), "
+        f"or add units to the smaller side."
+    )

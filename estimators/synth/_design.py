@@ -62,15 +62,48 @@ def _label(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
+MAX_OUTCOME = 1e100
+"""Largest outcome magnitude the synthetic-control family accepts. The fits square outcomes (Gram
+matrices, ridge systems, noise levels); float64 overflows at 1.8e308, so squares and their sums over
+units and periods need |y| far below 1e154 (beyond it ``augmented`` hung and ``scm``/``sdid`` gave a
+wrong number or NaN). 1e100 leaves room for any realistic count, rate or money amount."""
+
+
 def outcome_wide(panel: Panel) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
-    """Units x periods outcome table (rates per 100,000 when the panel has population)."""
+    """Units x periods outcome table (rates per 100,000 when the panel has population).
+
+    Raises
+    ------
+    DataError
+        Outcomes beyond :data:`MAX_OUTCOME` in magnitude, or an outcome that is the same number in
+        every unit and period (nothing to fit: weights and noise levels are undefined).
+    """
     if panel.has_population:
-        return (
+        wide, scale, notes = (
             panel.to_wide("rate"),
             "rate",
             ("outcome analysed as a rate per 100,000 population (the panel has population=)",),
         )
-    return panel.to_wide("y"), "raw", ()
+    else:
+        wide, scale, notes = panel.to_wide("y"), "raw", ()
+    values = wide.to_numpy(dtype="float64")
+    seen = values[np.isfinite(values)]
+    name = panel.roles["outcome"] + (" (as a rate per 100,000)" if scale == "rate" else "")
+    if seen.size and np.max(np.abs(seen)) > MAX_OUTCOME:
+        big = wide.stack().abs().idxmax()
+        raise DataError(
+            f"outcome {name!r} reaches {float(wide.loc[big]):.3g} (unit {_label(big[0])!r}, {big[1]}): "
+            f"synthetic-control fits square the outcomes, which overflows float64 for magnitudes near "
+            f"1e154, so values beyond {MAX_OUTCOME:g} are refused. Rescale the outcome first (e.g. divide "
+            f"it by a power of ten): synthetic-control estimates scale with it."
+        )
+    if seen.size and np.ptp(seen) == 0:
+        raise DataError(
+            f"outcome {name!r} is {float(seen[0]):g} in every unit and period: there is no variation to "
+            f"fit, so donor weights and noise levels are undefined. Check that the right column was "
+            f"given as outcome=."
+        )
+    return wide, scale, notes
 
 
 def start_position(panel: Panel, start: Any, *, min_pre: int = 1) -> int:
@@ -122,6 +155,12 @@ def choose_donors(panel: Panel, treated: Any, donors: Sequence[Any] | None) -> t
             )
         if len(set(pool)) != len(pool):
             raise DesignError("donors= repeats a unit; give each donor once.")
+    if donors is None and not pool:
+        raise DesignError(
+            f"there is no never-treated unit other than the treated one to serve as a donor: all "
+            f"{len(units)} units of the panel are treated (cohorts {[str(c) for c in panel.cohorts][:5]}). A "
+            f"synthetic control needs untreated comparison units; add them to the panel."
+        )
     if len(pool) < 2:
         raise DesignError(
             f"only {len(pool)} donor unit(s) {pool}: a synthetic control needs at least two donors "
@@ -245,6 +284,13 @@ def synth_design(
         if len(predictors) == 0:
             raise SpecificationError("predictors= is empty; pass None for every pre-period outcome.")
         x, labels = _predictor_matrix(panel, wide, units, predictors, n_pre)
+    if np.all(np.ptp(x[:, 1:], axis=1) == 0) and np.any(np.ptp(y[1:], axis=0) > 0):
+        raise DesignError(
+            f"the {len(pool)} donors have identical predictors ({'pre-period outcomes' if predictors is None else 'every predictor'} "
+            f"equal across donors): every set of donor weights fits the treated unit equally well, so the "
+            f"synthetic control, which differs with the weights after the start, is not identified. Use "
+            f"donors whose pre-treatment paths differ."
+        )
     return SynthDesign(
         treated=treated,
         donors=pool,

@@ -219,6 +219,16 @@ def mc_nnm(
     treated_cells = panel.to_wide("d").to_numpy() == 1
     if not treated_cells.any():
         raise DesignError("no treated cells (d == 1); build the panel with treated= or cohort=.")
+    always = treated_cells.all(axis=1)
+    if always.any():
+        bad = [u.item() if isinstance(u, np.generic) else u for u in panel.units[always][:5]]
+        raise DesignError(
+            f"{int(always.sum())} treated units (e.g. {bad}) are treated in every period from the first "
+            f"({panel.times[0]}): with no untreated period their unit effects cannot be estimated, and an "
+            f"imputed untreated path would be fixed by the other units alone (adding a constant to their "
+            f"outcomes would move the estimate one for one). Drop them with panel.subset(...) or extend "
+            f"the data back in time."
+        )
     never = ~treated_cells.any(axis=1)
     if never.sum() < 2:
         raise DesignError(f"mc_nnm needs at least two never-treated units; the panel has {int(never.sum())}.")
@@ -322,4 +332,11 @@ def _placebo_se(y, x, treated_cells, never, lam, n_reps, key) -> float:
     fits = fit_chunked(y, x, obs, np.full(n_reps, lam))
     y0 = np.asarray(fits.y0)
     est = np.array([(y - y0[r])[fake[r]].mean() for r in range(n_reps)])
-    return float(np.std(est, ddof=1))
+    se = float(np.std(est, ddof=1))
+    if not se > 0:
+        raise DesignError(
+            f"every one of the {n_reps} placebo estimates is the same ({est[0]:.6g}): the control units' "
+            f"outcomes carry no variation for a placebo standard error, which would be 0. Pass n_reps=0 "
+            f"(no standard error) or check the outcome column."
+        )
+    return se

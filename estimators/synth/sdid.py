@@ -81,6 +81,13 @@ def _noise(y_ctrl_pre: np.ndarray) -> float:
 def _fit_cohort(y, ctrl_idx, tr_idx, t0, estimator, label) -> _Cohort:
     n0, n1, t1 = len(ctrl_idx), len(tr_idx), y.shape[1] - t0
     sigma = _noise(y[ctrl_idx, :t0])
+    if not sigma > 0:
+        raise DesignError(
+            f"cohort {label}: the control units' pre-period outcomes do not change from one period to the "
+            f"next (their first differences have standard deviation 0), so SDID's noise level, which sets "
+            f"the regularisation and the solver's stopping rule (Arkhangelsky et al. 2021), is zero and the "
+            f"weights are not identified. Check the outcome column, or use more pre-periods or controls."
+        )
     opts = OPTIONS[estimator]
     eta_omega = (n1 * t1) ** 0.25 if estimator == "sdid" else 1e-6
     ctrl = np.zeros((1, y.shape[0]), dtype=bool)

@@ -58,7 +58,7 @@ def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: 
     wa = D.build(inputs, pool="with_wa")
     with warnings.catch_warnings():  # a point estimate only (one treated, one control): no p-value is reported
         warnings.simplefilter("ignore", FewTreatedWarning)
-        att = float(did.twfe(wa.panel(years=years, donors=("WA",))).att)
+        att = float(did.twfe(wa.panel(years=years, donors=("WA",)), cluster=None).att)  # no cluster SE: 1 vs 1
     rows.append(_row("DiD vs Washington only", "TWFE, Oregon against Washington (Blake: partly treated)", None,
                      estimate=att, n_donors=1))
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import study_runs
-from decrimkit.errors import DataError, FewTreatedWarning, SpecificationError
+from decrimkit.errors import DataError, DesignError, FewTreatedWarning, SpecificationError
 from decrimkit.studies.oregon import data as D
 
 pytestmark = pytest.mark.xdist_group("studies")
@@ -106,8 +106,11 @@ def test_did_path_matches_twfe(study):
     panel = study.panel(years=(2014, 2023))
     path = M.did_path(panel).set_index("year")
     with pytest.warns(FewTreatedWarning, match="1 treated unit"):  # Oregon alone: the point estimate only
-        att = did.twfe(panel).att
+        att = did.twfe(panel, cluster=None).att
     assert path.loc[2021:, "gap"].mean() == pytest.approx(att, rel=1e-9)
+    # the default cluster-robust SE with one treated state would be far too small: refused
+    with pytest.raises(DesignError, match=r"1 treated and \d+ comparison cluster"):
+        did.twfe(panel)
 
 
 def test_conley_taber_interval():

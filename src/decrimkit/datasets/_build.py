@@ -94,6 +94,9 @@ META: dict[str, dict[str, Any]] = {
         "licence": "US federal government data (public domain)",
         "coverage": "jurisdiction x month 2015-01 to 2025-04; full file: 47 states + DC + US + NYC (PA, RI, SC missing)",
         "main": "vsrr_overdose_deaths_12mo_ending_full.csv",
+        # the full file mixes indicators (all-cause "Number of Deaths" for TX and UT beside the drug
+        # overdose counts): load_dataset returns one indicator unless the caller asks otherwise
+        "select": {"indicator": "Number of Drug Overdose Deaths"},
     },
     "state_population": {
         "title": "US resident population by state and year (Census Bureau estimates)",

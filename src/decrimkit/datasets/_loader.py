@@ -81,7 +81,8 @@ def dataset_info(name: str) -> dict[str, Any]:
     ``sha256`` maps each bundled file to its hash. Each entry of ``files`` has ``name`` (to pass as
     ``file=``), ``bundled`` (the gzip file in the package),
     ``sha256`` (of the bundled bytes, verified on every load), ``source_sha256`` (of the file as
-    listed in the dataset's PROVENANCE.md) and ``rows``.
+    listed in the dataset's PROVENANCE.md) and ``rows`` (every row of the file as stored). ``select``,
+    when present, maps a column to the value :func:`load_dataset` keeps by default (see there).
 
     Raises
     ------
@@ -104,7 +105,10 @@ def dataset_hashes(name: str) -> dict[str, str]:
     return {f["bundled"]: f["sha256"] for f in _entry(name)["files"]}
 
 
-def load_dataset(name: str, file: str | None = None) -> pd.DataFrame:
+_ALL = object()  # "no value given" for a selection column (None means: keep every value)
+
+
+def load_dataset(name: str, file: str | None = None, **select: Any) -> pd.DataFrame:
     """Load a bundled dataset as a DataFrame, after verifying the file's sha256.
 
     Parameters
@@ -114,16 +118,24 @@ def load_dataset(name: str, file: str | None = None) -> pd.DataFrame:
     file : str, optional
         Which file of the dataset (as listed by :func:`dataset_info`, with or without ``.gz``);
         default the dataset's main file.
+    **select
+        Row selections a dataset declares (``dataset_info(name)["select"]``: column -> default value),
+        for files that stack different quantities in one column. ``cdc_vsrr_overdose`` declares
+        ``indicator`` with default ``"Number of Drug Overdose Deaths"``: its full file also holds the
+        all-cause ``"Number of Deaths"`` for TX and UT, which must never be mixed with overdose counts.
+        Pass another value to get that indicator, or ``indicator=None`` for every row as stored.
 
     Returns
     -------
     DataFrame
-        The file as read by :func:`pandas.read_csv`; a fresh frame on every call.
+        The file as read by :func:`pandas.read_csv` (rows of the selected values only, index 0..n-1);
+        a fresh frame on every call.
 
     Raises
     ------
     DataError
-        Unknown dataset or file, or a file whose sha256 does not match the catalog.
+        Unknown dataset or file, a file whose sha256 does not match the catalog, a selection the
+        dataset does not declare, or a value the file does not hold (the message lists the values).
 
     Examples
     --------
@@ -140,4 +152,29 @@ def load_dataset(name: str, file: str | None = None) -> pd.DataFrame:
         other = _file_entry(entry, names_from)
         raw = _verified_bytes(data_root() / name / other["bundled"], other["sha256"])
         options["names"] = pd.read_csv(io.BytesIO(gzip.decompress(raw)), nrows=0).columns.tolist()
-    return pd.read_csv(io.BytesIO(gzip.decompress(data)), **options)
+    df = pd.read_csv(io.BytesIO(gzip.decompress(data)), **options)
+    return _select_rows(df, entry, select)
+
+
+def _select_rows(df: pd.DataFrame, entry: dict[str, Any], select: dict[str, Any]) -> pd.DataFrame:
+    """Apply the dataset's declared selections (defaults unless the caller overrides them)."""
+    declared: dict[str, Any] = entry.get("select", {})
+    unknown = sorted(set(select) - set(declared))
+    if unknown:
+        allowed = ", ".join(f"{k}= (default {v!r})" for k, v in declared.items()) or "none"
+        raise DataError(
+            f"load_dataset({entry['name']!r}) got unknown selection(s) {unknown}; this dataset declares: {allowed}."
+        )
+    for column, default in declared.items():
+        value = select.get(column, default)
+        if value is None or column not in df.columns:
+            continue
+        keep = df[column] == value
+        if not keep.any():
+            held = ", ".join(repr(v) for v in sorted(df[column].dropna().unique().tolist()))
+            raise DataError(
+                f"dataset {entry['name']!r} has no rows with {column} == {value!r}; it holds {held} "
+                f"(or pass {column}=None for every row)."
+            )
+        df = df.loc[keep].reset_index(drop=True)
+    return df

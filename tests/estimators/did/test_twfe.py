@@ -156,12 +156,19 @@ def test_named_errors(castle, castle_frame):
 def test_two_clusters_run_and_one_cluster_is_refused(castle_frame):
     two = castle_frame[castle_frame["state"].isin(["Florida", "Alaska"])]
     p = Panel.from_frame(two, unit="state", time="year", outcome="l_homicide", cohort="effyear")
-    # two treated states (different years): both fits warn that the estimate rests on few treated units
+    # two treated states (different years): the time-clustered fit warns that it rests on few treated units
     with pytest.warns(FewTreatedWarning, match="rests on 2 treated units"):
         assert np.isfinite(did.twfe(p, cluster="time").se[0])
+    # Florida (2005) and Alaska (2006): Alaska is the only comparison (not yet treated in 2005), one cluster
+    # on that side, so the CR1 SE would be far too small (issue 18.6)
+    with pytest.raises(DesignError, match=r"2 treated and 1 comparison cluster\(s\); a cluster-robust variance needs"):
+        did.twfe(p, cluster="unit")
     with pytest.warns(FewTreatedWarning):
-        res = did.twfe(p, cluster="unit")  # two clusters: allowed, t with one degree of freedom
-    assert res.df == 1
+        assert np.isfinite(did.twfe(p, cluster=None).att)  # the coefficient itself is identified
+    four = castle_frame[castle_frame["state"].isin(["Florida", "Texas", "Alaska", "Vermont"])]
+    with pytest.warns(FewTreatedWarning):
+        res = did.twfe(Panel.from_frame(four, unit="state", time="year", outcome="l_homicide", cohort="effyear"))
+    assert res.df == 3 and res.se[0] > 0  # three treated, three comparison clusters: t with G - 1 = 3 df
     with pytest.raises(DesignError, match="at least two clusters"):
         from decrimkit.inference.cluster import cr1_vcov
 
