@@ -986,3 +986,19 @@ def test_grid_and_prior_draw_limits():
             check_sampler, prior_draws=10**6)
     _raises(LimitError, r"plan key estimators\[2\]\.options\.grid_size = 1,000,000,000 is above .* 100,000",
             check_options, {"grid_size": 10**9, "alpha": 0.1}, where="plan key estimators[2].options")
+
+
+def test_imputation_point_estimate_only_for_placebo_inference():
+    # a caller doing its own design-based inference (the prosecutors study: one county per model, placebo
+    # reassignment) gets the point estimate with se=False, and no standard error at all
+    p = _one_treated_unit(3)
+    res = did.imputation(p, se=False)
+    ref = did.imputation(_one_treated_unit(3).subset([0, 1, 2, 3]), se=False)
+    assert np.isfinite(res.overall[0]) and np.isnan(res.overall[1]) and np.isnan(res.se).all()
+    assert res.overall[0] == pytest.approx(ref.overall[0], rel=1e-12)
+    assert "point estimates only (se=False)" in res.summary()
+    _raises(SpecificationError, r"pretrends needs standard errors", did.imputation, p, se=False, pretrends=2)
+    _raises(SpecificationError, r"se must be True or False, got 'no'", did.imputation, p, se="no")
+    # with enough clusters the point estimates are the same with and without standard errors
+    full = did.imputation(panel())
+    assert did.imputation(panel(), se=False).overall[0] == pytest.approx(full.overall[0], rel=1e-12)

@@ -128,8 +128,12 @@ def first_stage(
     anticipation: int,
     weights: str | None,
     cluster: str | None,
+    check_clusters: bool = False,
 ) -> FirstStage:
-    """Validate the design and fit the untreated-observation two-way fixed-effects model."""
+    """Validate the design and fit the untreated-observation two-way fixed-effects model.
+
+    ``check_clusters=True`` applies the few-clusters rule (callers that report its cluster-robust SE).
+    """
     if isinstance(anticipation, bool) or not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
         raise SpecificationError(f"anticipation must be a non-negative integer, got {anticipation!r}.")
     if panel.has_group:
@@ -205,7 +209,8 @@ def first_stage(
             raise SpecificationError(f"cluster={cluster!r} is not a column of the panel.")
         codes = np.unique(f[cluster].to_numpy(), return_inverse=True)[1].reshape(-1)
         require_clusters(int(codes.max()) + 1, cluster)
-    require_cluster_sides(codes, g, cluster or "unit")
+    if check_clusters:
+        require_cluster_sides(codes, g, cluster or "unit")
     return FirstStage(
         z=z,
         untreated=untreated,

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from decrimkit.errors import DesignError
+from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
 from decrimkit.estimators.did._first_stage import FirstStage, first_stage
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
@@ -104,6 +104,7 @@ def imputation(
     n_perm: int = 999,
     max_exact: int = MAX_EXACT,
     seed: int = 0,
+    se: bool = True,
 ) -> EventTimeEffect:
     """Event-time and overall ATTs by imputation (Borusyak, Jaravel and Spiess 2024).
 
@@ -132,6 +133,11 @@ def imputation(
         variance); see docs/estimators/did/inference.md.
     n_perm, max_exact, seed
         Monte Carlo draws (seeded) when there are more than ``max_exact`` assignments or control tuples.
+    se : bool
+        ``False``: point estimates only, for callers that do their own design-based inference (e.g. a
+        placebo reassignment with a Conley-Taber interval); ``se``, p-values and intervals are NaN and
+        the result's notes say so. Only then may the design have a single treated (or comparison)
+        cluster, whose standard error would be far too small (see ``docs/design_checks.md``).
 
     Returns
     -------
@@ -172,11 +178,21 @@ def imputation(
     """
     covariates = tuple(covariates)
     method = check_inference(inference, "imputation", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
-    fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster)
+    if not isinstance(se, bool):
+        raise SpecificationError(f"se must be True or False, got {se!r}.")
+    if not se and (pretrends or method != "cluster"):
+        raise SpecificationError("se=False gives point estimates only; it cannot be combined with pretrends or "
+                                 f"inference={method!r}. Pass se=True (the default).")
+    # the few-clusters rule guards the BJS standard error only (the other methods do not use it)
+    fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster,
+                     check_clusters=se and method == "cluster")
     hs, wmat = horizon_weights(fs, None if horizons is None else tuple(horizons), anticipation)
     est = wmat[fs.target].T @ fs.resid[fs.target]
-    se = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out))
-    warn_if_few(panel, "imputation", method)
+    if se:
+        ses = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out))
+        warn_if_few(panel, "imputation", method)
+    else:
+        ses = np.full(len(est), np.nan)
     inf = None
     if method != "cluster":
 
@@ -208,7 +224,8 @@ def imputation(
         n_periods=panel.n_periods,
         n_obs=panel.n_obs,
         excluded=panel.excluded,
-        notes=(f"first stage on {int(fs.untreated.sum())} untreated observations",),
+        notes=(f"first stage on {int(fs.untreated.sum())} untreated observations",)
+        + (() if se else ("point estimates only (se=False): no standard error, p-value or interval",)),
     )
     pre = None
     if pretrends:
@@ -218,10 +235,10 @@ def imputation(
     return EventTimeEffect(
         label=hs,
         estimate=est[:-1],
-        se=se[:-1],
+        se=ses[:-1],
         spec=spec,
         label_name="event_time",
-        overall=(float(est[-1]), float(se[-1])),
+        overall=(float(est[-1]), float(ses[-1])),
         pre=pre,
         title="Event-time ATT by imputation (Borusyak, Jaravel & Spiess)",
         inference=inf,

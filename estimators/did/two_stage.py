@@ -124,7 +124,8 @@ def two_stage(
     >>> res.tidy()[["event_time", "estimate", "se"]]  # doctest: +SKIP
     """
     covariates = tuple(covariates)
-    fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster)
+    fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster,
+                     check_clusters=True)
     hs, wmat = horizon_weights(fs, None if horizons is None else tuple(horizons), anticipation)
     indicators = (wmat > 0).astype("float64")
     coef, vcov = gmm_vcov(fs, indicators[:, :-1])

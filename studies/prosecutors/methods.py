@@ -148,7 +148,7 @@ def staggered(df_frame: pd.DataFrame, treated: pd.DataFrame, donors: list[str], 
 
     def att(tr: pd.DataFrame, pool: list[str]) -> float:
         p = D.county_panel(df_frame, tr, pool)
-        return float(did.imputation(p).overall[0])
+        return float(did.imputation(p, se=False).overall[0])  # inference: placebo reassignment below
 
     est = att(treated, donors)
     rng = np.random.default_rng(seed)
