@@ -20,6 +20,7 @@ from decrimkit.errors import (
     DataError,
     DecrimkitError,
     DesignError,
+    FewTreatedWarning,
     LimitError,
     PanelError,
     PlanError,
@@ -562,7 +563,8 @@ def test_one_treated_state_among_clustered_units_is_refused():
 def test_two_treated_and_two_comparison_clusters_give_a_positive_standard_error():
     df = frame(n_units=4, n_periods=8)
     df["first"] = np.where(df["unit"] < 2, 2004, 0)
-    res = did.twfe(panel(df))
+    with pytest.warns(FewTreatedWarning, match="rests on 2 treated units"):  # allowed, with a warning
+        res = did.twfe(panel(df))
     assert res.se[0] > 1e-3 and np.isfinite(res.p_value[0])
 
 
@@ -574,7 +576,11 @@ def test_one_treated_unit_point_estimate_without_clustering():
     post = np.asarray(wide.columns) >= 2004
     did_2x2 = (wide.loc[0, post].mean() - wide.loc[0, ~post].mean()) - (
         wide.loc[1:, post].to_numpy().mean() - wide.loc[1:, ~post].to_numpy().mean())
-    assert did.twfe(p, cluster=None).att == pytest.approx(did_2x2, rel=1e-10)
+    with pytest.warns(FewTreatedWarning, match="rests on 1 treated unit"):
+        assert did.twfe(p, cluster=None).att == pytest.approx(did_2x2, rel=1e-10)
+    # the few-treated methods are built for one treated unit: not refused
+    res = did.twfe(_one_treated_unit(6), inference="conley_taber")
+    assert np.isfinite(res.conf_int()[0]).all()
 
 
 # ------------------------------------------------------------------ estimators
@@ -999,6 +1005,8 @@ def test_imputation_point_estimate_only_for_placebo_inference():
     assert "point estimates only (se=False)" in res.summary()
     _raises(SpecificationError, r"pretrends needs standard errors", did.imputation, p, se=False, pretrends=2)
     _raises(SpecificationError, r"se must be True or False, got 'no'", did.imputation, p, se="no")
+    _raises(SpecificationError, r"se=False gives point estimates only; inference='randomization'", did.imputation,
+            p, se=False, inference="randomization")
     # with enough clusters the point estimates are the same with and without standard errors
     full = did.imputation(panel())
     assert did.imputation(panel(), se=False).overall[0] == pytest.approx(full.overall[0], rel=1e-12)

@@ -134,8 +134,12 @@ def cell_design(
     base_period: str,
     weights: str | None,
     cluster: str | None,
+    check_clusters: bool = False,
 ) -> CellDesign:
-    """Validate the design and stack the K cells (see :class:`CellDesign`)."""
+    """Validate the design and stack the K cells (see :class:`CellDesign`).
+
+    ``check_clusters=True`` applies the few-clusters rule (callers that report the influence-function SE).
+    """
     if isinstance(anticipation, bool) or not isinstance(anticipation, (int, np.integer)) or anticipation < 0:
         raise SpecificationError(f"anticipation must be a non-negative integer, got {anticipation!r}.")
     if panel.has_group:
@@ -167,7 +171,8 @@ def cell_design(
     if cluster is not None:
         codes = pd.factorize(unit_column(panel, cluster, "cluster"), sort=True)[0]
         require_clusters(int(codes.max()) + 1 if codes.size else 0, cluster)
-    require_cluster_sides(np.arange(n) if codes is None else codes, g_unit, cluster or "unit")
+    if check_clusters:
+        require_cluster_sides(np.arange(n) if codes is None else codes, g_unit, cluster or "unit")
     excluded: tuple[tuple[int, str], ...] = ()
     notes: tuple[str, ...] = ()
     never = ~np.isfinite(g_unit)

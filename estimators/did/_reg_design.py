@@ -21,6 +21,7 @@ __all__ = [
     "check_alpha",
     "require_clusters",
     "require_cluster_sides",
+    "require_unit_cluster_sides",
 ]
 
 
@@ -29,9 +30,7 @@ def cluster_labels(panel: Panel, cluster: str | None) -> np.ndarray | None:
     if cluster is None:
         return None
     if cluster == "unit":
-        codes = panel.unit_index
-        require_cluster_sides(codes, panel.g_index, "unit")
-        return codes
+        return panel.unit_index
     if cluster == "time":
         return panel.time_index
     raise SpecificationError(
@@ -158,3 +157,11 @@ def require_cluster_sides(codes: np.ndarray, g: np.ndarray, cluster: str) -> Non
         f"with placebo inference, or a permutation / Conley-Taber interval over the comparison units), "
         f"or add units to the smaller side."
     )
+
+
+def require_unit_cluster_sides(panel: Panel, cluster: str | None, inference: str) -> None:
+    """:func:`require_cluster_sides` for unit clusters, when the reported inference is cluster-robust
+    (``"cluster"`` or ``"wild"``); the few-treated methods (randomization, Conley-Taber, Ferman-Pinto)
+    are built for one treated unit and are not restricted."""
+    if inference in ("cluster", "wild") and cluster == "unit":
+        require_cluster_sides(panel.unit_index, panel.g_index, "unit")

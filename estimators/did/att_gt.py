@@ -446,7 +446,8 @@ def att_gt(
     # dr_imp also fits an outcome regression on the comparison units: same covariate checks as dr
     design = cell_design(panel, control=control, method="dr" if method == "dr_imp" else method,
                          covariates=tuple(covariates),
-                         anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster)
+                         anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster,
+                         check_clusters=how == "cluster")
     if method == "dr_imp":
         cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
                  jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))

@@ -42,6 +42,7 @@ from decrimkit.estimators.did._reg_design import (
     cluster_labels,
     no_groups,
     options,
+    require_unit_cluster_sides,
     require_variation,
     row_weights,
 )
@@ -226,6 +227,7 @@ def event_study(
     )
     m = len(keep)
     vcov = fit.vcov[:m, :m]
+    require_unit_cluster_sides(panel, cluster, method)
     warn_if_few(panel, "event_study", method)
     inf = None
     if method != "cluster":

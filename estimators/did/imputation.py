@@ -180,9 +180,11 @@ def imputation(
     method = check_inference(inference, "imputation", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
     if not isinstance(se, bool):
         raise SpecificationError(f"se must be True or False, got {se!r}.")
-    if not se and (pretrends or method != "cluster"):
-        raise SpecificationError("se=False gives point estimates only; it cannot be combined with pretrends or "
-                                 f"inference={method!r}. Pass se=True (the default).")
+    if not se and pretrends:
+        raise SpecificationError("pretrends needs standard errors; pass se=True (the default) or pretrends=0.")
+    if not se and method != "cluster":
+        raise SpecificationError(f"se=False gives point estimates only; inference={method!r} computes its own "
+                                 f"intervals, so leave se=True.")
     # the few-clusters rule guards the BJS standard error only (the other methods do not use it)
     fs = first_stage(panel, covariates=covariates, anticipation=anticipation, weights=weights, cluster=cluster,
                      check_clusters=se and method == "cluster")

@@ -43,6 +43,7 @@ from decrimkit.estimators.did._reg_design import (
     cluster_labels,
     no_groups,
     options,
+    require_unit_cluster_sides,
     require_variation,
 )
 from decrimkit.inference.cluster import cluster_adjustment, fixef_dof, sandwich
@@ -310,6 +311,7 @@ def poisson(
         full = np.vstack([w, np.eye(len(est))])
         vcov = full @ fit.vcov @ full.T
         labels, est = ["ATT"] + labels, np.concatenate([[att], est])
+    require_unit_cluster_sides(panel, cluster, how)
     warn_if_few(panel, "poisson", how)
     few = None
     if how == "randomization":

@@ -40,6 +40,7 @@ from decrimkit.estimators.did._reg_design import (
     cluster_labels,
     no_groups,
     options,
+    require_unit_cluster_sides,
     require_variation,
     row_weights,
 )
@@ -161,6 +162,7 @@ def sun_abraham(
         x = np.column_stack([x] + [frame[c].to_numpy() for c in covariates])
     names = tuple(f"g={panel.time_label(a)},e={b}" for a, b in cells) + covariates
     w = row_weights(panel, weights)
+    require_unit_cluster_sides(panel, cluster, "cluster")
     clus = cluster_labels(panel, cluster)
     fit = fe_ols(
         panel.y[keep],

@@ -39,6 +39,7 @@ from decrimkit.estimators.did._reg_design import (
     cluster_labels,
     no_groups,
     options,
+    require_unit_cluster_sides,
     require_variation,
     row_weights,
 )
@@ -186,6 +187,7 @@ def twfe(
     if method == "wild" and cluster is None:
         raise SpecificationError("inference='wild' needs a cluster level (cluster='unit' or 'time').")
     fit = _fit(panel, covariates, cluster, weights)
+    require_unit_cluster_sides(panel, cluster, method)
     warn_if_few(panel, "twfe", method)
     inf = None
     if method == "wild":
