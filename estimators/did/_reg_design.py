@@ -153,9 +153,9 @@ def require_cluster_sides(codes: np.ndarray, g: np.ndarray, cluster: str) -> Non
         f"comparison cluster(s); a cluster-robust variance needs at least 2 of each. With one cluster on "
         f"a side its shocks are absorbed by its own fixed effects and means, so the standard error is far "
         f"too small (zero with one of each) and its p-values and intervals are invalid (Conley and Taber "
-        f"2011; MacKinnon and Webb 2017, 2018). Use inference built for a single treated unit (synth.scm "
-        f"with placebo inference, or a permutation / Conley-Taber interval over the comparison units), "
-        f"or add units to the smaller side."
+        f"2011; MacKinnon and Webb 2017, 2018). Use inference built for few treated units "
+        f"(inference='randomization', 'conley_taber' or 'ferman_pinto'; or synth.scm with placebo "
+        f"inference), or add units to the smaller side."
     )
 
 
