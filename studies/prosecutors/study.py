@@ -102,6 +102,11 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
         if med["model"].nunique() >= 1 and len(med) >= 2:
             sm, _ = M.pool(med, seed=seed, quick=quick)
             sens.append(sm.assign(analysis="confidence >= medium only (R2)"))
+        poor = set(table.loc[(table["method"] == "SCM") & table["flags"].str.contains("poor pre-fit"), "fips"])
+        fit = sdid_t[~sdid_t["fips"].isin(poor)]
+        if len(fit) >= 2:
+            sf, _ = M.pool(fit, seed=seed, quick=quick)
+            sens.append(sf.assign(analysis=f"without counties SCM cannot fit before the policy ({', '.join(sorted(poor))})"))
         big, _ = _per_county(df, pools, ev, s, seed, large=True)
         big_t = _table(big, ev)
         sb, _ = M.pool(big_t, seed=seed, quick=quick)
@@ -111,11 +116,15 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
 
     # ---------------------------------------------------------------- results.json
     for r in table.itertuples():
-        ci = (r.conf_low, r.conf_high) if np.isfinite(r.conf_low) else None
+        bounded = np.isfinite(r.conf_low) and np.isfinite(r.conf_high)
+        ci = (r.conf_low, r.conf_high) if bounded else None
+        unbounded = "" if bounded else (f"; 95% set unbounded within the conformal grid "
+                                        f"[{r.conf_low:.3g}, {r.conf_high:.3g}]: no finite interval")
         rep.add_result(f"{r.fips}_{r.method.lower()}", estimate=r.estimate, se=None if not np.isfinite(r.se) else r.se,
                        conf_int=ci, p_value=r.p_value, method=r.method, unit=UNIT,
                        note=f"{r.county}, {r.model}, first treated year {r.cohort}; {r.inference}; "
-                            f"pre-RMSPE {r.pre_rmspe:.2f}; {r.donors} donors")
+                            f"pre-RMSPE {r.pre_rmspe:.2f}; {r.donors} donors{unbounded}"
+                            + (f"; {r.flags}" if r.flags else ""))
     for r in summary.itertuples():
         rep.add_result(f"pooled_{r.policy_model.replace(' ', '_')}", estimate=r.mean, conf_int=(r.low, r.high),
                        method="bayes.pool (county SDID effects)", unit=UNIT,
@@ -143,25 +152,25 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     status["start"] = status["start"].dt.strftime("%Y-%m-%d")
     status["model"] = status["model"].astype(str)
     status["confidence"] = status["confidence"].astype(str)
-    rep.add_table("registry_status", status, caption="Every registry row: used, or why not", count_columns=())
-    rep.add_table("donor_rules", pools.removed, count_columns=(),
+    rep.add_table("registry_status", status, caption="Every registry row: used, or why not", not_counts="all")
+    rep.add_table("donor_rules", pools.removed, not_counts="all",
                   caption="Comparison counties removed by each donor rule (D4 then keeps the nearest in size)")
     notrep = pd.DataFrame({"fips": list(pools.large_not_reported)})
-    rep.add_table("large_pool_not_reported", notrep, count_columns=(),
+    rep.add_table("large_pool_not_reported", notrep, not_counts="all",
                   caption=f"Counties of the population-only pool (>= {D.LARGE_COUNTY:,}) not fully reported: "
                           "they cannot enter without imputing a suppressed or missing cell, so they are left out")
     rep.add_section("Methods and inference", M.__doc__.split("\n\n", 1)[1])
-    rep.add_table("county_effects", table, count_columns=(),
+    rep.add_table("county_effects", table, not_counts="all",
                   caption=f"Per-county effects, {UNIT}, mean over the post-years to 2022 (interval 95%)")
     rep.add_figure("forest", F.forest(table), caption="Per-county effects by policy model (95% intervals)")
-    rep.add_table("pooled", summary, count_columns=(), caption="Bayesian pooling of county SDID effects (bayes.pool)")
+    rep.add_table("pooled", summary, not_counts="all", caption="Bayesian pooling of county SDID effects (bayes.pool)")
     rep.add_figure("pooled", F.pooled(summary), caption="Pooled effect per policy model and overall")
-    rep.add_table("staggered_did", stag_t, count_columns=(),
+    rep.add_table("staggered_did", stag_t, not_counts="all",
                   caption="Staggered DiD (imputation) per model, placebo-reassignment inference")
     if len(sens_t):
-        rep.add_table("sensitivity", sens_t, count_columns=(), caption="Pooled effects under alternative rules")
+        rep.add_table("sensitivity", sens_t, not_counts="all", caption="Pooled effects under alternative rules")
     rep.add_section("Mechanism: New York drug misdemeanor arrests", _ny_text(ny_t))
-    rep.add_table("ny_arrests", ny_t, count_columns=(), caption="Drug misdemeanor arrests per 100,000 (DCJS, SEER)")
+    rep.add_table("ny_arrests", ny_t, not_counts="all", caption="Drug misdemeanor arrests per 100,000 (DCJS, SEER)")
     for fips, paths in ny_paths.items():
         rep.add_figure(f"ny_trajectory_{fips}", F.trajectory(paths, title=D.NY_TREATED[fips][0], start=D.NY_TREATED[fips][2],
                                                              ylabel="drug misdemeanor arrests per 100,000"),
