@@ -85,8 +85,10 @@ def study_values(study: str, results: dict[str, Any], provenance: dict[str, Any]
             out[f"{base}.lo"], out[f"{base}.hi"] = lo, hi
             out[f"{base}.ci"] = f"[{lo}, {hi}]"
         out[f"{base}.p"] = fmt_p(r.get("p_value"))
-        if r.get("n") is not None:
+        if isinstance(r.get("n"), int):
             out[f"{base}.n"] = fmt_number(int(r["n"]))
+        elif r.get("n") is not None:  # a suppressed count ("(S)"): the paper shows the marker, never a number
+            out[f"{base}.n"] = str(r["n"])
         out[f"{base}.unit"] = r.get("unit", "")
         out[f"{base}.method"] = r.get("method", "")
     if provenance:

@@ -3,8 +3,9 @@
 After each built study runs (``--quick``, shared with tests/test_determinism.py), every file under
 its output folder is scanned:
 
-* every table recorded in provenance.json: each ``count_columns`` cell must be 0, missing, at least
-  the table's ``threshold``, or the suppression marker (``<threshold``);
+* every table recorded in provenance.json (with the headline ``n`` of results.json, recorded as the
+  table ``results.json``): each ``count_columns`` cell must be 0, missing, at least the table's
+  ``threshold``, or the suppression marker;
 * every CSV under the folder (recorded or not): no identifier-like column (record ids, names,
   addresses, coordinates: :func:`decrimkit.reporting.rowlevel.identifier_columns`), and no count-like
   column with an unsuppressed small cell (a safety net for tables written outside ``Report``);
@@ -27,7 +28,7 @@ import pandas as pd
 import pytest
 
 from decrimkit.datasets import dataset_info
-from decrimkit.reporting.audit import audit_folder, exposed
+from decrimkit.reporting.audit import audit_folder, exposed, published_text
 from decrimkit.reporting.rowlevel import identifier_columns
 from decrimkit.reporting.suppression import count_like_columns
 from study_runs import built_studies, quick_run, shared_base
@@ -64,7 +65,7 @@ def test_recorded_count_columns_are_suppressed(output):
     for table in prov.get("tables", []):
         if not table["count_columns"]:
             continue
-        csv = pd.read_csv(folder / "tables" / f"{table['name']}.csv", dtype=str, keep_default_na=False)
+        csv = published_text(folder, table)  # tables/<name>.csv, or the headline n of results.json
         for col in table["count_columns"]:
             bad = small_cells(csv[col], int(table["threshold"]))
             if len(bad):

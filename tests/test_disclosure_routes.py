@@ -395,3 +395,157 @@ def test_random_table_sets_pass_the_cross_table_audit(tmp_path, seed):
             assert b.high >= T, b
     prov = json.loads((folder / "provenance.json").read_text())
     assert len(prov["relations"]) >= rows + cols
+
+
+# ------------------------------------------------------------------------------------- route 6: result figures
+
+
+def _small_count_panel():
+    from decrimkit.panel import Panel
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(8):
+        base = 30 + 5 * u
+        for t in range(2000, 2010):
+            y = int(rng.poisson(base))
+            if u == 0:
+                y = [14, 15, 13, 16, 14, 15, 3, 4, 2, 12][t - 2000]  # the treated unit's small post counts
+            rows.append({"unit": u, "year": t, "arrests": y, "first": 2006 if u == 0 else 0})
+    df = pd.DataFrame(rows)
+    return df, Panel.from_frame(df, unit="unit", time="year", outcome="arrests", cohort="first", count=True)
+
+
+def _line_ys(svg: str, label_order: int) -> list[list[float]]:
+    """The y coordinates of each polyline path in an SVG (matplotlib writes line2d paths as 'M x y L x y ...')."""
+    paths = re.findall(r'<g id="line2d_\d+">\s*<path d="([^"]+)"', svg)
+    out = []
+    for d in paths:
+        pts = re.findall(r"[ML] ([-\d.]+) ([-\d.]+)", d)
+        out.append([float(y) for _, y in pts])
+    return out
+
+
+def test_synthetic_control_trajectory_of_small_counts_is_suppressed(tmp_path):
+    """add_result(scm) with a count outcome: the observed path is published only through a suppressed table."""
+    from estimators import synth
+
+    df, panel = _small_count_panel()
+    fit = synth.scm(panel, treated=0, start=2006, v="equal")
+    placebo = fit.placebo("space")
+    rep = Report("sc", out=tmp_path / "sc")
+    rep.add_result("sc", fit, placebo=placebo, counts=True)
+    folder = rep.write()
+    traj = read(folder, "sc.trajectory")
+    truth = df.loc[df["unit"] == 0, "arrests"].to_numpy()
+    # every small count of the treated path is hidden, and with it the synthetic value and the gap of that period
+    for i, y in enumerate(truth):
+        if 1 <= y < T:
+            assert traj.loc[i, "treated"] == MARKER and traj.loc[i, "synthetic"] == MARKER and traj.loc[i, "gap"] == MARKER
+    shown = traj["treated"] != MARKER
+    assert (pd.to_numeric(traj.loc[shown, "treated"]) == truth[shown.to_numpy()]).all()
+    assert shown.sum() >= 6  # the large counts stay visible
+    # the attacker's audit over the folder: no hidden count is pinned or bounded below 11
+    file_audit_ok(folder)
+    # the figure: the treated line is broken where counts are hidden; no point of it lies at a small count
+    svg = (folder / "figures" / "sc.svg").read_text()
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert "sc.trajectory" in [t["name"] for t in prov["tables"]]
+    # negative control: the figure drawn from the true values (what add_result drew before) has one more
+    # point per hidden period on the treated line
+    true_svg = io.StringIO()
+    fig = fit.plot("trajectory")
+    fig.savefig(true_svg, format="svg")
+    plt.close(fig)
+    n_true = sum(len(p) for p in _line_ys(true_svg.getvalue(), 0))
+    n_pub = sum(len(p) for p in _line_ys(svg, 0))
+    n_hidden = int((~shown).sum())
+    # treated and synthetic points of each hidden period are not drawn (a point left alone between hidden
+    # periods is not drawn either, so at least two fewer points per hidden period)
+    assert n_true - n_pub >= 2 * n_hidden
+    # the placebo figure hides the actual gap at those periods too
+    psvg = (folder / "figures" / "sc.placebo.svg").read_text()
+    fig = placebo.plot()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    assert sum(len(p) for p in _line_ys(buf.getvalue(), 0)) - sum(len(p) for p in _line_ys(psvg, 0)) >= n_hidden
+
+
+def test_synthetic_control_of_rates_skips_the_trajectory_with_a_note(tmp_path):
+    from estimators import synth
+
+    df, panel = _small_count_panel()
+    fit = synth.scm(panel, treated=0, start=2006, v="equal")
+    rates = replace_observed(fit, fit.observed / 7.0)
+    rep = Report("sc", out=tmp_path / "sc")
+    rep.add_result("sc", rates, counts=True)
+    folder = rep.write()
+    assert not (folder / "figures" / "sc.svg").exists()
+    md = (folder / "report.md").read_text()
+    assert "figure(s) 'sc' not drawn: the observed outcome path holds rates of a count" in md
+    # with counts=False declared, the figure is drawn as before
+    rep = Report("sc2", out=tmp_path / "sc2")
+    rep.add_result("sc", rates, counts=False)
+    assert (rep.write() / "figures" / "sc.svg").exists()
+
+
+def replace_observed(fit, observed):
+    from dataclasses import replace as dc_replace
+
+    return dc_replace(fit, observed=observed)
+
+
+def test_relations_cannot_be_added_after_the_report_is_written(tmp_path):
+    rep = Report("late", out=tmp_path / "late")
+    t = pd.DataFrame({"district": list("NSEW"), "arrests": [120, 4, 60, 35]})
+    rep.add_table("t", t, count_columns=["arrests"])
+    rep.write()
+    with pytest.raises(SpecificationError, match="cannot add a relation: the report was already finalised"):
+        rep.add_relation([(("t", 0, "arrests"), 1.0)], constant=120.0)
+    with pytest.raises(SpecificationError, match="already finalised"):
+        rep.add_sum(("t", 0, "arrests"), [("t", 1, "arrests")])
+    assert rep._relations == []  # nothing was recorded that the written audit did not see
+
+
+# ------------------------------------------------------------------------------------- route 7: results.json
+
+
+def test_headline_n_in_results_json_does_not_reveal_hidden_cells(tmp_path):
+    """A headline n equal to a column total of a table (Baltimore's n=811 beside arrests by race) is audited
+    with the tables: total minus the visible cells must not pin or bound a hidden small count."""
+    t = pd.DataFrame({"race": ["Black", "White", "Asian", "Other"], "arrests": [700, 104, 3, 4]})
+    n_total = int(t["arrests"].sum())  # 811
+    rep = Report("hn", out=tmp_path / "hn", totals="none")  # no public margins: only results.json's n is a total
+    rep.add_table("by_race", t, count_columns=["arrests"])
+    rep.add_result("black_share", estimate=700 / n_total, n=n_total, unit="share")
+    rep.add_result("small_n", estimate=0.5, n=7, unit="share")
+    folder = rep.write()
+    res = {r["name"]: r for r in json.loads((folder / "results.json").read_text())["results"]}
+    pub = read(folder, "by_race")
+    # White (104) is hidden as a complement: 811 - 700 = 111 bounds the hidden cells' sum at >= 11
+    assert pub["arrests"].tolist() == ["700", MARKER, MARKER, MARKER]
+    assert res["black_share"]["n"] == n_total and res["small_n"]["n"] == MARKER  # a small n is itself suppressed
+    assert "| (S) |" in (folder / "report.md").read_text()  # the headline table shows the marker too
+    bounds = file_audit_ok(folder)  # the LP audit from the folder (results.json included): nothing exposed
+    assert {b.cell for b in bounds} >= {("by_race", 2, "arrests"), ("by_race", 3, "arrests")}
+    assert all(b.high >= T for b in bounds if b.cell[0] == "by_race")
+    prov = json.loads((folder / "provenance.json").read_text())
+    entry = [x for x in prov["tables"] if x["name"] == "results.json"]
+    assert entry and entry[0]["count_columns"] == ["n"] and entry[0]["suppressed_cells"] == 1
+    # negative control: per-table suppression alone (Asian and Other hidden) with n=811 published pins both below 11
+    mask = suppression_mask(t, ["arrests"], totals="none")
+    published = {"by_race": t, "results.json": pd.DataFrame({"n": [n_total]})}
+    hidden = {"by_race": mask, "results.json": pd.DataFrame({"n": [False]})}
+    rel = Relation(tuple([(("results.json", 0, "n"), 1.0)] + [(("by_race", r, "arrests"), -1.0) for r in range(4)]))
+    bad = exposed(audit(published, hidden, {"by_race": ["arrests"], "results.json": ["n"]}, [rel], truth={"by_race": t}))
+    assert {b.cell: (b.low, b.high) for b in bad} == {("by_race", 2, "arrests"): (0.0, 7.0), ("by_race", 3, "arrests"): (0.0, 7.0)}
+
+
+def test_results_cannot_be_added_after_the_report_is_written(tmp_path):
+    rep = Report("late", out=tmp_path / "late")
+    rep.add_result("a", estimate=1.0, n=500)
+    rep.write()
+    with pytest.raises(SpecificationError, match="already finalised"):
+        rep.add_result("b", estimate=2.0, n=3)
+    assert "b" not in json.loads(rep.results_json())["results"][0]["name"]

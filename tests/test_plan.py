@@ -304,7 +304,10 @@ def test_plan_with_att_gt_imputation_scm_and_bayes_writes_a_full_report(here):
 
     # figures written and embedded; no empty interval anywhere in the report
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert figs == ["bayes.png", "bjs.png", "cs.dynamic.png", "cs.png", "scm_fl.placebo.png", "scm_fl.png"]
+    # the SCM trajectory shows the observed path of a count outcome as rates (the design has a population):
+    # it cannot be suppressed cell by cell, so it is not drawn and the note says so (disclosure control)
+    assert figs == ["bayes.png", "bjs.png", "cs.dynamic.png", "cs.png", "scm_fl.placebo.png"]
+    assert "figure(s) 'scm_fl' not drawn: the observed outcome path holds rates of a count" in res["scm_fl.att"]["note"]
     html_text = (out / "report.html").read_text()
     assert html_text.count("data:image/png;base64,") == len(figs)
     md = (out / "report.md").read_text()

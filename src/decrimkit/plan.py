@@ -295,8 +295,15 @@ class Plan:
                 aggregate=call.aggregate,
                 placebo=placebo,
                 note="robustness check" if robust else "",
+                counts=self._outcome_is_count(),
             )
         return rep.write()
+
+    def _outcome_is_count(self) -> bool | None:
+        """The design's ``count`` (true by default with a population); None lets the report guess (conservatively)."""
+        if "count" in self.design:
+            return bool(self.design["count"])
+        return True if "population" in self.design else None
 
     def _bases(self) -> list[Path]:
         return [Path.cwd()] + ([self.source.parent] if self.source is not None else [])

@@ -36,6 +36,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,17 @@ def exposed(bounds: Iterable[CellBound]) -> list[CellBound]:
     return [b for b in bounds if b.exposed]
 
 
+def published_text(folder: str | Path, table: Mapping[str, Any]) -> pd.DataFrame:
+    """A table recorded in provenance.json as a reader sees it (text cells): ``tables/<name>.csv``, or for
+    the entry with ``"file": "results.json"`` the column ``n`` of the results that have one, in order."""
+    folder = Path(folder)
+    if table.get("file") == "results.json":
+        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        ns = [r["n"] for r in doc.get("results", []) if r.get("n") is not None]
+        return pd.DataFrame({"n": [str(v) for v in ns]}, dtype=object)
+    return pd.read_csv(folder / "tables" / f"{table['name']}.csv", dtype=str, keep_default_na=False)
+
+
 def audit_folder(folder: str | Path) -> list[CellBound]:
     """Audit a written report folder from its files alone (what a reader has).
 
@@ -267,7 +279,7 @@ def audit_folder(folder: str | Path) -> list[CellBound]:
     published, hidden, counts = {}, {}, {}
     threshold = 11
     for t in prov.get("tables", []):
-        text = pd.read_csv(folder / "tables" / f"{t['name']}.csv", dtype=str, keep_default_na=False)
+        text = published_text(folder, t)
         mark = str(t.get("marker", "(S)"))
         hidden[t["name"]] = text == mark
         published[t["name"]] = text.apply(

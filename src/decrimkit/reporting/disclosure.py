@@ -50,6 +50,7 @@ class TableSpec:
     count_columns: tuple[str, ...] = ()
     derived: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # column -> {column: coef}
     depends: Mapping[str, Sequence[str]] = field(default_factory=dict)  # non-linear: column -> input columns
+    margins: bool = True  # False: the table's row and column totals are not public (e.g. results.json's n)
 
     @property
     def hideable(self) -> tuple[str, ...]:
@@ -215,7 +216,7 @@ def protect(
     for s in specs:
         m = pd.DataFrame(False, index=pd.RangeIndex(len(s.frame)), columns=list(s.hideable))
         if s.count_columns:
-            cm = suppression_mask(s.frame, s.count_columns, threshold=threshold, totals=totals)
+            cm = suppression_mask(s.frame, s.count_columns, threshold=threshold, totals=totals if s.margins else "none")
             for c in s.count_columns:
                 m[c] = cm[c].to_numpy()
         masks[s.name] = m

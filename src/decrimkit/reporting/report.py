@@ -53,6 +53,7 @@ from decrimkit.reporting.suppression import MARKER, Totals, apply_mask, integer_
 __all__ = ["Report"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+RESULTS_TABLE = "results.json"  # the audit's name for the column of headline ``n`` in results.json (rows: results with an n)
 
 
 # a cell of a table: (table name, row, column); row is a 0-based position or {key column: value}
@@ -86,6 +87,48 @@ class _Figure:
     png: bytes
     svg: bytes
     caption: str
+
+
+def _kinds(result: Any) -> set[str]:
+    return {c.__name__ for c in type(result).__mro__}
+
+
+def _observed_path(result: Any) -> np.ndarray | None:
+    """The observed outcome a result's figures show (synthetic control, interrupted time series), or None."""
+    kinds = _kinds(result)
+    if "SynthResult" in kinds:
+        obs = getattr(result, "observed", None)
+    elif "ITSPosterior" in kinds:
+        obs = getattr(result, "series", pd.DataFrame()).get("observed")
+    else:
+        return None
+    if obs is None:
+        return None
+    return pd.to_numeric(pd.Series(obs), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _integer_like(v: np.ndarray) -> bool:
+    f = v[np.isfinite(v)]
+    return bool(len(f)) and bool((f >= 0).all() and (f == np.round(f)).all())
+
+
+def _draw_trajectory(sp: Any, result: Any) -> Callable[[pd.DataFrame], Any]:
+    def draw(published: pd.DataFrame) -> Any:
+        return sp.trajectory_plot(published, start=result.start, title=result.title)
+
+    return draw
+
+
+def _draw_placebo(sp: Any, placebo: Any) -> Callable[[pd.DataFrame], Any]:
+    """The placebo figure with the actual run's gap hidden wherever the treated count is hidden."""
+
+    def draw(published: pd.DataFrame) -> Any:
+        data = placebo.plot_data()
+        hidden = published.loc[published["treated"].isna(), "time"]
+        data.loc[data["actual"] & data["time"].isin(list(hidden)), "gap"] = np.nan
+        return sp.placebo_plot(data, start=placebo.start, title=placebo.title)
+
+    return draw
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -169,6 +212,8 @@ class Report:
         self._relations: list[tuple[tuple[tuple[Cell, float], ...], float, float]] = []
         self._audited: list[Relation] = []
         self._final = False
+        self._n_suppressed = 0
+        self._n_audited = False
 
     # ------------------------------------------------------------------ inputs
     def use_dataset(self, name: str) -> None:
@@ -199,6 +244,7 @@ class Report:
         aggregate: Sequence[str] = (),
         placebo: Any = None,
         figures: bool = True,
+        counts: bool | None = None,
     ) -> list[str]:
         """Add a result: a decrimkit result object, or one headline number given as ``estimate=...``.
 
@@ -208,6 +254,17 @@ class Report:
         result (the note names it), placebo p-values for synthetic control, posterior intervals for
         Bayesian results, and the estimator's notes. ``aggregate`` (Callaway-Sant'Anna aggregations) and
         ``placebo`` (an SCM placebo result) add those steps; ``figures=False`` skips the figures.
+
+        ``counts`` states whether the outcome counts people or events (a plan's ``[design] count``;
+        default: guessed from the result, true when its observed path holds only non-negative
+        integers). Figures that show the observed outcome then go through the suppressed-data path
+        of :meth:`add_figure`: a synthetic-control trajectory is published as the table
+        ``<name>.trajectory`` (the treated path a count column; the synthetic path and the gap hidden
+        wherever the treated count is) and drawn from it, and the placebo figure hides the actual
+        gap at those periods; a figure of the observed path that cannot be protected this way (a
+        path of rates, whose counts the result does not hold; an interrupted-time-series series
+        with a small count) is not drawn, and the result's notes say so. Figures of estimates (event studies, ATT(g,t), forest plots) show model output,
+        not counts, and are drawn as they are.
 
         Given numbers, one row goes to results.json and the headline table. Floats are stored rounded
         to 12 significant digits so that the file is stable; NaN and inf become null. Names must be
@@ -224,6 +281,11 @@ class Report:
                 name, result, label=label, method=method, unit=unit, alpha=alpha, aggregate=aggregate, placebo=placebo
             )
             n_obs = n if n is not None else getattr(getattr(result, "spec", None), "n_obs", None)
+            pending: list[tuple[str, Any]] = []
+            if figures and _observed_path(result) is not None:
+                ent.figures, pending, figure_note = self._count_figures(name, result, ent.figures, counts, placebo)
+                if figure_note:
+                    ent.notes.append(figure_note)
             extra = "; ".join(x for x in (*ent.notes, note) if x)
             added = []
             for i, row in enumerate(ent.rows):
@@ -247,7 +309,14 @@ class Report:
                 self.add_table(tname, frame, caption=caption, count_columns=(), not_counts="all")
             for fname, make, caption in ent.figures if figures else ():
                 self.add_figure(fname, make(), caption=caption)
+            for kind, args in pending:  # figures of counts: their table, then figures drawn from it
+                if kind == "table":
+                    self.add_table(*args[:2], **args[2])
+                else:
+                    self.add_figure(*args[:2], **args[2])
             return added
+        if self._final:
+            raise SpecificationError(f"cannot add result {name!r}: the report was already finalised (written).")
         if estimate is None:
             raise SpecificationError(f"add_result({name!r}) needs a result object or estimate=<number>.")
         _check_name("result", name)
@@ -270,6 +339,73 @@ class Report:
         if label:
             self._results[name]["label"] = str(label)
         return [name]
+
+    def _count_figures(
+        self,
+        name: str,
+        result: Any,
+        figs: list[tuple[str, Callable[[], Any], str]],
+        counts: bool | None,
+        placebo: Any = None,
+    ) -> tuple[list[tuple[str, Callable[[], Any], str]], list[tuple[str, Any]], str]:
+        """Split a result's figures into those drawn as they are and those routed through a suppressed table.
+
+        Returns (figures drawn as they are, pending ``("table"|"figure", (args, kwargs))`` additions,
+        a note naming the figures not drawn and why).
+        """
+        path = _observed_path(result)
+        integer = _integer_like(path)
+        is_count = integer if counts is None else bool(counts)
+        if not is_count:
+            return figs, [], ""
+        shows = {name} | ({f"{name}.placebo"} if "SynthResult" in _kinds(result) else set())
+        keep = [f for f in figs if f[0] not in shows]
+        routed = [f for f in figs if f[0] in shows]
+        if not routed:
+            return figs, [], ""
+        small = bool(((path >= 1) & (path < self.suppress_below)).any())
+        if "SynthResult" in _kinds(result) and integer:
+            tname = f"{name}.trajectory"
+            data = result.plot_data("trajectory")
+            data["gap"] = data["treated"] - data["synthetic"]
+            not_counts = [c for c in ("time",) if c in integer_like_columns(data)]
+            pending: list[tuple[str, Any]] = [
+                (
+                    "table",
+                    (
+                        tname,
+                        data,
+                        {
+                            "caption": f"{humanize(name)}: treated (observed count) and synthetic paths",
+                            "count_columns": ["treated"],
+                            "not_counts": not_counts,
+                            "depends": {"synthetic": ["treated"], "gap": ["treated"]},
+                        },
+                    ),
+                )
+            ]
+            from decrimkit.plotting import synth as sp
+
+            for fname, _make, caption in routed:
+                if fname == name:
+                    draw = _draw_trajectory(sp, result)
+                else:
+                    draw = _draw_placebo(sp, placebo)
+                pending.append(("figure", (fname, draw, {"caption": caption, "data": tname})))
+            return keep, pending, ""
+        if not small and integer:
+            return figs, [], ""  # no count of 1..T-1 on the path: nothing to hide
+        # not protectable cell by cell: the figure of the observed path is not drawn; a placebo figure of gaps
+        # stays (a gap does not give the observed value without the synthetic path, which is not published)
+        keep += [f for f in routed if f[0] != name]
+        what = "rates of a count" if not integer else f"counts below {self.suppress_below}"
+        dropped = ", ".join(f"'{f[0]}'" for f in routed if f[0] == name)
+        return (
+            keep,
+            [],
+            f"figure(s) {dropped} not drawn: the observed outcome path holds {what}, which cannot be suppressed "
+            f"cell by cell in this figure (disclosure control)",
+        )
 
     def add_table(
         self,
@@ -370,6 +506,11 @@ class Report:
 
     def add_relation(self, terms: Sequence[tuple[Cell, float]], constant: float = 0.0, tolerance: float = 0.0) -> None:
         """Declare ``sum(coef * cell) = constant`` (within ``tolerance``) among published cells."""
+        if self._final:
+            raise SpecificationError(
+                "cannot add a relation: the report was already finalised (written); its suppression was audited "
+                "without it. Declare every relation before write()."
+            )
         if not terms:
             raise SpecificationError("a relation needs at least one (cell, coefficient) term.")
         self._relations.append((tuple(terms), float(constant), float(tolerance)))
@@ -417,6 +558,8 @@ class Report:
         if self._final:
             raise SpecificationError(f"cannot add {kind} {name!r}: the report was already finalised (written).")
         _check_name(kind, name)
+        if kind == "table" and name == RESULTS_TABLE:
+            raise SpecificationError(f"table name {name!r} is reserved for the headline n of results.json.")
         if (kind, name) in self._names:
             raise SpecificationError(f"{kind} {name!r} was already added; {kind} names must be unique.")
         self._names.add((kind, name))
@@ -466,7 +609,19 @@ class Report:
             TableSpec(t.name, t.frame, t.count_columns, {k: dict(p) for k, p in t.derived}, dict(t.depends))
             for t in tables.values()
         ]
+        # every headline n (a count of people or observations) is audited with the tables: a total published
+        # in results.json can narrow hidden cells as a total table can (it has no public margins of its own)
+        with_n = [r["name"] for r in self._results.values() if r["n"] is not None]
+        if with_n:
+            frame = pd.DataFrame({"n": [self._results[k]["n"] for k in with_n]}, dtype="float64")
+            specs.append(TableSpec(RESULTS_TABLE, frame, ("n",), margins=False))
         masks, self._audited = protect(specs, rels, threshold=self.suppress_below, totals=self.totals)
+        if with_n:
+            for k, hide in zip(with_n, masks[RESULTS_TABLE]["n"].to_numpy(dtype=bool)):
+                if hide:
+                    self._results[k]["n"] = MARKER
+            self._n_suppressed = int(masks[RESULTS_TABLE]["n"].sum())
+            self._n_audited = True
         numeric: dict[str, pd.DataFrame] = {}
         items = []
         for kind, item in self._items:
@@ -488,7 +643,11 @@ class Report:
 
     # ------------------------------------------------------------------ output
     def results_json(self) -> str:
-        """The text of results.json: sorted keys, rounded floats, no clock and no paths."""
+        """The text of results.json: sorted keys, rounded floats, no clock and no paths.
+
+        Every ``n`` passes the suppression rule with the tables (hidden ones read ``"(S)"``).
+        """
+        self._finalize()
         return _dumps(
             {
                 "study": self.study,
@@ -519,6 +678,21 @@ class Report:
             for kind, t in self._items
             if kind == "table"
         ]
+        if self._n_audited:
+            tables.append(
+                {
+                    "name": RESULTS_TABLE,
+                    "file": "results.json",
+                    "count_columns": ["n"],
+                    "not_counts": [],
+                    "derived": {},
+                    "depends": {},
+                    "threshold": self.suppress_below,
+                    "marker": MARKER,
+                    "totals": "none",
+                    "suppressed_cells": self._n_suppressed,
+                }
+            )
         return {
             "study": self.study,
             "seed": self.seed,
