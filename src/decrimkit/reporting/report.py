@@ -315,10 +315,10 @@ class Report:
                 else:
                     self.add_figure(*args[:2], **args[2])
             return added
-        if self._final:
-            raise SpecificationError(f"cannot add result {name!r}: the report was already finalised (written).")
         if estimate is None:
             raise SpecificationError(f"add_result({name!r}) needs a result object or estimate=<number>.")
+        if self._final:
+            raise SpecificationError(f"cannot add result {name!r}: the report was already finalised (written).")
         _check_name("result", name)
         if name in self._results:
             raise SpecificationError(f"result {name!r} was already added; result names must be unique.")
