@@ -100,6 +100,18 @@ def test_values_change_with_the_outputs(tmp_path):
     assert a["values"]["baltimore.seed"] == "0" and b["values"]["baltimore.seed"] == "1"
 
 
+def test_suppressed_n_is_shown_as_the_marker(tmp_path):
+    """A headline n that the report suppressed ("(S)" in results.json) reaches the paper as the marker, not a number."""
+    sys.path.insert(0, str(PAPER))
+    try:
+        import build  # paper/build.py
+    finally:
+        sys.path.remove(str(PAPER))
+    results = {"seed": 0, "results": [{"name": "a", "estimate": 0.5, "n": "(S)"}, {"name": "b", "estimate": 1.0, "n": 811}]}
+    values = build.study_values("s", results, None)
+    assert values["s.a.n"] == "(S)" and values["s.b.n"] == "811"
+
+
 def test_paper_compiles_from_existing_outputs(tmp_path):
     """build.py compiles the Typst source (with whatever outputs exist) into a PDF."""
     work = tmp_path / "repo"
