@@ -84,14 +84,7 @@ def count_like_columns(df: pd.DataFrame) -> list[str]:
     for col in df.columns:
         spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(col))
         tokens = {t for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
-        if not tokens & _COUNT_WORDS:
-            continue
-        s = df[col]
-        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-            continue
-        v = s.to_numpy(dtype="float64", na_value=np.nan)
-        v = v[np.isfinite(v)]
-        if len(v) and (v >= 0).all() and (v == np.round(v)).all():
+        if tokens & _COUNT_WORDS and _integer_like(df[col]):
             out.append(str(col))
     return out
 
@@ -100,18 +93,18 @@ MARKER = "(S)"
 """The text written in place of every suppressed cell."""
 
 
+def _integer_like(s: pd.Series) -> bool:
+    """A numeric (not boolean) column whose finite values are all non-negative integers."""
+    if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        return False
+    v = s.to_numpy(dtype="float64", na_value=np.nan)
+    v = v[np.isfinite(v)]
+    return bool(len(v) and (v >= 0).all() and (v == np.round(v)).all())
+
+
 def integer_like_columns(df: pd.DataFrame) -> list[str]:
     """Numeric (not boolean) columns whose values are all non-negative integers: they could be counts."""
-    out = []
-    for col in df.columns:
-        s = df[col]
-        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-            continue
-        v = s.to_numpy(dtype="float64", na_value=np.nan)
-        v = v[np.isfinite(v)]
-        if len(v) and (v >= 0).all() and (v == np.round(v)).all():
-            out.append(str(col))
-    return out
+    return [str(col) for col in df.columns if _integer_like(df[col])]
 
 
 def _shown(x: float, integer: bool) -> object:
