@@ -157,17 +157,3 @@ def test_conformal_average_unattainable_level_and_errors(ascm):
         conformal_average(ascm, permutations="bootstrap")
     with pytest.raises(SpecificationError):
         conformal_average(ascm, alpha=1.5)
-
-
-def test_estimate_follows_the_outcome_units(prop99_frame):
-    # packs per capita x 1e4 (values ~1e6): the same weights and an estimate 1e4 times larger. Before the
-    # simplex solver worked at unit scale, the SCM part of the weights changed (a non-optimal point) and
-    # with it the estimate, by 17% on a small panel
-    from decrimkit import Panel
-
-    roles = {"unit": "State", "time": "Year", "outcome": "PacksPerCapita", "treated": "treated"}
-    base = synth.augmented(Panel.from_frame(prop99_frame, **roles), treated="California", start=1989)
-    big = prop99_frame.assign(PacksPerCapita=prop99_frame["PacksPerCapita"] * 1e4)
-    res = synth.augmented(Panel.from_frame(big, **roles), treated="California", start=1989)
-    assert res.estimate / 1e4 == pytest.approx(base.estimate, rel=1e-7)
-    np.testing.assert_allclose(res.weights.to_numpy(), base.weights.to_numpy(), atol=1e-8)
