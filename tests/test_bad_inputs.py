@@ -413,12 +413,15 @@ def _one_treated(scale: float = 1.0) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize("call", [
+SYNTH_CALLS = pytest.mark.parametrize("call", [
     lambda p: synth.scm(p, treated=0, start=2003),
     lambda p: synth.augmented(p, treated=0, start=2003),
     lambda p: synth.sdid(p, n_reps=5, se_method="bootstrap"),
     lambda p: synth.mc_nnm(p, n_reps=5),
-], ids=["scm", "augmented", "sdid", "mc_nnm"])
+], ids=["scm", "augmented", "sdid", "mc_nnm"])  # every synthetic-control estimator on one-treated panels
+
+
+@SYNTH_CALLS
 @pytest.mark.parametrize("scale", [1e155, 1e300])
 def test_synth_outcomes_too_large_to_square(call, scale):
     # 1e155: augmented hung; 1e300: scm returned a wrong estimate and sdid NaN
@@ -426,12 +429,7 @@ def test_synth_outcomes_too_large_to_square(call, scale):
                        r"values beyond 1e\+100 are refused", call, panel(_one_treated(scale)))
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: synth.scm(p, treated=0, start=2003),
-    lambda p: synth.augmented(p, treated=0, start=2003),
-    lambda p: synth.sdid(p, n_reps=5, se_method="bootstrap"),
-    lambda p: synth.mc_nnm(p, n_reps=5),
-], ids=["scm", "augmented", "sdid", "mc_nnm"])
+@SYNTH_CALLS
 def test_synth_constant_outcome(call):
     # sdid returned NaN and augmented a raw "zero-size array" ValueError
     df = _one_treated()

@@ -43,13 +43,13 @@ def test_basque_att_exact_with_reference_weights(basque, basque_spec):
     assert gap[(years >= 1975)].mean() == pytest.approx(ATT_1975_1997, rel=1e-6)
 
 
-def test_w_matches_pysyncon_for_the_same_v(basque_frame, basque_fit, basque_spec):
-    """pysyncon (SLSQP) given our V: same weights within 1e-3, and our exact solver's loss is not worse."""
-    from pysyncon import Dataprep, Synth
+def _basque_dataprep(frame, spec, controls):
+    """pysyncon's Dataprep for the Basque ADH specification, with the given donor units."""
+    from pysyncon import Dataprep
 
-    cov = list(basque_spec["predictors"])
-    dp = Dataprep(
-        foo=basque_frame,
+    cov = list(spec["predictors"])
+    return Dataprep(
+        foo=frame,
         predictors=[c for c, *_ in cov[:6]],
         predictors_op="mean",
         time_predictors_prior=range(1964, 1970),
@@ -57,10 +57,17 @@ def test_w_matches_pysyncon_for_the_same_v(basque_frame, basque_fit, basque_spec
         dependent="gdpcap",
         unit_variable="regionname",
         time_variable="year",
-        treatment_identifier=basque_spec["treated"],
-        controls_identifier=list(basque_fit.weights.index),
+        treatment_identifier=spec["treated"],
+        controls_identifier=controls,
         time_optimize_ssr=range(1960, 1970),
     )
+
+
+def test_w_matches_pysyncon_for_the_same_v(basque_frame, basque_fit, basque_spec):
+    """pysyncon (SLSQP) given our V: same weights within 1e-3, and our exact solver's loss is not worse."""
+    from pysyncon import Synth
+
+    dp = _basque_dataprep(basque_frame, basque_spec, list(basque_fit.weights.index))
     peer = Synth()
     peer.fit(dataprep=dp, custom_V=basque_fit.v.to_numpy())
     theirs = pd.Series(peer.W, index=list(basque_fit.weights.index))
@@ -212,7 +219,7 @@ def test_regression_v_and_unit_order_invariance(prop99, prop99_frame):
 def test_custom_v_array_and_series(basque, basque_frame, basque_spec):
     """v= as numeric weights (R Synth's custom.v): rescaled to sum one, exposed as .v, and the same W as
     pysyncon given that V (pysyncon normalises predictors by their SD as R Synth and decrimkit do)."""
-    from pysyncon import Dataprep, Synth
+    from pysyncon import Synth
 
     k = len(basque_spec["predictors"])
     raw = np.arange(1.0, k + 1.0)  # not normalised, deliberately uneven
@@ -226,20 +233,7 @@ def test_custom_v_array_and_series(basque, basque_frame, basque_spec):
         basque, treated=basque_spec["treated"], start=1970, predictors=basque_spec["predictors"], v=shuffled
     )
     np.testing.assert_allclose(again.weights.to_numpy(), res.weights.to_numpy(), atol=1e-12)
-    cov = list(basque_spec["predictors"])
-    dp = Dataprep(
-        foo=basque_frame,
-        predictors=[c for c, *_ in cov[:6]],
-        predictors_op="mean",
-        time_predictors_prior=range(1964, 1970),
-        special_predictors=[(c, range(a, b + 1, 2 if c.startswith("sec.") else 1), "mean") for c, a, b in cov[6:]],
-        dependent="gdpcap",
-        unit_variable="regionname",
-        time_variable="year",
-        treatment_identifier=basque_spec["treated"],
-        controls_identifier=list(res.weights.index),
-        time_optimize_ssr=range(1960, 1970),
-    )
+    dp = _basque_dataprep(basque_frame, basque_spec, list(res.weights.index))
     peer = Synth()
     peer.fit(dataprep=dp, custom_V=raw / raw.sum())
     np.testing.assert_allclose(res.weights.to_numpy(), np.asarray(peer.W), atol=1e-3)
