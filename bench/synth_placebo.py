@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    scm_module = importlib.import_module("decrimkit.estimators.synth.scm")
+    scm_module = importlib.import_module("decrimkit.estimators.synth._scm")
     df = load_dataset("prop99", file="california_prop99_long.csv")
     panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
     res = synth.scm(panel, treated="California", start=1989, v="equal")

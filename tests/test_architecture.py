@@ -34,16 +34,18 @@ def test_the_checker_finds_a_deferred_cycle_and_a_layer_violation(tmp_path):
         "src/decrimkit/a.py": "from decrimkit import b\n",
         "src/decrimkit/b.py": "def f():\n    from .a import g  # deferred: still a cycle\n",
         "src/decrimkit/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from decrimkit.a import x\n",
+        "src/decrimkit/registry.py": "ESTIMATORS = (Entry(\"fam.est\", \"an estimator\"),)\n",
         "estimators/__init__.py": "",
         "estimators/fam/__init__.py": "",
-        "estimators/fam/est.py": "from .results import R\n",
-        "estimators/fam/results.py": "def m():\n    from decrimkit.estimators.fam.est import est\n",
+        "estimators/fam/_est.py": "from .results import R\n",
+        "estimators/fam/_kernel.py": "K = 1\n",
+        "estimators/fam/results.py": "from ._kernel import K\ndef m():\n    from decrimkit.estimators.fam._est import est\n",
         "studies/__init__.py": "",
     })
     n_modules, found = _checker().problems(tmp_path)
-    assert n_modules == 9
+    assert n_modules == 11
     assert "decrimkit.a <-> decrimkit.b" in found
-    assert "decrimkit.estimators.fam.est <-> decrimkit.estimators.fam.results" in found
-    assert "decrimkit.estimators.fam.results imports the estimator module decrimkit.estimators.fam.est" in found
+    assert "decrimkit.estimators.fam._est <-> decrimkit.estimators.fam.results" in found
+    assert "decrimkit.estimators.fam.results imports the estimator module decrimkit.estimators.fam._est" in found
     assert not any("decrimkit.c" in line for line in found)  # TYPE_CHECKING imports never run
     assert len(found) == 3

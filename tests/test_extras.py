@@ -34,7 +34,7 @@ try:
 except MissingExtraError as exc:
     out["family"] = str(exc)
 try:
-    import decrimkit.estimators.bayes.pool  # noqa: F401
+    import decrimkit.estimators.bayes._pool  # noqa: F401
 except MissingExtraError as exc:
     out["module"] = str(exc)
 from decrimkit import cli

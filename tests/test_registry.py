@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
 from pathlib import Path
 
 import pytest
@@ -46,17 +47,29 @@ def test_plan_allowlist_holds_nothing_unregistered():
 
 
 def test_every_estimator_module_is_registered():
-    """A public estimator module (one function of its own name) that is not in the registry is flagged."""
+    """A module ``_<name>.py`` holding a public function ``<name>`` is an estimator: it must be registered."""
     registered = {e.module for e in ENTRIES}
+    helpers = {"decrimkit.estimators.did._first_stage", "decrimkit.estimators.synth._conformal"}
+    found = set()
     for family in registry.FAMILIES:
-        for path in sorted((ROOT / "estimators" / family).glob("*.py")):
+        for path in sorted((ROOT / "estimators" / family).glob("_*.py")):
             name = path.stem
-            if name.startswith("_") or name in {"__init__", "results", "calibration", "design", "diagnostics",
-                                                "conformal"}:
+            if name == "__init__":
                 continue
             module = importlib.import_module(f"decrimkit.estimators.{family}.{name}")
-            if inspect.isfunction(getattr(module, name, None)):
-                assert module.__name__ in registered, f"register {family}.{name} in decrimkit/registry.py"
+            if inspect.isfunction(getattr(module, name[1:], None)) and module.__name__ not in helpers:
+                assert module.__name__ in registered, f"register {family}.{name[1:]} in decrimkit/registry.py"
+                found.add(module.__name__)
+    assert found == registered  # and every registered module was found by its file name
+
+
+def test_no_module_shares_a_public_name_of_its_family():
+    """Importing a submodule binds it on its package; a module named like a public name would shadow it."""
+    for family, package in FAMILY.items():
+        modules = {p.stem for p in (ROOT / "estimators" / family).glob("*.py")}
+        assert not modules & set(package.__all__), f"{family}: rename the module(s) {modules & set(package.__all__)}"
+        for name in package.__all__:
+            assert not isinstance(getattr(package, name), types.ModuleType)
 
 
 def test_docs_index_is_generated_from_the_registry():

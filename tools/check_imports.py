@@ -5,7 +5,8 @@ decrimkit installs three source folders as one package (``src/decrimkit``, ``est
 such as grimp cannot follow, so the graph is read here from the source with :mod:`ast`. Every
 ``import`` counts, also those inside functions (an import deferred to dodge a cycle is still a cycle),
 except those under ``if TYPE_CHECKING:``, which never run.
-A second rule keeps the layers in order: result modules never import estimators.
+A second rule keeps the layers in order: result modules never import estimators (the modules of the
+estimators listed in ``src/decrimkit/registry.py``, read from its ``Entry("family.function", ...)`` lines).
 
 Usage: ``python tools/check_imports.py`` (exit 1 and one line per cycle when any is found).
 """
@@ -110,17 +111,26 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+def estimator_modules(root: Path = ROOT) -> set[str]:
+    """The registered estimators' modules (``Entry("did.twfe", ...)`` -> ``decrimkit.estimators.did._twfe``)."""
+    registry = root / "src" / "decrimkit" / "registry.py"
+    if not registry.is_file():
+        return set()
+    found = set()
+    for node in ast.walk(ast.parse(registry.read_text(), filename=str(registry))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Entry"
+                and node.args and isinstance(node.args[0], ast.Constant)):
+            family, _, function = str(node.args[0].value).partition(".")
+            found.add(f"decrimkit.estimators.{family}._{function}")
+    return found
+
+
+def layer_violations(graph: dict[str, set[str]], estimators: set[str]) -> list[str]:
     """Result modules import no estimator module."""
     bad = []
     for name, targets in sorted(graph.items()):
         if name.rpartition(".")[2] in {"results", "_event_result"} or name == "decrimkit.results":
-            for target in sorted(targets):
-                leaf = target.rpartition(".")[2]
-                if target.startswith("decrimkit.estimators.") and not (
-                    leaf.startswith("_") or leaf == "results"
-                ):
-                    bad.append(f"{name} imports the estimator module {target}")
+            bad += [f"{name} imports the estimator module {target}" for target in sorted(targets & estimators)]
     return bad
 
 
@@ -128,7 +138,7 @@ def problems(root: Path = ROOT) -> tuple[int, list[str]]:
     """The number of modules under ``root`` and one line per import cycle or layer violation."""
     files = module_files(root)
     graph = {name: imports_of(name, path, set(files)) for name, path in files.items()}
-    return len(graph), [" <-> ".join(c) for c in cycles(graph)] + layer_violations(graph)
+    return len(graph), [" <-> ".join(c) for c in cycles(graph)] + layer_violations(graph, estimator_modules(root))
 
 
 def main() -> int:

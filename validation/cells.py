@@ -140,7 +140,7 @@ def _scm_placebo(rep: Replication, seed: int) -> list[Record]:
 
 def _ascm_conformal(rep: Replication, seed: int) -> list[Record]:
     from decrimkit.estimators import synth
-    from decrimkit.estimators.synth.augmented import conformal
+    from decrimkit.estimators.synth import conformal
 
     panel, start = _synth_args(rep)
     fit = synth.augmented(panel, treated=0, start=start, progfunc="ridge")

@@ -164,7 +164,7 @@ def gradient_cost(data: dict, n: int = 300) -> dict:
     import numpy as np
     from pymc.sampling.jax import get_jaxified_logp
 
-    from decrimkit.estimators.bayes.hierarchical_did import HDID_PRIORS, hdid_design, hdid_model
+    from decrimkit.estimators.bayes._hierarchical_did import HDID_PRIORS, hdid_design, hdid_model
 
     design = hdid_design(data["panel"], policy_model=data["models"], family="negative_binomial",
                          exposure="population")

@@ -71,7 +71,7 @@ def decrimkit_loop(data: dict) -> float:
     """Same fit and same V; each placebo's W from one call of the public jitted solver."""
     import importlib
 
-    scm_module = importlib.import_module("decrimkit.estimators.synth.scm")
+    scm_module = importlib.import_module("decrimkit.estimators.synth._scm")
     res = _fit(data["frame"])
     if not data["placebo"]:
         return float(res.estimate)

@@ -10,7 +10,7 @@ Every estimator returns a :class:`~decrimkit.estimators.bayes.results.Posterior`
 
 from __future__ import annotations
 
-from decrimkit._lazy import lazy_family
+from decrimkit._lazy import lazy_names
 from decrimkit.registry import family_names
 
 _WHERE = {
@@ -20,4 +20,5 @@ _WHERE = {
     "Diagnostics": "_sampling",
 }
 
-__all__ = lazy_family(__name__, _WHERE, extra="bayes")
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, extra="bayes")

@@ -33,8 +33,8 @@ from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.keys import check_seed, key_from_seed
 from decrimkit.results import Spec, Summarised
 
+from ._pool import POOL_PRIORS, PoolDesign, pool_model
 from ._sampling import merge_priors
-from .pool import POOL_PRIORS, PoolDesign, pool_model
 from .results import hdi
 
 __all__ = ["run_sbc", "SBCResult", "main"]

@@ -6,9 +6,10 @@ Names resolve lazily so that importing the family does not compile or import eve
 
 from __future__ import annotations
 
-from decrimkit._lazy import lazy_family
+from decrimkit._lazy import lazy_names
 from decrimkit.registry import family_names
 
 _WHERE = family_names("did")  # one estimator per module, listed in decrimkit.registry
 
-__all__ = lazy_family(__name__, _WHERE)
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

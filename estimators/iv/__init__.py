@@ -1,14 +1,18 @@
 """Instrumental-variable estimators.
 
 ``from decrimkit.estimators import iv`` then ``iv.leniency(cases, decision=, outcome=, assignee=, strata=)``:
-the examiner (prosecutor/judge leniency) design. The function is imported eagerly because it shares its
-name with its module (``decrimkit.estimators.iv.leniency``); a lazy lookup would be shadowed by the
-module once anything imports it.
+the examiner (prosecutor/judge leniency) design. Names resolve lazily, as in the other families.
 """
 
 from __future__ import annotations
 
-from decrimkit.estimators.iv.leniency import leniency
-from decrimkit.estimators.iv.results import LeniencyResult
+from decrimkit._lazy import lazy_names
+from decrimkit.registry import family_names
 
-__all__ = ["leniency", "LeniencyResult"]
+_WHERE = {
+    **family_names("iv"),  # the estimators, listed in decrimkit.registry
+    "LeniencyResult": "results",
+}
+
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -1,43 +1,39 @@
-"""Lazy estimator families: ``did.twfe`` resolves to the function in ``did/twfe.py`` on first use.
+"""PEP 562 lazy names for the estimator families: ``did.twfe`` imports ``did/_twfe.py`` on first use.
 
-Importing a family imports none of its estimators (no PyMC, no compilation). Python binds an imported
-submodule as an attribute of its package, which would turn ``did.twfe`` into the *module* once
-``decrimkit.estimators.did.twfe`` has been imported; the family's module class refuses that binding, so
-public names always resolve to the estimators (``importlib.import_module`` still returns the modules).
+Importing a family imports none of its estimators (no PyMC, no compilation). Each family ``__init__``
+binds the module-level ``__getattr__`` and ``__dir__`` made here; a name is imported once and then cached
+in the family's namespace. Estimator modules are named ``_<function>.py``, so Python binding an imported
+submodule on its package never shadows a public name.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-import types
+from collections.abc import Callable
 from typing import Any
 
 
-def lazy_family(package: str, where: dict[str, str], *, extra: str | None = None) -> list[str]:
-    """Make ``package`` resolve each public name in ``where`` (name -> submodule) lazily; return ``__all__``.
+def lazy_names(package: str, where: dict[str, str], *, extra: str | None = None
+               ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The PEP 562 ``__getattr__`` and ``__dir__`` of ``package``, resolving ``where`` (name -> submodule).
 
     ``extra``: the optional dependency group the family needs (:mod:`decrimkit.extras`); resolving a
     name without it installed raises :class:`~decrimkit.errors.MissingExtraError` naming the extra.
     """
 
-    class Family(types.ModuleType):
-        def __getattr__(self, name: str) -> Any:
-            if name in where:
-                if extra is not None:
-                    from decrimkit.extras import require
-
-                    require(extra, f"{package.rpartition('.')[2]}.{name}")
-                return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+    def __getattr__(name: str) -> Any:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if extra is not None:
+            from decrimkit.extras import require
 
-        def __dir__(self) -> list[str]:
-            return sorted(set(where) | set(self.__dict__))
+            require(extra, f"{package.rpartition('.')[2]}.{name}")
+        value = getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        setattr(sys.modules[package], name, value)  # cached: the next lookup skips __getattr__
+        return value
 
-        def __setattr__(self, name: str, value: Any) -> None:
-            if name in where and isinstance(value, types.ModuleType):
-                return
-            super().__setattr__(name, value)
+    def __dir__() -> list[str]:
+        return sorted(set(where) | set(vars(sys.modules[package])))
 
-    sys.modules[package].__class__ = Family
-    return sorted(where)
+    return __getattr__, __dir__

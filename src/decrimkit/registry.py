@@ -9,8 +9,10 @@ Each :class:`Entry` names an estimator once, as ``family.function`` (``"did.att_
   with ``plan=True``);
 * the docs page ``docs/estimators/<family>/<function>.md``.
 
-Adding an estimator: write ``estimators/<family>/<function>.py`` with a function of the same name,
-its tests and its docs page, then add one :class:`Entry` here. ``tests/test_registry.py`` fails when
+Adding an estimator: write ``estimators/<family>/_<function>.py`` holding the function, its tests and
+its docs page, then add one :class:`Entry` here. The module's leading underscore says "use the family's
+name": a module never shares a public name, so importing it can never shadow the function
+(``import decrimkit.estimators.did._twfe`` leaves ``did.twfe`` the function). ``tests/test_registry.py`` fails when
 a registered estimator has no docs page, is missing from its family or from the plan allowlist, or
 its results break the result contract (``tests/test_result_contract.py``).
 """
@@ -45,7 +47,7 @@ class Entry:
 
     @property
     def module(self) -> str:
-        return f"decrimkit.estimators.{self.family}.{self.function}"
+        return f"decrimkit.estimators.{self.family}._{self.function}"
 
 
 ESTIMATORS: tuple[Entry, ...] = (
@@ -90,8 +92,8 @@ def entry(name: str) -> Entry:
 
 
 def family_names(family: str) -> dict[str, str]:
-    """Public name -> submodule for the estimators of ``family`` (each module holds its namesake function)."""
-    return {e.function: e.function for e in ESTIMATORS if e.family == family}
+    """Public name -> submodule for the estimators of ``family`` (``twfe`` -> ``_twfe``)."""
+    return {e.function: f"_{e.function}" for e in ESTIMATORS if e.family == family}
 
 
 def docs_page(e: Entry) -> str:

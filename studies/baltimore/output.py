@@ -136,7 +136,7 @@ def _results(rep: Report, r: StudyResults) -> None:
         s["did_averted"],
         n=int(did_row["n_obs"]),
         unit="arrests",
-        method="decrimkit.estimators.did.poisson",
+        method="decrimkit.estimators.did._poisson",
         note="observed post-policy arrests x (1/rate ratio - 1)",
     )
     b = r.estimators.loc[r.estimators["estimator"] == "Bayesian comparative ITS"].iloc[0]
@@ -146,7 +146,7 @@ def _results(rep: Report, r: StudyResults) -> None:
         s["bayes_averted"],
         n=int(b["n_obs"]),
         unit="arrests",
-        method="decrimkit.estimators.bayes.its",
+        method="decrimkit.estimators.bayes._its",
         note="posterior median and 95% credible interval",
     )
     _add(
@@ -155,7 +155,7 @@ def _results(rep: Report, r: StudyResults) -> None:
         s["bayes_rate_ratio"],
         n=int(b["n_obs"]),
         unit="ratio",
-        method="decrimkit.estimators.bayes.its",
+        method="decrimkit.estimators.bayes._its",
     )
     p = r.pretrend
     rep.add_result(

@@ -157,7 +157,7 @@ def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_gr
     1 / (T0 + 1) = 0.125, so the per-window bands in the gap figure are 80% intervals.
     """
     from decrimkit.estimators import synth
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     res = synth.augmented(panel, treated=D.TREATED, start=start)
     n_pre = int(np.sum(~_post_mask(np.asarray(res.gap.index), start)))

@@ -26,7 +26,6 @@ that fail the package's convergence gate (r-hat > 1.01, ESS < 400, any divergenc
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,11 +47,6 @@ def relabelled_frame(design: PowerDesign, treated: np.ndarray, delta: float) -> 
     order = chosen + [i for i in range(n) if i not in set(chosen)]
     lab = {design.states[i]: f"u{k:02d}" for k, i in enumerate(order)}
     return fr.assign(state=fr["state"].map(lab))
-
-
-def _hdid_module() -> Any:
-    # the family package exposes the function under the module's name; the module itself holds the builders
-    return importlib.import_module("decrimkit.estimators.bayes.hierarchical_did")
 
 
 def _constant(consts: list[Any], value: np.ndarray, name: str) -> Any:
@@ -86,18 +80,19 @@ class BayesPowerEngine:
         from pytensor.graph.traversal import ancestors
         from pytensor.tensor.variable import TensorConstant
 
-        H = _hdid_module()
+        from decrimkit.estimators.bayes import _hierarchical_did as hdid
+
         self.design, self.chains, self.draws, self.tune = design, int(chains), int(draws), int(tune)
         self.target_accept = float(target_accept)
         k = len(design.cohorts)
         panel = self._panel(np.arange(k), 0.0)
-        des = H.hdid_design(
+        des = hdid.hdid_design(
             panel,
             policy_model={u: design.model for u in panel.treated_units},
             family="negative_binomial",
             exposure="population",
         )
-        model = H.hdid_model(des, family="negative_binomial", priors=dict(H.HDID_PRIORS))
+        model = hdid.hdid_model(des, family="negative_binomial", priors=dict(hdid.HDID_PRIORS))
         self.model, self._template = model, des
         logp = model.logp()
         consts = [v for v in ancestors([logp]) if isinstance(v, TensorConstant)]
@@ -125,9 +120,10 @@ class BayesPowerEngine:
 
     def data(self, treated: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, float]:
         """(y, offset, centre) of one replicate's panel, checked against the template's fixed arrays."""
-        H = _hdid_module()
+        from decrimkit.estimators.bayes import _hierarchical_did as hdid
+
         panel = self._panel(treated, delta)
-        des = H.hdid_design(
+        des = hdid.hdid_design(
             panel,
             policy_model={u: self.design.model for u in panel.treated_units},
             family="negative_binomial",
@@ -183,9 +179,9 @@ class BayesPowerEngine:
         import jax.numpy as jnp
         from pymc.sampling.jax import _get_batched_jittered_initial_points
 
+        from decrimkit.estimators.bayes.results import hdi
         from decrimkit.numerics.keys import key_from_seed
 
-        hdi = importlib.import_module("decrimkit.estimators.bayes.results").hdi
         if not batch:
             return pd.DataFrame()
         n_real = len(batch)

@@ -117,7 +117,7 @@ def scm(panel: Panel, fips: str, donors: list[str], start: int) -> CountyEstimat
 
 def ascm(panel: Panel, fips: str, donors: list[str], start: int, *, grid_size: int) -> CountyEstimate:
     from decrimkit.estimators import synth
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     res = synth.augmented(panel, treated=fips, start=start, donors=donors)
     avg = conformal_average(res, alpha=0.05, grid_size=grid_size, permutations="iid")

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.estimators import did, iv
+from decrimkit.estimators.iv._leniency import fit_core
 from decrimkit.estimators.iv.design import leniency_design
-from decrimkit.estimators.iv.leniency import fit_core
 from decrimkit.numerics import numpy_rng
 from decrimkit.panel import Panel
 from decrimkit.progress import track

@@ -53,7 +53,7 @@ def test_policy_model_checks(hier_panel, hier_truth):
 def test_ar1_factor_gives_the_ar1_correlation(rho):
     import numpy as np
 
-    from decrimkit.estimators.bayes.hierarchical_did import _ar1_factor
+    from decrimkit.estimators.bayes._hierarchical_did import _ar1_factor
 
     low = _ar1_factor(np.float64(rho), 6).eval()
     lag = np.abs(np.subtract.outer(np.arange(6), np.arange(6)))

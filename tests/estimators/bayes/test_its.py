@@ -69,7 +69,7 @@ def test_its_input_checks(monthly_counts):
 def test_its_does_not_mutate_input(monthly_counts):
     y, _ = monthly_counts
     before = y.copy()
-    from decrimkit.estimators.bayes.its import its_design
+    from decrimkit.estimators.bayes._its import its_design
 
     its_design(y, start="2021-01", comparison=None, family="negative_binomial", covid=("2020-03", "2020-06"),
                exclude=("2020-04", "2020-05"))

@@ -11,7 +11,7 @@ import pytest
 from decrimkit import Panel
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators import did
-from decrimkit.estimators.did.event_study import relative_time
+from decrimkit.estimators.did._event_study import relative_time
 
 
 def _pyfixest(frame: pd.DataFrame, keep: list[int], k_ours: int):

@@ -9,7 +9,7 @@ import pytest
 
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators import did
-from decrimkit.estimators.did.honest import identified_set
+from decrimkit.estimators.did._honest import identified_set
 from decrimkit.results import Effect, Spec
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from decrimkit.estimators import did
-from decrimkit.estimators.did.honest import identified_set
+from decrimkit.estimators.did._honest import identified_set
 from decrimkit.results import Effect, Spec
 
 REF = Path(__file__).resolve().parents[2] / "references"

@@ -96,7 +96,7 @@ def test_gmm_variance_is_bjs_variance_centred_by_horizon(result, frame) -> None:
     # means (one auxiliary cell per event time) instead of cohort x event-time means
     from decrimkit.estimators.did._event_result import horizon_weights
     from decrimkit.estimators.did._first_stage import first_stage
-    from decrimkit.estimators.did.imputation import imputation_variance
+    from decrimkit.estimators.did._imputation import imputation_variance
 
     panel = Panel.from_frame(frame, unit="countyreal", time="year", outcome="lemp", cohort="first.treat")
     fs = first_stage(panel, covariates=(), anticipation=0, weights=None, cluster=None)

@@ -10,8 +10,8 @@ from linearmodels.iv import IV2SLS
 
 from decrimkit.errors import DataError, DesignError, SpecificationError, WeakInstrumentWarning
 from decrimkit.estimators import iv
+from decrimkit.estimators.iv._leniency import fit_core
 from decrimkit.estimators.iv.design import demean, jackknife_fe_iv, leniency_design
-from decrimkit.estimators.iv.leniency import fit_core
 from decrimkit.studies.suffolk import SuffolkConfig, simulate
 
 DESIGN = {"decision": "not_prosecuted", "assignee": "ada", "strata": ("court", "month")}

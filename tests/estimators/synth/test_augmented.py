@@ -80,7 +80,7 @@ def test_errors(prop99):
 
 # ----------------------------------------------------------------------------- conformal average effect
 def test_conformal_average_block_matches_joint_test(ascm):
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     # same refit (all periods, no effect imposed), same cyclic shifts: the p-value of theta_0 = 0 is the
     # joint p-value of conformal(), exactly
@@ -94,7 +94,7 @@ def test_conformal_average_iid_exact_enumeration(prop99_frame):
     from itertools import combinations
 
     from decrimkit import Panel
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     df = prop99_frame.loc[prop99_frame["Year"].between(1980, 1992)]  # 9 pre + 4 post years: C(13, 4) = 715
     panel = Panel.from_frame(df, unit="State", time="Year", outcome="PacksPerCapita", treated="treated")
@@ -121,7 +121,7 @@ def test_conformal_average_iid_exact_enumeration(prop99_frame):
 
 def test_conformal_average_tracks_an_added_effect(prop99_frame):
     from decrimkit import Panel
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     # add a constant 40 packs per capita to California from 1989: the refits see the same data once the null
     # is shifted by 40, so the interval moves by 40, up to one grid step per end (each grid is rebuilt around
@@ -148,7 +148,7 @@ def test_conformal_average_tracks_an_added_effect(prop99_frame):
 
 
 def test_conformal_average_unattainable_level_and_errors(ascm):
-    from decrimkit.estimators.synth.augmented import conformal_average
+    from decrimkit.estimators.synth import conformal_average
 
     # with 31 cyclic shifts no p-value falls below 1/31 > 0.02: nothing can be rejected at 2%
     avg = conformal_average(ascm, alpha=0.02, permutations="block", grid_size=11)

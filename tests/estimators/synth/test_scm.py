@@ -109,7 +109,7 @@ def test_prop99_placebo_batch_matches_one_by_one(prop99):
     """The vmapped placebo batch equals solving each placebo's W on its own (same V and normalisation)."""
     import importlib
 
-    scm_module = importlib.import_module("decrimkit.estimators.synth.scm")
+    scm_module = importlib.import_module("decrimkit.estimators.synth._scm")
     res = synth.scm(prop99, treated="California", start=1989, v="equal")
     pl = res.placebo("space")
     design = res.extra["design"]

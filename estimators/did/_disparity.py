@@ -41,8 +41,8 @@ import pandas as pd
 
 from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.estimators.did._ols import fe_ols
+from decrimkit.estimators.did._poisson import PoissonResult, ppml
 from decrimkit.estimators.did._reg_design import check_covariates, options
-from decrimkit.estimators.did.poisson import PoissonResult, ppml
 from decrimkit.numerics.demean import factor_codes
 from decrimkit.options import check_option
 from decrimkit.panel import Panel

@@ -15,7 +15,7 @@ minimum is chosen. All held-out fits run as one vmapped batch.
 Assumptions: untreated outcomes follow a (linear) factor or autoregressive model; no anticipation
 or interference; donors untreated.
 
-Conformal inference (``conformal``, ``conformal_average``) lives in :mod:`.conformal` and is
+Conformal inference (``conformal``, ``conformal_average``) lives in :mod:`._conformal` and is
 re-exported here.
 
 References
@@ -40,8 +40,8 @@ from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
 from ._ascm import AugFit, choose_lambda, fit_rows
+from ._conformal import ConformalAverage, ConformalResult, conformal, conformal_average
 from ._design import synth_design
-from .conformal import ConformalAverage, ConformalResult, conformal, conformal_average
 from .results import SynthResult
 
 __all__ = ["AugmentedResult", "ConformalAverage", "augmented", "conformal", "conformal_average", "fit_rows"]

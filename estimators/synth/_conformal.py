@@ -50,7 +50,7 @@ from ._ascm import fit_rows
 from .results import ConformalResult
 
 if TYPE_CHECKING:  # the result class lives beside its estimator, which imports this module
-    from .augmented import AugmentedResult
+    from ._augmented import AugmentedResult
 
 __all__ = ["conformal", "conformal_average", "ConformalAverage", "ConformalResult"]
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 from decrimkit.errors import DesignError
 from decrimkit.estimators.did._reg_design import no_groups, require_variation
-from decrimkit.estimators.did.twfe import twfe
+from decrimkit.estimators.did._twfe import twfe
 from decrimkit.panel import Panel
 from decrimkit.results import Spec, Summarised
 

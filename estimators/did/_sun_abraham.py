@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DesignError
+from decrimkit.estimators.did._event_study import EventStudyResult, relative_time, sup_t_critical
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
@@ -44,7 +45,6 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from decrimkit.estimators.did.event_study import EventStudyResult, relative_time, sup_t_critical
 from decrimkit.panel import Panel
 from decrimkit.results import Spec, frozen_array
 
