@@ -18,11 +18,26 @@ ESTIMATORS  := $(shell find estimators -name '*.py' 2>/dev/null)
 DATA        := $(shell find src/decrimkit/datasets/data -type f 2>/dev/null)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser check-html test test-fast lint studies study-baltimore study-suffolk study-oregon study-policy-models study-prosecutors \
-        paper report-baltimore report-suffolk report-oregon report-policy-models report-prosecutors report-plan bench bench-quick validate validate-quick clean
+
+# The studies come from their registry (studies/registry.py, standard library only): it writes STUDY_NAMES,
+# PAPER_STUDIES and each study's extra prerequisites (its package, files of other studies it imports, the
+# outputs it pools), one rule per `;`. Adding a study to the registry adds its study-NAME and report-NAME.
+define NEWLINE
+
+
+endef
+$(eval $(subst ;,$(NEWLINE),$(shell $(PYTHON) studies/registry.py make)))
+ifeq ($(STUDY_NAMES),)
+$(error could not read the study registry: $(PYTHON) studies/registry.py make)
+endif
+STUDY_TARGETS  := $(addprefix study-,$(STUDY_NAMES))
+REPORT_TARGETS := $(addprefix report-,$(STUDY_NAMES))
+
+.PHONY: help setup browser check-html test test-fast lint studies $(STUDY_TARGETS) \
+        paper $(REPORT_TARGETS) report-plan bench bench-quick validate validate-quick clean
 
 help:  ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@{ grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'; $(PYTHON) studies/registry.py help; } | sort
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,34 +80,15 @@ $(SEED_STAMP): FORCE
 .PHONY: FORCE
 FORCE:
 
-outputs/baltimore/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/baltimore*.py studies/baltimore/*.py) $(DATA)
-	$(DK) study baltimore --out outputs/baltimore --seed $(SEED)
+# outputs/NAME/results.json of every registered study; its own prerequisites come from the registry (above)
+outputs/%/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(DATA)
+	$(DK) study $* --out outputs/$* --seed $(SEED)
 
-outputs/suffolk/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/suffolk*.py studies/suffolk/*.py)
-	$(DK) study suffolk --out outputs/suffolk --seed $(SEED)
-
-outputs/oregon/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/oregon*.py studies/oregon/*.py) $(DATA)
-	$(DK) study oregon --out outputs/oregon --seed $(SEED)
-
-outputs/policy-models/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/policy_models*.py studies/policy_models/*.py) $(DATA)
-	$(DK) study policy-models --out outputs/policy-models --seed $(SEED)
-
-outputs/prosecutors/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/prosecutors*.py studies/prosecutors/*.py studies/policy_models/panel.py) $(DATA)
-	$(DK) study prosecutors --out outputs/prosecutors --seed $(SEED)
-
-study-baltimore: outputs/baltimore/results.json  ## Baltimore 2020 non-prosecution (comparative ITS)
-study-suffolk: outputs/suffolk/results.json  ## Suffolk County prosecutor-leniency IV + 2019 memo (simulator)
-study-oregon: outputs/oregon/results.json  ## Oregon Measure 110 and overdose deaths
-study-policy-models: outputs/policy-models/results.json  ## the four de facto policy models across the registry
-study-prosecutors: outputs/prosecutors/results.json  ## registry county policies and county overdose deaths, by model
-studies: study-baltimore study-suffolk study-oregon study-policy-models study-prosecutors  ## run every study
+$(STUDY_TARGETS): study-%: outputs/%/results.json
+studies: $(STUDY_TARGETS)  ## run every study
 
 # ---------------------------------------------------------------- paper, benchmarks, validation
-RESULTS := outputs/baltimore/results.json outputs/suffolk/results.json outputs/oregon/results.json \
-           outputs/policy-models/results.json
-
-# policy-models pools the other studies' estimates, so it runs after them
-outputs/policy-models/results.json: outputs/baltimore/results.json outputs/suffolk/results.json outputs/oregon/results.json
+RESULTS := $(foreach s,$(PAPER_STUDIES),outputs/$(s)/results.json)
 
 paper/build/decrimkit-evaluations.pdf: $(RESULTS) $(wildcard paper/*.typ) paper/refs.bib paper/build.py
 	$(PY) paper/build.py
@@ -102,16 +98,9 @@ paper: paper/build/decrimkit-evaluations.pdf  ## build the manuscript PDF from t
 # A grant report is built from the outputs that one study already has (outputs/<study>/, any run of
 # `decrimkit study` or `make study-<study>`); the study runs only when it has no outputs, and build.py
 # refuses outputs made with another SEED. Other studies' outputs are not needed.
-REPORTS := report-baltimore report-suffolk report-oregon report-policy-models report-prosecutors
-$(REPORTS): report-%: $(STAMP)
+$(REPORT_TARGETS): report-%: $(STAMP)
 	@test -f outputs/$*/results.json || $(MAKE) --no-print-directory outputs/$*/results.json
 	$(PY) paper/build.py --format report --study $* --seed $(SEED)
-
-report-baltimore:  ## plain-language grant report, Baltimore (paper/build/report-baltimore.pdf)
-report-suffolk:  ## plain-language grant report, Suffolk County
-report-oregon:  ## plain-language grant report, Oregon
-report-policy-models:  ## plain-language grant report, policy models
-report-prosecutors:  ## plain-language grant report, county prosecutors
 
 report-plan: $(STAMP)  ## grant report of an analysis plan: make report-plan PLAN=docs/examples/plan_castle.toml
 	@test -n "$(PLAN)" || { echo "usage: make report-plan PLAN=path/to/plan.toml" >&2; exit 2; }

@@ -25,21 +25,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from decrimkit.studies import STUDIES as REGISTERED
+from decrimkit.studies.registry import paper_studies
+
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "paper"
 BUILD = PAPER / "build"
-STUDIES = ("baltimore", "suffolk", "oregon", "policy-models")
 KEY_PATTERN = re.compile(r'val\("([^"]+)"\)')
 
-# Study tables the manuscript prints whole (robustness checks, pooled posteriors, power), by file and
-# columns. Numbers are formatted here like every other value; a listed column that the study no longer
-# writes stops the build, a table whose study has not run is left out with a sentence in the PDF.
+# The studies whose outputs the manuscript reads, and the study tables it prints whole (robustness
+# checks, pooled posteriors, power) by file and columns: both from the study registry
+# (decrimkit.studies.registry, each record's ``in_paper`` and ``paper_tables``). Numbers are formatted
+# here like every other value; a listed column that the study no longer writes stops the build, a table
+# whose study has not run is left out with a sentence in the PDF.
+STUDIES: tuple[str, ...] = paper_studies()
 PAPER_TABLES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("baltimore", "robustness"): ("run", "rate_ratio", "rate_ratio_low", "rate_ratio_high", "averted"),
-    ("oregon", "robustness"): ("check", "what changes", "estimate", "pre_rmspe", "donors"),
-    ("policy-models", "posterior_effects"): ("source", "level", "label", "mean", "hdi_low", "hdi_high",
-                                             "p_negative", "r_hat"),
-    ("policy-models", "mde"): ("model", "estimator", "adopters", "reps", "size", "mean_coverage", "mde_log"),
+    (name, table): columns for name, study in REGISTERED.items() for table, columns in study.paper_tables
 }
 
 
@@ -203,8 +204,6 @@ def check_keys(source: Path, values: dict[str, str]) -> None:
 
 def _study_names() -> tuple[str, ...]:
     """Every study decrimkit has (its registry), for grant reports; the manuscript uses STUDIES."""
-    from decrimkit.studies import STUDIES as REGISTERED
-
     return tuple(sorted(set(STUDIES) | set(REGISTERED)))
 
 

@@ -1,9 +1,9 @@
-"""decrimkit.studies: one module per evaluation; each exposes ``run(out, seed=, quick=)`` and ``main()``."""
+"""decrimkit.studies: one package per evaluation, each with ``run(out, *, seed=, quick=)``.
 
-STUDIES = {
-    "baltimore": "decrimkit.studies.baltimore",
-    "suffolk": "decrimkit.studies.suffolk",
-    "oregon": "decrimkit.studies.oregon",
-    "policy-models": "decrimkit.studies.policy_models",
-    "prosecutors": "decrimkit.studies.prosecutors",
-}
+The registry (:mod:`decrimkit.studies.registry`, ``STUDIES``: name -> :class:`Study`) is the one list of
+studies; the CLI, each package's ``python -m``, the Makefile, the paper and the pooling are made from it.
+"""
+
+from .registry import STUDIES, Option, Pooling, Study
+
+__all__ = ["STUDIES", "Study", "Option", "Pooling"]

@@ -9,9 +9,6 @@ another engineer owns.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 from pathlib import Path
 
 from decrimkit.studies import STUDIES
@@ -19,32 +16,19 @@ from decrimkit.studies import STUDIES
 _RUNS: dict[tuple[str, int], Path] = {}
 
 
-def built_studies() -> list[str]:
-    """Study names whose module exists and exposes ``run``."""
-    names = []
-    for name, path in sorted(STUDIES.items()):
-        try:
-            spec = importlib.util.find_spec(path)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None and callable(getattr(importlib.import_module(path), "run", None)):
-            names.append(name)
-    return names
-
-
 def quick_run(name: str, copy: int, base: Path) -> Path:
     """Output folder of quick run number ``copy`` (0 or 1) of study ``name``; runs it on first request."""
     key = (name, copy)
     if key not in _RUNS:
-        module = importlib.import_module(STUDIES[name])
+        study = STUDIES[name]
         out = base / f"{name.replace('-', '_')}_{copy}"
         kwargs = {}
-        if "studies_root" in inspect.signature(module.run).parameters:
+        if study.pools:
             # pooling reads other studies' outputs; point it at an empty folder so a run never depends on
             # whatever an outputs/ folder in the working directory happens to hold
             kwargs["studies_root"] = base / "no_study_outputs"
             kwargs["studies_root"].mkdir(parents=True, exist_ok=True)
-        _RUNS[key] = Path(module.run(out, seed=0, quick=True, **kwargs))
+        _RUNS[key] = Path(study.runner()(out, seed=0, quick=True, **kwargs))
     return _RUNS[key]
 
 

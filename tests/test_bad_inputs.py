@@ -954,7 +954,7 @@ def test_out_of_memory_exits_2_not_internal_error(tmp_path, monkeypatch, capsys)
 
     (tmp_path / "hungry_study.py").write_text("def run(out='outputs/h', *, seed=0, quick=False):\n    raise MemoryError\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(studies.STUDIES, "hungry", "hungry_study")
+    monkeypatch.setitem(studies.STUDIES, "hungry", studies.Study("hungry", module="hungry_study"))
     assert main(["study", "hungry", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: MemoryError: this run needs more memory than the machine has")

@@ -97,16 +97,11 @@ def test_usage_errors_exit_2(capsys):
     assert exc.value.code == 2
 
 
-def test_unknown_and_unbuilt_studies(capsys, monkeypatch):
-    from decrimkit import studies
-
-    monkeypatch.setitem(studies.STUDIES, "not-there", "decrimkit.studies._no_such_study_module")
-    code, _, err = run(capsys, "study", "not-there")
-    assert code == 2 and "study not-there is not built yet" in err
-    code, _, err = run(capsys, "study", "atlantis")
-    assert code == 2 and "unknown study 'atlantis'" in err
-    code, out, _ = run(capsys, "study", "--list")
-    assert code == 0 and "not-there" in out and "not built yet" in out
+def test_unknown_study_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["study", "atlantis"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice: 'atlantis'" in err and "'policy-models'" in err
 
 
 def test_study_dispatch_passes_out_seed_quick(capsys, monkeypatch, tmp_path):
@@ -122,7 +117,7 @@ def test_study_dispatch_passes_out_seed_quick(capsys, monkeypatch, tmp_path):
     monkeypatch.syspath_prepend(str(tmp_path))
     from decrimkit import studies
 
-    monkeypatch.setitem(studies.STUDIES, "recording", "recording_study")
+    monkeypatch.setitem(studies.STUDIES, "recording", studies.Study("recording", module="recording_study"))
     code, out, _ = run(capsys, "study", "recording", "--out", str(tmp_path / "o"), "--seed", "5", "--quick")
     import recording_study
 

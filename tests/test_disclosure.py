@@ -31,7 +31,8 @@ from decrimkit.datasets import dataset_info
 from decrimkit.reporting.audit import audit_folder, exposed, published_text
 from decrimkit.reporting.rowlevel import identifier_columns
 from decrimkit.reporting.suppression import count_like_columns
-from study_runs import built_studies, quick_run, shared_base
+from decrimkit.studies import STUDIES
+from study_runs import quick_run, shared_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("studies")]
 
@@ -51,7 +52,7 @@ def test_small_cells_helper():
     assert small_cells(s, 11).tolist() == ["3", "10"]
 
 
-@pytest.fixture(scope="module", params=built_studies())
+@pytest.fixture(scope="module", params=sorted(STUDIES))
 def output(request, tmp_path_factory) -> tuple[str, Path, dict]:
     base = shared_base(tmp_path_factory)
     folder = quick_run(request.param, 0, base)

@@ -361,7 +361,7 @@ def recording_study(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "mods"))
     from decrimkit import studies
 
-    monkeypatch.setitem(studies.STUDIES, "tiny", "tiny_study")
+    monkeypatch.setitem(studies.STUDIES, "tiny", studies.Study("tiny", module="tiny_study"))
     import tiny_study
 
     tiny_study.calls.clear()

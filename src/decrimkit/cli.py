@@ -22,11 +22,7 @@ Progress bars (studies, bootstraps, placebo loops, sampling) go to stderr on a t
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import importlib
-import importlib.util
-import inspect
 import logging
 import sys
 import warnings
@@ -36,7 +32,7 @@ from pathlib import Path
 import matplotlib
 
 from decrimkit import __version__
-from decrimkit.errors import DecrimkitError, DecrimkitWarning, SpecificationError
+from decrimkit.errors import DecrimkitError, DecrimkitWarning
 
 __all__ = ["main", "build_parser"]
 
@@ -58,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("study", help="run a study and write outputs/<study>/")
-    p.add_argument("name", metavar="NAME", help="study name (see 'decrimkit study --list')", nargs="?")
-    p.add_argument("--list", action="store_true", help="list the study names and whether each is built")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/<study>)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--quick", action="store_true", help="reduced replications, for tests and previews")
+    p.add_argument("--list", action="store_true", help="list the study names, one line each")
+    names = p.add_subparsers(dest="name", metavar="NAME", help="study name (see 'decrimkit study --list')")
+    for study in _registered_studies().values():
+        # the same options as `python -m decrimkit.studies.<package>`: both come from the study's record
+        study.add_arguments(names.add_parser(study.name, help=study.summary(), description=study.summary()))
 
     p = sub.add_parser("run", help="run an analysis plan (TOML) and write its report")
     p.add_argument("plan", type=Path, metavar="PLAN.toml")
@@ -80,25 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _study_module(name: str) -> object:
+def _registered_studies() -> dict:
     from decrimkit.studies import STUDIES
 
-    if name not in STUDIES:
-        raise SpecificationError(f"unknown study {name!r}; studies: {', '.join(sorted(STUDIES))}.")
-    from decrimkit.extras import require
-
-    require("studies", f"decrimkit study {name}")
-    path = STUDIES[name]
-    try:
-        spec = importlib.util.find_spec(path)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None:
-        raise SpecificationError(f"study {name} is not built yet (no module {path}).")
-    module = importlib.import_module(path)
-    if not callable(getattr(module, "run", None)):
-        raise SpecificationError(f"study {name} is not built yet ({path} has no run()).")
-    return module
+    return STUDIES
 
 
 @contextlib.contextmanager
@@ -114,36 +95,27 @@ def _output_guard(target: object) -> Iterator[None]:
         yield
 
 
-def _study_summary(path: str) -> str | None:
-    """First line of a study package's docstring, read without importing it; None if not built."""
-    try:
-        spec = importlib.util.find_spec(path)
-    except ModuleNotFoundError:
-        spec = None
-    if spec is None or spec.origin is None:
-        return None
-    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
-    return doc.strip().splitlines()[0] if doc else "(no description)"
-
-
 def _cmd_study(args: argparse.Namespace) -> int:
-    from decrimkit.studies import STUDIES
-
+    studies = _registered_studies()
     if args.list or args.name is None:
-        for name, path in sorted(STUDIES.items()):
-            about = _study_summary(path)
-            print(f"{name:16s} {about if about is not None else 'not built yet'}")
-        print("run one with: decrimkit study NAME [--quick] [--seed N] [--out DIR]")
+        for name, study in studies.items():
+            print(f"{name:16s} {study.summary()}")
+        print("run one with: decrimkit study NAME [--quick] [--seed N] [--out DIR] (decrimkit study NAME --help)")
         return 0
-    module = _study_module(args.name)
-    kwargs = {"seed": args.seed, "quick": args.quick}
-    if args.out is not None:
-        kwargs["out"] = args.out
-    default = inspect.signature(module.run).parameters.get("out")  # type: ignore[attr-defined]
-    target = args.out if args.out is not None else (default.default if default is not None else None)
-    with _output_guard(target):
-        out = module.run(**kwargs)  # type: ignore[attr-defined]
-    print(f"study {args.name}: outputs written to {out}")
+    return run_study(studies[args.name], args)
+
+
+def run_study(study: object, args: argparse.Namespace) -> int:
+    """Run one registered study with parsed arguments (``decrimkit study NAME`` and ``python -m``)."""
+    from decrimkit.extras import require
+
+    require("studies", f"decrimkit study {study.name}")  # type: ignore[attr-defined]
+    kwargs = study.run_arguments(args)  # type: ignore[attr-defined]
+    if args.verbose:
+        logging.getLogger("decrimkit.studies").setLevel(logging.INFO)
+    with _output_guard(kwargs["out"]):
+        out = study.runner()(**kwargs)  # type: ignore[attr-defined]
+    print(f"study {study.name}: outputs written to {out}")  # type: ignore[attr-defined]
     return 0
 
 

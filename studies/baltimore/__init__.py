@@ -28,12 +28,9 @@ public health interventions. Int J Epidemiol 47(6):2082-2093.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-import matplotlib
-
-__all__ = ["run", "main"]
+__all__ = ["run"]
 
 
 def run(out: str | Path = "outputs/baltimore", *, seed: int = 0, quick: bool = False) -> Path:
@@ -58,16 +55,3 @@ def run(out: str | Path = "outputs/baltimore", *, seed: int = 0, quick: bool = F
         step("report")
         write_report(results, out=out, seed=seed, quick=quick)
     return Path(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m decrimkit.studies.baltimore [--out DIR] [--seed N] [--quick]``."""
-    parser = argparse.ArgumentParser(prog="decrimkit study baltimore", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/baltimore", help="output folder (default outputs/baltimore)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help="fewer draws: a fast, rougher run")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")  # writes figures to files and never shows them
-    path = run(args.out, seed=args.seed, quick=args.quick)
-    print(f"Baltimore study written to {path}")
-    return 0

@@ -1,6 +1,8 @@
-"""``python -m decrimkit.studies.baltimore``: run the Baltimore study (see the package docstring)."""
+"""``python -m decrimkit.studies.baltimore``: the same as ``decrimkit study baltimore``, options from its registry record."""
 
-from decrimkit.studies.baltimore import main
+import sys
+
+from decrimkit.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["study", "baltimore", *sys.argv[1:]]))

@@ -15,6 +15,6 @@ Joshi, S. et al. (2023). Oregon's drug decriminalization and overdose deaths. JA
 Zoorob, M. J. et al. (2024). Drug decriminalization, fentanyl, and fatal overdoses in Oregon. JAMA Netw Open.
 """
 
-from .study import main, run
+from .study import run
 
-__all__ = ["run", "main"]
+__all__ = ["run"]

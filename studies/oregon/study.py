@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -287,15 +285,3 @@ def _reversal_text(rev: dict, gap_2024: float) -> str:
             f"last window. The gap peaked in the window ending {rev['peak_window']} ({rev['peak_gap']:.2f}), "
             "before recriminalization took effect, so its later fall cannot be credited to HB 4002 on these data. "
             "Windows from 2024 on are provisional and flagged incomplete by NCHS.")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m decrimkit.studies.oregon", description=__doc__)
-    parser.add_argument("--out", default="outputs/oregon", help="output folder (default outputs/oregon)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help="fewer replications and draws (used by tests)")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")  # writes figures to files and never shows them
-    path = run(args.out, seed=args.seed, quick=args.quick)
-    print(f"wrote {path}")
-    return 0

@@ -20,15 +20,12 @@ Data: ``policy_registry``, ``cdc_vsrr_overdose`` (calendar-year counts from the 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -40,7 +37,7 @@ from . import panel as P
 from . import power as W
 from .text import sections
 
-__all__ = ["run", "main", "Settings", "SETTINGS"]
+__all__ = ["run", "Settings", "SETTINGS"]
 
 log = logging.getLogger("decrimkit.studies.policy_models")
 
@@ -461,24 +458,3 @@ def run(
         caption="Which study outputs were found and used",
     )
     return rep.write()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m decrimkit.studies.policy_models [--out DIR] [--seed N] [--quick] [--scheduler ADDR]``."""
-    parser = argparse.ArgumentParser(prog="policy-models", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/policy-models", help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="study seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help="few replicates, short MCMC")
-    parser.add_argument(
-        "--scheduler", default=None, help="Dask scheduler address, 'local' (LocalCluster) or 'synchronous' (in-process)"
-    )
-    parser.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (1 or 2)")
-    parser.add_argument("--verbose", action="store_true", help="log the time of each step")
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    matplotlib.use("Agg")  # writes figures to files and never shows them
-    if args.verbose:
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-        log.setLevel(logging.INFO)
-    path = run(args.out, seed=args.seed, quick=args.quick, scheduler=args.scheduler, n_workers=args.workers)
-    print(f"study policy-models: outputs written to {path}")
-    return 0

@@ -1,6 +1,8 @@
-"""``python -m decrimkit.studies.policy_models``: run the four-policy-models study."""
+"""``python -m decrimkit.studies.policy_models``: the same as ``decrimkit study policy-models``, options from its registry record."""
 
-from decrimkit.studies.policy_models import main
+import sys
+
+from decrimkit.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["study", "policy-models", *sys.argv[1:]]))

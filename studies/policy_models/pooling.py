@@ -8,18 +8,22 @@ Two separate models, both on the log rate ratio scale:
    within its policy model. Only the de jure model has statewide adopters, so the model level has a
    single member and the across-model level is identified by its prior alone.
 2. ``bayes.pool`` on the headline estimates of the project's single-site studies, read from their
-   ``results.json`` (never re-estimated or typed in here), each converted to a log rate ratio:
+   ``results.json`` (never re-estimated or typed in here), each converted to a log rate ratio. Which
+   study offers which result, its policy model and its scale come from the study registry (each
+   record's :class:`~decrimkit.studies.registry.Pooling`):
 
-   - Baltimore (``unconditional_declination``): ``rate_ratio`` (observed / counterfactual police drug
+   - ``scale="rate_ratio"`` (Baltimore, ``rate_ratio``: observed / counterfactual police drug
      arrests) -> ``log(rate_ratio)``; SE = (log upper - log lower) / (2 x 1.96), i.e. the published
      interval is taken as symmetric on the log scale.
-   - Oregon (``de_jure``): ``sdid_rate`` (else ``scm_rate``), an excess in deaths per 100,000 per year
-     over February 2021 - January 2024. With ``o`` Oregon's observed mean rate over the same windows
-     (CDC VSRR ``predicted_value``, as the Oregon study uses, January windows 2022-2024 over Census
-     populations 2021-2023: an approximation of that study's interpolated denominators), the counterfactual is
-     ``o - att`` and the log rate ratio ``log(o / (o - att))``; the interval endpoints are mapped the
-     same way and the SE taken from them as above.
-   - Suffolk: its estimates come from simulated data (the study says so), so they are not pooled.
+   - ``scale="excess_rate"`` (Oregon, ``sdid_rate``, else ``scm_rate``): an excess in deaths per 100,000
+     per year over February 2021 - January 2024. With ``o`` the state's observed mean rate over the
+     same windows (CDC VSRR ``predicted_value``, as the Oregon study uses, the record's January windows
+     2022-2024 over Census populations of the year before: an approximation of that study's
+     interpolated denominators), the counterfactual is ``o - att`` and the log rate ratio
+     ``log(o / (o - att))``; the interval endpoints are mapped the same way and the SE taken from them
+     as above.
+   - ``simulated=True`` (Suffolk): its estimates come from simulated data (the study says so), so they
+     are not pooled.
 
    The outcomes differ (police drug arrests in Baltimore, overdose deaths in Oregon), so the overall
    mean mixes outcomes and is not a policy effect; each model level holds at most one real study, so
@@ -38,6 +42,7 @@ import pandas as pd
 
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import ConvergenceWarning
+from decrimkit.studies.registry import Pooling, pooled_studies
 
 from .panel import StatePanel
 
@@ -45,7 +50,6 @@ __all__ = ["hierarchical_state", "study_estimates", "pool_studies", "posterior_e
 
 Z = 1.959963984540054
 SAMPLING = {False: {"chains": 2, "draws": 1000, "tune": 1000}, True: {"chains": 2, "draws": 100, "tune": 100}}
-STUDIES = {"baltimore": "unconditional_declination", "oregon": "de_jure", "suffolk": "unconditional_declination"}
 
 
 def _sample(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str]:
@@ -69,83 +73,84 @@ def hierarchical_state(sp: StatePanel, *, seed: int, quick: bool) -> tuple[Any, 
     return _sample(bayes.hierarchical_did, panel, policy_model=models, seed=seed, **SAMPLING[quick])
 
 
-def _oregon_observed_rate() -> float:
+def _observed_rate(state: str, years: tuple[int, ...]) -> float:
+    """Mean observed overdose death rate per 100,000 of ``state`` over the January windows of ``years``
+    (12-month-ending counts, each over the population of the year before)."""
     od = load_dataset("cdc_vsrr_overdose")
     od = od[
         (od["indicator"] == "Number of Drug Overdose Deaths")
-        & (od["state"] == "OR")
+        & (od["state"] == state)
         & (od["month"] == 1)
-        & od["year"].isin([2022, 2023, 2024])
+        & od["year"].isin(list(years))
     ]
     pop = load_dataset("state_population")
-    pop = pop[(pop["state"] == "OR") & pop["year"].isin([2021, 2022, 2023])]
+    pop = pop[(pop["state"] == state) & pop["year"].isin([y - 1 for y in years])]
     rates = od.sort_values("year")["predicted_value"].to_numpy(dtype=float) / pop.sort_values("year")[
         "population"
     ].to_numpy(dtype=float)
     return float(np.mean(rates) * 1e5)
 
 
+def _pooled_row(name: str, offer: Pooling, res: dict[str, Any]) -> dict[str, Any] | str:
+    """The log-rate-ratio row of study ``name``'s offered result, or why there is none."""
+    key = next((k for k in offer.results if k in res and res[k]["estimate"] is not None), None)
+    r = res.get(key) if key else None
+    wanted = " or ".join(repr(k) for k in offer.results)
+    if offer.scale == "rate_ratio":
+        if r is None or r["conf_int"] is None or min(r["conf_int"]) <= 0:
+            return f"not pooled: no usable {wanted} result"
+        lo, hi = np.log(r["conf_int"])
+        estimate, conversion = float(np.log(r["estimate"])), "log(rate ratio); SE from log CI / 3.92"
+    elif offer.scale == "excess_rate":
+        if r is None or r["conf_int"] is None:
+            return f"not pooled: no {wanted} with an interval"
+        o = _observed_rate(offer.state, offer.years)
+
+        def to_log(att: float, o: float = o) -> float:
+            return float(np.log(o / (o - att)))
+
+        lo, hi = to_log(r["conf_int"][0]), to_log(r["conf_int"][1])
+        estimate = to_log(r["estimate"])
+        conversion = f"log(o / (o - att)), o = {o:.2f} per 100,000 (Feb {offer.years[0] - 1}-Jan {offer.years[-1]})"
+    else:
+        raise ValueError(f"study {name}: unknown pooling scale {offer.scale!r}")
+    return {
+        "site": offer.site,
+        "policy_model": offer.policy_model,
+        "outcome": offer.outcome,
+        "source_result": f"{name}/{key}",
+        "estimate": estimate,
+        "se": float((hi - lo) / (2 * Z)),
+        "conversion": conversion,
+    }
+
+
 def study_estimates(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the single-site studies' results.json under ``root`` and convert them to log rate ratios.
+    """Read the registered studies' results.json under ``root`` and convert their offered results to log rate ratios.
 
     Returns
     -------
     (estimates, status)
         ``estimates``: ``site, policy_model, outcome, source_result, estimate, se, conversion``;
-        ``status``: one row per study with what was used or why not (missing file, simulated data, no
-        usable result).
+        ``status``: one row per study that offers a result, with what was used or why not (missing
+        file, simulated data, no usable result).
     """
     est, status = [], []
-    for name, model in STUDIES.items():
+    for name, offer in pooled_studies().items():
         path = root / name / "results.json"
         if not path.exists():
             status.append({"study": name, "status": "missing: results.json not found (run the study first)"})
             continue
-        res = {r["name"]: r for r in json.loads(path.read_text(encoding="utf-8"))["results"]}
-        if name == "suffolk":
+        if offer.simulated:
             status.append({"study": name, "status": "not pooled: its estimates come from simulated data"})
             continue
-        if name == "baltimore":
-            r = res.get("rate_ratio")
-            if r is None or r["conf_int"] is None or r["estimate"] is None or min(r["conf_int"]) <= 0:
-                status.append({"study": name, "status": "not pooled: no usable 'rate_ratio' result"})
-                continue
-            lo, hi = np.log(r["conf_int"])
-            est.append(
-                {
-                    "site": "Baltimore City",
-                    "policy_model": model,
-                    "outcome": "police drug (CDS) arrests",
-                    "source_result": "baltimore/rate_ratio",
-                    "estimate": float(np.log(r["estimate"])),
-                    "se": float((hi - lo) / (2 * Z)),
-                    "conversion": "log(rate ratio); SE from log CI / 3.92",
-                }
-            )
-        else:
-            key = next((k for k in ("sdid_rate", "scm_rate") if k in res and res[k]["estimate"] is not None), None)
-            r = res.get(key) if key else None
-            if r is None or r["conf_int"] is None:
-                status.append({"study": name, "status": "not pooled: no 'sdid_rate' or 'scm_rate' with an interval"})
-                continue
-            o = _oregon_observed_rate()
-
-            def to_log(att: float, o: float = o) -> float:
-                return float(np.log(o / (o - att)))
-
-            lo, hi = to_log(r["conf_int"][0]), to_log(r["conf_int"][1])
-            est.append(
-                {
-                    "site": "Oregon",
-                    "policy_model": model,
-                    "outcome": "overdose deaths",
-                    "source_result": f"oregon/{key}",
-                    "estimate": to_log(r["estimate"]),
-                    "se": float((hi - lo) / (2 * Z)),
-                    "conversion": f"log(o / (o - att)), o = {o:.2f} per 100,000 (Feb 2021-Jan 2024)",
-                }
-            )
-        status.append({"study": name, "status": f"pooled ({est[-1]['source_result']})"})
+        res = {r["name"]: r for r in json.loads(path.read_text(encoding="utf-8"))["results"]}
+        row = _pooled_row(name, offer, res)
+        if isinstance(row, str):
+            status.append({"study": name, "status": row})
+            continue
+        est.append(row)
+        status.append({"study": name, "status": f"pooled ({row['source_result']})"})
     cols = ["site", "policy_model", "outcome", "source_result", "estimate", "se", "conversion"]
     return pd.DataFrame(est, columns=cols), pd.DataFrame(status, columns=["study", "status"])
 

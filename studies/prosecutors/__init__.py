@@ -11,6 +11,6 @@ Run ``python -m decrimkit.studies.prosecutors --out outputs/prosecutors`` or
 ``methods`` (estimators and inference), ``figures``, ``study`` (run and report).
 """
 
-from .study import main, run
+from .study import run
 
-__all__ = ["run", "main"]
+__all__ = ["run"]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -218,15 +216,3 @@ def _ny_text(ny_t: pd.DataFrame) -> str:
         parts.append(f"- {r.county}, {r.method}: {r.estimate:+.1f} ({r.conf_low:+.1f}, {r.conf_high:+.1f}), "
                      f"p = {r.p_value:.3f}; pre-RMSPE {r.pre_rmspe:.1f} ({r.inference})")
     return "\n".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m decrimkit.studies.prosecutors", description=__doc__)
-    parser.add_argument("--out", default="outputs/prosecutors", help="output folder (default outputs/prosecutors)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help="one county per model, few replications (tests)")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")
-    path = run(args.out, seed=args.seed, quick=args.quick)
-    print(f"wrote {path}")
-    return 0

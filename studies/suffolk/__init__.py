@@ -29,10 +29,7 @@ Agan, A., Doleac, J. L. & Harvey, A. (2023). Misdemeanor prosecution. QJE 138(3)
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-
-import matplotlib
 
 from decrimkit.studies.suffolk.simulator import (
     Calibration,
@@ -46,7 +43,6 @@ from decrimkit.studies.suffolk.simulator import (
 
 __all__ = [
     "run",
-    "main",
     "simulate",
     "simulate_memo",
     "memo_cells",
@@ -81,16 +77,3 @@ def run(
     return write_report(
         Path(out), seed=seed, quick=quick, config=config or SuffolkConfig(), n_reps=N_REPS_QUICK if quick else N_REPS
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m decrimkit.studies.suffolk [--out DIR] [--seed N] [--quick]``."""
-    parser = argparse.ArgumentParser(prog="decrimkit.studies.suffolk", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="outputs/suffolk", help="output folder (default outputs/suffolk)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help=f"{N_REPS_QUICK} Monte Carlo replications, not {N_REPS}")
-    args = parser.parse_args(argv)
-    matplotlib.use("Agg")  # writes figures to files and never shows them
-    path = run(args.out, seed=args.seed, quick=args.quick)
-    print(f"study suffolk: outputs written to {path}")
-    return 0

@@ -1,6 +1,8 @@
-"""``python -m decrimkit.studies.suffolk``: run the Suffolk study (see the package docstring)."""
+"""``python -m decrimkit.studies.suffolk``: the same as ``decrimkit study suffolk``, options from its registry record."""
 
-from decrimkit.studies.suffolk import main
+import sys
+
+from decrimkit.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["study", "suffolk", *sys.argv[1:]]))
