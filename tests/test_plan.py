@@ -213,6 +213,9 @@ def test_steps_are_checked(here):
         ('name = "did.twfe"\naggregate = ["simple"]', r"estimators\[0\].aggregate applies only to did.att_gt"),
         ('name = "did.att_gt"\naggregate = ["overall"]', r"'overall' is not an aggregation"),
         ('name = "synth.scm"\nplacebo = "spaces"', r"placebo = 'spaces': use one of space, time"),
+        ('name = "synth.scm"\nrefit_v = true', r'estimators\[0\].refit_v goes with placebo = "space" or "time"'),
+        ('name = "did.twfe"\nrefit_v = true', r"estimators\[0\].refit_v applies only to synth.scm, not did.twfe"),
+        ('name = "synth.scm"\nplacebo = "space"\nrefit_v = "yes"', r"estimators\[0\].refit_v must be bool, got str"),
         ('name = "did.honest"', r'needs of = "<label>"'),
         (
             'name = "did.honest"\nof = "twfe"',
@@ -222,6 +225,53 @@ def test_steps_are_checked(here):
     for new, match in cases:
         with pytest.raises(PlanError, match=match):
             load_plan(write(here, BASE.replace('name = "did.twfe"', new)))
+
+
+def test_schema_errors_name_the_key_and_what_to_write(here):
+    """pydantic checks the types; each error is one sentence naming the key (no pydantic report)."""
+    cases = [
+        ("[outputs]\nseed = -1\n", r"^plan key outputs.seed must be >= 0, got -1.$"),
+        ("[outputs]\nsuppress_below = 0\n", r"^plan key outputs.suppress_below must be >= 1, got 0.$"),
+        ("[plan]\nname = 3\n", r"^plan key plan.name must be str, got int 3.$"),
+        ("outputs = 3\n", r"^plan key 'outputs' must be a table \(\[outputs\]\), got int.$"),
+        ("robustness = [1]\n", r"^plan key 'robustness' must be an array of tables \(\[\[robustness\]\]\).$"),
+        ("[[robustness]]\nlabel = 'x'\n", r"^plan key robustness\[0\] has no name; give one of did.twfe, "),
+    ]
+    for extra, match in cases:
+        text = extra + BASE if not extra.startswith("[") else BASE + extra
+        with pytest.raises(PlanError, match=match):
+            load_plan(write(here, text))
+    covariates = BASE.replace('cohort = "first.treat"', 'cohort = "first.treat"\ncovariates = ["lpop", 3]')
+    with pytest.raises(PlanError, match=r"design.covariates must be list\[str\], got a list holding int 3"):
+        load_plan(write(here, covariates))
+
+
+def test_synth_placebo_takes_refit_v(here, monkeypatch, tmp_path_factory):
+    text = BASE.replace('name = "did.twfe"', 'name = "synth.scm"\nplacebo = "space"\nrefit_v = true')
+    call = load_plan(write(here, text)).estimators[0]
+    assert (call.name, call.placebo, call.refit_v) == ("synth.scm", "space", True)
+    call = load_plan(write(here, text.replace("refit_v = true", ""))).estimators[0]
+    assert call.refit_v is False  # the estimator's default: V fixed at the treated fit's
+    # the run hands it to the result's placebo(): a recording stand-in, allowlisted for this test only
+    mod_dir = tmp_path_factory.mktemp("mods")
+    (mod_dir / "recording_synth.py").write_text(textwrap.dedent("""
+        seen = []
+        class Fit:
+            def placebo(self, kind, **kw):
+                seen.append((kind, kw))
+                raise ValueError("stop")
+        def fit(panel, **kw):
+            return Fit()
+    """))
+    monkeypatch.syspath_prepend(str(mod_dir))
+    monkeypatch.setitem(plan_mod.ALLOWLIST, "test.synth", ("recording_synth", "fit"))
+    for step in ("placebo", "refit_v"):
+        monkeypatch.setitem(plan_mod.STEPS, step, ("synth.scm", "test.synth"))
+    with pytest.raises(ValueError, match="stop"):
+        load_plan(write(here, text.replace("synth.scm", "test.synth"))).run()
+    import recording_synth
+
+    assert recording_synth.seen == [("space", {"refit_v": True})]
 
 
 CASTLE_PLAN = """
