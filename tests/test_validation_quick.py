@@ -22,6 +22,7 @@ def validation(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     import validation.cells
     import validation.dgp
+    import validation.realdata
     import validation.run
 
     return validation
@@ -97,7 +98,10 @@ def test_quick_tasks_group_cells_that_share_estimators(validation):
     groups = [{name for name, _ in task} for task in quick]
     assert {"did_homogeneous", "did_dynamic", "did_ar1_null", "did_few_treated"} in groups
     assert {"synth_one_treated_null", "synth_one_treated_effect"} in groups  # both run ascm_conformal
-    assert {"poisson_mean1", "poisson_mean0.2"} in groups and len(quick) == 5
+    assert {"poisson_mean1", "poisson_mean0.2"} in groups
+    placebo = {c.name for c in grid.CELLS if c.dgp == "placebo"}
+    assert placebo - {"placebo_state_annual_4_bayes", "placebo_state_annual_1_sdid", "placebo_county_1_sdid"} in groups
+    assert {"placebo_state_annual_4_bayes"} in groups and len(quick) == 8
     for task in quick:
         for name, reps in task:
             assert reps == list(range(grid.CELL_BY_NAME[name].quick_reps))
@@ -155,3 +159,93 @@ def test_summary_flags_misses_with_reasons(validation):
     ok = _chunk("did_homogeneous", "twfe", 1.0, est, est - 0.196, est + 0.196, np.full(n, 0.5))
     res = summarise([ok], ["did_homogeneous"], None, quick=False, seed=1, reps=n, sbc_reps=0)
     assert res["table"][0]["flag"] is None and res["table"][0]["coverage"] == pytest.approx(np.mean(np.abs(est - 1) <= 0.196))
+
+
+# ------------------------------------------------------------------ real-data placebo cells (issue 21 part 6)
+def test_placebo_designs_use_untreated_real_series(validation):
+    """Placebo laws go to units without a policy; counties are fully reported (no suppressed count enters)."""
+    from decrimkit.datasets import load_dataset
+
+    real = validation.realdata
+    annual = real.source("state_annual")
+    assert len(annual.units) == 37 and not {"OR", "VT", "CO"} & set(annual.units)
+    assert annual.deaths.shape == (37, 10) and (annual.deaths > 0).all()
+    draw = real.placebo(np.random.default_rng(3), source_name="state_annual", n_treated=4)
+    f = draw.frame
+    cohorts = f.groupby("unit")["cohort"].first()
+    assert (cohorts > 0).sum() == 4 and cohorts[cohorts > 0].between(2018, 2022).all()
+    assert draw.truth == {"att": 0.0, "e0": 0.0, "log_rr": 0.0}
+    np.testing.assert_allclose(np.exp(f["y"]), f["deaths"] / f["population"] * 1e5, rtol=1e-12)
+    again = real.placebo(np.random.default_rng(3), source_name="state_annual", n_treated=4).frame
+    assert again.equals(f)  # a replication depends only on its generator
+    # the Oregon-scale outcome is the rate itself; Oregon itself never appears
+    assert "OR" not in set(real.placebo(np.random.default_rng(0), source_name="state_annual", outcome="rate").frame["unit"])
+
+    county = real.source("county_annual")
+    raw = load_dataset("cdc_wonder_county_overdose")
+    raw = raw[raw["fips"].isin(county.units)]
+    assert len(county.units) == 571 and (raw["deaths_status"] == "reported").all()  # every year reported
+    c = real.placebo(np.random.default_rng(1), source_name="county_annual", outcome="rate").frame
+    assert c["unit"].nunique() == 101 and (c.groupby("unit")["cohort"].first() > 0).sum() == 1
+    merged = c.merge(raw.rename(columns={"fips": "unit", "year": "time"}), on=["unit", "time"], validate="one_to_one")
+    assert (merged["deaths_x"] == merged["deaths_y"].astype("int64")).all()  # the published counts, unaltered
+
+    # one treated state: the cell enumerates every (state, year) law once instead of sampling with repeats
+    assert real.n_designs("state_annual") == validation.cells.N_STATE_YEAR_LAWS == 185
+    laws = set()
+    for r in range(185):
+        fr = real.placebo(np.random.default_rng(r), source_name="state_annual", exhaustive=True, rep=r).frame
+        laws.add(tuple(fr.loc[fr["cohort"] > 0, ["unit", "cohort"]].drop_duplicates().itertuples(index=False)))
+    assert len(laws) == 185 and all(len(law) == 1 for law in laws)
+    with pytest.raises(ValueError):
+        real.placebo(np.random.default_rng(0), source_name="state_annual", exhaustive=True, rep=185)
+
+    monthly = real.source("state_monthly")
+    assert monthly.deaths.shape == (37, 120) and monthly.units == annual.units
+    # December's 12-month-ending window is the calendar year's count
+    np.testing.assert_array_equal(monthly.deaths[:, 11::12], annual.deaths)
+
+
+def test_placebo_chunk_scores_methods_and_counts_refusals(validation, monkeypatch):
+    """One placebo replication through run_chunk: the few-treated methods give p-values and intervals; with
+    one treated state the cluster-robust variance is refused (a DesignError per replication, never a p-value)."""
+    grid = validation.cells
+    one = grid.Cell("t_one", "placebo", {"source_name": "state_annual", "n_treated": 1, "outcome": "rate"},
+                    ("twfe/cluster", "twfe/conley_taber", "twfe/randomization"), 2, 2, "test")
+    monkeypatch.setitem(grid.CELL_BY_NAME, "t_one", one)
+    out = grid.run_chunk("t_one", [0, 1], 5)
+    assert len(out["failures"]["twfe/cluster"]) == 2 and "DesignError" in out["failures"]["twfe/cluster"][0]
+    recs = {(r[0], r[1]): r for r in out["records"]}
+    assert set(recs) == {(k, m) for k in (0, 1) for m in ("twfe/conley_taber", "twfe/randomization")}
+    for r in recs.values():
+        _, _, target, est, _, lo, hi, p, truth = r
+        assert target == "att" and truth == 0.0 and lo <= est <= hi and 0 < p <= 1
+    # with one treated state among 37 the randomization test enumerates all 37 assignments exactly
+    assert recs[(0, "twfe/randomization")][7] * 37 == pytest.approx(round(recs[(0, "twfe/randomization")][7] * 37))
+
+
+def test_placebo_verdicts_and_merge(validation):
+    from validation.summarise import merge, verdict
+
+    assert verdict({"n": 0}) == "refused"
+    assert verdict({"n": 500, "size_5pct": 0.05, "coverage": 0.95}) == "valid"
+    assert verdict({"n": 500, "size_5pct": 0.012, "coverage": 0.99}) == "conservative"
+    assert verdict({"n": 500, "size_5pct": 0.21, "coverage": 0.79}) == "over-rejects"
+    assert verdict({"n": 100, "size_5pct": None, "coverage": 0.65}) == "under-covers"
+    assert verdict({"n": 100, "size_5pct": None, "coverage": 0.93}) == "calibrated"
+    cell = {"dgp": "placebo", "params": {}, "estimators": [], "description": "", "notes": []}
+    old = {"seed": 1, "quick": False, "band": [0.93, 0.97], "reps_override": None, "sbc": {"x": 1},
+           "cells": [dict(cell, name="did_homogeneous", reps=1000), dict(cell, name="placebo_county_1", reps=10)],
+           "table": [{"cell": "did_homogeneous", "n": 1000}, {"cell": "placebo_county_1", "n": 10}],
+           "failures": {"placebo_county_1/twfe/cluster": ["rep 0: old"]}}
+    new = {"seed": 1, "quick": False, "reps_override": 300, "sbc": None,
+           "cells": [dict(cell, name="placebo_county_1", reps=300), dict(cell, name="placebo_state_annual_1", reps=5)],
+           "table": [{"cell": "placebo_state_annual_1", "n": 5}, {"cell": "placebo_county_1", "n": 300}],
+           "failures": {}}
+    m = merge(old, new)
+    assert [c["name"] for c in m["cells"]] == ["did_homogeneous", "placebo_state_annual_1", "placebo_county_1"]
+    assert [(r["cell"], r["n"]) for r in m["table"]] == [("did_homogeneous", 1000), ("placebo_state_annual_1", 5),
+                                                         ("placebo_county_1", 300)]
+    assert m["failures"] == {} and m["sbc"] == {"x": 1}
+    with pytest.raises(SystemExit):
+        merge(old, dict(new, seed=2))

@@ -5,6 +5,7 @@ Usage::
     python validation/run.py                  # full grid (make validate; about 15 min on 2 idle cores)
     python validation/run.py --quick          # a few replications per cell (make validate-quick, about 2 min)
     python validation/run.py --scheduler tcp://host:8786   # run the replications on an existing Dask cluster
+    python validation/run.py --cells placebo_county_1 --reps 200 --no-sbc --merge   # one cell into results.json
 
 Inputs: the DGPs in ``validation/dgp.py`` and the grid in ``validation/cells.py``; seed ``--seed``
 (default 20240501). Outputs (``--out``, default ``validation/``): ``results.json`` (byte-identical
@@ -156,11 +157,12 @@ def run(
     seed: int = DEFAULT_SEED,
     scheduler: str | None = None,
     workers: int = 2,
+    merge: bool = False,
 ) -> Path:
     """Run the grid (or the named ``cells``) on Dask and write results.json, README.md and figures to ``out``."""
     from dask.distributed import as_completed
 
-    names = list(cells) if cells is not None else [c.name for c in grid.CELLS]
+    names = list(cells) if cells is not None else [c.name for c in grid.CELLS if c.quick_reps > 0 or not quick]
     unknown = sorted(set(names) - set(grid.CELL_BY_NAME))
     if unknown:
         raise SystemExit(f"unknown cells {unknown}; choose from {sorted(grid.CELL_BY_NAME)}")
@@ -184,7 +186,8 @@ def run(
         _print_costs(costs)
         results = summarise(chunks, names, sbc_out, quick=quick, seed=seed, reps=reps, sbc_reps=n_sbc if sbc else 0)
         wall = time.perf_counter() - began
-        path = write_outputs(results, Path(out), wall_s=wall, workers=workers if not scheduler else None, costs=costs)
+        path = write_outputs(results, Path(out), wall_s=wall, workers=workers if not scheduler else None, costs=costs,
+                             merge_into=merge)
         print(f"[validate] wrote {path} in {wall:.0f} s", flush=True)
     finally:
         _close(client)
@@ -213,12 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     ap.add_argument("--workers", type=int, default=2, help="local worker processes (without --scheduler)")
     ap.add_argument("--out", default=str(ROOT / "validation"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other cells of an existing results.json (run expensive cells one at a time)")
     a = ap.parse_args(argv)
     if a.reps is not None and a.reps < 2:
         ap.error("--reps must be at least 2")
     cells = [c.strip() for c in a.cells.split(",") if c.strip()] if a.cells else None
     run(a.out, quick=a.quick, reps=a.reps, cells=cells, sbc=not a.no_sbc, sbc_reps=a.sbc_reps, seed=a.seed,
-        scheduler=a.scheduler, workers=a.workers)
+        scheduler=a.scheduler, workers=a.workers, merge=a.merge)
     return 0
 
 

@@ -85,6 +85,8 @@ def _metrics(df: pd.DataFrame) -> dict[str, Any]:
     if ok_ci.any():
         # a replication without an interval (NaN bound) counts as not covering: never hidden
         cov = float(np.mean(ok_ci & (lo <= truth) & (truth <= hi)))
+        width = (hi - lo)[ok_ci]
+        out["mean_width"] = float(np.mean(width)) if np.isfinite(width).all() else None
         out["coverage"] = cov
         out["coverage_mcse"] = float(math.sqrt(max(cov * (1 - cov), 1e-12) / n))
     else:  # the estimator reports no interval at all (a test only)
@@ -166,6 +168,47 @@ def _sbc(sbc: dict[str, Any], n_reps: int, quick: bool) -> dict[str, Any]:
     return out
 
 
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` results with the cells of ``new`` replaced or added (grid order); the SBC block of ``new`` if it ran.
+
+    Lets the expensive cells run one process at a time (``run.py --merge``) into one results.json. A merged
+    file mixing a full and a quick run is refused: its flags would not mean the same thing.
+    """
+    if bool(old.get("quick")) != bool(new.get("quick")) or old.get("seed") != new.get("seed"):
+        raise SystemExit("--merge: the existing results.json has another seed or run mode; run without --merge")
+    names = {c["name"] for c in new["cells"]}
+    order = {c.name: i for i, c in enumerate(grid.CELLS)}
+    cells = [c for c in old["cells"] if c["name"] not in names and c["name"] in order] + new["cells"]
+    cells.sort(key=lambda c: order[c["name"]])
+    table = [r for r in old["table"] if r["cell"] not in names and r["cell"] in order] + new["table"]
+    table.sort(key=lambda r: order[r["cell"]])  # stable: estimator order within a cell is kept
+    failures = {k: v for k, v in old.get("failures", {}).items() if k.split("/")[0] not in names}
+    failures.update(new.get("failures", {}))
+    out = dict(old, cells=cells, table=table, failures=dict(sorted(failures.items())))
+    out["reps_override"] = None  # per-cell replications are in cells[].reps
+    if new.get("sbc") is not None:
+        out["sbc"] = new["sbc"]
+    return out
+
+
+def merge_costs(old: dict[str, Any] | None, new: dict[str, Any] | None, names: Sequence[str],
+                wall_s: float) -> dict[str, Any] | None:
+    """The run-cost rows of ``old`` with those of the cells just run replaced; each run's wall-clock kept."""
+    if new is None:
+        return old
+    if not old:
+        return dict(new, runs=[{"cells": sorted(names), "wall_s": wall_s}])
+    rows = [r for r in old["rows"] if r["cell"] not in set(names)] + new["rows"]
+    rows.sort(key=lambda r: (r["cell"], r["estimator"]))
+    runs = [r for r in old.get("runs", []) if not set(r["cells"]) <= set(names)]
+    runs.append({"cells": sorted(names), "wall_s": wall_s})
+    return {"rows": rows, "chunks_cpu_s": sum(r["total_cpu_s"] for r in rows),
+            "sbc_cpu_s": new["sbc_cpu_s"] if new.get("sbc_cpu_s") is not None else old.get("sbc_cpu_s"),
+            "projected_full_cpu_s": sum(r["projected_full_cpu_s"] for r in rows),
+            "compile_per_worker_s": sum(max(0.0, r["first_call_extra_s"]) for r in rows),
+            "workers_seen": new.get("workers_seen"), "runs": runs}
+
+
 # ------------------------------------------------------------------ outputs
 def _fmt(x: Any, spec: str = ".3f") -> str:
     return "" if x is None else format(x, spec)
@@ -193,6 +236,88 @@ def _cost_lines(costs: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _simulated(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows of the simulated cells (the real-data placebo cells have their own section)."""
+    placebo = {c["name"] for c in results["cells"] if c["dgp"] == "placebo"}
+    return [r for r in results["table"] if r["cell"] not in placebo]
+
+
+PLACEBO_BAYES_BAND = (0.90, 0.99)  # issue 21: the Bayesian DiD's 95% intervals cover 90-99% on the placebo design
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """A method's verdict in a placebo design: refused, valid (size 3-7%), conservative (< 3%), over-rejects
+    (> 7%); a method without a p-value (the Bayesian DiD) by its interval's coverage of 0 (90-99%)."""
+    if not row.get("n"):
+        return "refused"
+    size, cov = row.get("size_5pct"), row.get("coverage")
+    if size is not None:
+        if size > SIZE_BAND[1]:
+            return "over-rejects"
+        return "conservative" if size < SIZE_BAND[0] else "valid"
+    if cov is not None:
+        lo, hi = PLACEBO_BAYES_BAND
+        return "calibrated" if lo <= cov <= hi else ("under-covers" if cov < lo else "over-covers")
+    return "no p-value or interval"
+
+
+def _placebo_lines(results: dict[str, Any]) -> list[str]:
+    """The real-data placebo section: size and coverage of every method per design, with verdicts."""
+    cells = [c for c in results["cells"] if c["dgp"] == "placebo"]
+    if not cells:
+        return []
+    lines = ["", "## Real-data placebo laws (Bertrand, Duflo and Mullainathan 2004)", "",
+             "Placebo laws assigned at random to jurisdictions that adopted no policy, on real overdose series "
+             "(`validation/realdata.py`): the true effect is zero, so a valid 5% test rejects about 5% of the time "
+             "and a 95% interval covers zero about 95% of the time. Size: share of p-values at or below 0.05 "
+             "(MC SE in brackets, sqrt(0.05 x 0.95 / n)); coverage: share of 95% intervals containing 0 (MC SE). "
+             "Verdict: **valid** size 3-7%; **conservative** size below 3%; **over-rejects** above 7%; "
+             "**refused**: the estimator raised a `DecrimkitError` in every replication (no p-value printed); "
+             "the Bayesian DiD, which reports no p-value, is judged on its 95% HDI's coverage (90-99%: "
+             "calibrated). n: replications with a result, of the reps run; warn: warnings raised (for the Bayesian DiD, "
+             "fits that failed the package's convergence gate).", ""]
+    for c in cells:
+        rows = [r for r in results["table"] if r["cell"] == c["name"]]
+        lines += [f"### {c['name']}", "", f"{c['description']}. Replications run: {c['reps']}.", "",
+                  "| method | n | warn | size 5% | coverage | mean interval width | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for r in rows:
+            if not r.get("n"):
+                lines.append(f"| {r['estimator']} | 0 | {r['warnings']} | | | | refused ({r['failures']} of {r['reps']}) |")
+                continue
+            size = "" if r["size_5pct"] is None else f"{r['size_5pct']:.3f} ({r['size_mcse']:.3f})"
+            cov = "" if r["coverage"] is None else f"{r['coverage']:.3f} ({r['coverage_mcse']:.3f})"
+            width = _fmt(r.get("mean_width"), ".3g")
+            extra = f"; {r['failures']} failed" if r["failures"] else ""
+            lines.append(f"| {r['estimator']} | {r['n']} | {r['warnings']} | {size} | {cov} | {width} | {verdict(r)}{extra} |")
+        lines.append("")
+    lines += ["### Verdicts by design", ""]
+    for c in cells:
+        rows = [r for r in results["table"] if r["cell"] == c["name"]]
+        by: dict[str, list[str]] = {}
+        for r in rows:
+            v = verdict(r)
+            what = (f"{r['estimator']} {r['size_5pct']:.3f}" if r.get("size_5pct") is not None
+                    else f"{r['estimator']} coverage {r['coverage']:.3f}" if r.get("coverage") is not None
+                    else r["estimator"])
+            by.setdefault(v, []).append(what)
+        parts = [f"{v}: {', '.join(ms)}" for v, ms in sorted(by.items())]
+        lines.append(f"- **{c['name']}** ({c['reps']} reps): " + "; ".join(parts))
+    return lines
+
+
+def _wall_text(wall_s: float, workers: int | None, costs: dict[str, Any] | None) -> str:
+    where = f"{workers} local Dask workers" if workers else "a Dask cluster"
+    runs = (costs or {}).get("runs", [])
+    if len(runs) <= 1:
+        return f"{wall_s / 60:.1f} min wall-clock on {where}"
+    def what(cells: list[str]) -> str:
+        return ", ".join(cells) if len(cells) <= 3 else f"{len(cells)} cells"
+
+    parts = "; ".join(f"{what(r['cells'])}: {r['wall_s'] / 60:.1f} min" for r in runs)
+    return f"assembled from {len(runs)} runs (`--merge`), one at a time: {parts}"
+
+
 def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
               costs: dict[str, Any] | None = None) -> str:
     mode = "quick" if results["quick"] else "full"
@@ -200,9 +325,9 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
         "# Monte Carlo validation",
         "",
         f"Generated by `python validation/run.py{' --quick' if results['quick'] else ''}` "
-        f"(seed {results['seed']}; {mode} run; {wall_s / 60:.1f} min wall-clock on "
-        f"{f'{workers} local Dask workers' if workers else 'a Dask cluster'}). DGPs: `validation/dgp.py`; grid: "
-        "`validation/cells.py`; method notes: `docs/validation.md`.",
+        f"(seed {results['seed']}; {mode} run; " + _wall_text(wall_s, workers, costs) + "). DGPs: "
+        "`validation/dgp.py` and `validation/realdata.py`; grid: `validation/cells.py`; method notes: "
+        "`docs/validation.md`.",
         "",
     ]
     if results["quick"]:
@@ -219,7 +344,7 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
               "result; fail: replications where the estimator raised a `DecrimkitError`; warn: warnings raised.", "",
               "| cell | estimator | target | n | fail | warn | truth | bias | RMSE | SE ratio | coverage | size 5% | flag |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in results["table"]:
+    for r in _simulated(results):
         if not r.get("n"):
             lines.append(f"| {r['cell']} | {r['estimator']} | - | 0 | {r['failures']} | {r['warnings']} | | | | | | | "
                          "every replication failed |")
@@ -229,7 +354,7 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
         lines.append(f"| {r['cell']} | {r['estimator']} | {r['target']} | {r['n']} | {r['failures']} | {r['warnings']} | "
                      f"{_fmt(r['truth'])} | {_fmt(r['bias'])} | {_fmt(r['rmse'])} | {_fmt(r['se_ratio'], '.2f')} | "
                      f"{cov} | {size} | {r['flag'] or ''} |")
-    flagged = [r for r in results["table"] if r.get("flag")]
+    flagged = [r for r in _simulated(results) if r.get("flag")]
     lines += ["", "## Intervals outside the 93-97% band (tests outside 3-7% size)", ""]
     if results["quick"]:
         lines.append("Not assessed in a quick run.")
@@ -270,6 +395,7 @@ def _markdown(results: dict[str, Any], wall_s: float, workers: int | None,
                 lines += ["", f"Single parameters outside {lo:.0%}-{hi:.0%} (MC SE of one parameter's coverage about "
                           f"{per:.3f} at {sbc['n_reps']} replications), reported, not hidden:", ""]
                 lines += [f"- {f}" for f in sbc["flags"]]
+    lines += _placebo_lines(results)
     lines += _cost_lines(costs)
     lines += ["", "## Figures", "", "![coverage](figures/coverage.png)", "", "![bias](figures/bias.png)", ""]
     return "\n".join(lines)
@@ -283,7 +409,7 @@ def _figures(results: dict[str, Any], folder: Path) -> None:
 
     from decrimkit.plotting import PALETTE, style
 
-    rows = [r for r in results["table"] if r.get("coverage") is not None]
+    rows = [r for r in _simulated(results) if r.get("coverage") is not None]
     folder.mkdir(parents=True, exist_ok=True)
     with style():
         fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.24 * len(rows) + 1)))
@@ -297,7 +423,7 @@ def _figures(results: dict[str, Any], folder: Path) -> None:
         ax.set_xlabel("coverage of nominal 95% intervals (bars: +-1.96 MC SE)")
         ax.legend(loc="lower left", fontsize=7)
         _save(fig, folder, "coverage")
-        brows = [r for r in results["table"] if r.get("n") and r.get("rmse") is not None]
+        brows = [r for r in _simulated(results) if r.get("n") and r.get("rmse") is not None]
         fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.24 * len(brows) + 1)))
         ax.axvline(0, color="0.3", lw=0.8)
         ax.barh(range(len(brows)), [r["rmse"] for r in brows], color=PALETTE[5], alpha=0.5, label="RMSE")
@@ -319,12 +445,50 @@ def _save(fig: Any, folder: Path, name: str) -> None:
     plt.close(fig)
 
 
+def _write(path: Path, text: str) -> None:
+    """Atomic write: a temporary file beside ``path``, then rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers: int | None,
-                  costs: dict[str, Any] | None = None) -> Path:
-    """Write results.json (sorted keys, no timestamps), README.md (with the run cost) and figures/ under ``out``."""
+                  costs: dict[str, Any] | None = None, merge_into: bool = False) -> Path:
+    """Write results.json (sorted keys, no timestamps), README.md (with the run cost) and figures/ under ``out``.
+
+    ``merge_into``: keep the other cells of an existing ``results.json`` (see :func:`merge`) and of its run
+    costs (``costs.json``, which holds the CPU seconds and wall-clock of each run and is not byte-stable).
+    """
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    path.write_text(json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(_markdown(results, wall_s, workers, costs), encoding="utf-8")
+    cost_path = out / "costs.json"
+    names = [c["name"] for c in results["cells"]]
+    if merge_into and path.exists():
+        results = merge(json.loads(path.read_text(encoding="utf-8")), results)
+        old_costs = json.loads(cost_path.read_text(encoding="utf-8")) if cost_path.exists() else None
+        costs = merge_costs(old_costs, costs, names, wall_s)
+    elif costs is not None:
+        costs = dict(costs, runs=[{"cells": sorted(names), "wall_s": wall_s}])
+    _write(path, json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    if costs is not None:
+        _write(cost_path, json.dumps(_clean(costs), indent=2, sort_keys=True) + "\n")
+    _write(out / "README.md", _markdown(results, wall_s, workers, costs))
     _figures(results, out / "figures")
     return path
+
+
+def regenerate(out: Path) -> Path:
+    """Rewrite README.md and the figures from ``out``/results.json and costs.json (no replication is rerun)."""
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    cost_path = out / "costs.json"
+    costs = json.loads(cost_path.read_text(encoding="utf-8")) if cost_path.exists() else None
+    wall = sum(r["wall_s"] for r in (costs or {}).get("runs", [])) or 0.0
+    _write(out / "README.md", _markdown(results, wall, 1, costs))
+    _figures(results, out / "figures")
+    return out / "README.md"
+
+
+if __name__ == "__main__":  # python validation/summarise.py [folder]: regenerate the README from the stored results
+    import sys
+
+    print(regenerate(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent))
