@@ -142,7 +142,7 @@ def _client(scheduler: str | None, workers: int) -> Any:
         return Client(scheduler)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
     os.environ.setdefault("DECRIMKIT_PROGRESS", "0")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")  # any free port: a busy 8787 would warn
     return Client(cluster)
 
 
