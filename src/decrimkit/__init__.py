@@ -37,4 +37,14 @@ __all__ = [
     "PlanError",
     "RegistryError",
     "DecrimkitWarning",
+    "etable",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # decrimkit.etable loads the table renderers (maketables, great_tables) on first use only
+    if name == "etable":
+        from decrimkit.reporting.etable import etable
+
+        return etable
+    raise AttributeError(f"module 'decrimkit' has no attribute {name!r}")

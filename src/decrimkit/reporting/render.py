@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 
 from decrimkit.results import P_VALUE_COLUMNS, format_p
 
-__all__ = ["fmt", "table_md", "table_tex", "table_block", "header_label", "md_to_html", "page_html", "json_number"]
+__all__ = ["fmt", "table_md", "table_tex", "tex_escape", "table_block", "header_label", "md_to_html", "page_html", "json_number"]
 
 
 def json_number(x: Any, digits: int = 12) -> Any:
@@ -81,7 +81,8 @@ _TEX = {
 }
 
 
-def _tex(s: str) -> str:
+def tex_escape(s: str) -> str:
+    """``s`` with LaTeX's special characters escaped."""
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
@@ -91,11 +92,11 @@ def table_tex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
     spec = "l" + "r" * (len(header) - 1)
     out = ["\\begin{table}[htbp]", "\\centering"]
     if caption:
-        out.append(f"\\caption{{{_tex(caption)}}}")
+        out.append(f"\\caption{{{tex_escape(caption)}}}")
     if label:
-        out.append(f"\\label{{tab:{_tex(label)}}}")
-    out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", " & ".join(_tex(h) for h in header) + " \\\\", "\\midrule"]
-    out += [" & ".join(_tex(c) for c in r) + " \\\\" for r in rows]
+        out.append(f"\\label{{tab:{tex_escape(label)}}}")
+    out += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", " & ".join(tex_escape(h) for h in header) + " \\\\", "\\midrule"]
+    out += [" & ".join(tex_escape(c) for c in r) + " \\\\" for r in rows]
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(out) + "\n"
 
