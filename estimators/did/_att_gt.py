@@ -487,8 +487,8 @@ def att_gt(
     # keep only what aggregation needs, read-only (the stacked cell inputs are dropped)
     slim = design._replace(**{k: frozen_array(getattr(design, k), dtype=getattr(design, k).dtype)
                               for k in ("gpos", "tpos", "base", "is_base", "w_unit", "g_unit")},
-                           y_post=None, y_pre=None, treat=None, mask=None, x=None)
-    warn_if_few(panel, "att_gt", how)
+                           y=None, xw=None)
+    warn_if_few(panel, "att_gt", how, n_treated=int(np.isfinite(design.g_unit).sum()))
     few = None
     if how != "cluster":
         opts = {"control": control, "method": method, "covariates": covariates, "anticipation": anticipation,

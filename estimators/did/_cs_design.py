@@ -21,15 +21,19 @@ __all__ = ["CellDesign", "cell_design", "compact_cells", "logit_groups", "unit_c
 
 
 class CellDesign(NamedTuple):
-    """Stacked inputs of the K cells and the unit-level data aggregation needs.
+    """The K cells over unit-level arrays, and what aggregation needs.
 
     times: (T,) period labels; gpos, tpos, base: (K,) cohort, period and base-period positions;
-    is_base: (K,) cells fixed at zero (the universal base period); y_post, y_pre, treat, mask: (K, n);
-    x: (K, n, p) intercept and covariates at the earlier period of each cell; w_unit: (n,) sampling
-    weights; g_unit: (n,) cohort positions (inf = never treated); cluster: (n,) codes or None;
-    last_period: position of the last period used; n_units; excluded, notes: for the result's Spec;
-    ps_group: (K,) codes of the cells' propensity-score inputs (cohort, comparison units, covariate
-    period): cells with equal codes have identical logit fits, so the kernel fits one per code. A fitted :class:`AttGt` keeps a copy without the stacked cell inputs (those fields are None).
+    is_base: (K,) cells fixed at zero (the universal base period); y: (n, T) outcomes; xw: (n, T, p)
+    intercept and covariates; early: (K,) the period whose covariates each cell uses; threshold: (K,)
+    with ``notyet``, units first treated after ``threshold[k]`` are comparison units of cell k (besides
+    the never treated); w_unit: (n,) sampling weights; g_unit: (n,) cohort positions (inf = never
+    treated); cluster: (n,) codes or None; last_period: position of the last period used; n_units;
+    excluded, notes: for the result's Spec; ps_group: (K,) codes of the cells' propensity-score inputs
+    (cohort, comparison units, covariate period): cells with equal codes have identical logit fits, so
+    the kernel fits one per code. The stacked (K, n) cell inputs (``y_post``, ``y_pre``, ``treat``,
+    ``mask``, ``x``) are properties built on demand; :func:`compact_cells` gathers each cell's own units
+    without them. A fitted :class:`AttGt` keeps a copy without ``y`` and ``xw`` (None).
     """
 
     times: np.ndarray
@@ -37,11 +41,11 @@ class CellDesign(NamedTuple):
     tpos: np.ndarray
     base: np.ndarray
     is_base: np.ndarray
-    y_post: np.ndarray | None
-    y_pre: np.ndarray | None
-    treat: np.ndarray | None
-    mask: np.ndarray | None
-    x: np.ndarray | None
+    y: np.ndarray | None
+    xw: np.ndarray | None
+    early: np.ndarray
+    threshold: np.ndarray
+    notyet: bool
     w_unit: np.ndarray
     g_unit: np.ndarray
     cluster: np.ndarray | None
@@ -50,6 +54,37 @@ class CellDesign(NamedTuple):
     excluded: tuple[tuple[int, str], ...]
     notes: tuple[str, ...]
     ps_group: np.ndarray | None = None
+
+    def members(self, k: int) -> np.ndarray:
+        """(n,) bool: the units of cell ``k`` (its cohort and its comparison units)."""
+        g = self.g_unit
+        out = (g == self.gpos[k]) | ~np.isfinite(g)
+        if self.notyet:
+            out |= g > self.threshold[k]
+        return out
+
+    @property
+    def treat(self) -> np.ndarray:
+        """(K, n) 1 for the units of each cell's cohort."""
+        return (self.g_unit[None, :] == self.gpos[:, None]).astype("float64")
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(K, n) 1 for the units of each cell."""
+        return np.array([self.members(k) for k in range(len(self.gpos))], dtype="float64").reshape(-1, self.n_units)
+
+    @property
+    def y_post(self) -> np.ndarray:
+        return self.y[:, self.tpos].T.copy()
+
+    @property
+    def y_pre(self) -> np.ndarray:
+        return self.y[:, self.base].T.copy()
+
+    @property
+    def x(self) -> np.ndarray:
+        """(K, n, p) intercept and covariates at the earlier period of each cell."""
+        return np.ascontiguousarray(self.xw[:, self.early, :].transpose(1, 0, 2))
 
 
 def unit_column(panel: Panel, column: str, role: str) -> np.ndarray:
@@ -217,52 +252,36 @@ def cell_design(
     tpos = np.array([r[1] for r in rows])
     base = np.array([r[2] for r in rows])
     is_base = np.array([r[3] for r in rows], dtype=bool)
-    K, p = len(rows), len(covariates) + 1
-    treat = (g_unit[None, :] == gpos[:, None]).astype("float64")
+    K = len(rows)
     threshold = np.zeros(K, dtype=int)  # never-treated comparison units: the same for every cell
-    if control == "never":
-        ctrl = np.broadcast_to(never, (K, n))
-    else:
+    notyet = control != "never"
+    if notyet:
         threshold = np.maximum(tpos, base) + anticipation
-        ctrl = never[None, :] | ((g_unit[None, :] > threshold[:, None]) & (g_unit[None, :] != gpos[:, None]))
-    mask = (treat > 0) | ctrl
     early = np.minimum(tpos, base)
     # covariates constant within unit make the covariate period irrelevant to the propensity score
     varying = any(not (xv == xv[:, :1]).all() for xv in xs)
     ps_group = np.unique(np.column_stack([gpos, threshold, early if varying else np.zeros(K, dtype=int)]),
                          axis=0, return_inverse=True)[1].reshape(-1)
-    x = np.ones((K, n, p))
+    xw = np.ones((n, T, len(covariates) + 1))
     for j, xv in enumerate(xs, start=1):
-        x[:, :, j] = xv[:, early].T
+        xw[:, :, j] = xv
+    design = CellDesign(
+        times=times, gpos=gpos, tpos=tpos, base=base, is_base=is_base, y=y, xw=xw, early=early,
+        threshold=threshold, notyet=notyet, w_unit=w_unit, g_unit=g_unit, cluster=codes, last_period=last,
+        n_units=n, excluded=excluded, notes=notes, ps_group=ps_group,
+    )
     checked: set[int] = set()
     for k in range(K):
         where = f"(group {times[gpos[k]]}, period {times[tpos[k]]})"
-        if not ctrl[k].any():
+        if notyet and not (never | ((g_unit > threshold[k]) & (g_unit != gpos[k]))).any():
             raise DesignError(f"cell {where} has no comparison units; use control='notyet' or add comparison units.")
         if covariates and not is_base[k] and int(ps_group[k]) not in checked:
             # cells with one ps_group share cohort, comparison units and covariate values: one check each
-            _check_covariates(x[k], treat[k], mask[k], covariates, method, where)
+            treat_k = (g_unit == gpos[k]).astype("float64")
+            _check_covariates(xw[:, early[k], :], treat_k, design.members(k).astype("float64"), covariates,
+                              method, where)
             checked.add(int(ps_group[k]))
-    return CellDesign(
-        times=times,
-        gpos=gpos,
-        tpos=tpos,
-        base=base,
-        is_base=is_base,
-        y_post=y[:, tpos].T.copy(),
-        y_pre=y[:, base].T.copy(),
-        treat=treat,
-        mask=mask.astype("float64"),
-        x=x,
-        w_unit=w_unit,
-        g_unit=g_unit,
-        cluster=codes,
-        last_period=last,
-        n_units=n,
-        excluded=excluded,
-        notes=notes,
-        ps_group=ps_group,
-    )
+    return design
 
 
 def logit_groups(design: CellDesign) -> tuple[np.ndarray, np.ndarray]:
@@ -283,18 +302,21 @@ def compact_cells(design: CellDesign) -> tuple[np.ndarray, np.ndarray, tuple[np.
     cell with unit 0 and ``live = False`` (mask 0, so padding adds exact zeros to every sum). A cell
     holds only its cohort and comparison units, so the kernel touches m instead of n units per cell.
     """
-    rows, cols = np.nonzero(design.mask > 0)
-    counts = np.bincount(rows, minlength=design.mask.shape[0])
-    pos = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    idx = np.zeros((counts.size, int(counts.max())), dtype=np.int64)
+    gpos = design.gpos
+    # cells with one (cohort, threshold) have the same units: find them once per signature
+    _, first, which = np.unique(np.column_stack([gpos, design.threshold]), axis=0, return_index=True,
+                                  return_inverse=True)
+    units = [np.flatnonzero(design.members(int(k))) for k in first]
+    counts = np.array([units[j].size for j in which.reshape(-1)])
+    idx = np.zeros((gpos.size, int(counts.max())), dtype=np.int64)
     live = np.zeros(idx.shape, dtype=bool)
-    idx[rows, pos] = cols
-    live[rows, pos] = True
-
-    def take(a: np.ndarray) -> np.ndarray:
-        return np.where(live, np.take_along_axis(a, idx, axis=1), 0.0)
-
-    x = np.take_along_axis(design.x, idx[:, :, None], axis=1)
-    inputs = (take(design.y_post), take(design.y_pre), take(design.treat), take(design.mask), x,
-              design.w_unit[idx])
+    for k, j in enumerate(which.reshape(-1)):
+        idx[k, : counts[k]] = units[j]
+        live[k, : counts[k]] = True
+    y = design.y
+    y_post = np.where(live, y[idx, design.tpos[:, None]], 0.0)
+    y_pre = np.where(live, y[idx, design.base[:, None]], 0.0)
+    treat = np.where(live, design.g_unit[idx] == gpos[:, None], False).astype("float64")
+    x = design.xw[idx, design.early[:, None], :]  # padding repeats unit 0 (masked out in the kernel)
+    inputs = (y_post, y_pre, treat, live.astype("float64"), x, design.w_unit[idx])
     return idx, live, inputs

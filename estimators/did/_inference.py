@@ -50,9 +50,12 @@ def check_inference(inference: str, estimator: str, allowed: tuple[str, ...]) ->
     return inference
 
 
-def warn_if_few(panel: Panel, estimator: str, inference: str) -> None:
-    """Warn (FewTreatedWarning) when fewer than 5 units are ever treated and inference is large-sample."""
-    warn_few_treated(len(panel.treated_units), estimator, inference)
+def warn_if_few(panel: Panel, estimator: str, inference: str, n_treated: int | None = None) -> None:
+    """Warn (FewTreatedWarning) when fewer than 5 units are ever treated and inference is large-sample.
+
+    ``n_treated``: the count when the caller already has it (else it is read from ``panel``).
+    """
+    warn_few_treated(len(panel.treated_units) if n_treated is None else int(n_treated), estimator, inference)
 
 
 def _unit_codes(panel: Panel) -> np.ndarray:

@@ -129,8 +129,12 @@ def cohort_columns(
     treated: str | None,
     unit: str,
     allow_reversal: bool,
+    unit_codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cohort labels, cohort positions (inf = never) and the treated indicator per row."""
+    """Cohort labels, cohort positions (inf = never) and the treated indicator per row.
+
+    ``unit_codes``: integer codes of ``out["unit"]`` when the caller has them (else factorised here).
+    """
     n = len(out)
     t = out["t"].to_numpy()
     if treated is not None:
@@ -200,9 +204,13 @@ def cohort_columns(
             pos = cohort_positions(np.where(never, 0, cv).astype("int64"), never, grid, times, raw, out, cohort, unit)
         pos = pos.astype("float64")
         # cohort must be constant within unit
-        chk = pd.DataFrame({"u": out["unit"].to_numpy(), "g": pos})
-        varies = chk.groupby("u")["g"].nunique(dropna=False) > 1
-        if varies.any():
+        codes = pd.factorize(out["unit"])[0] if unit_codes is None else unit_codes
+        first_row = np.empty(int(codes.max()) + 1, dtype=np.int64)
+        first_row[codes[::-1]] = np.arange(len(codes))[::-1]  # the last write per unit is its first row
+        ref = pos[first_row[codes]]  # each unit's value on its first row
+        if (pos != ref).any():  # (pos holds no NaN: never treated is inf)
+            chk = pd.DataFrame({"u": out["unit"].to_numpy(), "g": pos})
+            varies = chk.groupby("u")["g"].nunique(dropna=False) > 1
             raise DataError(
                 f"cohort column {cohort!r} varies within {int(varies.sum())} units (e.g. {varies.index[varies][:3].tolist()}); "
                 f"it must hold each unit's first treated period on every row."

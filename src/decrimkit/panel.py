@@ -203,8 +203,19 @@ class Panel:
             out[c] = v
 
         keys = ["unit", "time"] + (["group"] if group is not None else [])
-        dup = out.duplicated(keys, keep=False)
-        if dup.any():
+        unit_codes = pd.factorize(out["unit"])[0]
+        if kind == "int":
+            times = np.unique(out["time"].to_numpy(dtype="int64"))
+            tcodes = np.searchsorted(times, out["time"].to_numpy(dtype="int64"))
+        else:
+            times = np.array(sorted(pd.unique(out["time"])), dtype=object)
+            tcodes = out["time"].map({t: i for i, t in enumerate(times)}).to_numpy(dtype="int64")
+        if group is None:  # one (unit, time) code per row: repeats are counted without hashing rows
+            repeated = bool((np.bincount(unit_codes * len(times) + tcodes) > 1).any())
+        else:
+            repeated = True  # checked below by pandas
+        dup = out.duplicated(keys, keep=False) if repeated else None
+        if dup is not None and dup.any():
             first = out.loc[dup].iloc[0]
             label = ", ".join(f"{roles[k] if k != 'group' else group}={plain(first[k])!r}" for k in keys)
             raise PanelError(
@@ -213,19 +224,21 @@ class Panel:
                 f"df.groupby([{unit!r}, {time!r}], as_index=False)[{outcome!r}].sum()."
             )
 
-        times = np.array(sorted(pd.unique(out["time"])), dtype=object if kind == "period" else "int64")
-        tpos = {t: i for i, t in enumerate(times)}
-        out["t"] = out["time"].map(tpos).astype("int64")
+        out["t"] = tcodes
 
-        out["cohort"], out["g"], out["d"] = cohort_columns(raw, out, times, kind, cohort, treated, unit, allow_reversal)
+        out["cohort"], out["g"], out["d"] = cohort_columns(raw, out, times, kind, cohort, treated, unit, allow_reversal,
+                                                           unit_codes=unit_codes)
 
         if out["unit"].nunique() < 2:
             raise PanelError(
                 f"the panel has a single unit ({out['unit'].iloc[0]!r}); causal panel estimators need treated and "
                 f"comparison units. Add comparison units, or use an interrupted time series (bayes.its)."
             )
-        out = out.sort_values(["unit", "t"] + (["group"] if group is not None else []), kind="mergesort")
-        out = out.reset_index(drop=True)
+        in_order = (group is None and pd.Index(out["unit"]).is_monotonic_increasing
+                    and bool((np.diff(tcodes)[np.diff(unit_codes) == 0] > 0).all()))
+        if not in_order:  # already sorted by unit then time (most files are): skip the sort
+            out = out.sort_values(["unit", "t"] + (["group"] if group is not None else []), kind="mergesort")
+            out = out.reset_index(drop=True)
         units = np.array(pd.unique(out["unit"]), dtype=object)
         return cls(frame=out, roles=roles, times=times, units=units, time_kind=kind, covariates=covariates)
 

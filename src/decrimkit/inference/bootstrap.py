@@ -91,6 +91,7 @@ class MultiplierBootstrap(NamedTuple):
 TILE = 1024  # units per tile: each tile's multipliers come from their own stream
 _GROUP = 8  # tiles summed in order within a group, groups summed in order: thread-count independent
 _BITS = 2.0**32
+_ROWS = 128  # replicates per slice of a tile's 0/1 multiplier matrix (1 MiB of float64)
 
 
 def _law(dist: str) -> tuple[int, float, float]:
@@ -159,7 +160,7 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
 
     def group(first: int) -> np.ndarray:
         acc = np.zeros((n_boot, k))
-        ind = np.empty((n_boot, TILE))
+        ind = np.empty((_ROWS, TILE))
         for j in range(first, min(first + _GROUP, n_tiles)):
             cols = np.flatnonzero(live[j])
             if cols.size == 0:
@@ -167,12 +168,17 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
             start = j * TILE
             m = min(TILE, g - start)
             block = psi[start : start + m][:, cols]
-            is_low = ind[:, :m]
-            np.less(_tile_bits(words, j, n_boot, m), threshold, out=is_low, casting="unsafe")
-            part = is_low @ block
-            part *= low - high
-            part += high * block.sum(axis=0)
-            acc[:, cols] += part
+            shift = high * block.sum(axis=0)
+            bits = _tile_bits(words, j, n_boot, m)
+            # replicates in slices of _ROWS: the 0/1 slice stays in cache between the compare and the product
+            for r in range(0, n_boot, _ROWS):
+                rows = min(_ROWS, n_boot - r)
+                is_low = ind[:rows, :m]
+                np.less(bits[r : r + rows], threshold, out=is_low, casting="unsafe")
+                part = is_low @ block
+                part *= low - high
+                part += shift
+                acc[r : r + rows, cols] += part
         return acc
 
     firsts = range(0, n_tiles, _GROUP)
