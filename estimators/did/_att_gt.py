@@ -54,6 +54,7 @@ from decrimkit.estimators.did._aggte import (
     cohort_shares,
 )
 from decrimkit.estimators.did._cs_design import CellDesign, cell_design, compact_cells, logit_groups
+from decrimkit.estimators.did._cs_randomization import cell_draws
 from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.inference.bootstrap import Multipliers, summarise_draws
@@ -82,6 +83,13 @@ def _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n
     beta, converged = jax.vmap(cell_logit)(treat[rep], mask[rep], x[rep], weights[rep])
     return jax.vmap(cell_estimate_given_ps, in_axes=(0, 0, 0, 0, 0, 0, None, 0, 0, None))(
         y_post, y_pre, treat, mask, x, weights, method, beta[group], converged[group], n_units)
+
+
+@jax.jit
+def _att_gt_point_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units) -> CellFit:
+    """:func:`_att_gt_kernel` without the influence functions (XLA skips computing them): randomization draws."""
+    fit = _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units)
+    return fit._replace(inf=jnp.zeros((fit.att.shape[0], 1)))
 
 
 @jax.jit
@@ -501,7 +509,13 @@ def att_gt(
             return np.concatenate([fit_p.estimate, shares])
 
         if how == "randomization":
-            few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed)
+            batch = None
+            if method != "dr_imp":  # every reassignment through the observed design, in batches
+                def batch(g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    return cell_draws(design, g_rows, kernel=_att_gt_point_kernel, method_index=METHODS.index(method),
+                                      check_fit=lambda f, d: _check_fit(f, d, method),
+                                      covariates=tuple(covariates), method=method)
+            few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, batch=batch)
         else:
             few = residual(panel, lambda p: att_gt(p, **opts).estimate, how, att, covariates=tuple(covariates),
                            n_draws=n_perm, max_exact=max_exact, seed=seed)

@@ -17,7 +17,7 @@ from decrimkit.panel import Panel
 
 from ._reg_design import require_cluster_sides, require_clusters
 
-__all__ = ["CellDesign", "cell_design", "compact_cells", "logit_groups", "unit_column"]
+__all__ = ["CellDesign", "cell_design", "check_cells", "compact_cells", "logit_groups", "unit_column"]
 
 
 class CellDesign(NamedTuple):
@@ -270,18 +270,25 @@ def cell_design(
         threshold=threshold, notyet=notyet, w_unit=w_unit, g_unit=g_unit, cluster=codes, last_period=last,
         n_units=n, excluded=excluded, notes=notes, ps_group=ps_group,
     )
+    check_cells(design, covariates, method)
+    return design
+
+
+def check_cells(design: CellDesign, covariates: tuple[str, ...], method: str) -> None:
+    """Every cell has comparison units and, with covariates, a full-rank design (one check per logit signature)."""
+    times, gpos, g_unit = design.times, design.gpos, design.g_unit
+    never = ~np.isfinite(g_unit)
     checked: set[int] = set()
-    for k in range(K):
-        where = f"(group {times[gpos[k]]}, period {times[tpos[k]]})"
-        if notyet and not (never | ((g_unit > threshold[k]) & (g_unit != gpos[k]))).any():
+    for k in range(len(gpos)):
+        where = f"(group {times[gpos[k]]}, period {times[design.tpos[k]]})"
+        if design.notyet and not (never | ((g_unit > design.threshold[k]) & (g_unit != gpos[k]))).any():
             raise DesignError(f"cell {where} has no comparison units; use control='notyet' or add comparison units.")
-        if covariates and not is_base[k] and int(ps_group[k]) not in checked:
+        if covariates and not design.is_base[k] and int(design.ps_group[k]) not in checked:
             # cells with one ps_group share cohort, comparison units and covariate values: one check each
             treat_k = (g_unit == gpos[k]).astype("float64")
-            _check_covariates(xw[:, early[k], :], treat_k, design.members(k).astype("float64"), covariates,
-                              method, where)
-            checked.add(int(ps_group[k]))
-    return design
+            _check_covariates(design.xw[:, design.early[k], :], treat_k, design.members(k).astype("float64"),
+                              covariates, method, where)
+            checked.add(int(design.ps_group[k]))
 
 
 def logit_groups(design: CellDesign) -> tuple[np.ndarray, np.ndarray]:

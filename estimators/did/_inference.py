@@ -109,23 +109,30 @@ def randomization(
     overall: bool = False,
     rows: tuple[int, ...] | None = None,
     linear: bool = True,
+    batch: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> RandomizationInference:
     """Randomization inference over reassignments of the adoption dates (see the kernel's docstring).
 
     ``linear=False`` (estimators not linear in the outcome): p-values of the sharp null of no effect only;
-    the interval is not computed (NaN).
+    the interval is not computed (NaN). ``batch(g_rows) -> (stat, dose)``: an estimator's own way of
+    computing what ``refit`` gives on every reassignment at once (``g_rows`` (P, n_units), adoption
+    positions in ``panel.units`` order); ``refit`` is then not called.
     """
     _no_reversal(panel, "randomization")
     g_unit = panel.unit_cohort.to_numpy(dtype="float64")
     draws, exact = assignments(g_unit, n_perm=n_perm, max_exact=max_exact, seed=seed)
-    d_obs = panel.frame["d"].to_numpy(dtype="float64")
-    stat, dose = [], []
-    for row in draws:
-        p = permuted(panel, row)
-        stat.append(_quiet(refit, p))
-        dose.append(_quiet(refit, with_outcome(p, d_obs)) if linear else np.zeros_like(stat[-1]))
+    if batch is not None:
+        stat_a, dose_a = batch(draws)
+    else:
+        d_obs = panel.frame["d"].to_numpy(dtype="float64")
+        stat, dose = [], []
+        for row in draws:
+            p = permuted(panel, row)
+            stat.append(_quiet(refit, p))
+            dose.append(_quiet(refit, with_outcome(p, d_obs)) if linear else np.zeros_like(stat[-1]))
+        stat_a, dose_a = np.array(stat), np.array(dose)
     return RandomizationInference(
-        stat=np.array(stat), dose=np.array(dose), exact=exact, n_assignments=count_assignments(g_unit),
+        stat=stat_a, dose=dose_a, exact=exact, n_assignments=count_assignments(g_unit),
         seed=None if exact else int(seed), rows=rows, overall=overall,
     )
 
