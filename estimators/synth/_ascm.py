@@ -30,6 +30,18 @@ class AugFit(NamedTuple):
     att: jax.Array
 
 
+def _after(sol, lam):
+    """``lam``, made to depend on the simplex solution (NaN if the solver failed).
+
+    jaxlib's CPU LAPACK kernels split a batch over XLA's intra-op thread pool and block until it is
+    done; two of them running side by side (the ridge factorisation does not need the simplex
+    weights, so XLA may start it beside the solver's eigenvalue or SVD calls) can take every pool
+    thread and wait on each other forever (seen on 2 cores: 0% CPU, never returns). Tying the
+    ridge system to the solution orders them: one LAPACK call at a time.
+    """
+    return jnp.where(jnp.isfinite(sol.kkt), lam, jnp.nan)
+
+
 def _weights(xc, x1, lam, ridge: bool, used):
     """SCM weights (V = I) plus the ridge correction. xc: (J, T) centred controls, zero in the columns
     not ``used`` for fitting; x1: (T,), likewise."""
@@ -37,6 +49,7 @@ def _weights(xc, x1, lam, ridge: bool, used):
     if not ridge:
         return sol.w, sol.w
     resid = x1 - xc.T @ sol.w
+    lam = _after(sol, lam)
     # unused columns are zero in xc and resid: a unit diagonal there decouples them (solution 0) and
     # keeps the system regular whatever lambda is
     adj = xc @ jnp.linalg.solve(xc.T @ xc + jnp.diag(jnp.where(used, lam, 1.0)), resid)
@@ -95,7 +108,9 @@ def _cv_errors(xc, x1, lambdas):
         keep = jnp.arange(t0) != i
         x0 = jnp.where(keep[None, :], xc, 0.0)
         x1k = jnp.where(keep, x1, 0.0)
-        syn = simplex_qp(x0 @ x0.T, x0 @ x1k).w
+        sol = simplex_qp(x0 @ x0.T, x0 @ x1k)
+        syn = sol.w
+        lams = _after(sol, lambdas)  # the ridge systems are factorised after the simplex solve
         resid = x1k - x0.T @ syn
         gram = x0.T @ x0
 
@@ -104,7 +119,7 @@ def _cv_errors(xc, x1, lambdas):
             e = x1[i] - xc[:, i] @ w
             return e * e
 
-        return jax.vmap(err)(lambdas)
+        return jax.vmap(err)(lams)
 
     return jax.vmap(hold)(jnp.arange(t0 - 1))
 

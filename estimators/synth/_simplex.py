@@ -38,7 +38,8 @@ class SimplexSolution(NamedTuple):
 
     w : (n,) weights on the simplex (zero where masked out).
     mu : () multiplier of the sum-to-one constraint (``Qw - c + mu = 0`` on the support).
-    kkt : () largest KKT violation, relative to ``1 + max|Q| + max|c|``.
+    kkt : () largest KKT violation, relative to ``1 + max|Q| + max|c|`` of the problem rescaled so that
+        ``max|Q| = 1`` (the weights do not depend on that scale).
     iterations : () number of active-set iterations used.
     converged : () True when ``kkt <= tol``.
     """
@@ -192,6 +193,13 @@ def simplex_qp(
     n = Q.shape[0]
     if mask is None:
         mask = jnp.ones(n, dtype=bool)
+    # The minimiser does not change when Q and c are divided by one positive number, but the bordered
+    # KKT system of the active-set phase mixes Q's entries with the constraint's ones: with raw
+    # outcomes in the thousands (Q ~ 1e8) lstsq's cutoff dropped the constraint and a wrong,
+    # non-optimal point came back (ASCM weights moved with the outcome's units). Solve at unit scale.
+    unit = jnp.max(jnp.abs(jnp.where(mask[:, None] & mask[None, :], Q, 0.0)))
+    unit = jnp.where(unit > 0, unit, 1.0)
+    Q, c = Q / unit, c / unit
     w0 = jnp.where(mask, 1.0, 0.0) / jnp.sum(mask) if init is None else project_simplex(init, mask)
     w1 = _fista(Q, c, mask, w0, max_iter, 1e-10)
     # drop weights that are zero up to rounding, keep the point on the simplex
@@ -199,7 +207,7 @@ def simplex_qp(
     w1 = w1 / jnp.sum(w1)
     w, it = _active_set(Q, c, mask, w1, polish_iter, tol)
     kkt, mu = kkt_violation(Q, c, w, mask)
-    return SimplexSolution(w=w, mu=mu, kkt=kkt, iterations=it, converged=kkt <= 1e-9)
+    return SimplexSolution(w=w, mu=mu * unit, kkt=kkt, iterations=it, converged=kkt <= 1e-9)
 
 
 # ----------------------------------------------------------------------------- padded donor axis

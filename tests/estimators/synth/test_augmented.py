@@ -54,6 +54,44 @@ def test_fixedeff_invariant_to_unit_shifts(prop99_frame):
     assert ra.estimate == pytest.approx(rb.estimate, abs=1e-6)
 
 
+ROLES = {"unit": "State", "time": "Year", "outcome": "PacksPerCapita", "treated": "treated"}
+
+
+def _scm_part_kkt(res):
+    """KKT violation of the SCM part of an ASCM fit, recomputed here from the panel (V = I on the demeaned
+    pre-period outcomes), relative to max|Q| + max|c|: the same number in any units."""
+    design = res.extra["design"]
+    pre1, prec = design.y_treated[: design.n_pre], design.y_donors.T[:, : design.n_pre]
+    if res.extra["fixedeff"]:
+        pre1, prec = pre1 - pre1.mean(), prec - prec.mean(axis=1, keepdims=True)
+    centre = prec.mean(axis=0)
+    xc, x1 = prec - centre, pre1 - centre
+    q, c, w = xc @ xc.T, xc @ x1, res.extra["scm_weights"].to_numpy()
+    g = q @ w - c
+    supp = w > 0
+    mu = -g[supp].mean()
+    dual = np.maximum(-(g[~supp] + mu), 0).max() if (~supp).any() else 0.0
+    return max(np.abs(g[supp] + mu).max(), dual) / (np.abs(q).max() + np.abs(c).max())
+
+
+@pytest.mark.parametrize("fixedeff", [False, True])
+@pytest.mark.parametrize(("factor", "shift"), [(1e4, 0.0), (1e-3, 0.0), (1.0, 5000.0), (30.0, 2000.0)])
+def test_weights_and_estimate_follow_the_outcome_units(prop99_frame, factor, shift, fixedeff):
+    # packs per capita times a factor plus a common shift (values in the thousands or millions): the same
+    # weights and the estimate times the factor. Before the simplex solver worked at unit scale, x 100
+    # moved the SCM part of the weights to a non-optimal point and the estimate from -19.5 to -22.9
+    from decrimkit import Panel
+
+    kw = {"treated": "California", "start": 1989, "fixedeff": fixedeff, "lambda_": 50.0}
+    base = synth.augmented(Panel.from_frame(prop99_frame, **ROLES), **kw)
+    frame = prop99_frame.assign(PacksPerCapita=prop99_frame["PacksPerCapita"] * factor + shift)
+    res = synth.augmented(Panel.from_frame(frame, **ROLES), **{**kw, "lambda_": 50.0 * factor**2})
+    assert _scm_part_kkt(res) < 1e-8 and _scm_part_kkt(base) < 1e-8  # rounding alone leaves ~1e-14
+    np.testing.assert_allclose(res.extra["scm_weights"].to_numpy(), base.extra["scm_weights"].to_numpy(), atol=1e-7)
+    np.testing.assert_allclose(res.weights.to_numpy(), base.weights.to_numpy(), atol=1e-7)
+    assert res.estimate / factor == pytest.approx(base.estimate, rel=1e-7)
+
+
 def test_conformal(ascm):
     conf = ascm.conformal(alpha=0.1, grid_size=20)
     table = conf.tidy()
@@ -157,3 +195,14 @@ def test_conformal_average_unattainable_level_and_errors(ascm):
         conformal_average(ascm, permutations="bootstrap")
     with pytest.raises(SpecificationError):
         conformal_average(ascm, alpha=1.5)
+
+
+def test_cross_validated_lambda_follows_the_outcome_units(prop99_frame, ascm):
+    # lambda chosen by cross-validation scales with the squared units; weights and estimate follow
+    from decrimkit import Panel
+
+    frame = prop99_frame.assign(PacksPerCapita=prop99_frame["PacksPerCapita"] * 100.0 + 1000.0)
+    res = synth.augmented(Panel.from_frame(frame, **ROLES), treated="California", start=1989)
+    assert res.extra["lambda"] == pytest.approx(ascm.extra["lambda"] * 1e4, rel=1e-7)
+    np.testing.assert_allclose(res.weights.to_numpy(), ascm.weights.to_numpy(), atol=1e-7)
+    assert res.estimate / 100.0 == pytest.approx(ascm.estimate, rel=1e-7)

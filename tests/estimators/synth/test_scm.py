@@ -215,6 +215,24 @@ def test_regression_v_and_unit_order_invariance(prop99, prop99_frame):
     assert again.estimate == pytest.approx(reg.estimate, abs=1e-9)
 
 
+def test_weights_placebos_and_estimate_follow_the_outcome_units(prop99, prop99_frame):
+    """Outcomes times 1e4 plus 5000 (values in the millions): the same V, W and placebo weights, the
+    estimate times 1e4 (the solver works at unit scale; predictors are normalised by their SD)."""
+    from decrimkit import Panel
+
+    base = synth.scm(prop99, treated="California", start=1989, v="regression")
+    frame = prop99_frame.assign(PacksPerCapita=prop99_frame["PacksPerCapita"] * 1e4 + 5000.0)
+    big = synth.scm(
+        Panel.from_frame(frame, unit="State", time="Year", outcome="PacksPerCapita", treated="treated"),
+        treated="California", start=1989, v="regression",
+    )
+    np.testing.assert_allclose(big.v.to_numpy(), base.v.to_numpy(), atol=1e-9)
+    np.testing.assert_allclose(big.weights.to_numpy(), base.weights.to_numpy(), atol=1e-7)
+    assert big.estimate / 1e4 == pytest.approx(base.estimate, rel=1e-7)
+    np.testing.assert_allclose(big.placebo("space").gaps.to_numpy() / 1e4, base.placebo("space").gaps.to_numpy(),
+                               atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------- custom V
 def test_custom_v_array_and_series(basque, basque_frame, basque_spec):
     """v= as numeric weights (R Synth's custom.v): rescaled to sum one, exposed as .v, and the same W as

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,3 +73,46 @@ def test_projection_is_the_euclidean_projection():
     # optimality of a projection: (v - p) . (x - p) <= 0 for every feasible x
     for x in np.vstack([np.eye(9)[mask], rng.dirichlet(np.ones(7), 50) @ np.eye(9)[mask]]):
         assert (v - p) @ (x - p) <= 1e-12
+
+
+def _kkt_unit_free(q, c, w, mask):
+    """The KKT violation relative to max|Q| + max|c| (no added 1: the same number in any units)."""
+    g = q @ w - c
+    supp = mask & (w > 0)
+    mu = -g[supp].mean()
+    scale = np.abs(q).max() + np.abs(c).max()
+    off = mask & ~supp
+    dual = np.maximum(-(g[off] + mu), 0).max() if off.any() else 0.0
+    return max(np.abs(g[supp] + mu).max(), dual) / scale, mu
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), power=st.sampled_from([-8, -4, 4, 8, 12]))
+def test_simplex_qp_solution_does_not_depend_on_the_units(seed, power):
+    # Q, c scaled by 10**power have the same minimiser; before the solver worked at unit scale, Q ~ 1e8
+    # (outcomes in the thousands) made its bordered KKT system drop the constraint: a non-optimal point
+    q, c, mask = _problem(seed, 6, 12, 0.0)
+    base = simplex_qp(jnp.asarray(q), jnp.asarray(c))
+    scaled = simplex_qp(jnp.asarray(q * 10.0**power), jnp.asarray(c * 10.0**power))
+    assert bool(scaled.converged)
+    np.testing.assert_allclose(np.asarray(scaled.w), np.asarray(base.w), atol=1e-8)
+    assert float(scaled.mu) == pytest.approx(float(base.mu) * 10.0**power, rel=1e-6, abs=1e-9 * 10.0**power)
+
+
+def test_simplex_qp_is_optimal_with_outcomes_in_the_thousands():
+    # 19 pre-periods x 38 donors, outcomes around 3000 (Q ~ 1e8): the old solver stopped at a point whose
+    # KKT violation was 7e-4 of the problem's scale (weights off by up to 0.02); the check here is
+    # independent of the solver and of the units, at 1e-8 (far from rounding, ~1e-14 here)
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(19, 38)) * 1000 + 3000
+    x1 = x0[:, :5].mean(axis=1) + rng.normal(size=19) * 50
+    mask = np.ones(38, dtype=bool)
+    weights = []
+    for unit in (1.0, 1e-6):  # the same problem in thousands and in thousandths
+        q, c = x0.T @ x0 * unit, x0.T @ x1 * unit
+        w = np.asarray(simplex_qp(jnp.asarray(q), jnp.asarray(c)).w)
+        violation, _ = _kkt_unit_free(q, c, w, mask)
+        assert violation < 1e-8
+        assert w.min() >= 0 and w.sum() == pytest.approx(1.0, abs=1e-12)
+        weights.append(w)
+    np.testing.assert_allclose(weights[0], weights[1], atol=1e-7)
