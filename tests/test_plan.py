@@ -127,10 +127,11 @@ def test_data_paths_must_stay_in_data(here, tmp_path_factory):
         load_plan(write(here, BASE.replace('dataset = "mpdta"', 'path = "data/absent.csv"')))
 
 
-def test_estimator_not_built_yet(here, monkeypatch):
+def test_estimator_missing_from_the_installation(here, monkeypatch):
     monkeypatch.setitem(plan_mod.ALLOWLIST, "did.future", ("decrimkit.estimators.did._not_built_module", "future"))
     plan = load_plan(write(here, BASE.replace('name = "did.twfe"', 'name = "did.future"')))
-    with pytest.raises(PlanError, match=r"estimator 'did.future' is not built yet"):
+    with pytest.raises(PlanError, match=r"estimator 'did.future' is missing from this installation of decrimkit "
+                                        r"\(no module decrimkit.estimators.did._not_built_module\); reinstall"):
         plan.run()
     assert not (here / "outputs" / "plan").exists()  # nothing written before the check
 

@@ -75,3 +75,12 @@ def test_no_module_shares_a_public_name_of_its_family():
 def test_docs_index_is_generated_from_the_registry():
     committed = (ROOT / "docs" / "estimators" / "README.md").read_text(encoding="utf-8")
     assert committed == registry.docs_index(), "regenerate: python -m decrimkit.registry > docs/estimators/README.md"
+
+
+def test_cli_docs_list_the_plan_allowlist():
+    import re
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    block = text[text.index("Allowed estimators"):]
+    block = block[: block.index("They are imported")]
+    assert set(re.findall(r"`([a-z]+\.[a-z_]+)`", block)) == set(plan.ALLOWLIST), "update the list in docs/cli.md"

@@ -41,17 +41,24 @@ class EstimatorCall:
     refit_v: bool = False
 
     def resolve(self) -> Any:
-        """Import and return the estimator function (PlanError if it is not built yet)."""
+        """Import and return the estimator function (PlanError if this installation lacks it: a broken install;
+        ``tests/test_registry.py`` checks that every allowlisted module exists)."""
         module, attr = ALLOWLIST[self.name]
         try:
             spec = importlib.util.find_spec(module)
         except ModuleNotFoundError:
             spec = None
         if spec is None:
-            raise PlanError(f"estimator {self.name!r} is not built yet in this version of decrimkit (no {module}).")
+            raise PlanError(
+                f"estimator {self.name!r} is missing from this installation of decrimkit (no module {module}); "
+                f"reinstall decrimkit."
+            )
         fn = getattr(importlib.import_module(module), attr, None)
         if not callable(fn):
-            raise PlanError(f"estimator {self.name!r} is not built yet ({module} has no {attr}()).")
+            raise PlanError(
+                f"estimator {self.name!r} is missing from this installation of decrimkit ({module} has no {attr}()); "
+                f"reinstall decrimkit."
+            )
         return fn
 
     def check_options(self, fn: Any) -> None:
