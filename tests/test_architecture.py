@@ -49,3 +49,24 @@ def test_the_checker_finds_a_deferred_cycle_and_a_layer_violation(tmp_path):
     assert "decrimkit.estimators.fam.results imports the estimator module decrimkit.estimators.fam._est" in found
     assert not any("decrimkit.c" in line for line in found)  # TYPE_CHECKING imports never run
     assert len(found) == 3
+
+
+def test_the_checker_finds_private_backend_names_outside_the_adapter(tmp_path):
+    _write(tmp_path, {
+        "src/decrimkit/__init__.py": "",
+        "src/decrimkit/ok.py": "import pymc as pm\nfrom pymc.sampling.jax import get_jaxified_graph\npm.sample\n",
+        "src/decrimkit/bad.py": (
+            "from pymc.sampling.jax import _postprocess_samples\n"
+            "import pytensor.tensor as pt\n"
+            "def f():\n    import blackjax._private\n    return pt._shared\n"
+        ),
+        "estimators/__init__.py": "",
+        "estimators/bayes/__init__.py": "",
+        "estimators/bayes/_engine.py": "from pymc.sampling.jax import _get_log_likelihood\n",  # the adapter may
+        "studies/__init__.py": "",
+    })
+    _, found = _checker().problems(tmp_path)
+    assert sorted(found) == sorted(
+        f"decrimkit.bad uses the private backend name {name} (only decrimkit.estimators.bayes._engine may)"
+        for name in ("pymc.sampling.jax._postprocess_samples", "blackjax._private", "pt._shared")
+    )

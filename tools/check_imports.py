@@ -7,6 +7,10 @@ such as grimp cannot follow, so the graph is read here from the source with :mod
 except those under ``if TYPE_CHECKING:``, which never run.
 A second rule keeps the layers in order: result modules never import estimators (the modules of the
 estimators listed in ``src/decrimkit/registry.py``, read from its ``Entry("family.function", ...)`` lines).
+A third keeps the
+Bayesian family on public ground: no module but the sampling engine's adapter
+(``estimators/bayes/_engine.py``) imports a private name (a dotted part starting with ``_``) of PyMC,
+PyTensor, blackjax or numpyro, or reaches one through an attribute of those packages.
 
 Usage: ``python tools/check_imports.py`` (exit 1 and one line per cycle when any is found).
 """
@@ -134,11 +138,50 @@ def layer_violations(graph: dict[str, set[str]], estimators: set[str]) -> list[s
     return bad
 
 
+BACKENDS = ("pymc", "pytensor", "blackjax", "numpyro")
+ADAPTER = "decrimkit.estimators.bayes._engine"
+
+
+def _private(dotted: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in dotted.split("."))
+
+
+def private_backend_imports(name: str, path: Path) -> list[str]:
+    """Private PyMC/PyTensor/blackjax/numpyro names that module ``name`` imports or reaches by attribute."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in BACKENDS:
+                    aliases.add((alias.asname or alias.name).split(".")[0])
+                    if _private(alias.name):
+                        found.append(alias.name)
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in BACKENDS:
+            for alias in node.names:
+                dotted = f"{node.module}.{alias.name}"
+                if _private(dotted):
+                    found.append(dotted)
+                else:
+                    aliases.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in aliases:
+                found.append(f"{ast.unparse(node)}")
+    return [f"{name} uses the private backend name {d} (only {ADAPTER} may)" for d in sorted(set(found))]
+
+
 def problems(root: Path = ROOT) -> tuple[int, list[str]]:
-    """The number of modules under ``root`` and one line per import cycle or layer violation."""
+    """The number of modules under ``root`` and one line per import cycle, layer violation or private
+    backend import outside the adapter."""
     files = module_files(root)
     graph = {name: imports_of(name, path, set(files)) for name, path in files.items()}
-    return len(graph), [" <-> ".join(c) for c in cycles(graph)] + layer_violations(graph, estimator_modules(root))
+    private = [line for name, path in files.items() if name != ADAPTER for line in private_backend_imports(name, path)]
+    return len(graph), [" <-> ".join(c) for c in cycles(graph)] + layer_violations(graph, estimator_modules(root)) + private
 
 
 def main() -> int:
@@ -146,7 +189,8 @@ def main() -> int:
     for line in found:
         print(f"import check: {line}")
     if not found:
-        print(f"import check: {n_modules} modules, no cycles, results import no estimator")
+        print(f"import check: {n_modules} modules, no cycles, results import no estimator, no private backend "
+              f"name outside {ADAPTER}")
     return 1 if found else 0
 
 

@@ -58,13 +58,17 @@ from decrimkit.results import Spec
 from ._sampling import check_convergence, merge_priors, sample, validate_sampling
 from .results import Level, Posterior
 
-__all__ = ["hierarchical_did", "HDID_PRIORS"]
+__all__ = ["hierarchical_did", "HDID_PRIORS", "HDID_DATA"]
 
 HDID_PRIORS: dict[str, float] = {
     "mu_0_sd": 0.5, "tau_0_sd": 0.25, "tau_m_sd": 0.25, "intercept_sd": 2.0, "unit_sd": 1.0,
     "time_sd": 0.5, "dispersion_sd": 1.0, "sigma_sd": 1.0, "ar1_sd": 0.25,
 }
 Deviations = Literal["none", "ar1"]
+# the model's data containers (pm.Data), in the order of HDiDDesign.data(): the outcome, the log-exposure
+# offset and the intercept prior's centre; the rest of the design (unit, period, treatment, jurisdiction
+# indices) is the model's structure
+HDID_DATA = ("outcome", "offset", "intercept_centre")
 
 
 def _ar1_factor(rho: Any, n_periods: int) -> Any:
@@ -103,6 +107,11 @@ class HDiDDesign(NamedTuple):
     models: list[str]
     centre: float
     scale: float
+
+    def data(self, family: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values of the model's data containers (:data:`HDID_DATA`) for this design."""
+        y = self.y if family == "normal" else self.y.astype("int64")
+        return y, self.offset, np.float64(self.centre)
 
 
 def _policy_map(panel: Panel, policy_model: Any) -> dict[Any, str]:
@@ -180,6 +189,9 @@ def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], dev
     coords = {"unit": design.units, "time": design.times, "jurisdiction": design.jurisdictions,
               "policy_model": design.models}
     with pm.Model(coords=coords) as model:
+        # the data are containers, not constants: one compiled model serves every data set of this shape
+        # (placebo grids, power replicates; see HDID_DATA)
+        y, offset, centre = (pm.Data(name, value) for name, value in zip(HDID_DATA, design.data(family)))
         mu_0 = pm.Normal("mu_0", 0.0, priors["mu_0_sd"] * s)
         tau_0 = pm.HalfNormal("tau_0", priors["tau_0_sd"] * s)
         v = pm.Normal("model_z", 0.0, 1.0, dims="policy_model")
@@ -190,7 +202,7 @@ def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], dev
                                  dims="jurisdiction")
         # unit and period effects are centred: each is informed by a whole row or column of the panel, where
         # the centred form samples better than the non-centred one (kept for the sparse jurisdiction level)
-        a_0 = pm.Normal("intercept", design.centre, priors["intercept_sd"] * s)
+        a_0 = pm.Normal("intercept", centre, priors["intercept_sd"] * s)
         sigma_a = pm.HalfNormal("unit_sd", priors["unit_sd"] * s)
         alpha = pm.Normal("unit_effect", a_0, sigma_a, dims="unit")
         sigma_g = pm.HalfNormal("time_sd", priors["time_sd"] * s)
@@ -199,7 +211,7 @@ def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], dev
         treated_rows = design.jur >= 0
         on = design.d * treated_rows
         theta_row = pt.switch(treated_rows, theta[np.maximum(design.jur, 0)], 0.0)
-        eta = design.offset + alpha[design.unit] + gamma[design.time] + theta_row * on
+        eta = offset + alpha[design.unit] + gamma[design.time] + theta_row * on
         if deviations == "ar1":
             # unit-level AR(1) deviations from the unit and period effects (non-centred): serially correlated
             # shocks that a treatment effect would otherwise absorb; rho in (-1, 1), sd on the linear scale
@@ -215,12 +227,12 @@ def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], dev
         pm.Deterministic("att", pt.sum(theta_row * w_att))
         if family == "negative_binomial":
             inv = pm.HalfNormal("inv_sqrt_dispersion", priors["dispersion_sd"])
-            pm.NegativeBinomial("y", mu=pt.exp(eta), alpha=1.0 / inv**2, observed=design.y)
+            pm.NegativeBinomial("y", mu=pt.exp(eta), alpha=1.0 / inv**2, observed=y)
         elif family == "poisson":
-            pm.Poisson("y", mu=pt.exp(eta), observed=design.y)
+            pm.Poisson("y", mu=pt.exp(eta), observed=y)
         else:
             sigma = pm.HalfNormal("sigma", priors["sigma_sd"] * s)
-            pm.Normal("y", mu=eta, sigma=sigma, observed=design.y)
+            pm.Normal("y", mu=eta, sigma=sigma, observed=y)
     return model
 
 

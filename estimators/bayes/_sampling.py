@@ -38,6 +38,8 @@ from decrimkit.options import Sampler, check_option
 from decrimkit.progress import progress_enabled, stages
 from decrimkit.results import Summarised
 
+from ._engine import sample_model
+
 __all__ = ["sample", "check_convergence", "diagnose", "Diagnostics", "RHAT_MAX", "ESS_MIN", "validate_sampling", "merge_priors"]
 
 # every Bayesian module imports this one: without the extra, importing any of them names what to install
@@ -100,7 +102,7 @@ def sample(
         A built model (no sampling has happened yet).
     sampler : {"numpyro", "blackjax", "pymc"}
         NUTS implementation: numpyro through PyMC's JAX bridge, blackjax on the model's JAX log density
-        (:func:`_sample_blackjax`), or PyMC's own sampler.
+        (the package's NUTS engine, :func:`._engine.sample_model`), or PyMC's own sampler.
     chains, draws, tune : int
         Chains, kept draws per chain and warm-up (tuning) iterations per chain.
     seed : int
@@ -155,8 +157,8 @@ def sample(
         if sampler == "blackjax":
             with stages("blackjax NUTS", total=1, disable=not progress) as step:
                 step(f"{chains} chains x {tune} tuning + {draws} draws")
-                idata = _sample_blackjax(model, chains=int(chains), draws=int(draws), tune=int(tune),
-                                         seed=seed_nuts, target_accept=target_accept)
+                idata = sample_model(model, chains=int(chains), draws=int(draws), tune=int(tune),
+                                     seed=seed_nuts, target_accept=target_accept)
         else:
             idata = pm.sample(**kwargs)
         if prior_draws:
@@ -167,89 +169,6 @@ def sample(
                 idata, model=model, random_seed=seed_pp, progressbar=False, extend_inferencedata=True
             )
     return idata
-
-
-def _sample_blackjax(model: Any, *, chains: int, draws: int, tune: int, seed: int, target_accept: float) -> Any:
-    """NUTS with blackjax on the PyMC model's JAX log density; the posterior as ``InferenceData``.
-
-    The log density is PyMC's, over the value variables in their unconstrained (transformed) space
-    (``get_jaxified_logp``), started from PyMC's jittered initial points. Each chain runs blackjax's
-    window adaptation (step size to ``target_accept``, diagonal mass matrix) for ``tune`` steps and then
-    ``draws`` NUTS transitions in a ``lax.scan``; chains are ``vmap``-ed over keys split from ``seed``,
-    all under one ``jit``. Draws are mapped back to the model's constrained variables (and
-    deterministics) and the pointwise log-likelihood with PyMC's own JAX post-processing, and the groups
-    are laid out as PyMC's JAX samplers lay them out (``posterior``, ``sample_stats``,
-    ``log_likelihood``, ``observed_data``, ``constant_data``, with the model's coords and dims).
-
-    PyMC's own blackjax bridge is not used because PyMC 5.28 passes a ``progress_bar`` keyword that
-    blackjax 1.7 rejects.
-    """
-    import arviz as az
-    import blackjax
-    import jax
-    import jax.numpy as jnp
-    from blackjax.adaptation.base import get_filter_adapt_info_fn
-    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
-    from pymc.sampling.jax import (
-        _get_batched_jittered_initial_points,
-        _get_log_likelihood,
-        _postprocess_samples,
-        get_jaxified_graph,
-        get_jaxified_logp,
-    )
-    from pymc.util import get_default_varnames
-
-    from decrimkit.numerics.keys import key_from_seed
-
-    logdensity = get_jaxified_logp(model, negative_logp=True)  # PyMC's naming: True gives +log density
-    init = _get_batched_jittered_initial_points(model, chains=chains, initvals=None, random_seed=seed,
-                                                logp_fn=logdensity)
-    if chains == 1:
-        init = [np.asarray(v)[None] for v in init]
-    init = [jnp.asarray(v) for v in init]
-
-    def one_chain(key: Any, position: list[Any]) -> tuple[Any, dict[str, Any]]:
-        k_warm, k_draw = jax.random.split(key)
-        warm = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=target_accept,
-                                          adaptation_info_fn=get_filter_adapt_info_fn())
-        (state, params), _ = warm.run(k_warm, position, num_steps=tune)
-        step = blackjax.nuts(logdensity, **params).step
-
-        def transition(st: Any, k: Any) -> tuple[Any, tuple[Any, dict[str, Any]]]:
-            st, info = step(k, st)
-            stats = {
-                "diverging": info.is_divergent,
-                "energy": info.energy,
-                "tree_depth": info.num_trajectory_expansions,
-                "n_steps": info.num_integration_steps,
-                "acceptance_rate": info.acceptance_rate,
-                "lp": st.logdensity,
-                "step_size": params["step_size"],
-            }
-            return st, (st.position, stats)
-
-        _, (positions, stats) = jax.lax.scan(transition, state, jax.random.split(k_draw, draws))
-        return positions, stats
-
-    keys = jax.random.split(key_from_seed(seed), chains)
-    raw, stats = jax.jit(jax.vmap(one_chain))(keys, init)
-
-    names = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
-    constrained = _postprocess_samples(get_jaxified_graph(inputs=model.value_vars, outputs=names), raw,
-                                       postprocessing_vectorize="vmap")
-    log_lik = _get_log_likelihood(model, raw, postprocessing_vectorize="vmap")
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    return az.from_dict(
-        posterior={v.name: np.asarray(r) for v, r in zip(names, constrained)},
-        sample_stats={k: np.asarray(v) for k, v in stats.items()},
-        log_likelihood={k: np.asarray(v) for k, v in log_lik.items()},
-        observed_data=find_observations(model),
-        constant_data=find_constants(model),
-        coords=coords,
-        dims=dims,
-        attrs={"inference_library": "blackjax", "inference_library_version": blackjax.__version__,
-               "tuning_steps": tune},
-    )
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -6,9 +6,11 @@ prior predictive), the model is refitted to that data set with NUTS, and we reco
 that generated the data, and the rank of that value among the posterior draws. If the model is
 implemented and sampled correctly, coverage is 90% in expectation and ranks are uniform (Talts et al.).
 
-The refits use the PyMC model's own log density (``pool_model``, compiled to JAX) sampled by blackjax's
-NUTS with window adaptation, one chain per replication, all replications batched with ``jax.vmap`` in
-one compiled program: the same model as :func:`~decrimkit.estimators.bayes.pool`, through the JAX path.
+The refits use the PyMC model's own log density (``pool_model`` with its estimates in a ``pm.Data``
+container, compiled to JAX once) sampled by the package's one NUTS engine (``_engine.nuts``: blackjax
+window adaptation), one chain per replication, from PyMC's jittered initial points, all replications
+batched with ``jax.vmap`` in one compiled program: the same model as
+:func:`~decrimkit.estimators.bayes.pool` with ``sampler="blackjax"``.
 
 References
 ----------
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from decrimkit.limits import MAX_REFITS, check_replications
 from decrimkit.numerics.keys import check_seed, key_from_seed
 from decrimkit.results import Spec, Summarised
 
+from ._engine import initial_points, model_functions, nuts
 from ._pool import POOL_PRIORS, PoolDesign, pool_model
 from ._sampling import merge_priors
 from .results import hdi
@@ -77,50 +79,25 @@ def _design(sites_per_model: Sequence[int], se: Sequence[float] | None) -> PoolD
                       sites=[f"site{k}" for k in range(n_sites)], models=[f"m{m}" for m in range(len(sites_per_model))])
 
 
-def _jax_functions(model: Any) -> tuple[Any, Any, list[Any]]:
-    """The model's log density and its (mu_0, mu_model) as JAX functions of (values..., data)."""
-    import pytensor.tensor as pt
-    from pymc.sampling.jax import get_jaxified_graph
-    from pytensor import clone_replace
+def _fit_all(model: Any, keys: Any, ys: Any, *, seed: int, tune: int, draws: int, target_accept: float) -> tuple[Any, Any, Any]:
+    """NUTS refits of every replicate data set with the package's engine (one chain each, vmapped).
+    Returns mu_0 draws (R, D), mu_model draws (R, D, M) and divergences per replicate (R,)."""
+    import jax.numpy as jnp
 
-    # the data container is a shared variable, which the JAX bridge would freeze as a constant: swap it for
-    # a symbolic input so that one compiled function serves every replicate data set
-    y_data = pt.vector("y_data", dtype="float64")
-    swap = {model["estimate"]: y_data}
-    inputs = list(model.value_vars) + [y_data]
-    logp = get_jaxified_graph(inputs=inputs, outputs=[clone_replace(model.logp(), swap)])
-    outs = model.replace_rvs_by_values([model["mu_0"], model["mu_model"]])
-    targets = get_jaxified_graph(inputs=inputs, outputs=[clone_replace(o, swap) for o in outs])
-    ip = model.initial_point()
-    init = [np.asarray(ip[v.name], dtype="float64") for v in model.value_vars]
-    return logp, targets, init
+    fns = model_functions(model, data=("estimate",), outputs=("mu_0", "mu_model"))
 
+    def logdensity(pos: list[Any], data: tuple[Any, ...]) -> Any:
+        return fns.logp(*pos, *data)[0]
 
-def _fit_all(keys: Any, ys: Any, *, logp: Any, targets: Any, init: list[Any], tune: int, draws: int,
-             target_accept: float) -> tuple[Any, Any, Any]:
-    """NUTS refits of every replicate data set, batched with vmap. Returns mu_0 draws (R, D),
-    mu_model draws (R, D, M) and divergences per replicate (R,)."""
-    import blackjax
-    import jax
+    def collect(state: Any, info: Any, params: dict[str, Any]) -> Any:
+        mu0, mum = fns.outputs(*state.position, *params["data"])
+        return mu0, mum, info.is_divergent
 
-    def one(key: Any, y: Any) -> tuple[Any, Any, Any]:
-        def logdensity(pos: list[Any]) -> Any:
-            return logp(*pos, y)[0]
-
-        k_warm, k_draw = jax.random.split(key)
-        warm = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=target_accept)
-        (state, params), _ = warm.run(k_warm, [jax.numpy.asarray(x) for x in init], num_steps=tune)
-        kernel = blackjax.nuts(logdensity, **params)
-
-        def step(st: Any, k: Any) -> tuple[Any, Any]:
-            st, info = kernel.step(k, st)
-            mu0, mum = targets(*st.position, y)
-            return st, (mu0, mum, info.is_divergent)
-
-        _, (mu0, mum, div) = jax.lax.scan(step, state, jax.random.split(k_draw, draws))
-        return mu0, mum, div.sum()
-
-    return jax.jit(jax.vmap(one))(keys, ys)
+    run = nuts(logdensity, tune=tune, draws=draws, target_accept=target_accept, collect=collect)
+    data = (jnp.asarray(ys),)
+    init = initial_points(model, len(ys), seed, fns, data)
+    mu0, mum, div = run(keys, [jnp.asarray(v) for v in init], data)
+    return mu0, mum, div.sum(axis=1)
 
 
 def run_sbc(
@@ -174,11 +151,9 @@ def run_sbc(
     truth_mu0 = np.asarray(prior.prior["mu_0"]).reshape(n_reps)
     truth_mum = np.asarray(prior.prior["mu_model"]).reshape(n_reps, -1)
     ys = np.asarray(prior.prior_predictive["y"]).reshape(n_reps, -1)
-    logp, targets, init = _jax_functions(model)
     keys = jax.random.split(key_from_seed(seed), n_reps)
-    fit = partial(_fit_all, logp=logp, targets=targets, init=init, tune=int(tune), draws=int(draws),
-                  target_accept=target_accept)
-    mu0, mum, div = (np.asarray(a) for a in fit(keys, ys))
+    fit = _fit_all(model, keys, ys, seed=seed, tune=int(tune), draws=int(draws), target_accept=target_accept)
+    mu0, mum, div = (np.asarray(a) for a in fit)
     draws_all = np.concatenate([mu0[..., None], mum], axis=-1)          # (R, D, 1 + M)
     truth = np.column_stack([truth_mu0, truth_mum])                     # (R, 1 + M)
     names = ["mu_0"] + [f"mu_model[{m}]" for m in design.models]
@@ -197,7 +172,7 @@ def run_sbc(
     spec = Spec(estimator="bayes.calibration.run_sbc",
                 options={"sites_per_model": list(sites_per_model), "se": design.se.tolist(), "priors": pri,
                          "tune": tune, "draws": draws, "prob": prob, "target_accept": target_accept,
-                         "sampler": "blackjax NUTS (window adaptation), 1 chain per replication, vmapped"},
+                         "sampler": "decrimkit NUTS engine (blackjax window adaptation), 1 chain per replication, vmapped"},
                 seed=seed, n_units=len(design.sites), n_obs=n_reps)
     return SBCResult(table=pd.DataFrame(rows), covered=covered, ranks=ranks, prob=prob, spec=spec)
 

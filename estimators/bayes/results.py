@@ -50,19 +50,16 @@ class Level(NamedTuple):
 
 
 def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
-    """Shortest interval holding ``prob`` of the (1-D) draws: the highest-density interval of a unimodal posterior."""
-    x = np.sort(np.asarray(draws, dtype="float64").reshape(-1))
-    n = x.size
-    k = int(np.ceil(prob * n))
-    if k >= n:
-        return float(x[0]), float(x[-1])
-    widths = x[k - 1:] - x[: n - k + 1]
-    i = int(np.argmin(widths))
-    return float(x[i]), float(x[i + k - 1])
+    """Highest-density interval of the (flattened) draws: ArviZ's ``az.hdi``, the shortest interval
+    holding ``prob`` of the draws (the HDI of a unimodal posterior)."""
+    import arviz as az
+
+    lo, hi = np.asarray(az.hdi(np.asarray(draws, dtype="float64").reshape(-1), hdi_prob=prob))
+    return float(lo), float(hi)
 
 
 def summarise_draws(draws: np.ndarray, prob: float = HDI_PROB) -> dict[str, float]:
-    """Posterior mean, sd, HDI and P(< 0) of flat draws."""
+    """Posterior mean, sd (``ddof=1``), HDI (:func:`hdi`) and P(< 0) of flat draws."""
     d = np.asarray(draws, dtype="float64").reshape(-1)
     lo, hi = hdi(d, prob)
     return {"mean": float(d.mean()), "sd": float(d.std(ddof=1)), "hdi_low": lo, "hdi_high": hi,
@@ -131,17 +128,22 @@ class Posterior(Summarised):
         import arviz as az
 
         lev = self.levels[level]
+        # ArviZ's summary: mean, sd, HDI, Monte Carlo SE of the mean, rank-normalised r-hat, bulk ESS
+        summary = az.summary(self.idata, var_names=list(lev.variables), group=lev.group, hdi_prob=hdi_prob,
+                             kind="all", round_to="none")
+        low, high = (c for c in summary.columns if c.startswith("hdi_"))
         rows = []
         for var in lev.variables:
             da = _chain_draws(self.idata, lev.group, var)
-            mcse = np.asarray(az.mcse(da.to_dataset(name=var))[var]).reshape(-1)
-            rhat = np.asarray(az.rhat(da.to_dataset(name=var))[var]).reshape(-1)
-            ess = np.asarray(az.ess(da.to_dataset(name=var), method="bulk")[var]).reshape(-1)
             flat = np.asarray(da).reshape(da.sizes["chain"] * da.sizes["draw"], -1)
             labels = list(np.asarray(da[lev.dim]).tolist()) if lev.dim is not None else [var]
+            stats = summary.loc[[i for i in summary.index if i == var or i.startswith(var + "[")]]
             for k, lab in enumerate(labels):
-                row = {lev.label: lab, **summarise_draws(flat[:, k], hdi_prob),
-                       "mcse": float(mcse[k]), "r_hat": float(rhat[k]), "ess_bulk": float(ess[k])}
+                st = stats.iloc[k]
+                row = {lev.label: lab, "mean": float(st["mean"]), "sd": float(st["sd"]),
+                       "hdi_low": float(st[low]), "hdi_high": float(st[high]),
+                       "p_negative": float((flat[:, k] < 0).mean()), "mcse": float(st["mcse_mean"]),
+                       "r_hat": float(st["r_hat"]), "ess_bulk": float(st["ess_bulk"])}
                 if lev.log:
                     row["pct_change"] = float(np.mean(100 * np.expm1(flat[:, k])))
                 rows.append(row)

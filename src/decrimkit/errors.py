@@ -22,6 +22,7 @@ __all__ = [
     "MissingExtraError",
     "DisclosureError",
     "DecrimkitWarning",
+    "BackendError",
     "ConvergenceWarning",
     "WeakInstrumentWarning",
     "DataWarning",
@@ -75,6 +76,10 @@ class LimitError(SpecificationError):
 
 class MissingExtraError(DecrimkitError):
     """An optional part of decrimkit was called without its extra installed (e.g. ``decrimkit[bayes]``)."""
+class BackendError(DecrimkitError):
+    """The installed PyMC, PyTensor or blackjax no longer offers what decrimkit's sampling engine relies on."""
+
+
 class DisclosureError(DataError):
     """A report would publish a recoverable small count or row-level records."""
 

@@ -1,0 +1,74 @@
+"""The sampling engine's adapter (estimators/bayes/_engine.py): the backend check and the data inputs.
+
+- ``check_backend`` passes on the pinned versions and raises ``BackendError`` naming what changed when
+  a function the engine calls disappears or loses an argument (simulated by patching the installed
+  library), and the installed versions are the ones the adapter was tested with;
+- ``model_functions`` turns ``pm.Data`` containers into inputs: the compiled log density at new data
+  equals PyMC's own log density of the model with those data set (``pm.set_data``), exactly up to
+  float rounding, so one compiled program serves every data set.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import blackjax
+import numpy as np
+import pymc as pm
+import pymc.initial_point
+import pytest
+
+from decrimkit.errors import BackendError, DecrimkitError
+from decrimkit.estimators.bayes import _engine as E
+
+
+@pytest.fixture
+def fresh_check():
+    E.check_backend.cache_clear()
+    yield E.check_backend
+    E.check_backend.cache_clear()
+
+
+def test_backend_check_passes_on_the_pinned_versions(fresh_check):
+    fresh_check()
+    for dist, tested in E.TESTED_VERSIONS.items():
+        installed = importlib.metadata.version(dist)
+        # a new major.minor must be checked against the engine (and TESTED_VERSIONS updated) before pinning
+        assert installed.startswith(tested + "."), (dist, installed, tested)
+
+
+def test_backend_check_names_a_lost_argument(fresh_check, monkeypatch):
+    def window_adaptation(algorithm, logdensity_fn, target_acceptance_rate=0.8):  # no mass-matrix switch
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(blackjax, "window_adaptation", window_adaptation)
+    with pytest.raises(BackendError, match=r"blackjax.window_adaptation no longer takes is_mass_matrix_diagonal"):
+        fresh_check()
+    assert issubclass(BackendError, DecrimkitError)
+
+
+def test_backend_check_names_a_missing_function(fresh_check, monkeypatch):
+    monkeypatch.delattr(pymc.initial_point, "make_initial_point_fn")
+    with pytest.raises(BackendError, match=r"pymc.initial_point.make_initial_point_fn is missing"):
+        fresh_check()
+
+
+def test_data_containers_are_inputs_of_the_compiled_log_density():
+    rng = np.random.default_rng(3)
+    y0, y1 = rng.normal(1.0, 2.0, 30), rng.normal(-1.0, 0.5, 30)
+    with pm.Model() as model:
+        y = pm.Data("y_data", y0)
+        mu = pm.Normal("mu", 0.0, 5.0)
+        sigma = pm.HalfNormal("sigma", 5.0)
+        pm.Deterministic("twice_mu", 2 * mu)
+        pm.Normal("y", mu, sigma, observed=y)
+    fns = E.model_functions(model, data=("y_data",), outputs=("twice_mu",))
+    point = {"mu": np.float64(0.3), "sigma_log__": np.float64(-0.2)}
+    values = [point[name] for name in fns.value_names]
+    pymc_logp = model.compile_logp()
+    for data in (y0, y1):
+        pm.set_data({"y_data": data}, model=model)
+        np.testing.assert_allclose(float(fns.logp(*values, data)[0]), float(pymc_logp(point)), rtol=1e-12)
+        np.testing.assert_allclose(float(fns.outputs(*values, data)[0]), 0.6, rtol=1e-15)
+    with pytest.raises(DecrimkitError, match="no data container 'nope'"):
+        E.model_functions(model, data=("nope",))
