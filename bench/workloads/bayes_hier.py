@@ -5,7 +5,8 @@ month effects, population exposure; the model of ``bayes.hierarchical_did`` (fam
 4 chains x 1000 draws after 1000 tuning steps. Tools, on the same model and data in the same run:
 
 * ``decrimkit``: the default JAX path, ``sampler="numpyro"``;
-* ``decrimkit-blackjax``: ``sampler="blackjax"`` (chains vmapped under one ``jit``);
+* ``decrimkit-blackjax``: ``sampler="blackjax"``, the package's own NUTS engine (``estimators/bayes/_engine.py``:
+  blackjax window adaptation, chains vmapped under one ``jit``; the same loop serves calibration and power);
 * ``pymc-default``: ``sampler="pymc"``, PyMC's own NUTS (PyTensor C backend).
 
 Each timed call is the whole user-facing ``hierarchical_did`` call: model build, compilation (JAX or
