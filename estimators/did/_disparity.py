@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.estimators.did._inference import warn_if_few
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._poisson import PoissonResult, ppml
 from decrimkit.estimators.did._reg_design import check_covariates, options
@@ -228,6 +229,7 @@ def disparity(
         excluded=panel.excluded + tuple(excluded),
         notes=(f"fixed effects: unit x group, period x group; K={k}",),
     )
+    warn_if_few(panel, "disparity", "cluster")
     return DisparityResult(
         label=labels_out,
         estimate=est,

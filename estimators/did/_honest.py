@@ -150,11 +150,31 @@ def _from_att_gt(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | Non
     return times[keep], np.asarray(result.estimate)[keep], vcov[np.ix_(keep, keep)]
 
 
+def _refuse_few_treated(result: Any) -> None:
+    """Refuse an event study whose p-values and intervals came from a few-treated method (see the message)."""
+    spec = getattr(result, "spec", None)
+    method = spec.options.get("inference", "cluster") if spec is not None else "cluster"
+    if getattr(result, "inference", None) is not None:
+        method = getattr(result.inference, "method", method)
+    if method in (None, "cluster"):
+        return
+    raise SpecificationError(
+        f"honest() cannot use this event study: its inference is {method!r}, a few-treated method. The "
+        f"Rambachan-Roth confidence sets treat the event-study coefficients as normal with a known covariance "
+        f"matrix; a few-treated method is used precisely because, with so few treated units, the coefficients "
+        f"are not close to normal and the cluster covariance understates their variance. Neither that covariance "
+        f"nor one computed from the {method!r} draws (a non-normal distribution) gives honest() intervals a "
+        f"coverage guarantee, so none is printed. With enough treated units rerun the event study with "
+        f"inference='cluster'; otherwise report the {method!r} event study and a pre-trend check without honest()."
+    )
+
+
 def _design(result: Effect, l_vec: Sequence[float] | None) -> _Design:
     how = (
         "Pass the result of did.event_study(panel), did.sun_abraham(panel) or "
         "did.att_gt(panel, base_period='universal').aggregate('dynamic'), e.g. did.honest(did.event_study(panel))."
     )
+    _refuse_few_treated(result)
     cs = _from_att_gt(result)
     if cs is not None:
         result = Effect(

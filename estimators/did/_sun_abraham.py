@@ -34,6 +34,7 @@ import pandas as pd
 
 from decrimkit.errors import DesignError
 from decrimkit.estimators.did._event_study import EventStudyResult, relative_time, sup_t_critical
+from decrimkit.estimators.did._inference import warn_if_few
 from decrimkit.estimators.did._ols import fe_ols
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
@@ -206,6 +207,8 @@ def sun_abraham(
         excluded=panel.excluded + tuple(excluded),
         notes=tuple(notes) + (f"{m} cohort x event-time cells",),
     )
+    # the estimate rests on the units of the treated cohorts (the comparison cohort excluded)
+    warn_if_few(panel, "sun_abraham", "cluster", n_treated=np.unique(panel.unit_index[treated_rows]).size)
     return SunAbrahamResult(
         label=tuple(int(k) for k in times),
         estimate=est,

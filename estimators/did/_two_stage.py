@@ -37,6 +37,7 @@ import numpy as np
 
 from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
 from decrimkit.estimators.did._first_stage import FirstStage, first_stage
+from decrimkit.estimators.did._inference import warn_if_few
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
@@ -151,6 +152,7 @@ def two_stage(
         pre = pretrend_regression(
             fs, panel.unit_index, panel.time_index, panel.y, int(pretrends), int(anticipation), spec
         )
+    warn_if_few(panel, "two_stage", "cluster")
     return EventTimeEffect(
         label=hs,
         estimate=coef,

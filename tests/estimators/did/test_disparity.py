@@ -126,3 +126,12 @@ def test_disparity_errors(panel, mpdta):
     )
     with pytest.raises(DesignError, match="one row per group"):
         did.disparity(gap, group="B", reference="A")
+
+
+def test_disparity_warns_when_few_units_are_treated():
+    from decrimkit.errors import FewTreatedWarning
+
+    small = Panel.from_frame(_simulated(n_units=8), unit="county", time="year", outcome="arrests", cohort="first",
+                             population="pop", group="race")
+    with pytest.warns(FewTreatedWarning, match="disparity: the estimate rests on 4 treated units"):
+        did.disparity(small, group="B", reference="A")

@@ -248,6 +248,18 @@ def test_few_treated_warning_names_the_count_and_the_methods():
         did.twfe(_panel(df), inference="randomization")  # a few-treated method: no warning
 
 
+def test_few_treated_warning_on_the_estimators_without_a_few_treated_method():
+    # sun_abraham and two_stage report cluster-robust errors only: they warn with the count
+    df = _frame(12, 5, [2.0, 3.0, 3.0] + [np.inf] * 9, seed=2)
+    for name, fit in (("sun_abraham", did.sun_abraham), ("two_stage", did.two_stage)):
+        with pytest.warns(FewTreatedWarning, match=f"{name}: the estimate rests on 3 treated units"):
+            fit(_panel(df))
+    # without never-treated units sun_abraham compares with the last cohort: only the others count
+    staggered = _frame(8, 6, [2.0, 3.0] + [5.0] * 6, seed=2)
+    with pytest.warns(FewTreatedWarning, match="sun_abraham: the estimate rests on 2 treated units"):
+        did.sun_abraham(_panel(staggered))
+
+
 # --------------------------------------------------------------------------- every estimator, every option
 @pytest.fixture(scope="module")
 def stag():

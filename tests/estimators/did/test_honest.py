@@ -146,3 +146,23 @@ def test_honest_errors(es, mpdta):
     post_only = replace(es, label=(0, 1, 2, 3), estimate=es.estimate[3:], se=es.se[3:], vcov=es.vcov[3:, 3:])
     with pytest.raises(DesignError, match="pre-period"):
         did.honest(post_only)
+
+
+def test_refuses_an_event_study_with_few_treated_inference():
+    # a few-treated method is chosen because the coefficients are not close to normal: honest() says so
+    import pandas as pd
+
+    from decrimkit import Panel
+
+    rng = np.random.default_rng(0)
+    units, periods = 10, 6
+    df = pd.DataFrame({"unit": np.repeat(np.arange(units), periods), "time": np.tile(np.arange(periods), units),
+                       "g": np.repeat([3, 4] + [0] * (units - 2), periods)})
+    df["y"] = rng.normal(size=len(df))
+    panel = Panel.from_frame(df, unit="unit", time="time", outcome="y", cohort="g")
+    es_ct = did.event_study(panel, inference="conley_taber")
+    with pytest.raises(SpecificationError, match="inference is 'conley_taber', a few-treated method"):
+        did.honest(es_ct, method="relative_magnitude", m=[1.0])
+    cs = did.att_gt(panel, n_boot=0, base_period="universal", inference="randomization", n_perm=19, max_exact=0)
+    with pytest.raises(SpecificationError, match="inference is 'randomization'"):
+        did.honest(cs.aggregate("dynamic"), method="smoothness", m=[0.0])
