@@ -222,7 +222,7 @@ def _real_did(estimator: str, method: str) -> Callable[[Replication, int], list[
     def run(rep: Replication, seed: int) -> list[Record]:
         from decrimkit.estimators import did
 
-        panel = rep.panel(population=True)
+        panel = rep.panel(population="population" in rep.frame.columns)  # simulated DGPs have no population
         kw = {"inference": method, "seed": seed, **_few_kw(method)}
         if estimator == "twfe":
             r = _tidy_row(did.twfe(panel, cluster="unit", **kw))
@@ -329,6 +329,11 @@ CELLS: tuple[Cell, ...] = (
          "40 units x 8 periods, 3 units treated from period 4, 37 never treated; tau = 1",
          notes=("cluster-robust inference with 3 treated clusters is known to under-cover "
                 "(MacKinnon and Webb 2017; Conley and Taber 2011)",)),
+    Cell("did_few_treated_methods", "staggered", {"cohorts": (4,), "n_treated": (3,)},
+         ("twfe/wild", "twfe/randomization", "twfe/conley_taber", "att_gt/conley_taber", "imputation/randomization",
+          "imputation/conley_taber"), 500, 0,
+         "as did_few_treated (3 of 40 treated, tau = 1): the few-treated inference methods (issue 21)", chunk=10,
+         notes=("Ferman-Pinto needs populations, which this DGP does not have; see the placebo cells",)),
     Cell("poisson_mean1", "counts", {"mean": 1.0}, ("poisson",), 1000, 20,
          "40 units x 8 periods, 20 treated from period 4; Poisson counts, about 1 event per unit-period; rate ratio 1.25"),
     Cell("poisson_mean0.2", "counts", {"mean": 0.2}, ("poisson",), 1000, 20,
