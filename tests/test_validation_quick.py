@@ -237,11 +237,13 @@ def test_placebo_verdicts_and_merge(validation):
     cell = {"dgp": "placebo", "params": {}, "estimators": [], "description": "", "notes": []}
     old = {"seed": 1, "quick": False, "band": [0.93, 0.97], "reps_override": None, "sbc": {"x": 1},
            "cells": [dict(cell, name="did_homogeneous", reps=1000), dict(cell, name="placebo_county_1", reps=10)],
-           "table": [{"cell": "did_homogeneous", "n": 1000}, {"cell": "placebo_county_1", "n": 10}],
+           "table": [{"cell": "did_homogeneous", "estimator": "twfe", "target": "att", "n": 1000},
+                     {"cell": "placebo_county_1", "estimator": "twfe/cluster", "target": "att", "n": 10}],
            "failures": {"placebo_county_1/twfe/cluster": ["rep 0: old"]}}
     new = {"seed": 1, "quick": False, "reps_override": 300, "sbc": None,
            "cells": [dict(cell, name="placebo_county_1", reps=300), dict(cell, name="placebo_state_annual_1", reps=5)],
-           "table": [{"cell": "placebo_state_annual_1", "n": 5}, {"cell": "placebo_county_1", "n": 300}],
+           "table": [{"cell": "placebo_state_annual_1", "estimator": "twfe/cluster", "target": "att", "n": 5},
+                     {"cell": "placebo_county_1", "estimator": "twfe/cluster", "target": "att", "n": 300}],
            "failures": {}}
     m = merge(old, new)
     assert [c["name"] for c in m["cells"]] == ["did_homogeneous", "placebo_state_annual_1", "placebo_county_1"]
@@ -250,3 +252,15 @@ def test_placebo_verdicts_and_merge(validation):
     assert m["failures"] == {} and m["sbc"] == {"x": 1}
     with pytest.raises(SystemExit):
         merge(old, dict(new, seed=2))
+    # a partial rerun (--estimators) replaces only those methods' rows; the cell keeps its largest reps
+    grid = validation.cells
+    ests = grid.CELL_BY_NAME["placebo_county_1"].estimators
+    old["table"] = [{"cell": "placebo_county_1", "estimator": e, "target": "att", "n": 10} for e in ests[:3]]
+    old["failures"] = {f"placebo_county_1/{ests[0]}": ["rep 0: x"], f"placebo_county_1/{ests[1]}": ["rep 0: y"]}
+    part = dict(new, cells=[dict(cell, name="placebo_county_1", reps=5)],
+                table=[{"cell": "placebo_county_1", "estimator": ests[1], "target": "att", "n": 5}])
+    m = merge(old, part, estimators=[ests[1]])
+    assert [(r["estimator"], r["n"]) for r in m["table"] if r["cell"] == "placebo_county_1"] == [
+        (ests[0], 10), (ests[1], 5), (ests[2], 10)]
+    assert {c["name"]: c["reps"] for c in m["cells"]}["placebo_county_1"] == 10
+    assert list(m["failures"]) == [f"placebo_county_1/{ests[0]}"]

@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -430,7 +430,13 @@ def cell_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
-def run_chunk(name: str, reps: list[int], seed: int) -> dict[str, Any]:
+def cell_estimators(name: str, only: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The estimators of cell ``name``, restricted to ``only`` when given (in the cell's order)."""
+    ests = CELL_BY_NAME[name].estimators
+    return ests if only is None else tuple(e for e in ests if e in set(only))
+
+
+def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] | None = None) -> dict[str, Any]:
     """Run replications ``reps`` of cell ``name``.
 
     Returns the records, the failures and the number of warnings by estimator, and ``cpu``: the process
@@ -443,14 +449,15 @@ def run_chunk(name: str, reps: list[int], seed: int) -> dict[str, Any]:
     records: list[tuple[int, *Record]] = []
     failures: dict[str, list[str]] = {}
     warned: dict[str, int] = {}
-    cpu: dict[str, list[float]] = {"dgp": [], **{est: [] for est in cell.estimators}}
+    ests = cell_estimators(name, estimators)
+    cpu: dict[str, list[float]] = {"dgp": [], **{est: [] for est in ests}}
     for r in reps:
         began = time.process_time()
         kind = RealReplication if cell.dgp == "placebo" else Replication
         extra = {"rep": r} if cell.params.get("exhaustive") else {}
         rep = kind(gen(np.random.default_rng([seed, cell_key(name), r]), **cell.params, **extra))
         cpu["dgp"].append(time.process_time() - began)
-        for est in cell.estimators:
+        for est in ests:
             began = time.process_time()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -469,10 +476,11 @@ def run_chunk(name: str, reps: list[int], seed: int) -> dict[str, Any]:
             "pid": os.getpid()}
 
 
-def run_group(items: list[tuple[str, list[int]]], seed: int) -> list[dict[str, Any]]:
+def run_group(items: list[tuple[str, list[int]]], seed: int,
+              estimators: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Run several ``(cell, reps)`` chunks in one task (the quick run groups cells that share estimators,
     so each kernel is compiled by one worker only)."""
-    return [run_chunk(name, reps, seed) for name, reps in items]
+    return [run_chunk(name, reps, seed, estimators) for name, reps in items]
 
 
 def run_sbc_task(n_reps: int, seed: int, quick: bool) -> dict[str, Any]:

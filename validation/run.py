@@ -6,6 +6,7 @@ Usage::
     python validation/run.py --quick          # a few replications per cell (make validate-quick, about 2 min)
     python validation/run.py --scheduler tcp://host:8786   # run the replications on an existing Dask cluster
     python validation/run.py --cells placebo_county_1 --reps 200 --no-sbc --merge   # one cell into results.json
+    python validation/run.py --cells placebo_state_annual_4 --estimators twfe/cluster,twfe/wild --reps 500 --merge
 
 Inputs: the DGPs in ``validation/dgp.py`` and the grid in ``validation/cells.py``; seed ``--seed``
 (default 20240501). Outputs (``--out``, default ``validation/``): ``results.json`` (byte-identical
@@ -158,6 +159,7 @@ def run(
     scheduler: str | None = None,
     workers: int = 2,
     merge: bool = False,
+    estimators: Sequence[str] | None = None,
 ) -> Path:
     """Run the grid (or the named ``cells``) on Dask and write results.json, README.md and figures to ``out``."""
     from dask.distributed import as_completed
@@ -166,6 +168,10 @@ def run(
     unknown = sorted(set(names) - set(grid.CELL_BY_NAME))
     if unknown:
         raise SystemExit(f"unknown cells {unknown}; choose from {sorted(grid.CELL_BY_NAME)}")
+    if estimators is not None:
+        known = {e for n in names for e in grid.CELL_BY_NAME[n].estimators}
+        if set(estimators) - known:
+            raise SystemExit(f"unknown estimators {sorted(set(estimators) - known)} for cells {names}")
     tasks = _tasks(names, quick, reps)
     n_sbc = sbc_reps if sbc_reps is not None else SBC_REPS["quick" if quick else "full"]
     began = time.perf_counter()
@@ -173,7 +179,7 @@ def run(
     try:
         # the SBC task first: it is one long task, the chunks fill the other worker meanwhile
         sbc_future = client.submit(grid.run_sbc_task, n_sbc, seed, quick, pure=False) if sbc else None
-        futures = [client.submit(grid.run_group, items, seed, pure=False) for items in tasks]
+        futures = [client.submit(grid.run_group, items, seed, estimators, pure=False) for items in tasks]
         chunks = []
         done = 0
         for fut in as_completed(futures):
@@ -184,10 +190,11 @@ def run(
         sbc_out = sbc_future.result() if sbc_future is not None else None
         costs = _costs(chunks, sbc_out)
         _print_costs(costs)
-        results = summarise(chunks, names, sbc_out, quick=quick, seed=seed, reps=reps, sbc_reps=n_sbc if sbc else 0)
+        results = summarise(chunks, names, sbc_out, quick=quick, seed=seed, reps=reps, sbc_reps=n_sbc if sbc else 0,
+                            estimators=estimators)
         wall = time.perf_counter() - began
         path = write_outputs(results, Path(out), wall_s=wall, workers=workers if not scheduler else None, costs=costs,
-                             merge_into=merge)
+                             merge_into=merge, estimators=estimators)
         print(f"[validate] wrote {path} in {wall:.0f} s", flush=True)
     finally:
         _close(client)
@@ -216,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     ap.add_argument("--workers", type=int, default=2, help="local worker processes (without --scheduler)")
     ap.add_argument("--out", default=str(ROOT / "validation"))
+    ap.add_argument("--estimators", default=None,
+                    help="comma-separated estimators of the chosen cells to run (with --merge: replaces only their rows)")
     ap.add_argument("--merge", action="store_true",
                     help="keep the other cells of an existing results.json (run expensive cells one at a time)")
     a = ap.parse_args(argv)
@@ -223,7 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--reps must be at least 2")
     cells = [c.strip() for c in a.cells.split(",") if c.strip()] if a.cells else None
     run(a.out, quick=a.quick, reps=a.reps, cells=cells, sbc=not a.no_sbc, sbc_reps=a.sbc_reps, seed=a.seed,
-        scheduler=a.scheduler, workers=a.workers, merge=a.merge)
+        scheduler=a.scheduler, workers=a.workers, merge=a.merge,
+        estimators=[e.strip() for e in a.estimators.split(",") if e.strip()] if a.estimators else None)
     return 0
 
 

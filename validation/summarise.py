@@ -104,7 +104,7 @@ def _metrics(df: pd.DataFrame) -> dict[str, Any]:
 
 
 def summarise(chunks: list[dict[str, Any]], names: Sequence[str], sbc: dict[str, Any] | None, *, quick: bool,
-              seed: int, reps: int | None, sbc_reps: int) -> dict[str, Any]:
+              seed: int, reps: int | None, sbc_reps: int, estimators: Sequence[str] | None = None) -> dict[str, Any]:
     """Aggregate chunk outputs into the results dictionary written to results.json."""
     failures: dict[tuple[str, str], list[str]] = {}
     warned: dict[tuple[str, str], int] = {}
@@ -124,7 +124,7 @@ def summarise(chunks: list[dict[str, Any]], names: Sequence[str], sbc: dict[str,
     for name in names:
         cell = grid.CELL_BY_NAME[name]
         n_reps = reps if reps is not None else (cell.quick_reps if quick else cell.reps)
-        for est in cell.estimators:
+        for est in grid.cell_estimators(name, estimators):
             sub = recs[(recs["cell"] == name) & (recs["estimator"] == est)]
             fails = failures.get((name, est), [])
             for target, df in sub.groupby("target", sort=True):
@@ -168,24 +168,45 @@ def _sbc(sbc: dict[str, Any], n_reps: int, quick: bool) -> dict[str, Any]:
     return out
 
 
-def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def merge(old: dict[str, Any], new: dict[str, Any], estimators: Sequence[str] | None = None) -> dict[str, Any]:
     """``old`` results with the cells of ``new`` replaced or added (grid order); the SBC block of ``new`` if it ran.
 
-    Lets the expensive cells run one process at a time (``run.py --merge``) into one results.json. A merged
-    file mixing a full and a quick run is refused: its flags would not mean the same thing.
+    Lets the expensive cells run one process at a time (``run.py --merge``) into one results.json. With
+    ``estimators``, only those estimators' rows of the cells run are replaced (the others keep their own
+    replications; each table row states its ``reps``). A merge of a full and a quick run, or of two seeds,
+    is refused: their flags would not mean the same thing.
     """
     if bool(old.get("quick")) != bool(new.get("quick")) or old.get("seed") != new.get("seed"):
         raise SystemExit("--merge: the existing results.json has another seed or run mode; run without --merge")
     names = {c["name"] for c in new["cells"]}
     order = {c.name: i for i, c in enumerate(grid.CELLS)}
-    cells = [c for c in old["cells"] if c["name"] not in names and c["name"] in order] + new["cells"]
-    cells.sort(key=lambda c: order[c["name"]])
-    table = [r for r in old["table"] if r["cell"] not in names and r["cell"] in order] + new["table"]
-    table.sort(key=lambda r: order[r["cell"]])  # stable: estimator order within a cell is kept
-    failures = {k: v for k, v in old.get("failures", {}).items() if k.split("/")[0] not in names}
+
+    def replaced(cell: str, est: str) -> bool:
+        return cell in names and (estimators is None or est in set(estimators))
+
+    new_cells = {c["name"]: c for c in new["cells"]}
+    cells = []
+    for c in old["cells"]:
+        if c["name"] in order and c["name"] not in names:
+            cells.append(c)
+        elif c["name"] in names and estimators is not None:  # a partial rerun: the cell keeps its largest reps
+            new_cells[c["name"]] = dict(new_cells[c["name"]], reps=max(c["reps"], new_cells[c["name"]]["reps"]))
+    cells = sorted(cells + list(new_cells.values()), key=lambda c: order[c["name"]])
+    table = [r for r in old["table"] if r["cell"] in order and not replaced(r["cell"], r["estimator"])] + new["table"]
+
+    def rank(r: dict[str, Any]) -> tuple[int, int, str]:
+        ests = grid.CELL_BY_NAME[r["cell"]].estimators
+        return order[r["cell"]], ests.index(r["estimator"]) if r["estimator"] in ests else len(ests), str(r["target"])
+
+    table.sort(key=rank)
+    failures = {}
+    for k, v in old.get("failures", {}).items():
+        cell, _, est = k.partition("/")
+        if cell in order and not replaced(cell, est):
+            failures[k] = v
     failures.update(new.get("failures", {}))
     out = dict(old, cells=cells, table=table, failures=dict(sorted(failures.items())))
-    out["reps_override"] = None  # per-cell replications are in cells[].reps
+    out["reps_override"] = None  # per-cell replications are in cells[].reps, per method in table[].reps
     if new.get("sbc") is not None:
         out["sbc"] = new["sbc"]
     return out
@@ -198,9 +219,10 @@ def merge_costs(old: dict[str, Any] | None, new: dict[str, Any] | None, names: S
         return old
     if not old:
         return dict(new, runs=[{"cells": sorted(names), "wall_s": wall_s}])
-    rows = [r for r in old["rows"] if r["cell"] not in set(names)] + new["rows"]
+    ran = {(r["cell"], r["estimator"]) for r in new["rows"]}
+    rows = [r for r in old["rows"] if (r["cell"], r["estimator"]) not in ran] + new["rows"]
     rows.sort(key=lambda r: (r["cell"], r["estimator"]))
-    runs = [r for r in old.get("runs", []) if not set(r["cells"]) <= set(names)]
+    runs = list(old.get("runs", []))
     runs.append({"cells": sorted(names), "wall_s": wall_s})
     return {"rows": rows, "chunks_cpu_s": sum(r["total_cpu_s"] for r in rows),
             "sbc_cpu_s": new["sbc_cpu_s"] if new.get("sbc_cpu_s") is not None else old.get("sbc_cpu_s"),
@@ -274,22 +296,24 @@ def _placebo_lines(results: dict[str, Any]) -> list[str]:
              "Verdict: **valid** size 3-7%; **conservative** size below 3%; **over-rejects** above 7%; "
              "**refused**: the estimator raised a `DecrimkitError` in every replication (no p-value printed); "
              "the Bayesian DiD, which reports no p-value, is judged on its 95% HDI's coverage (90-99%: "
-             "calibrated). n: replications with a result, of the reps run; warn: warnings raised (for the Bayesian DiD, "
+             "calibrated). reps: replications run for that method; n: those with a result; warn: warnings raised (for the Bayesian DiD, "
              "fits that failed the package's convergence gate).", ""]
     for c in cells:
         rows = [r for r in results["table"] if r["cell"] == c["name"]]
-        lines += [f"### {c['name']}", "", f"{c['description']}. Replications run: {c['reps']}.", "",
-                  "| method | n | warn | size 5% | coverage | mean interval width | verdict |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += [f"### {c['name']}", "", f"{c['description']}.", "",
+                  "| method | reps | n | warn | size 5% | coverage | mean interval width | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
             if not r.get("n"):
-                lines.append(f"| {r['estimator']} | 0 | {r['warnings']} | | | | refused ({r['failures']} of {r['reps']}) |")
+                lines.append(f"| {r['estimator']} | {r['reps']} | 0 | {r['warnings']} | | | | refused ({r['failures']} of "
+                             f"{r['reps']}) |")
                 continue
             size = "" if r["size_5pct"] is None else f"{r['size_5pct']:.3f} ({r['size_mcse']:.3f})"
             cov = "" if r["coverage"] is None else f"{r['coverage']:.3f} ({r['coverage_mcse']:.3f})"
             width = _fmt(r.get("mean_width"), ".3g")
             extra = f"; {r['failures']} failed" if r["failures"] else ""
-            lines.append(f"| {r['estimator']} | {r['n']} | {r['warnings']} | {size} | {cov} | {width} | {verdict(r)}{extra} |")
+            lines.append(f"| {r['estimator']} | {r['reps']} | {r['n']} | {r['warnings']} | {size} | {cov} | {width} | "
+                         f"{verdict(r)}{extra} |")
         lines.append("")
     lines += ["### Verdicts by design", ""]
     for c in cells:
@@ -302,7 +326,8 @@ def _placebo_lines(results: dict[str, Any]) -> list[str]:
                     else r["estimator"])
             by.setdefault(v, []).append(what)
         parts = [f"{v}: {', '.join(ms)}" for v, ms in sorted(by.items())]
-        lines.append(f"- **{c['name']}** ({c['reps']} reps): " + "; ".join(parts))
+        reps = sorted({r["reps"] for r in rows})
+        lines.append(f"- **{c['name']}** ({'/'.join(map(str, reps))} reps): " + "; ".join(parts))
     return lines
 
 
@@ -453,7 +478,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers: int | None,
-                  costs: dict[str, Any] | None = None, merge_into: bool = False) -> Path:
+                  costs: dict[str, Any] | None = None, merge_into: bool = False,
+                  estimators: Sequence[str] | None = None) -> Path:
     """Write results.json (sorted keys, no timestamps), README.md (with the run cost) and figures/ under ``out``.
 
     ``merge_into``: keep the other cells of an existing ``results.json`` (see :func:`merge`) and of its run
@@ -464,7 +490,7 @@ def write_outputs(results: dict[str, Any], out: Path, *, wall_s: float, workers:
     cost_path = out / "costs.json"
     names = [c["name"] for c in results["cells"]]
     if merge_into and path.exists():
-        results = merge(json.loads(path.read_text(encoding="utf-8")), results)
+        results = merge(json.loads(path.read_text(encoding="utf-8")), results, estimators)
         old_costs = json.loads(cost_path.read_text(encoding="utf-8")) if cost_path.exists() else None
         costs = merge_costs(old_costs, costs, names, wall_s)
     elif costs is not None:
