@@ -33,8 +33,8 @@ from decrimkit.options import POLICY_MODELS
 from decrimkit.progress import stages
 
 from . import figures, pooling
-from . import panel as P
-from . import power as W
+from . import panel as cohort_rules
+from . import power as power_grid
 from .text import sections
 
 __all__ = ["run", "Settings", "SETTINGS"]
@@ -61,7 +61,7 @@ class Settings:
 SETTINGS = {
     False: Settings(
         n_reps=40,
-        deltas=W.GRID,
+        deltas=power_grid.GRID,
         sdid_reps=30,
         bayes_reps=20,
         bayes_deltas=(0.0, 0.2),
@@ -85,11 +85,11 @@ SETTINGS = {
     ),
 }
 SPECS = {
-    "main": P.Rules(),
-    "with_low_confidence": P.Rules(min_confidence="low"),
-    "with_cannabis_only": P.Rules(include_cannabis=True),
-    "washington_itt": P.Rules(reversal_itt=True),
-    "panel_to_2023": P.Rules(last_year=2023),
+    "main": cohort_rules.Rules(),
+    "with_low_confidence": cohort_rules.Rules(min_confidence="low"),
+    "with_cannabis_only": cohort_rules.Rules(include_cannabis=True),
+    "washington_itt": cohort_rules.Rules(reversal_itt=True),
+    "panel_to_2023": cohort_rules.Rules(last_year=2023),
 }
 
 
@@ -112,10 +112,10 @@ def _state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, 
         est, _, lo, hi, _ = res.overall_inference(0.05)
         return est, res.overall[1], lo, hi, "Conley-Taber"
     res = synth.sdid(panel, se_method="jackknife", seed=seed)
-    return res.estimate, res.se, res.estimate - W.Z * res.se, res.estimate + W.Z * res.se, "normal, jackknife SE"
+    return res.estimate, res.se, res.estimate - power_grid.Z * res.se, res.estimate + power_grid.Z * res.se, "normal, jackknife SE"
 
 
-def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, P.StatePanel]:
+def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, cohort_rules.StatePanel]:
     """Frequentist state-level estimates (log rate) for statewide policies under each rule set.
 
     SDID runs on the main rule set only (each rule set changes the panel's shape and so recompiles it).
@@ -125,13 +125,13 @@ def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, 
 
     rows = []
     for name, rules in SPECS.items():
-        sp = P.state_panel_frame(rules, rates)
+        sp = cohort_rules.state_panel_frame(rules, rates)
         panel = Panel.from_frame(sp.frame, unit="state", time="year", outcome="log_rate", cohort="cohort")
         for est in ("att_gt", "imputation", "sdid") if name == "main" else ("att_gt", "imputation"):
             base = {
                 "spec": name,
                 "rules": rules.describe(),
-                "estimator": W.ESTIMATOR_LABELS[est],
+                "estimator": power_grid.ESTIMATOR_LABELS[est],
                 "treated": ", ".join(f"{s} ({c})" for s, c in zip(sp.treated["state"], sp.treated["cohort"])),
                 "comparison_states": len(sp.controls),
             }
@@ -162,7 +162,7 @@ def _dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, 
                         "note": str(exc).split(". ")[0],
                     }
                 )
-    return pd.DataFrame(rows), P.state_panel_frame(SPECS["main"], rates)
+    return pd.DataFrame(rows), cohort_rules.state_panel_frame(SPECS["main"], rates)
 
 
 def _power(
@@ -173,16 +173,16 @@ def _power(
     seed: int,
     scheduler: str | None,
     n_workers: int | None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[W.PowerDesign], pd.DataFrame]:
-    pool = P.never_registry_states(rates)
-    designs, dropped = W.power_designs(cohorts, rates, pool, list(POLICY_MODELS))
-    parts = [W.GridPart(d, cfg.n_reps, cfg.deltas, W.ESTIMATORS, cfg.chunk) for d in designs]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[power_grid.PowerDesign], pd.DataFrame]:
+    pool = cohort_rules.never_registry_states(rates)
+    designs, dropped = power_grid.power_designs(cohorts, rates, pool, list(POLICY_MODELS))
+    parts = [power_grid.GridPart(d, cfg.n_reps, cfg.deltas, power_grid.ESTIMATORS, cfg.chunk) for d in designs]
     parts += [
-        W.GridPart(d, cfg.bayes_reps, cfg.bayes_deltas, ("hierarchical_did",), cfg.bayes_chunk)
+        power_grid.GridPart(d, cfg.bayes_reps, cfg.bayes_deltas, ("hierarchical_did",), cfg.bayes_chunk)
         for d in designs
         if d.model in cfg.bayes_models
     ]
-    records = W.run_grid(
+    records = power_grid.run_grid(
         parts,
         seed=seed,
         sdid_reps=cfg.sdid_reps,
@@ -190,8 +190,8 @@ def _power(
         scheduler=scheduler if scheduler is not None else cfg.scheduler,
         n_workers=n_workers,
     )
-    summary = W.summarise(records)
-    return records, summary, W.mde_table(summary, designs), designs, dropped
+    summary = power_grid.summarise(records)
+    return records, summary, power_grid.mde_table(summary, designs), designs, dropped
 
 
 def run(
@@ -247,9 +247,9 @@ def run(
 
     with stages("study policy-models", total=5) as step:
         step("registry cohorts and state overdose rates")
-        rows = P.qualifying_rows(P.Rules())
-        cohorts = P.jurisdiction_cohorts(rows)
-        rates = P.state_overdose_rates()
+        rows = cohort_rules.qualifying_rows(cohort_rules.Rules())
+        cohorts = cohort_rules.jurisdiction_cohorts(rows)
+        rates = cohort_rules.state_overdose_rates()
         t0 = time.perf_counter()
         step("de jure state estimates")
         dejure, sp = _dejure_estimates(rates, seed=seed)
@@ -277,7 +277,7 @@ def run(
 
     # ---------------------------------------------------------------- results.json
     for r in dejure[dejure["spec"] == "main"].itertuples(index=False):
-        key = next(k for k, v in W.ESTIMATOR_LABELS.items() if v == r.estimator)
+        key = next(k for k, v in power_grid.ESTIMATOR_LABELS.items() if v == r.estimator)
         rep.add_result(
             f"dejure_{key}",
             estimate=r.estimate,
@@ -343,7 +343,7 @@ def run(
                 ""
                 if np.isfinite(r.mde_log)
                 else "; undefined: size >= 0.8"
-                if r.size >= W.TARGET_POWER
+                if r.size >= power_grid.TARGET_POWER
                 else f"; not reached on the grid (max {r.max_delta:g})"
             )
             + (f"; {r.note}" if r.note else ""),
