@@ -125,6 +125,18 @@ def test_a_tidy_without_a_contract_column_is_named(models):
         etable({"new": models["TWFE, wild"], "old": _OldResult()})
 
 
+class _NoAlpha:
+    """A result whose tidy() ignores the interval level."""
+
+    def tidy(self):
+        return _OldResult().tidy().assign(inference="cluster")
+
+
+def test_a_tidy_without_alpha_is_named():
+    with pytest.raises(SpecificationError, match=r"model 'x' \(_NoAlpha\).tidy\(\) takes no alpha"):
+        etable({"x": _NoAlpha()})
+
+
 def test_a_report_includes_the_table(models, tmp_path):
     from decrimkit.reporting import Report
 

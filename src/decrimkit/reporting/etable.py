@@ -13,6 +13,7 @@ No significance stars are printed: a model's p-values are in :attr:`ComparisonTa
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,16 @@ def _tidy(name: str, result: Any, alpha: float) -> pd.DataFrame:
         raise SpecificationError(
             f"etable: model {name!r} ({type(result).__name__}) has no tidy(alpha); pass decrimkit results."
         )
-    frame = tidy(alpha)
+    try:
+        takes_alpha = "alpha" in inspect.signature(tidy).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        takes_alpha = False
+    if not takes_alpha:
+        raise SpecificationError(
+            f"etable: model {name!r} ({type(result).__name__}).tidy() takes no alpha; every result's tidy(alpha) "
+            f"gives its intervals at level 1 - alpha (the result contract, docs/ARCHITECTURE.md)."
+        )
+    frame = tidy(alpha=alpha)
     missing = [c for c in TIDY_COLUMNS if c not in getattr(frame, "columns", ())]
     if missing:
         raise SpecificationError(
