@@ -46,9 +46,10 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
+from decrimkit.inference.cluster import WildInferenceSet, wild_cluster_test
 from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.numerics.keys import numpy_rng
-from decrimkit.options import Inference
+from decrimkit.options import Inference, WildWeights, check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Effect, Spec
 
@@ -137,6 +138,9 @@ def event_study(
     inference: Inference = "cluster",
     n_perm: int = 999,
     max_exact: int = MAX_EXACT,
+    n_boot: int = 9999,
+    weights_dist: WildWeights = "rademacher",
+    bootcluster: str | None = None,
 ) -> EventStudyResult:
     """Event-study regression with unit and period effects and binned endpoints.
 
@@ -155,11 +159,16 @@ def event_study(
         As in :func:`did.twfe`.
     alpha, seed
         Level of the intervals and seed of the simulated sup-t band (and of Monte Carlo draws).
-    inference : {"cluster", "randomization", "conley_taber", "ferman_pinto"}
+    inference : {"cluster", "wild", "randomization", "conley_taber", "ferman_pinto"}
         Where the p-values and pointwise intervals of the event-time coefficients come from (default CR1);
-        see :func:`did.twfe` and docs/estimators/did/inference.md. The sup-t band stays CR1-based.
+        see :func:`did.twfe` and docs/estimators/did/inference.md. ``"wild"``: the restricted wild cluster
+        bootstrap of each coefficient on its own (its null imposed, the other coefficients free; needs
+        ``cluster``). The sup-t band stays CR1-based.
     n_perm, max_exact
         Monte Carlo draws when there are more than ``max_exact`` assignments (or control tuples).
+    n_boot, weights_dist, bootcluster
+        Wild bootstrap draws, weights (``"rademacher"`` or ``"webb"``) and ``bootcluster="obs"`` for the
+        MacKinnon-Webb subcluster variant, as in :func:`did.twfe`.
 
     Returns
     -------
@@ -200,7 +209,12 @@ def event_study(
     True
     """
     alpha = check_alpha(alpha)
-    method = check_inference(inference, "event_study", ("cluster", "randomization", "conley_taber", "ferman_pinto"))
+    method = check_inference(inference, "event_study",
+                             ("cluster", "wild", "randomization", "conley_taber", "ferman_pinto"))
+    check_option("weights_dist", weights_dist, WildWeights)
+    check_option("bootcluster", bootcluster, (None, "obs"))
+    if method == "wild" and cluster is None:
+        raise SpecificationError("inference='wild' needs a cluster level (cluster='unit' or 'time').")
     no_groups(panel, "event_study")
     covariates = check_covariates(panel, covariates)
     require_variation(panel, "event_study")
@@ -230,7 +244,14 @@ def event_study(
     require_unit_cluster_sides(panel, cluster, method)
     warn_if_few(panel, "event_study", method)
     inf = None
-    if method != "cluster":
+    if method == "wild":
+        labels = cluster_labels(panel, cluster)
+        sub = None if bootcluster is None else np.arange(panel.n_obs)
+        inf = WildInferenceSet(tuple(
+            wild_cluster_test(fit.x, fit.y, labels, coef=j, weights=fit.weights, n_params=fit.n_params,
+                              n_boot=n_boot, weights_dist=weights_dist, seed=seed, bootcluster=sub, row=j)
+            for j in range(m)), rows=tuple(range(m)))
+    elif method != "cluster":
 
         def refit(p: Panel) -> np.ndarray:
             e_p = relative_time(p)
@@ -251,6 +272,8 @@ def event_study(
         options=options(
             leads=leads, lags=lags, reference=reference, covariates=covariates, cluster=cluster, weights=weights,
             inference=method,
+            **({"n_boot": n_boot, "weights_dist": weights_dist, "bootcluster": bootcluster} if method == "wild"
+               else {}),
         ),
         seed=seed,
         n_units=panel.n_units,

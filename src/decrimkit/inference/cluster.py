@@ -72,6 +72,7 @@ __all__ = [
     "ClusterVcov",
     "WildBootstrap",
     "WildInference",
+    "WildInferenceSet",
     "sandwich",
     "cluster_adjustment",
     "fixef_dof",
@@ -307,6 +308,39 @@ class WildInference:
         sub = " subcluster" if self.n_bootclusters > self.n_clusters else ""
         return (f"restricted wild cluster{sub} bootstrap (WCR, {self.weights_dist} weights, {self.n_boot} draws, "
                 f"seed {self.seed}, G={self.n_clusters})")
+
+
+@dataclass(frozen=True)
+class WildInferenceSet:
+    """Restricted wild cluster bootstrap tests of several coefficients, each with its own null imposed.
+
+    ``tests``: one :class:`WildInference` per covered row (in row order), all from the same seed, so the
+    same bootstrap weights; ``rows``: the result rows they cover. Each coefficient is tested on its own
+    (the others free): p-values and intervals are pointwise, not joint.
+    """
+
+    tests: tuple[WildInference, ...]
+    rows: tuple[int, ...] | None = None
+    overall: bool = False
+    method: str = "wild"
+
+    def p_value(self, null: float = 0.0) -> np.ndarray:
+        return np.concatenate([t.p_value(null) for t in self.tests])
+
+    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
+        return np.vstack([t.conf_int(alpha) for t in self.tests])
+
+    @property
+    def null(self) -> str:
+        return ("each coefficient on its own equals the stated value (0 for the p-value), imposed on the "
+                "bootstrap DGP; the other coefficients are re-estimated under it")
+
+    @property
+    def assumes(self) -> str:
+        return self.tests[0].assumes
+
+    def describe(self) -> str:
+        return self.tests[0].describe() + f", {len(self.tests)} coefficients each tested on its own"
 
 
 def wild_cluster_test(
