@@ -142,3 +142,40 @@ def test_quick_run_outputs(quick):
         assert (quick / "figures" / f"trajectory_{f}.png").exists()
     prov = json.loads((quick / "provenance.json").read_text())
     assert "cdc_wonder_county_overdose" in json.dumps(prov)
+
+
+# ----------------------------------------------------------------------------- design-based power
+def test_power_designs_use_the_population_only_pool(wonder, pools):
+    from decrimkit.studies.prosecutors import power as P
+
+    ev = D.registry_status()[1]
+    designs = P.designs(wonder, pools, ev)
+    assert [d.model for d in designs] == list(D.MODELS)
+    for d in designs:
+        assert d.states == pools.large and d.y.shape == (len(pools.large), D.N_YEARS)
+        assert sorted(d.cohorts) == sorted(ev.loc[ev["model"] == d.model, "cohort"])
+    # the series are the WONDER rates of those counties, never a suppressed cell
+    w = wonder[wonder["fips"] == pools.large[0]].sort_values("year")
+    np.testing.assert_allclose(designs[0].y[0], w["rate"].to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_treated", [1, 2])
+def test_power_shift_equals_refit_on_the_injected_panel(wonder, pools, n_treated):
+    """Each replicate is fitted at no effect and shifted: the shifted record equals a refit on the panel with
+    the effect injected (estimate, SE and interval), for imputation DiD and SDID (placebo and jackknife SE)."""
+    from decrimkit.studies.policy_models.power import simulate_rep
+    from decrimkit.studies.prosecutors import power as P
+
+    ev = D.registry_status()[1]
+    d = P.designs(wonder, pools, ev)[2]
+    small = d._replace(cohorts=d.cohorts[:n_treated], states=d.states[:25], y=d.y[:25], deaths=d.deaths[:25],
+                       population=d.population[:25])
+    refit = pd.DataFrame(simulate_rep(small, 0, seed=3, deltas=(0.0, 7.5), estimators=P.ESTIMATORS, sdid_reps=8))
+    # one treated county: imputation's clustered SE is refused (a named error, recorded), SDID uses placebos
+    assert (refit["error"] != "").tolist() == [n_treated == 1 and e == "imputation" for e in refit["estimator"]]
+    refit = refit[refit["error"] == ""]
+    shifted = P.shift(refit[refit["delta"] == 0.0], (0.0, 7.5))
+    cols = ["estimate", "se", "conf_low", "conf_high"]
+    refit = refit.sort_values(["model", "estimator", "delta", "rep"], kind="stable").reset_index(drop=True)
+    np.testing.assert_allclose(shifted[cols].to_numpy(), refit[cols].to_numpy(), rtol=1e-7, atol=1e-7)
+    assert shifted[["estimator", "delta"]].equals(refit[["estimator", "delta"]])
