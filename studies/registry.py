@@ -243,7 +243,13 @@ STUDIES: dict[str, Study] = {
         Study(
             "prosecutors",
             quick="one county per model, few replications (tests)",
-            sources=("studies/policy_models/panel.py",),
+            sources=("studies/policy_models/panel.py", "studies/policy_models/placebo_design.py",
+                     "studies/policy_models/power.py"),
+            in_paper=True,
+            paper_tables=(
+                ("pooled", ("policy_model", "mean", "low", "high", "p_negative", "n_counties")),
+                ("mde", ("model", "estimator", "adopters", "reps", "size", "mde")),
+            ),
         ),
     )
 }
