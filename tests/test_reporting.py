@@ -301,7 +301,7 @@ def test_add_result_takes_a_result_object(tmp_path):
     assert added == [f"twfe.{fit.label[0]}"]
     out = rep.write()
     row = json.loads((out / "results.json").read_text())["results"][0]
-    lo, hi = fit.conf_int()[0]
+    lo, hi = fit.conf_int().iloc[0]
     assert row["estimate"] == pytest.approx(float(fit.estimate[0]), rel=1e-11)
     assert row["conf_int"] == pytest.approx([lo, hi], rel=1e-11)
     assert row["p_value"] == pytest.approx(float(fit.p_value[0]), rel=1e-9)
@@ -313,5 +313,25 @@ def test_add_result_takes_a_result_object(tmp_path):
         rep.add_result("again", fit, estimate=1.0)
     with pytest.raises(SpecificationError, match="needs a result object or estimate"):
         rep.add_result("nothing")
-    with pytest.raises(SpecificationError, match="has no tidy"):
+    with pytest.raises(SpecificationError, match="does not keep the result contract"):
         rep.add_result("plain", object())
+
+
+def test_add_result_reports_any_result_through_its_tidy_table(tmp_path):
+    """A result with no rule of its own (here the wild bootstrap) is reported from tidy(): one headline row
+    per term with its interval and p-value, the method named in the note."""
+    from decrimkit.inference import wild_cluster_bootstrap
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    cluster = np.repeat(np.arange(20), 10)
+    y = x @ np.array([0.5, -0.2]) + rng.normal(size=200) + rng.normal(size=20)[cluster]
+    wb = wild_cluster_bootstrap(x, y, cluster, coef=0, n_boot=199, seed=1)
+    rep = Report("generic", out=tmp_path / "out", seed=0)
+    assert rep.add_result("wild", wb, figures=False) == ["wild.coef"]
+    row = json.loads(rep.results_json())["results"][0]
+    tidy = wb.tidy()
+    assert row["estimate"] == pytest.approx(tidy["estimate"].iloc[0], rel=1e-11)
+    assert row["conf_int"] == pytest.approx(list(tidy[["conf_low", "conf_high"]].iloc[0]), rel=1e-11)
+    assert row["p_value"] == pytest.approx(tidy["p_value"].iloc[0], abs=1e-12)
+    assert "wild cluster bootstrap" in row["note"]

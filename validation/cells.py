@@ -100,7 +100,7 @@ def _twfe(rep: Replication, seed: int) -> list[Record]:
     from decrimkit.estimators import did
 
     r = did.twfe(rep.panel(), cluster="unit")
-    lo, hi = r.conf_int()[0]
+    lo, hi = r.conf_int().iloc[0]
     return [("twfe", "att", r.att, float(r.se[0]), lo, hi, float(r.p_value[0]), rep.truth["att"])]
 
 

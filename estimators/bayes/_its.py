@@ -307,7 +307,7 @@ def its(
     -------
     ITSPosterior
         ``estimate``: posterior mean of the total effect (observed minus counterfactual, summed over the
-        counted post-period months; negative = averted); ``conf_int()``: its 95% HDI. Levels:
+        counted post-period months; negative = averted); ``hdi()``: its 95% HDI. Levels:
         ``"overall"`` (``total_effect``, ``mean_effect``, ``averted``), ``"monthly"`` and ``"parameters"``
         (``level_change``, ``slope_change`` and ``covid`` on the log scale). ``counterfactual()`` gives
         the by-month table; ``plot()`` the observed-versus-counterfactual figure.

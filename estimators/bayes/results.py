@@ -5,8 +5,8 @@ observed-versus-counterfactual series). It speaks the decrimkit result vocabular
 meanings:
 
 - ``estimate``: posterior mean of the headline effect; ``se``: its posterior standard deviation;
-- ``conf_int(alpha)``: the ``1 - alpha`` **highest-density interval** (HDI) of the headline effect
-  (95% by default; credible, not confidence, intervals);
+- ``conf_int(alpha)``: the ``1 - alpha`` **highest-density intervals** (HDI) by term, ``hdi(alpha)`` the
+  headline effect's (95% by default; credible, not confidence, intervals; no p-values);
 - ``effect(level=)``: one row per effect at a level (``"jurisdiction"``, ``"model"``, ``"overall"``
   or the levels an estimator defines) with posterior mean, sd, 95% HDI, P(effect < 0), Monte Carlo SE,
   r-hat and bulk ESS;
@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from decrimkit.results import Spec, Summarised, frozen_array
+from decrimkit.results import Spec, Summarised, frozen_array, tidy_frame
 
 from ._sampling import Diagnostics
 
@@ -164,10 +164,14 @@ class Posterior(Summarised):
         """Posterior standard deviation of the headline effect."""
         return float(self._headline_row()["sd"])
 
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        """The ``1 - alpha`` highest-density (credible) interval of the headline effect, shape (2,)."""
+    def hdi(self, alpha: float = 0.05) -> tuple[float, float]:
+        """The ``1 - alpha`` highest-density (credible) interval of the headline effect."""
         row = self._headline_row(1 - alpha)
-        return np.array([row["hdi_low"], row["hdi_high"]])
+        return float(row["hdi_low"]), float(row["hdi_high"])
+
+    @staticmethod
+    def inference_method(alpha: float = 0.05) -> str:
+        return f"Bayesian posterior: {100 * (1 - alpha):g}% highest-density credible interval, no p-value"
 
     @property
     def p_negative(self) -> float:
@@ -186,20 +190,21 @@ class Posterior(Summarised):
 
     # ------------------------------------------------------------------ tables
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Every level stacked: ``level, term, estimate, se, conf_low, conf_high, p_negative`` (HDI bounds)."""
+        """Every level stacked: the result columns (posterior mean and sd, ``1 - alpha`` HDI bounds, no
+        p-value), then ``level`` and ``p_negative``. ``conf_int(alpha)`` gives the same HDIs by term;
+        :meth:`hdi` the headline effect's."""
         frames = []
         for name, lev in self.levels.items():
             tab = self.effect(name, 1 - alpha)
-            frames.append(pd.DataFrame({
-                "level": name, "term": tab[lev.label].astype(str), "estimate": tab["mean"], "se": tab["sd"],
-                "conf_low": tab["hdi_low"], "conf_high": tab["hdi_high"], "p_negative": tab["p_negative"],
-            }))
+            frames.append(tidy_frame(tab[lev.label].astype(str), tab["mean"], tab["sd"], tab["hdi_low"],
+                                     tab["hdi_high"], np.nan, self.inference_method(alpha), level=name,
+                                     p_negative=tab["p_negative"].to_numpy()))
         return pd.concat(frames, ignore_index=True)
 
     def _header(self) -> list[str]:
         lines = super()._header()
-        lo, hi = self.conf_int()
-        lines.append(f"effect scale: {self.scale}; intervals are 95% highest-density credible intervals")
+        lo, hi = self.hdi()
+        lines.append(f"effect scale: {self.scale}; inference: {self.inference_method()}")
         lines.append(f"headline ({self.headline[0]}: {self.headline[1]}): {self.estimate:.4g} "
                      f"(sd {self.se:.4g}; 95% HDI {lo:.4g} .. {hi:.4g}; P(<0) {self.p_negative:.3f})")
         lines.append("convergence: " + ("passed" if self.converged else "FAILED: " + "; ".join(

@@ -63,7 +63,7 @@ from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import Aggregation, BasePeriod, Control, DRMethod, Inference, check_option
 from decrimkit.panel import Panel
-from decrimkit.results import Effect, Spec, Summarised, frozen_array, p_clause, stack_labels
+from decrimkit.results import TIDY_COLUMNS, Effect, Spec, Summarised, frozen_array, p_clause, stack_labels, tidy_frame
 
 __all__ = ["att_gt", "AttGt", "StaggeredEffect", "WaldTest"]
 
@@ -129,17 +129,17 @@ class StaggeredEffect(Effect):
             if value is not None:
                 object.__setattr__(self, name, frozen_array(value))
 
-    def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
+    def _interval(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
         """(k, 2) pointwise intervals, or the sup-t simultaneous band (``uniform=True``)."""
         if uniform and self.crit is not None and self.boot_se is not None:
             half = self.crit * self.boot_se
             return np.column_stack([self.estimate - half, self.estimate + half])
-        return super().conf_int(alpha, uniform=uniform)
+        return super()._interval(alpha, uniform=uniform)
 
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         out = super().tidy(alpha)
         if self.boot_se is not None:
-            out.insert(3, "boot_se", self.boot_se)
+            out.insert(len(TIDY_COLUMNS), "boot_se", self.boot_se)
         return out
 
 
@@ -195,18 +195,30 @@ class AttGt(Summarised):
             out["band_high"] = self.estimate + self.crit * self.boot_se
         return out
 
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """One label per cell, ``"g=<cohort>,t=<period>"``."""
+        return tuple(f"g={g},t={t}" for g, t in zip(self.group, self.time))
+
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
-        out = self.att
-        q = stats.norm.ppf(1 - alpha / 2)
-        out.insert(5, "conf_low", self.estimate - q * self.se)
-        out.insert(6, "conf_high", self.estimate + q * self.se)
-        out["post"] = self.design.tpos >= self.design.gpos
+        """:data:`~decrimkit.results.TIDY_COLUMNS` per cell (term ``g=<cohort>,t=<period>``), then group, time,
+        event_time [, boot_se, band_low, band_high] and post. Pointwise normal intervals and p-values from
+        the analytic standard errors, or the few-treated method's when ``inference=`` chose one."""
+        cells = self.att
+        k = len(self.estimate)
         if self.inference is not None:
-            k = len(self.estimate)
             ci = self.inference.conf_int(alpha)[:k]
-            out["conf_low"], out["conf_high"] = ci[:, 0], ci[:, 1]
-            out.insert(5, "p_value", self.inference.p_value()[:k])
-            out["inference"] = self.inference.method
+            p, method = self.inference.p_value()[:k], self.inference.method
+        else:
+            q = stats.norm.ppf(1 - alpha / 2)
+            ci = np.column_stack([self.estimate - q * self.se, self.estimate + q * self.se])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = np.where(self.se > 0, 2 * stats.norm.sf(np.abs(self.estimate / self.se)), np.nan)
+            method = "normal"
+        out = tidy_frame(self.terms, self.estimate, self.se, ci[:, 0], ci[:, 1], p, method)
+        for c in cells.columns.drop(["estimate", "se"]):
+            out[c] = cells[c].to_numpy()
+        out["post"] = self.design.tpos >= self.design.gpos
         return out
 
     def pretest(self) -> WaldTest:
@@ -326,7 +338,7 @@ class AttGt(Summarised):
             text += (f"\n\np-values and intervals: {self.inference.describe()}\n  null tested: {self.inference.null}"
                      f"\n  assumes: {self.inference.assumes}")
         else:
-            text += "\n\nintervals: normal with the (analytic) standard errors shown"
+            text += "\n\np-values and intervals: normal with the (analytic) standard errors shown"
         try:
             w = self.pretest()
         except DesignError:

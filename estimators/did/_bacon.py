@@ -36,7 +36,7 @@ from decrimkit.errors import DesignError
 from decrimkit.estimators.did._reg_design import no_groups, require_variation
 from decrimkit.estimators.did._twfe import twfe
 from decrimkit.panel import Panel
-from decrimkit.results import Spec, Summarised
+from decrimkit.results import Spec, Summarised, tidy_frame
 
 __all__ = ["BaconResult", "bacon"]
 
@@ -59,12 +59,13 @@ class BaconResult(Summarised):
     spec: Spec
     title: str = "Goodman-Bacon decomposition of TWFE"
 
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        """Interval of the TWFE coefficient (CR1, t with G-1 degrees of freedom)."""
+    def _method(self) -> str:
+        return f"t({self.df:g}), CR1 standard error" if self.df is not None else "normal, CR1 standard error"
+
+    def _q(self, alpha: float) -> float:
         from scipy import stats
 
-        q = stats.t.ppf(1 - alpha / 2, self.df) if self.df is not None else stats.norm.ppf(1 - alpha / 2)
-        return np.array([self.estimate - q * self.se, self.estimate + q * self.se])
+        return float(stats.t.ppf(1 - alpha / 2, self.df) if self.df is not None else stats.norm.ppf(1 - alpha / 2))
 
     def by_type(self) -> pd.DataFrame:
         """Total weight and weighted average estimate of each comparison type."""
@@ -83,8 +84,26 @@ class BaconResult(Summarised):
             )
         return pd.DataFrame(rows)
 
-    def tidy(self) -> pd.DataFrame:
-        return self.comparisons.copy()
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """The TWFE coefficient (term ``twfe``; CR1 interval and p-value, t with G-1 df) then one row per 2x2
+        comparison (its estimate, no standard error, interval or p-value); extra columns ``type``,
+        ``treated``, ``control``, ``weight`` (the comparisons' own columns)."""
+        from scipy import stats
+
+        c = self.comparisons
+        half = self._q(alpha) * self.se
+        z = abs(self.twfe_estimate / self.se) if self.se > 0 else np.nan
+        p = 2 * (stats.t.sf(z, self.df) if self.df is not None else stats.norm.sf(z))
+        method = self._method()
+        n = len(c)
+        terms = ["twfe", *(f"{t}: {a} vs {b}" for t, a, b in zip(c["type"], c["treated"], c["control"]))]
+        out = tidy_frame(terms, np.r_[self.twfe_estimate, c["estimate"].to_numpy(dtype="float64")],
+                         np.r_[self.se, np.full(n, np.nan)], np.r_[self.twfe_estimate - half, np.full(n, np.nan)],
+                         np.r_[self.twfe_estimate + half, np.full(n, np.nan)], np.r_[p, np.full(n, np.nan)],
+                         [method] + ["none (a 2x2 component of the decomposition)"] * n)
+        for col in c.columns.drop("estimate"):
+            out[col] = [None, *c[col].tolist()]
+        return out
 
     def summary(self) -> str:
         table = self.by_type().to_string(index=False, float_format=lambda v: f"{v:.6g}")
@@ -96,11 +115,12 @@ class BaconResult(Summarised):
                 "",
                 f"weighted sum of 2x2 estimates: {self.estimate:.8g}",
                 f"TWFE coefficient:              {self.twfe_estimate:.8g}",
+                f"p-value and interval of the TWFE coefficient (tidy): {self._method()}; none for the 2x2 components",
             ]
         )
 
     def plot_data(self, kind: str = "scatter") -> pd.DataFrame:
-        return self.tidy()
+        return self.comparisons.copy()
 
     def plot(self, kind: str = "scatter", ax: Any = None) -> Any:
         from decrimkit.plotting.did import bacon_plot

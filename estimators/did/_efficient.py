@@ -188,7 +188,7 @@ class EfficientResult(Effect):
 
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         out = super().tidy(alpha)
-        out.insert(out.columns.get_loc("se") + 1, "se_neyman", self.se_neyman)
+        out.insert(out.columns.get_loc("inference") + 1, "se_neyman", self.se_neyman)
         out["beta"] = self.beta
         if self.fisher_p is not None:
             out["fisher_p"] = self.fisher_p

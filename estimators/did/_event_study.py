@@ -95,7 +95,7 @@ class EventStudyResult(Effect):
     def plot_data(self, kind: str = "coef", alpha: float = 0.05) -> pd.DataFrame:
         """Coefficients with intervals and band, plus the reference period at zero."""
         out = self.tidy(alpha)
-        ref = pd.DataFrame({"event_time": [self.reference], "estimate": [0.0], "se": [0.0]})
+        ref = pd.DataFrame({"term": [self.reference], "event_time": [self.reference], "estimate": [0.0], "se": [0.0]})
         for c in out.columns:
             if c not in ref:
                 ref[c] = 0.0 if c in ("conf_low", "conf_high", "band_low", "band_high") else np.nan

@@ -65,7 +65,7 @@ from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._honest_rm import id_bounds, rm_ci_arp, rm_ci_lf, rm_pieces
 from decrimkit.limits import check_replications
 from decrimkit.options import check_option
-from decrimkit.results import Effect, Spec, Summarised
+from decrimkit.results import Effect, Spec, Summarised, check_alpha, tidy_frame
 
 __all__ = ["HonestResult", "honest", "identified_set"]
 
@@ -103,21 +103,35 @@ class HonestResult(Summarised):
     spec: Spec
     title: str = "Rambachan-Roth sensitivity analysis"
 
-    def conf_int(self, alpha: float | None = None) -> np.ndarray:
-        """(len(m), 2) robust intervals, one per M (alpha fixed when the result was made)."""
-        return self.table[["lb", "ub"]].to_numpy()
+    @property
+    def alpha(self) -> float:
+        """The level the robust sets were computed at (``did.honest(..., alpha=)``)."""
+        return float(self.spec.options.get("alpha", 0.05))
 
-    def tidy(self) -> pd.DataFrame:
-        orig = pd.DataFrame({"m": [np.nan], "lb": [self.original[0]], "ub": [self.original[1]], "method": ["original"]})
-        return pd.concat([orig, self.table], ignore_index=True)
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """The original (parallel trends) interval, then one robust set per M: ``term`` is ``original`` or
+        ``M=<m>``; ``estimate``/``se`` are theta's; no p-value (the sets are inverted tests). Extra columns
+        ``m`` and ``method``. Only at the ``alpha`` the sets were computed with (else SpecificationError)."""
+        check_alpha(alpha, self.alpha, "did.honest(..., alpha=...)")
+        m = np.r_[np.nan, self.table["m"].to_numpy(dtype="float64")]
+        methods = ["original", *self.table["method"].astype(str)]
+        terms = ["original", *(f"M={v:g}" for v in m[1:])]
+        inference = ["normal (parallel trends)", *(f"Rambachan-Roth {self.method}: {x}" for x in methods[1:])]
+        return tidy_frame(terms, self.estimate, self.se, np.r_[self.original[0], self.table["lb"].to_numpy()],
+                          np.r_[self.original[1], self.table["ub"].to_numpy()], np.nan, inference, m=m, method=methods)
 
     def summary(self) -> str:
         text = super().summary()
         bd = "none on the grid" if self.breakdown is None else f"{self.breakdown:g}"
-        return text + f"\n\ntheta = {self.estimate:.6g} (se {self.se:.6g}); breakdown value: {bd}"
+        return text + (f"\n\ntheta = {self.estimate:.6g} (se {self.se:.6g}); breakdown value: {bd}"
+                       f"\nintervals: {100 * (1 - self.alpha):g}% confidence sets, the original from the normal "
+                       f"approximation under parallel trends, the others Rambachan-Roth {self.method} robust sets; "
+                       f"no p-values (the sets invert tests at this level only)")
 
     def plot_data(self, kind: str = "sensitivity") -> pd.DataFrame:
-        return self.tidy()
+        """``m``, ``lb``, ``ub``, ``method``: the original interval (m NaN) then the robust sets."""
+        orig = pd.DataFrame({"m": [np.nan], "lb": [self.original[0]], "ub": [self.original[1]], "method": ["original"]})
+        return pd.concat([orig, self.table], ignore_index=True)
 
     def plot(self, kind: str = "sensitivity", ax: Any = None) -> Any:
         from decrimkit.plotting.did import sensitivity_plot

@@ -166,7 +166,7 @@ class PoissonResult(Effect):
 
     def rate_ratio_conf_int(self, alpha: float = 0.05) -> np.ndarray:
         """exp() of the log-scale interval (not symmetric around the rate ratio)."""
-        return np.exp(self.conf_int(alpha))
+        return np.exp(self._interval(alpha))
 
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         out = super().tidy(alpha)

@@ -71,16 +71,16 @@ class TWFEResult(Effect):
 
     @property
     def wild(self) -> WildBootstrap | None:
-        """The wild cluster bootstrap of ``treated`` at the fit's ``alpha`` (``inference="wild"``), else None.
-
-        ``conf_int(alpha)``/``tidy(alpha)`` give its interval at any other level.
-        """
+        """The wild cluster bootstrap of ``treated`` (``inference="wild"``), else None; its ``conf_int(alpha)``
+        and ``tidy(alpha)`` invert the same draws at any level."""
         w = self.inference
         if not isinstance(w, WildInference):
             return None
         p, t_boot = w._pvals(np.array([0.0]))
-        return WildBootstrap(w.beta / w.se, float(p[0]), w.conf_int(self.alpha_wild)[0], t_boot[0], w.n_clusters,
-                             w.weights_dist)
+        spec = Spec("inference.wild_cluster_bootstrap", options={"coef": "treated", "null": 0.0, "n_boot": w.n_boot,
+                                                                  "weights_dist": w.weights_dist},
+                    seed=w.seed, n_obs=self.spec.n_obs)
+        return WildBootstrap(w.beta / w.se, float(p[0]), t_boot[0], w.n_clusters, w.weights_dist, w, 0.0, spec)
 
 
 def twfe(

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from decrimkit.results import Effect, Spec, Summarised, p_clause
 
@@ -80,11 +79,6 @@ class LeniencyResult(Summarised):
         """True when the first stage and the reverse-sample first stage are positive in every subgroup."""
         return bool(self.monotonicity["positive"].all()) if len(self.monotonicity) else True
 
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        """(2,) normal interval for the LATE."""
-        q = stats.norm.ppf(1 - alpha / 2)
-        return np.array([self.estimate - q * self.se, self.estimate + q * self.se])
-
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         return self.effects.tidy(alpha)
 
@@ -92,6 +86,7 @@ class LeniencyResult(Summarised):
         lines = [
             super().summary(),
             "",
+            *self.effects._inference_lines(),
             f"cases {self.n_cases}, assignees {self.n_assignees}, strata {self.n_strata}",
             f"first-stage F {self.first_stage_f:.1f} (homoskedastic); effective F {self.effective_f:.1f} "
             "(Montiel Olea-Pflueger; for one instrument equal to the clustered Wald F)",

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.panel import Panel
 from decrimkit.progress import track
-from decrimkit.results import Spec, Summarised
+from decrimkit.results import TIDY_COLUMNS, Spec, Summarised
 
 from .results import SynthResult
 
@@ -33,14 +34,26 @@ class Comparison(Summarised):
     spec: Spec
     title: str = "Synthetic-control family comparison"
 
+    @property
+    def estimate(self) -> np.ndarray:
+        """Each method's estimate, in the order of ``results``."""
+        return np.array([r.estimate for r in self.results.values()], dtype="float64")
+
+    @property
+    def se(self) -> np.ndarray:
+        """Each method's standard error (NaN where the method has none)."""
+        return np.array([r.se for r in self.results.values()], dtype="float64")
+
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
-        rows = []
-        for name, res in self.results.items():
-            row = res.tidy(alpha).iloc[0].to_dict()
-            row["method"] = name
-            rows.append(row)
-        cols = ["method", "estimate", "se", "conf_low", "conf_high", "p_value", "se_method", "estimator"]
-        return pd.DataFrame(rows)[cols]
+        """One row per method (term = method name), each with its own method's interval and p-value (named in
+        ``inference``); extra columns ``method``, ``se_method``, ``estimator``."""
+        out = pd.concat([r.tidy(alpha) for r in self.results.values()], ignore_index=True)
+        out["term"] = list(self.results)
+        out["method"] = list(self.results)
+        return out[[*TIDY_COLUMNS, "method", "se_method", "estimator"]]
+
+    def summary(self) -> str:
+        return super().summary() + "\n\neach row's p-value and interval come from the method named in its inference column"
 
     def plot_data(self, kind: str = "gap") -> pd.DataFrame:
         parts = [

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ from decrimkit.errors import SpecificationError
 from decrimkit.limits import MAX_GRID, check_replications
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import check_option
-from decrimkit.results import Spec, Summarised
+from decrimkit.results import Spec, Summarised, tidy_frame
 
 from ._ascm import fit_rows
 from .results import ConformalResult
@@ -133,7 +133,12 @@ def conformal(
             "intervals reaching a grid end may be wider than shown",
         ),
     )
-    return ConformalResult(table=pd.DataFrame(rows), p_value_joint=p_joint, alpha=alpha, spec=spec)
+    tried = pd.DataFrame({
+        "time": np.repeat(np.asarray(design.times[n_pre:], dtype=object), grids.shape[1]),
+        "null": grids.reshape(-1),
+        "p_value": p.reshape(-1),
+    })
+    return ConformalResult(table=pd.DataFrame(rows), p_value_joint=p_joint, alpha=alpha, spec=spec, grid=tried)
 
 
 # ----------------------------------------------------------------------------- average effect (additive)
@@ -161,25 +166,53 @@ class ConformalAverage(Summarised):
     spec: Spec
     title: str = "Conformal inference for the average effect (constant-effect test inversion)"
 
-    def conf_int(self) -> tuple[float, float]:
-        """The (1 - alpha) interval ``(conf_low, conf_high)`` at the level it was computed with."""
-        return (self.conf_low, self.conf_high)
+    @property
+    def se(self) -> float:
+        """NaN: the interval inverts a permutation test; there is no standard error."""
+        return float("nan")
 
-    def tidy(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [
-                {
-                    "estimate": self.estimate,
-                    "conf_low": self.conf_low,
-                    "conf_high": self.conf_high,
-                    "p_value": self.p_value,
-                    "alpha": self.alpha,
-                    "p_floor": self.p_floor,
-                    "permutations": self.permutations,
-                    "contiguous": self.contiguous,
-                }
-            ]
-        )
+    def _bounds(self, alpha: float) -> tuple[float, float]:
+        """The interval at ``alpha``: the stored one at the level of the fit; at another level the hull of the
+        grid values tried with p-value >= alpha (``-inf``/``inf`` when ``alpha <= p_floor``), a side NaN when
+        the accepted values reach the end of the grid tried (it was widened for the fit's level only)."""
+        if not 0 < alpha < 1:
+            raise SpecificationError(f"alpha={alpha!r} must lie in (0, 1).")
+        if np.isclose(alpha, self.alpha, rtol=0, atol=1e-12):
+            return self.conf_low, self.conf_high
+        if alpha <= self.p_floor:
+            return -np.inf, np.inf
+        nulls, p = self.grid["null"].to_numpy(), self.grid["p_value"].to_numpy()
+        acc = np.flatnonzero(p >= alpha)
+        if not len(acc):
+            return float("nan"), float("nan")
+        low = float("nan") if acc[0] == 0 else float(nulls[acc[0]])
+        high = float("nan") if acc[-1] == len(nulls) - 1 else float(nulls[acc[-1]])
+        return low, high
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row, term ``average``: the mean post-period gap, the test-inversion interval and the p-value
+        of no effect; extra columns ``alpha`` (the fit's level), ``p_floor``, ``permutations``, ``contiguous``."""
+        low, high = self._bounds(alpha)
+        return tidy_frame(["average"], self.estimate, np.nan, low, high, self.p_value,
+                          f"conformal constant-effect test inversion ({self.permutations} permutations)",
+                          alpha=[self.alpha], p_floor=[self.p_floor], permutations=[self.permutations],
+                          contiguous=[self.contiguous])
+
+    def plot(self, kind: str = "pvalues", ax: Any = None) -> Any:
+        """The p-value of each constant effect tried, with alpha and the interval's ends (returns the Figure)."""
+        from decrimkit.plotting.synth import pvalue_curve_plot
+
+        return pvalue_curve_plot(self.grid, alpha=self.alpha, low=self.conf_low, high=self.conf_high, ax=ax,
+                                 title=self.title)
+
+    def summary(self) -> str:
+        text = super().summary() + (
+            f"\n\ninference: conformal test of a constant post-period effect ({self.permutations} permutations of "
+            f"the residuals); the {100 * (1 - self.alpha):g}% interval holds the effects not rejected on the grid; "
+            "no standard error")
+        if not self.contiguous:
+            text += "\nnote: the accepted grid values are not contiguous; the interval is their hull"
+        return text
 
 
 def _post_sets(n: int, n_post: int, permutations: str, n_perm: int, max_exact: int, seed: int) -> np.ndarray:

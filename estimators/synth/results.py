@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from decrimkit.results import Spec, Summarised
+from decrimkit.results import Spec, Summarised, check_alpha, tidy_frame
 
 __all__ = ["SynthResult", "SDIDResult", "PlaceboResult", "ConformalResult"]  # SCMResult, AugmentedResult: beside their estimators
 
@@ -68,11 +68,6 @@ class SynthResult(Summarised):
             return float(stats.t.ppf(1 - alpha / 2, self.df))
         return float(stats.norm.ppf(1 - alpha / 2))
 
-    def conf_int(self, alpha: float = 0.05) -> np.ndarray:
-        """(2,) normal (or t) interval ``estimate +- q * se``; NaN when there is no standard error."""
-        half = self._q(alpha) * self.se
-        return np.array([self.estimate - half, self.estimate + half])
-
     @property
     def p_value(self) -> float:
         if not np.isfinite(self.se) or self.se <= 0:
@@ -80,27 +75,29 @@ class SynthResult(Summarised):
         z = abs(self.estimate / self.se)
         return float(2 * (stats.t.sf(z, self.df) if self.df is not None else stats.norm.sf(z)))
 
+    def inference_method(self) -> str:
+        """The method behind ``p_value`` and the interval (or why there are none)."""
+        if not np.isfinite(self.se) or self.se <= 0:
+            return "none: this estimator has no standard error (placebo() gives a rank p-value)"
+        dist = f"t({self.df:g})" if self.df is not None else "normal"
+        return f"{dist} with the {self.se_method or 'analytic'} standard error"
+
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
-        lo, hi = self.conf_int(alpha)
+        """One row, term ``ATT``: the interval ``estimate +- q * se`` (NaN without a standard error) and its
+        p-value; extra columns ``statistic``, ``estimator`` and ``se_method``."""
+        half = self._q(alpha) * self.se
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = self.estimate / self.se if self.se > 0 else np.nan
         variant = self.spec.options.get("estimator")  # synth.sdid's sdid / sc / did
-        return pd.DataFrame(
-            {
-                "term": ["ATT"],
-                "estimator": [f"{self.spec.estimator}[{variant}]" if variant else self.spec.estimator],
-                "estimate": [self.estimate],
-                "se": [self.se],
-                "statistic": [stat],
-                "p_value": [self.p_value],
-                "conf_low": [lo],
-                "conf_high": [hi],
-                "se_method": [self.se_method or "none"],
-            }
+        return tidy_frame(
+            ["ATT"], self.estimate, self.se, self.estimate - half, self.estimate + half, self.p_value,
+            self.inference_method(), statistic=[stat],
+            estimator=[f"{self.spec.estimator}[{variant}]" if variant else self.spec.estimator],
+            se_method=[self.se_method or "none"],
         )
 
     def summary(self) -> str:
-        text = super().summary()
+        text = super().summary() + f"\n\np-value and interval: {self.inference_method()}"
         top = self.weights[self.weights > 0].sort_values(ascending=False).head(10)
         lines = [f"  {k}: {v:.4f}" for k, v in top.items()]
         return text + "\n\nlargest donor weights:\n" + "\n".join(lines)
@@ -183,11 +180,41 @@ class PlaceboResult(Summarised):
     spec: Spec
     title: str = "Synthetic control placebo runs"
 
-    def tidy(self) -> pd.DataFrame:
+    @property
+    def estimate(self) -> float:
+        """The actual run's mean post-period gap (the estimate the placebo runs are compared with)."""
+        return float(self.table["mean_post_gap"].iloc[0])
+
+    @property
+    def se(self) -> float:
+        """NaN: placebo runs give a rank p-value, not a standard error."""
+        return float("nan")
+
+    def inference_method(self) -> str:
+        kept = int(self.table["included"].sum())
+        return (f"placebo-in-{self.kind} rank p-value (post/pre RMSPE ratio, {kept} of {len(self.table)} runs); "
+                "no interval")
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row per run (the actual one first): its mean post-period gap; the rank p-value on the actual
+        run only; no standard error or interval (a rank test is not inverted here). The run table's own
+        columns follow. ``alpha`` does not change a rank p-value."""
+        t = self.table
+        n = len(t)
+        p = np.r_[self.p_value, np.full(n - 1, np.nan)]
+        inference = [self.inference_method()] + ["placebo run (its gap is part of the reference distribution)"] * (n - 1)
+        out = tidy_frame([str(r) for r in t["run"]], t["mean_post_gap"].to_numpy(dtype="float64"), np.nan, np.nan,
+                         np.nan, p, inference)
+        for col in t.columns.drop("mean_post_gap"):
+            out[col] = t[col].to_numpy()
+        return out
+
+    def _display(self) -> pd.DataFrame:
         return self.table.copy()
 
     def summary(self) -> str:
         text = super().summary() + f"\n\nrank p-value (post/pre RMSPE ratio): {self.p_value:.4g}"
+        text += f"\ninference: {self.inference_method()}"
         rule = self.spec.options.get("v_rule")
         if rule is not None:
             text += "\nV in the placebo runs: " + (
@@ -220,8 +247,54 @@ class ConformalResult(Summarised):
     spec: Spec
     title: str = "Conformal inference (Chernozhukov, Wuthrich and Zhu)"
 
-    def tidy(self) -> pd.DataFrame:
+    grid: pd.DataFrame | None = None  # time, null, p_value: every null tried per post-period
+
+    @property
+    def estimate(self) -> np.ndarray:
+        """The gap in each post-period."""
+        return self.table["estimate"].to_numpy(dtype="float64")
+
+    @property
+    def se(self) -> np.ndarray:
+        """NaN: conformal inference gives p-values and inverted intervals, no standard errors."""
+        return np.full(len(self.table), np.nan)
+
+    def _bounds(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        if np.isclose(alpha, self.alpha, rtol=0, atol=1e-12) or self.grid is None:
+            check_alpha(alpha, self.alpha, "augmented(...).conformal(alpha=...)")
+            return self.table["conf_low"].to_numpy(dtype="float64"), self.table["conf_high"].to_numpy(dtype="float64")
+        if not 0 < alpha < 1:
+            check_alpha(alpha, self.alpha, "")
+        lo, hi = [], []
+        for t in self.table["time"]:  # the grid values not rejected at alpha, as at the level of the fit
+            g = self.grid[self.grid["time"] == t]
+            ok = g["null"].to_numpy()[g["p_value"].to_numpy() >= alpha]
+            lo.append(ok.min() if len(ok) else np.nan)
+            hi.append(ok.max() if len(ok) else np.nan)
+        return np.array(lo, dtype="float64"), np.array(hi, dtype="float64")
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row per post-period (term = period): the gap, no standard error, the conformal interval (grid
+        values not rejected at ``alpha``) and the conformal p-value of no effect; extra column ``time``."""
+        lo, hi = self._bounds(alpha)
+        return tidy_frame(list(self.table["time"]), self.estimate, np.nan, lo, hi,
+                          self.table["p_value"].to_numpy(dtype="float64"),
+                          self.inference_method(), time=list(self.table["time"]))
+
+    @staticmethod
+    def inference_method() -> str:
+        return "conformal (Chernozhukov-Wuthrich-Zhu), moving-block permutations; interval by test inversion on a grid"
+
+    def _display(self) -> pd.DataFrame:
         return self.table.copy()
 
+    def plot(self, kind: str = "coef", ax: Any = None, alpha: float | None = None) -> Any:
+        """Each post-period's gap with its conformal interval (returns the Figure)."""
+        from decrimkit.plotting import coef_plot
+
+        return coef_plot(self.tidy(self.alpha if alpha is None else alpha), x="time", ax=ax, title=self.title)
+
     def summary(self) -> str:
-        return super().summary() + f"\n\njoint p-value, no effect in any post-period: {self.p_value_joint:.4g}"
+        return super().summary() + (f"\n\njoint p-value, no effect in any post-period: {self.p_value_joint:.4g}"
+                                    f"\ninference: {self.inference_method()} ({100 * (1 - self.alpha):g}% intervals "
+                                    "at the level of the fit; another level reads the same grid)")

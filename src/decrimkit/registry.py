@@ -14,7 +14,7 @@ its docs page, then add one :class:`Entry` here. The module's leading underscore
 name": a module never shares a public name, so importing it can never shadow the function
 (``import decrimkit.estimators.did._twfe`` leaves ``did.twfe`` the function). ``tests/test_registry.py`` fails when
 a registered estimator has no docs page, is missing from its family or from the plan allowlist, or
-its results break the result contract (``tests/test_result_contract.py``).
+its results break the result contract (``tests/test_contract.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""Result base classes: one vocabulary for every estimator.
+"""Result base classes: one vocabulary for every estimator (the :class:`Result` protocol).
 
 Every result is a frozen dataclass holding read-only NumPy arrays, labels and a :class:`Spec`.
-It answers ``estimate``, ``se``, ``conf_int(alpha=0.05)``, ``tidy()`` (a DataFrame),
-``summary()`` (text via ``str()``, HTML in notebooks), ``plot_data(kind=)`` and ``plot(kind=, ax=None)``.
+It answers ``estimate``, ``se``, ``conf_int(alpha=0.05)`` (a DataFrame indexed by term with columns
+``conf_low``, ``conf_high``), ``tidy(alpha=0.05)`` (a DataFrame whose first columns are
+:data:`TIDY_COLUMNS`), ``summary()`` (text naming the inference method; also ``repr()`` and ``str()``,
+HTML in notebooks), ``plot_data(kind=)`` and ``plot(kind=, ax=None)``. Where a method gives no interval
+or no p-value, the cell is NaN and ``summary()`` says so; none is invented.
 Another inference choice gives a new result (``dataclasses.replace``), never an edited one.
 """
 
@@ -11,13 +14,22 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["Spec", "Summarised", "Effect", "frozen_array", "format_p", "p_clause", "P_VALUE_COLUMNS"]
+from decrimkit.errors import SpecificationError
+
+__all__ = [
+    "Result", "Spec", "Summarised", "Effect", "TIDY_COLUMNS", "check_alpha", "interval_frame", "tidy_frame",
+    "frozen_array",
+    "format_p", "p_clause", "P_VALUE_COLUMNS",
+]
+
+# The first columns of every result's tidy(alpha), in this order; a result may add columns after them.
+TIDY_COLUMNS = ("term", "estimate", "se", "conf_low", "conf_high", "p_value", "inference")
 
 # Columns holding p-values: printed as ``<0.001`` or with 3 decimals in summaries and reports;
 # tidy() frames and results.json keep full precision.
@@ -120,13 +132,100 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+@runtime_checkable
+class Result(Protocol):
+    """What every decrimkit result answers (``isinstance(x, Result)`` checks the names are there).
+
+    ``estimate`` and ``se``: the point estimate(s) and standard error(s) (NaN where the method has none);
+    ``conf_int(alpha)``: DataFrame indexed by ``term`` with ``conf_low``, ``conf_high`` (NaN where the
+    method gives no interval); ``tidy(alpha)``: DataFrame whose first columns are :data:`TIDY_COLUMNS`,
+    its interval and p-value from the method named in ``inference``; ``summary()``: text naming that
+    method (also ``repr()``); ``plot()``: a matplotlib Figure; ``spec``: what made the result.
+    """
+
+    spec: Spec
+
+    @property
+    def estimate(self) -> Any: ...
+
+    @property
+    def se(self) -> Any: ...
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame: ...
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame: ...
+
+    def summary(self) -> str: ...
+
+    def plot(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def interval_frame(terms: Sequence[Any], low: Any, high: Any) -> pd.DataFrame:
+    """The ``conf_int`` frame: one row per term (index ``term``), columns ``conf_low``, ``conf_high``."""
+    terms = list(terms)
+    low = np.asarray(low, dtype="float64").reshape(-1)
+    high = np.asarray(high, dtype="float64").reshape(-1)
+    return pd.DataFrame({"conf_low": low, "conf_high": high}, index=pd.Index(terms, name="term"))
+
+
+def tidy_frame(
+    term: Sequence[Any],
+    estimate: Any,
+    se: Any,
+    conf_low: Any,
+    conf_high: Any,
+    p_value: Any,
+    inference: Any,
+    **extra: Any,
+) -> pd.DataFrame:
+    """A tidy() frame: the :data:`TIDY_COLUMNS` in order (scalars broadcast), then ``extra`` columns."""
+    term = list(term)
+    n = len(term)
+
+    def col(v: Any, dtype: str | None = "float64") -> Any:
+        if isinstance(v, str) or v is None or np.ndim(v) == 0:
+            v = [np.nan if v is None else v] * n
+        return np.asarray(v, dtype=dtype).reshape(-1) if dtype else list(v)
+
+    out = pd.DataFrame({
+        "term": term,
+        "estimate": col(estimate),
+        "se": col(se),
+        "conf_low": col(conf_low),
+        "conf_high": col(conf_high),
+        "p_value": col(p_value),
+        "inference": col(inference, None),
+    })
+    for k, v in extra.items():
+        out[k] = v
+    return out
+
+
+def check_alpha(alpha: float, made_at: float, rerun: str) -> None:
+    """Refuse an ``alpha`` other than the one a fixed-level result was computed at (its sets invert a test
+    at that level only); ``rerun`` names the call that gives the other level."""
+    if not 0 < alpha < 1:
+        raise SpecificationError(f"alpha={alpha!r} must lie in (0, 1).")
+    if not np.isclose(alpha, made_at, rtol=0, atol=1e-12):
+        raise SpecificationError(
+            f"this result's intervals were computed at alpha={made_at:g} and cannot be read at alpha={alpha:g}; "
+            f"rerun {rerun} with alpha={alpha:g}."
+        )
+
+
 class Summarised:
-    """Mixin: ``str()`` and ``_repr_html_`` show ``summary()``; subclasses implement ``tidy()``."""
+    """Mixin: ``repr()``, ``str()`` and ``_repr_html_`` show ``summary()``; ``conf_int(alpha)`` reads
+    ``tidy(alpha)``; subclasses implement ``tidy(alpha)``."""
 
     title: str = "decrimkit result"
 
-    def tidy(self) -> pd.DataFrame:  # pragma: no cover - every subclass overrides
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:  # pragma: no cover - every subclass overrides
         raise TypeError(f"{type(self).__name__} must define tidy()")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """``1 - alpha`` intervals by term (``conf_low``, ``conf_high``), from the method tidy() names."""
+        t = self.tidy(alpha)
+        return interval_frame(t["term"], t["conf_low"], t["conf_high"])
 
     def _header(self) -> list[str]:
         spec: Spec | None = getattr(self, "spec", None)
@@ -161,6 +260,9 @@ class Summarised:
         return "\n".join(self._header() + ["", table])
 
     def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
@@ -211,11 +313,16 @@ class Effect(Summarised):
         rows = getattr(self.inference, "rows", None)
         return list(range(len(self.estimate))) if rows is None else list(rows)
 
-    def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
-        """(k, 2) pointwise intervals; ``uniform=True`` uses the simultaneous critical value.
+    def conf_int(self, alpha: float = 0.05, *, uniform: bool = False) -> pd.DataFrame:
+        """Pointwise ``1 - alpha`` intervals by term; ``uniform=True`` gives the simultaneous band.
 
         With a few-treated ``inference`` the rows it covers hold its interval at this ``alpha``.
         """
+        ci = self._interval(alpha, uniform=uniform)
+        return interval_frame(self.label, ci[:, 0], ci[:, 1])
+
+    def _interval(self, alpha: float = 0.05, *, uniform: bool = False) -> np.ndarray:
+        """(k, 2) array of :meth:`conf_int`."""
         q = self.crit if (uniform and self.crit is not None) else self._q(alpha)
         half = q * self.se
         ci = np.column_stack([self.estimate - half, self.estimate + half])
@@ -267,23 +374,16 @@ class Effect(Summarised):
         return float(self.estimate[list(self.label).index(label)])
 
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
-        ci = self.conf_int(alpha)
-        out = pd.DataFrame(
-            {
-                self.label_name: list(self.label),
-                "estimate": self.estimate,
-                "se": self.se,
-                "statistic": self.statistic,
-                "p_value": self.p_value,
-                "conf_low": ci[:, 0],
-                "conf_high": ci[:, 1],
-            }
-        )
+        """:data:`TIDY_COLUMNS`, then ``statistic``, the label column under its own name (e.g.
+        ``event_time``) when it is not ``term``, and the simultaneous band when there is one."""
+        ci = self._interval(alpha)
+        out = tidy_frame(self.label, self.estimate, self.se, ci[:, 0], ci[:, 1], self.p_value,
+                         [self.inference_method(i) for i in range(len(self.label))], statistic=self.statistic)
+        if self.label_name != "term":
+            out[self.label_name] = list(self.label)
         if self.crit is not None:
-            band = self.conf_int(alpha, uniform=True)
+            band = self._interval(alpha, uniform=True)
             out["band_low"], out["band_high"] = band[:, 0], band[:, 1]
-        if self.inference is not None:
-            out["inference"] = [self.inference_method(i) for i in range(len(self.label))]
         return out
 
     def overall_inference(self, alpha: float = 0.05) -> tuple[float, float, float, float, str] | None:
@@ -307,6 +407,12 @@ class Effect(Summarised):
             se = self.overall[1]
             text += f"\n\noverall: {est:.6g} (se {se:.6g}; p {format_p(p)}; 95% CI {lo:.6g} .. {hi:.6g}; {method})"
         return text
+
+    def _display(self) -> pd.DataFrame:
+        frame = super()._display()
+        if self.label_name != "term":  # one label column, under its own name
+            frame = frame.drop(columns=[self.label_name]).rename(columns={"term": self.label_name})
+        return frame
 
     def plot_data(self, kind: str = "coef", alpha: float = 0.05) -> pd.DataFrame:
         return self.tidy(alpha)

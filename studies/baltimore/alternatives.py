@@ -47,7 +47,7 @@ def poisson_did(frame: pd.DataFrame, *, start: str) -> dict[str, Any]:
         res = did.poisson(panel, exposure=None, cluster="time")
     few = [str(w.message) for w in caught if issubclass(w.category, FewTreatedWarning)]
     log_rr, se = float(res.estimate[0]), float(res.se[0])
-    lo, hi = (float(v) for v in res.conf_int()[0])
+    lo, hi = (float(v) for v in res.conf_int().iloc[0])
     post_obs = float(frame.loc[pd.PeriodIndex(frame["month"]) >= pd.Period(start, "M"), "drug"].sum())
     months = int((pd.PeriodIndex(frame["month"]) >= pd.Period(start, "M")).sum())
     return {

@@ -35,35 +35,30 @@ Inference per method (stated in the report):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from decrimkit.panel import Panel
+from decrimkit.studies.estimates import UnitEstimate, conley_taber, pre_rmspe
 
 from . import data as D
 
+__all__ = ["MethodEstimate", "conley_taber", "pre_rmspe", "adh_scm", "ascm", "sdid", "did_path", "did_twfe", "mc_nnm",
+           "bayes_scm"]
 
-@dataclass(frozen=True)
-class MethodEstimate:
-    """One method's estimate of the average post-window effect (per 100,000 per year)."""
+
+@dataclass(frozen=True, kw_only=True)
+class MethodEstimate(UnitEstimate):
+    """One method's estimate of the average post-window effect (per 100,000 per year); ``path`` has
+    year, observed, counterfactual, gap, low, high."""
 
     key: str
-    method: str
-    estimate: float
-    conf_low: float
-    conf_high: float
-    p_value: float
-    se: float
-    inference: str
-    pre_rmspe: float
-    path: pd.DataFrame  # year, observed, counterfactual, gap, low, high
     weights: pd.Series | None = None
     adjusted: bool = False
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
     converged: bool | None = None  # MCMC convergence gate; None for methods without a sampler
 
     @property
@@ -88,12 +83,6 @@ def _post_mask(years: np.ndarray, start: int) -> np.ndarray:
     return np.asarray(years) >= start
 
 
-def pre_rmspe(gap: pd.Series, start: int) -> float:
-    g = gap.to_numpy(dtype="float64")
-    pre = ~_post_mask(np.asarray(gap.index), start)
-    return float(np.sqrt(np.mean(g[pre] ** 2)))
-
-
 def _path(observed: pd.Series, counterfactual: pd.Series, low: Any = None, high: Any = None) -> pd.DataFrame:
     years = np.asarray(observed.index, dtype="int64")
     out = pd.DataFrame({"year": years, "observed": observed.to_numpy(dtype="float64"),
@@ -102,20 +91,6 @@ def _path(observed: pd.Series, counterfactual: pd.Series, low: Any = None, high:
     out["low"] = np.nan if low is None else np.asarray(low, dtype="float64")
     out["high"] = np.nan if high is None else np.asarray(high, dtype="float64")
     return out
-
-
-def conley_taber(estimate: float, placebo_effects: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Placebo interval and p-value for one treated unit (Conley and Taber 2011).
-
-    Under exchangeable unit-level noise, the donors' placebo effects estimate the distribution of
-    the treated unit's estimation error, so ``[estimate - q(1 - a/2), estimate - q(a/2)]`` covers the
-    effect with probability about ``1 - alpha``; the p-value is the share of runs (placebos and
-    Oregon) with an absolute effect at least Oregon's.
-    """
-    e = np.asarray(placebo_effects, dtype="float64")
-    lo_q, hi_q = np.quantile(e, [alpha / 2, 1 - alpha / 2])
-    p = (1 + np.sum(np.abs(e) >= abs(estimate))) / (1 + len(e))
-    return float(estimate - hi_q), float(estimate - lo_q), float(p)
 
 
 # ----------------------------------------------------------------------------- synthetic control family
@@ -144,8 +119,9 @@ def adh_scm(panel: Panel, *, start: int = D.START_YEAR, placebo: bool = True, ke
         extra.update(placebo=pl, p_effect=p_effect, n_exact_fits=exact, n_runs=len(pl.table) - 1)
     how = ("placebo-in-space: RMSPE-ratio rank p; Conley-Taber placebo interval" if placebo
            else "no placebo runs (point estimate only)")
-    return MethodEstimate(key, method, float(res.estimate), lo, hi, p, float("nan"), how,
-                          pre_rmspe(res.gap, start), path, res.weights, adjusted, extra=extra)
+    return MethodEstimate(key=key, method=method, estimate=float(res.estimate), conf_low=lo, conf_high=hi, p_value=p,
+                          se=float("nan"), inference=how, pre_rmspe=pre_rmspe(res.gap, start), path=path,
+                          weights=res.weights, adjusted=adjusted, extra=extra)
 
 
 def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_grid_size: int = 101) -> MethodEstimate:
@@ -177,15 +153,15 @@ def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_gr
     high.loc[table.index] = table["conf_high"].to_numpy()
     path = _path(res.observed, res.synthetic, low.to_numpy(), high.to_numpy())
     shape = "" if avg.contiguous else "; accepted set not an interval (hull shown: a constant effect near the mean is rejected)"
-    return MethodEstimate("ascm", "Augmented SCM (ridge)", float(res.estimate), float(avg.conf_low), float(avg.conf_high),
-                          float(avg.p_value), float("nan"),
-                          f"conformal (CWZ), constant-effect test inversion over {avg.spec.options['n_assignments']} "
-                          f"residual assignments (p >= {avg.p_floor:.4f}){shape}; moving-block joint p of no effect "
-                          f"{conf.p_value_joint:.3f} (floor {1 / len(res.gap):.2f}); "
-                          f"{int(100 * (1 - alpha_band))}% per-window bands in the gap figure",
-                          pre_rmspe(res.gap, start), path, res.weights,
-                          extra={"result": res, "conformal": conf, "conformal_average": avg, "p_floor": floor,
-                                 "band_level": 1 - alpha_band})
+    return MethodEstimate.from_result(
+        avg, estimate=float(res.estimate), key="ascm", method="Augmented SCM (ridge)",
+        inference=f"conformal (CWZ), constant-effect test inversion over {avg.spec.options['n_assignments']} "
+                  f"residual assignments (p >= {avg.p_floor:.4f}){shape}; moving-block joint p of no effect "
+                  f"{conf.p_value_joint:.3f} (floor {1 / len(res.gap):.2f}); "
+                  f"{int(100 * (1 - alpha_band))}% per-window bands in the gap figure",
+        pre_rmspe=pre_rmspe(res.gap, start), path=path, weights=res.weights,
+        extra={"result": res, "conformal": conf, "conformal_average": avg, "p_floor": floor,
+               "band_level": 1 - alpha_band})
 
 
 def sdid(panel: Panel, *, start: int = D.START_YEAR, seed: int = 0, n_reps: int = 200) -> MethodEstimate:
@@ -193,11 +169,10 @@ def sdid(panel: Panel, *, start: int = D.START_YEAR, seed: int = 0, n_reps: int 
     from decrimkit.estimators import synth
 
     res = synth.sdid(panel, se_method="placebo", n_reps=n_reps, seed=seed)
-    lo, hi = res.conf_int(0.05)
-    return MethodEstimate("sdid", "SDID", float(res.estimate), float(lo), float(hi), float(res.p_value),
-                          float(res.se), f"placebo SE ({n_reps} replications), normal interval",
-                          pre_rmspe(res.gap, start), _path(res.observed, res.synthetic), res.weights,
-                          extra={"result": res})
+    return MethodEstimate.from_result(res, key="sdid", method="SDID",
+                                      inference=f"placebo SE ({n_reps} replications), normal interval",
+                                      pre_rmspe=pre_rmspe(res.gap, start), path=_path(res.observed, res.synthetic),
+                                      weights=res.weights, extra={"result": res})
 
 
 # ----------------------------------------------------------------------------- difference-in-differences
@@ -232,9 +207,7 @@ def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str
     panel = data.panel(years=years, covariates=covariates, start=start, population=True)
     res = did.twfe(panel, covariates=covariates, inference="conley_taber")
     fp = did.twfe(panel, covariates=covariates, inference="ferman_pinto")
-    est = float(res.att)
-    (lo, hi), p = res.conf_int()[0], float(res.p_value[0])
-    (fp_lo, fp_hi), fp_p = fp.conf_int()[0], float(fp.p_value[0])
+    (fp_lo, fp_hi), fp_p = fp.conf_int().loc["treated"], float(fp.p_value[0])
     path = did_path(panel, start)
     adjusted = bool(covariates)
     name = "DiD (TWFE) + fentanyl proxy" if adjusted else "DiD (TWFE)"
@@ -243,13 +216,15 @@ def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str
         rm = float("nan")
     else:
         rm = pre_rmspe(path.set_index("year")["gap"], start)
-    return MethodEstimate("did_adj" if adjusted else "did", name, est, float(lo), float(hi), p, float("nan"),
-                          "Conley-Taber interval and p (donors' TWFE residuals in Oregon's place, exact; size 5.4% "
-                          "on the one-state placebo laws)", rm, path, None, adjusted,
-                          note=(f"Ferman-Pinto (rescaled to Oregon's population; rejects 8.1% of one-state placebo "
-                                f"laws at 5%): [{fp_lo:.3g}, {fp_hi:.3g}], p = {fp_p:.2g}; analytic SE "
-                                f"{cluster_se:.3g} (one treated cluster: no cluster-robust p-value)"),
-                          extra={"result": res, "ct_errors": np.asarray(res.inference.draws[:, 0])})
+    return MethodEstimate.from_result(
+        res, term="treated", se=float("nan"), key="did_adj" if adjusted else "did", method=name,
+        inference="Conley-Taber interval and p (donors' TWFE residuals in Oregon's place, exact; size 5.4% "
+                  "on the one-state placebo laws)",
+        pre_rmspe=rm, path=path, weights=None, adjusted=adjusted,
+        note=(f"Ferman-Pinto (rescaled to Oregon's population; rejects 8.1% of one-state placebo "
+              f"laws at 5%): [{fp_lo:.3g}, {fp_hi:.3g}], p = {fp_p:.2g}; analytic SE "
+              f"{cluster_se:.3g} (one treated cluster: no cluster-robust p-value)"),
+        extra={"result": res, "ct_errors": np.asarray(res.inference.draws[:, 0])})
 
 
 # ----------------------------------------------------------------------------- matrix completion
@@ -260,14 +235,12 @@ def mc_nnm(panel: Panel, *, covariates: tuple[str, ...] = (), seed: int = 0, n_r
     from decrimkit.estimators import synth
 
     res = synth.mc_nnm(panel, covariates=covariates, n_reps=n_reps, seed=seed)
-    lo, hi = res.conf_int(0.05)
     adjusted = bool(covariates)
-    return MethodEstimate("mcnnm_adj" if adjusted else "mcnnm",
-                          "MC-NNM + fentanyl proxy" if adjusted else "MC-NNM",
-                          float(res.estimate), float(lo), float(hi), float(res.p_value), float(res.se),
-                          f"placebo SE ({n_reps} replications), normal interval",
-                          pre_rmspe(res.gap, start), _path(res.observed, res.synthetic), None, adjusted,
-                          extra={"result": res})
+    return MethodEstimate.from_result(res, key="mcnnm_adj" if adjusted else "mcnnm",
+                                      method="MC-NNM + fentanyl proxy" if adjusted else "MC-NNM",
+                                      inference=f"placebo SE ({n_reps} replications), normal interval",
+                                      pre_rmspe=pre_rmspe(res.gap, start), path=_path(res.observed, res.synthetic),
+                                      weights=None, adjusted=adjusted, extra={"result": res})
 
 
 # ----------------------------------------------------------------------------- Bayesian SCM
@@ -292,7 +265,7 @@ def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains
         warnings.simplefilter("always", ConvergenceWarning)
         res = bayes.synthetic_control(panel, treated=D.TREATED, start=start, weights=weights, chains=chains,
                                       draws=draws, tune=tune, seed=seed)
-    lo, hi = res.conf_int(0.05)
+    lo, hi = res.hdi(0.05)
     cf = res.counterfactual()
     years = np.asarray(cf["time"], dtype="int64")
     path = _path(pd.Series(cf["observed"].to_numpy(), index=years), pd.Series(cf["cf_mean"].to_numpy(), index=years),
@@ -312,8 +285,8 @@ def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains
     note = status + ("; " + "; ".join(gate) if gate else "")
     key, name = ("bayes_scm", "Bayesian SCM (horseshoe)") if weights == "horseshoe" else \
         ("bayes_scm_dirichlet", "Bayesian SCM (Dirichlet weights)")
-    return MethodEstimate(key, name, float(res.estimate), float(lo), float(hi),
-                          float("nan"), float(res.se),
-                          f"95% HDI; {chains} chains x {draws} draws; P(effect < 0) = {res.p_negative:.3f}",
-                          pre_rmspe(path.set_index("year")["gap"], start), path, donor_w, note=note,
-                          extra={"result": res, "diagnostics": diag.table}, converged=bool(res.converged))
+    return MethodEstimate(key=key, method=name, estimate=float(res.estimate), conf_low=float(lo), conf_high=float(hi),
+                          p_value=float("nan"), se=float(res.se),
+                          inference=f"95% HDI; {chains} chains x {draws} draws; P(effect < 0) = {res.p_negative:.3f}",
+                          pre_rmspe=pre_rmspe(path.set_index("year")["gap"], start), path=path, weights=donor_w,
+                          note=note, extra={"result": res, "diagnostics": diag.table}, converged=bool(res.converged))

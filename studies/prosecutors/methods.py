@@ -30,32 +30,25 @@ extrapolate instead).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from decrimkit.panel import Panel
+from decrimkit.studies.estimates import UnitEstimate, conley_taber, pre_rmspe
+
+__all__ = ["CountyEstimate", "conley_taber", "mspe_v", "scm", "ascm", "sdid", "staggered", "pool"]
 
 
-@dataclass(frozen=True)
-class CountyEstimate:
-    """One method's estimate for one treated unit (per 100,000 per year, mean over post-years)."""
+@dataclass(frozen=True, kw_only=True)
+class CountyEstimate(UnitEstimate):
+    """One method's estimate for one treated county (per 100,000 per year, mean over post-years)."""
 
     fips: str
-    method: str
-    estimate: float
-    conf_low: float
-    conf_high: float
-    p_value: float
-    se: float
-    inference: str
-    pre_rmspe: float
     n_donors: int
-    path: pd.DataFrame  # year, observed, counterfactual
     start: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         pre = self.path.loc[self.path["year"] < self.start, "observed"]
@@ -68,19 +61,6 @@ class CountyEstimate:
         return {"fips": self.fips, "method": self.method, "estimate": self.estimate, "conf_low": self.conf_low,
                 "conf_high": self.conf_high, "p_value": self.p_value, "se": self.se, "pre_rmspe": self.pre_rmspe,
                 "donors": self.n_donors, "inference": self.inference, "flags": "; ".join(flags)}
-
-
-def conley_taber(estimate: float, placebo_effects: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Placebo interval and two-sided p-value for one treated unit (Conley and Taber 2011)."""
-    e = np.asarray(placebo_effects, dtype="float64")
-    lo_q, hi_q = np.quantile(e, [alpha / 2, 1 - alpha / 2])
-    p = (1 + np.sum(np.abs(e) >= abs(estimate))) / (1 + len(e))
-    return float(estimate - hi_q), float(estimate - lo_q), float(p)
-
-
-def _pre_rmspe(gap: pd.Series, start: int) -> float:
-    g = gap.to_numpy(dtype="float64")[np.asarray(gap.index) < start]
-    return float(np.sqrt(np.mean(g**2)))
 
 
 def _path(observed: pd.Series, counterfactual: pd.Series) -> pd.DataFrame:
@@ -109,10 +89,12 @@ def scm(panel: Panel, fips: str, donors: list[str], start: int) -> CountyEstimat
     post = np.asarray(pl.gaps.index) >= start
     effects = pl.gaps.loc[post].mean(axis=0).to_numpy()[1:]
     lo, hi, _ = conley_taber(float(res.estimate), effects)
-    return CountyEstimate(fips, "SCM", float(res.estimate), lo, hi, float(pl.p_value), float("nan"),
-                          "placebo in space: RMSPE-ratio rank p; Conley-Taber interval",
-                          _pre_rmspe(res.gap, start), len(donors), _path(res.observed, res.synthetic), start,
-                          {"weights": res.weights, "placebo_gaps": pl.gaps})
+    return CountyEstimate(fips=fips, method="SCM", estimate=float(res.estimate), conf_low=lo, conf_high=hi,
+                          p_value=float(pl.p_value), se=float("nan"),
+                          inference="placebo in space: RMSPE-ratio rank p; Conley-Taber interval",
+                          pre_rmspe=pre_rmspe(res.gap, start), n_donors=len(donors),
+                          path=_path(res.observed, res.synthetic), start=start,
+                          extra={"weights": res.weights, "placebo_gaps": pl.gaps})
 
 
 def ascm(panel: Panel, fips: str, donors: list[str], start: int, *, grid_size: int) -> CountyEstimate:
@@ -122,20 +104,21 @@ def ascm(panel: Panel, fips: str, donors: list[str], start: int, *, grid_size: i
     res = synth.augmented(panel, treated=fips, start=start, donors=donors)
     avg = conformal_average(res, alpha=0.05, grid_size=grid_size, permutations="iid")
     shape = "" if avg.contiguous else " (accepted set not an interval: hull)"
-    return CountyEstimate(fips, "ASCM", float(res.estimate), float(avg.conf_low), float(avg.conf_high),
-                          float(avg.p_value), float("nan"),
-                          f"conformal (CWZ), constant-effect test inversion, p >= {avg.p_floor:.3f}{shape}",
-                          _pre_rmspe(res.gap, start), len(donors), _path(res.observed, res.synthetic), start)
+    return CountyEstimate.from_result(
+        avg, estimate=float(res.estimate), fips=fips, method="ASCM",
+        inference=f"conformal (CWZ), constant-effect test inversion, p >= {avg.p_floor:.3f}{shape}",
+        pre_rmspe=pre_rmspe(res.gap, start), n_donors=len(donors), path=_path(res.observed, res.synthetic),
+        start=start)
 
 
 def sdid(panel: Panel, fips: str, donors: list[str], start: int, *, n_reps: int, seed: int) -> CountyEstimate:
     from decrimkit.estimators import synth
 
     res = synth.sdid(panel, se_method="placebo", n_reps=n_reps, seed=seed)
-    lo, hi = res.conf_int(0.05)
-    return CountyEstimate(fips, "SDID", float(res.estimate), float(lo), float(hi), float(res.p_value),
-                          float(res.se), f"placebo SE ({n_reps} replications), normal interval",
-                          _pre_rmspe(res.gap, start), len(donors), _path(res.observed, res.synthetic), start)
+    return CountyEstimate.from_result(
+        res, fips=fips, method="SDID", inference=f"placebo SE ({n_reps} replications), normal interval",
+        pre_rmspe=pre_rmspe(res.gap, start), n_donors=len(donors), path=_path(res.observed, res.synthetic),
+        start=start)
 
 
 # ----------------------------------------------------------------------------- staggered DiD per model

@@ -347,7 +347,7 @@ def _results(
     )
     for col, (_, tkey) in MEMO_OUTCOMES.items():
         fit = memo.twfe[col]
-        ci = fit.conf_int()[0]
+        ci = fit.conf_int().iloc[0].to_numpy()
         rep.add_result(
             f"memo_{col}",
             estimate=fit.att,

@@ -24,7 +24,7 @@ Public functions (NumPy arrays in and out; float64):
     HC1 heteroskedasticity-robust variance, factor ``N/(N-K)``.
 
 ``wild_cluster_bootstrap(x, y, cluster, *, coef, null=0.0, weights=None, n_params=None, n_boot=9999,
-weights_dist="rademacher", seed=0, alpha=0.05, conf_int=True) -> WildBootstrap``
+weights_dist="rademacher", seed=0) -> WildBootstrap``
     Restricted wild cluster bootstrap (WCR: the null ``beta[coef] = null`` imposed) for one
     coefficient of a least squares fit of ``y`` on ``x`` (fixed effects already partialled out,
     Frisch-Waugh-Lovell). Returns the CR1 t statistic, the symmetric two-tailed bootstrap p-value
@@ -54,7 +54,7 @@ of Economics* 56(3), 839-858.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
 
@@ -67,6 +67,7 @@ from decrimkit.errors import DataError, DesignError, SpecificationError
 from decrimkit.limits import check_replications
 from decrimkit.numerics.keys import key_from_seed
 from decrimkit.options import WildWeights, check_option
+from decrimkit.results import Spec, Summarised, tidy_frame
 
 __all__ = [
     "ClusterVcov",
@@ -94,20 +95,56 @@ class ClusterVcov(NamedTuple):
     adj: float
 
 
-class WildBootstrap(NamedTuple):
-    """Result of :func:`wild_cluster_bootstrap`.
+@dataclass(frozen=True, repr=False)
+class WildBootstrap(Summarised):
+    """Result of :func:`wild_cluster_bootstrap` (and of ``did.twfe(..., inference="wild").wild``).
 
-    t_stat: CR1 t statistic of the null; p_value: bootstrap p-value (two-tailed, symmetric);
-    conf_int: (2,) test-inversion interval (NaN when not requested); t_boot: (n_boot,) bootstrap
-    statistics under the null; n_clusters: G; weights_dist: the weight distribution.
+    ``estimate``, ``se``: the coefficient and its CR1 standard error; ``t_stat``: CR1 t statistic of the
+    null; ``p_value``: bootstrap p-value of the null (two-tailed, symmetric); ``conf_int(alpha)``: the
+    test-inversion interval at any level (the nulls the same draws do not reject); ``t_boot``: (n_boot,)
+    bootstrap statistics under the null; ``n_clusters``: G; ``weights_dist``: the weight distribution.
     """
 
     t_stat: float
     p_value: float
-    conf_int: np.ndarray
     t_boot: np.ndarray
     n_clusters: int
     weights_dist: str
+    test: WildInference = field(repr=False)
+    null_value: float = 0.0
+    spec: Spec = field(default_factory=lambda: Spec("inference.wild_cluster_bootstrap"))
+    title: str = "Wild cluster bootstrap (restricted, WCR)"
+
+    @property
+    def estimate(self) -> float:
+        return float(self.test.beta)
+
+    @property
+    def se(self) -> float:
+        """The CR1 standard error the t statistic uses."""
+        return float(self.test.se)
+
+    def inference_method(self) -> str:
+        return f"{self.test.describe()}; interval by test inversion"
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row, term ``coef``: the coefficient, its CR1 SE, the bootstrap interval at ``alpha`` and the
+        bootstrap p-value of ``beta = null_value``; extra columns ``null`` and ``t_stat``."""
+        if not 0 < alpha < 1:
+            raise SpecificationError(f"alpha={alpha!r} must lie in (0, 1).")
+        lo, hi = self.test.conf_int(alpha)[0]
+        return tidy_frame(["coef"], self.estimate, self.se, lo, hi, self.p_value, self.inference_method(),
+                          null=[self.null_value], t_stat=[self.t_stat])
+
+    def summary(self) -> str:
+        return super().summary() + (f"\n\np-value (null: coefficient = {self.null_value:g}) and interval: "
+                                    f"{self.inference_method()}\n  assumes: {self.test.assumes}")
+
+    def plot(self, kind: str = "distribution", ax: object = None) -> object:
+        """Histogram of the bootstrap t statistics with the observed one (returns the Figure)."""
+        from decrimkit.plotting.basic import bootstrap_plot
+
+        return bootstrap_plot(self.t_boot, self.t_stat, ax=ax, title=self.title)
 
 
 def _codes(cluster: object, n: int) -> tuple[np.ndarray, int]:
@@ -430,21 +467,22 @@ def wild_cluster_bootstrap(
     n_boot: int = 9999,
     weights_dist: WildWeights = "rademacher",
     seed: int = 0,
-    alpha: float = 0.05,
-    conf_int: bool = True,
     bootcluster: object = None,
 ) -> WildBootstrap:
     """Restricted wild cluster bootstrap test of ``beta[coef] = null`` and its test-inversion interval.
 
     ``x`` (n, p) and ``y`` (n,) must already have the fixed effects partialled out. ``n_params`` is the K
-    of the CR1 factor (see :func:`fixef_dof`). See the module docstring for the method.
+    of the CR1 factor (see :func:`fixef_dof`). See the module docstring for the method. The interval is
+    inverted from the same draws when asked for, at any level: ``conf_int(alpha)``, ``tidy(alpha)``.
     """
     test = wild_cluster_test(x, y, cluster, coef=coef, weights=weights, n_params=n_params, n_boot=n_boot,
                              weights_dist=weights_dist, seed=seed, bootcluster=bootcluster)
     pv, tb = test._pvals(np.array([null]))
-    ci = test.conf_int(alpha)[0] if conf_int else np.full(2, np.nan)
-    return WildBootstrap(float((test.beta - null) / test.se), float(pv[0]), ci, tb[0], test.n_clusters,
-                         weights_dist)
+    spec = Spec("inference.wild_cluster_bootstrap",
+                options={"coef": coef, "null": null, "n_boot": n_boot, "weights_dist": weights_dist}, seed=seed,
+                n_obs=int(np.asarray(y).shape[0]))
+    return WildBootstrap(float((test.beta - null) / test.se), float(pv[0]), tb[0], test.n_clusters, weights_dist,
+                         test, float(null), spec)
 
 
 def _invert(pvals: object, b: float, se: float, alpha: float, side: float) -> float:

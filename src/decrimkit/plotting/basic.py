@@ -47,3 +47,17 @@ def coef_plot(
             ax.set_title(title)
         ax.legend(loc="best")
     return fig
+
+
+def bootstrap_plot(t_boot: Any, t_stat: float, *, ax: Any = None, title: str | None = None) -> Any:
+    """Histogram of bootstrap statistics under the null with the observed statistic (+-) marked."""
+    with style():
+        fig, ax = figure(ax)
+        ax.hist(np.asarray(t_boot, dtype="float64"), bins=50, color=PALETTE[0], alpha=0.7)
+        for v in (t_stat, -t_stat):
+            ax.axvline(v, color=PALETTE[1], lw=1)
+        ax.set_xlabel("bootstrap t statistic under the null")
+        ax.set_ylabel("draws")
+        if title:
+            ax.set_title(title)
+    return fig

@@ -97,3 +97,24 @@ def compare_plot(data: pd.DataFrame, *, start: Any = None, ax: Any = None, title
         if title:
             ax.set_title(title)
     return fig
+
+
+def pvalue_curve_plot(
+    data: pd.DataFrame, *, alpha: float, low: float, high: float, ax: Any = None, title: str | None = None
+) -> Any:
+    """p-value (``p_value``) of each null tried (``null``), the level ``alpha`` and the interval's ends."""
+    import numpy as np
+
+    with style():
+        fig, ax = figure(ax)
+        d = data.sort_values("null")
+        ax.plot(d["null"], d["p_value"], "o-", color=PALETTE[0], ms=3, lw=1)
+        ax.axhline(alpha, color="0.4", lw=0.8, ls="--")
+        for end in (low, high):
+            if np.isfinite(end):
+                ax.axvline(end, color=PALETTE[1], lw=0.8)
+        ax.set_xlabel("constant effect (null)")
+        ax.set_ylabel("p-value")
+        if title:
+            ax.set_title(title)
+    return fig

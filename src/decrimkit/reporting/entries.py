@@ -1,18 +1,27 @@
 """Turn any decrimkit result into what a report shows: headline rows, tables, figures and notes.
 
 :meth:`decrimkit.reporting.Report.add_result` calls :func:`entries` when it is given a result object,
-so studies and analysis plans report every estimator the same way. One rule per result family:
+so studies and analysis plans report every estimator the same way. Every result keeps the result
+contract (:class:`decrimkit.results.Result`), and the numbers of every headline row come from its
+``tidy(alpha)``: estimate, standard error, interval and p-value from the one method named in its
+``inference`` column. What a result offers beyond the contract adds to that, found by what the result
+answers, never by its class name:
 
-- :class:`~decrimkit.results.Effect` (TWFE, event study, imputation, two-stage, Sun-Abraham, PPML,
-  aggregated ATT): the overall effect when the result has one, else one headline row per term; the
-  table of terms; the coefficient figure.
-- :class:`AttGt` (Callaway-Sant'Anna): the cell table and figure, plus each requested aggregation
-  (default ``"simple"``, the overall ATT) as a headline row with its table and figure.
-- synthetic control: the average post-period effect; an interval only when the method has a standard
-  error, otherwise the placebo rank p-value (when placebo runs were made) and a note saying so.
-- Bayesian posteriors: posterior mean, sd and 95% highest-density interval (no p-value; the note gives
-  P(effect < 0) and the convergence verdict).
-- Rambachan-Roth (honest) and Goodman-Bacon results: their table and figure, headline as documented below.
+- the generic rule (any result): the ``tidy(alpha)`` table, the ``plot()`` figure and one headline row
+  per term that has an interval or a p-value (``<name>.<term>``), its note naming the method;
+- an overall effect (``overall_inference``: TWFE, event study, imputation, two-stage, Sun-Abraham, PPML,
+  aggregated ATT): the overall effect when the result has one, else the one term; the coefficient figure;
+- group-time cells with ``aggregate()`` and ``pretest()`` (Callaway-Sant'Anna): the cell table and figure,
+  plus each requested aggregation (default ``"simple"``, the overall ATT) as a headline row with its table
+  and figure;
+- donor ``weights`` and a ``gap`` (synthetic control): the average post-period effect; an interval only
+  when the method has a standard error, otherwise the placebo rank p-value (when placebo runs were made)
+  and a note saying so;
+- a posterior (``hdi``, ``p_negative``): posterior mean, sd and highest-density interval (no p-value; the
+  note gives P(effect < 0) and the convergence verdict);
+- robust confidence sets (``original``, ``breakdown``: Rambachan-Roth) and a decomposition (``by_type``:
+  Goodman-Bacon): their table and figure, headline as documented in each rule;
+- instrument diagnostics (``first_stage_f``, ``effective_f``: leniency IV): every term as a headline row.
 
 Estimator notes (``spec.notes``, e.g. units left out of a donor pool) are kept in each row's note.
 """
@@ -203,15 +212,15 @@ def _effect(name: str, result: Any, label: str, method: str, unit: str, alpha: f
     if len(result.label) != 1:  # an event study without an overall effect: its table and figure say it all
         ent.notes.append(_join(f"{label}: {how}", notes))
         return ent
-    ci = result.conf_int(alpha)
+    row = result.tidy(alpha).iloc[0]
     ent.rows.append(
         Row(
             f"{name}.{result.label[0]}",
             label,
-            float(result.estimate[0]),
-            _finite(result.se[0]),
-            _ci(ci[0, 0], ci[0, 1]),
-            _finite(result.p_value[0]),
+            float(row["estimate"]),
+            _finite(row["se"]),
+            _ci(row["conf_low"], row["conf_high"]),
+            _finite(row["p_value"]),
             method=method,
             unit=unit,
             note=_join(how, notes),
@@ -265,12 +274,11 @@ def _att_gt(
 
 def _synth(name: str, result: Any, label: str, method: str, unit: str, alpha: float, placebo: Any) -> Entries:
     ent = Entries()
-    lo, hi = result.conf_int(alpha)
-    ci = _ci(lo, hi)
+    row = result.tidy(alpha).iloc[0]
+    ci = _ci(row["conf_low"], row["conf_high"])
     notes = _spec_notes(result)
     if ci is not None:
-        p, how = result.p_value, f"{result.se_method or 'analytic'} standard error"
-        p = _finite(p)
+        p, how = _finite(row["p_value"]), f"{result.se_method or 'analytic'} standard error"
     elif placebo is not None:
         p = _finite(placebo.p_value)
         n_runs = int(placebo.table["included"].sum()) if "included" in placebo.table else len(placebo.table)
@@ -285,8 +293,8 @@ def _synth(name: str, result: Any, label: str, method: str, unit: str, alpha: fl
         Row(
             f"{name}.att",
             f"{label}: average post-period effect",
-            float(result.estimate),
-            _finite(result.se),
+            float(row["estimate"]),
+            _finite(row["se"]),
             ci,
             p,
             method=method,
@@ -304,14 +312,14 @@ def _synth(name: str, result: Any, label: str, method: str, unit: str, alpha: fl
         )
     )
     if placebo is not None:
-        ent.tables.append((f"{name}.placebo", placebo.tidy(), f"{label}: placebo runs in {placebo.kind}"))
+        ent.tables.append((f"{name}.placebo", placebo.table.copy(), f"{label}: placebo runs in {placebo.kind}"))
         ent.figures.append((f"{name}.placebo", lambda: placebo.plot(), f"{label}: placebo gaps in {placebo.kind}"))
     return ent
 
 
 def _posterior(name: str, result: Any, label: str, method: str, alpha: float) -> Entries:
     ent = Entries()
-    lo, hi = result.conf_int(alpha)
+    lo, hi = result.hdi(alpha)
     level, term = result.headline
     verdict = "passed" if result.converged else "FAILED (" + "; ".join(result.diagnostics_.problems) + ")"
     ent.rows.append(
@@ -339,14 +347,14 @@ def _posterior(name: str, result: Any, label: str, method: str, alpha: float) ->
 def _honest(name: str, result: Any, label: str, method: str, unit: str) -> Entries:
     ent = Entries()
     bd = "none on the grid" if result.breakdown is None else f"{result.breakdown:g}"
-    lo, hi = result.original
+    row = result.tidy(result.alpha).set_index("term").loc["original"]
     ent.rows.append(
         Row(
             f"{name}.theta",
             f"{label}: post-period effect (robust sets in the table)",
-            float(result.estimate),
-            _finite(result.se),
-            _ci(lo, hi),
+            float(row["estimate"]),
+            _finite(row["se"]),
+            _ci(row["conf_low"], row["conf_high"]),
             None,
             method=method,
             unit=unit,
@@ -357,22 +365,22 @@ def _honest(name: str, result: Any, label: str, method: str, unit: str) -> Entri
             ),
         )
     )
-    ent.tables.append((name, result.tidy(), f"{label}: robust confidence sets by M ({result.method})"))
+    ent.tables.append((name, result.plot_data(), f"{label}: robust confidence sets by M ({result.method})"))
     ent.figures.append((name, lambda: result.plot(), f"{label}: sensitivity of the confidence set to M"))
     return ent
 
 
 def _bacon(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
     ent = Entries()
-    lo, hi = result.conf_int(alpha)
+    row = result.tidy(alpha).iloc[0]  # the TWFE coefficient; the 2x2 comparisons follow
     ent.rows.append(
         Row(
             f"{name}.twfe",
             f"{label}: TWFE coefficient",
-            float(result.twfe_estimate),
-            _finite(result.se),
-            _ci(lo, hi),
-            _normal_p(float(result.twfe_estimate), float(result.se), result.df),
+            float(row["estimate"]),
+            _finite(row["se"]),
+            _ci(row["conf_low"], row["conf_high"]),
+            _finite(row["p_value"]),
             method=method,
             unit=unit,
             note=_join("the TWFE coefficient decomposed into 2x2 comparisons (table); CR1 SE", _spec_notes(result)),
@@ -386,18 +394,17 @@ def _bacon(name: str, result: Any, label: str, method: str, unit: str, alpha: fl
 def _leniency(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
     """Examiner IV: one headline row per term (LATE, relative effect, first stage, ...), with the F statistics."""
     ent = Entries()
-    eff = result.effects
-    ci, pv = eff.conf_int(alpha), eff.p_value
-    how = _inference(eff)
-    for i, term in enumerate(eff.label):
+    how = _inference(result.effects)
+    for i, r in enumerate(result.tidy(alpha).itertuples()):
+        term = r.term
         ent.rows.append(
             Row(
                 f"{name}.{term}",
                 f"{label}: {str(term).replace('_', ' ')}",
-                float(eff.estimate[i]),
-                _finite(eff.se[i]),
-                _ci(ci[i, 0], ci[i, 1]),
-                _finite(pv[i]),
+                float(r.estimate),
+                _finite(r.se),
+                _ci(r.conf_low, r.conf_high),
+                _finite(r.p_value),
                 method=method,
                 unit="ratio" if term == "relative_effect" else unit,
                 note=how if i == 0 else "",
@@ -412,19 +419,22 @@ def _leniency(name: str, result: Any, label: str, method: str, unit: str, alpha:
     return ent
 
 
-def _generic(name: str, result: Any, label: str) -> Entries:
-    tidy = result.tidy() if callable(getattr(result, "tidy", None)) else None
-    if not isinstance(tidy, pd.DataFrame):
-        from decrimkit.errors import SpecificationError
-
-        raise SpecificationError(
-            f"add_result({name!r}, ...) got a {type(result).__name__}, which has no tidy() table; pass a decrimkit "
-            f"result, or numbers with estimate=..."
-        )
+def _generic(name: str, result: Any, label: str, method: str, unit: str, alpha: float) -> Entries:
+    """Any result: its tidy(alpha) table and figure, and a headline row per term with an interval or p-value."""
+    tidy = result.tidy(alpha)
     ent = Entries(tables=[(name, tidy, label)], notes=[f"{label}: " + n for n in _spec_notes(result)])
-    if callable(getattr(result, "plot", None)):
-        ent.figures.append((name, lambda: result.plot(), label))
+    for r in tidy.itertuples():
+        ci, p = _ci(r.conf_low, r.conf_high), _finite(r.p_value)
+        if ci is None and p is None:
+            continue
+        ent.rows.append(Row(f"{name}.{r.term}", f"{label}: {r.term}", float(r.estimate), _finite(r.se), ci, p,
+                            method=method, unit=unit, note=f"p-value and interval: {r.inference}"))
+    ent.figures.append((name, lambda: result.plot(), label))
     return ent
+
+
+def _answers(result: Any, *names: str) -> bool:
+    return all(hasattr(result, n) for n in names)
 
 
 def entries(
@@ -444,26 +454,35 @@ def entries(
     overall ATT); ``placebo`` is a :class:`PlaceboResult` of a synthetic-control fit, used for its
     p-value, table and figure.
     """
-    # dispatch on class names, so reporting imports no estimator (and no optional Bayesian stack)
-    kinds = {c.__name__ for c in type(result).__mro__}
-    estimator = str(getattr(getattr(result, "spec", None), "estimator", "") or "")
+    from decrimkit.results import Result
+
+    if not isinstance(result, Result):
+        from decrimkit.errors import SpecificationError
+
+        raise SpecificationError(
+            f"add_result({name!r}, ...) got a {type(result).__name__}, which does not keep the result contract "
+            f"(estimate, se, conf_int, tidy, summary, plot, spec); pass a decrimkit result, or numbers with "
+            f"estimate=..."
+        )
+    estimator = str(result.spec.estimator or "")
     label = label or estimator_label(estimator) or humanize(name)
     method = method if method is not None else estimator
-    if "AttGt" in kinds:
+    # the rules go by what a result answers beyond the contract (reporting imports no estimator)
+    if _answers(result, "aggregate", "pretest"):
         ent = _att_gt(name, result, label, method, unit, alpha, aggregate)
-    elif "Effect" in kinds:
+    elif _answers(result, "overall_inference", "label_name"):
         ent = _effect(name, result, label, method, unit, alpha)
-    elif "SynthResult" in kinds:
+    elif _answers(result, "weights", "gap", "observed", "synthetic"):
         ent = _synth(name, result, label, method, unit, alpha, placebo)
-    elif "Posterior" in kinds:
+    elif _answers(result, "hdi", "p_negative", "headline"):
         ent = _posterior(name, result, label, method, alpha)
-    elif "HonestResult" in kinds:
+    elif _answers(result, "original", "breakdown"):
         ent = _honest(name, result, label, method, unit)
-    elif "LeniencyResult" in kinds:
+    elif _answers(result, "first_stage_f", "effects"):
         ent = _leniency(name, result, label, method, unit, alpha)
-    elif "BaconResult" in kinds:
+    elif _answers(result, "by_type", "twfe_estimate"):
         ent = _bacon(name, result, label, method, unit, alpha)
     else:
-        ent = _generic(name, result, label)
+        ent = _generic(name, result, label, method, unit, alpha)
     ent.label = label
     return ent

@@ -35,7 +35,7 @@ def test_its_counterfactual_and_totals_agree(fitted, monthly_counts):
     assert cf["cumulative_mean"].iloc[-1] == pytest.approx(fitted.estimate, rel=1e-9)
     over = fitted.effect("overall").set_index("term")
     assert over.loc["averted", "mean"] == pytest.approx(-over.loc["total_effect", "mean"], rel=1e-12)
-    assert fitted.estimate < 0 and fitted.conf_int()[1] < 0
+    assert fitted.estimate < 0 and fitted.hdi()[1] < 0
     assert fitted.effect("monthly").shape[0] == 12
     for group in ("prior", "posterior", "posterior_predictive", "log_likelihood", "sample_stats"):
         assert group in fitted.idata.groups()

@@ -49,7 +49,7 @@ def test_pool_recovers_precise_site_effects(numpyro_fit, estimates):
     assert mod.loc["A", "p_negative"] > 0.9
     tidy = numpyro_fit.tidy()
     assert set(tidy["level"]) == {"overall", "model", "jurisdiction"}
-    assert numpyro_fit.conf_int()[0] < numpyro_fit.estimate < numpyro_fit.conf_int()[1]
+    assert numpyro_fit.hdi()[0] < numpyro_fit.estimate < numpyro_fit.hdi()[1]
 
 
 def test_numpyro_matches_pymc_sampler(numpyro_fit, estimates):

@@ -27,7 +27,7 @@ def synth_panel() -> Panel:
 def test_synthetic_control_recovers_effect(synth_panel):
     res = bayes.synthetic_control(synth_panel, treated="T", start=2015, chains=2, draws=800, tune=800, seed=8)
     assert res.converged, res.diagnostics()
-    lo, hi = res.conf_int()
+    lo, hi = res.hdi()
     assert lo <= -2.0 <= hi
     assert res.estimate == pytest.approx(-2.0, abs=0.3)
     w = res.effect("weights").set_index("donor")["mean"]
@@ -77,7 +77,7 @@ def test_regularised_horseshoe_converges_with_many_donors(factor_panel):
     diag = res.diagnostics_
     assert res.converged and diag.divergences == 0, diag.problems
     assert diag.table["r_hat"].max() < 1.01
-    lo, hi = res.conf_int()
+    lo, hi = res.hdi()
     assert lo <= -3.0 <= hi
     assert hi < 0  # informative: the interval excludes no effect
     assert res.spec.options["p0_used"] == 3.0

@@ -136,7 +136,7 @@ def test_bootstrap_is_close_to_r_did_readme(fit, panel) -> None:
     # bootstrap SEs track the analytic ones; the sup-t band is wider than pointwise intervals
     np.testing.assert_allclose(fit.boot_se, fit.se, rtol=0.25)
     assert fit.crit > 1.96 and dyn.crit > 1.96
-    band, point = dyn.conf_int(uniform=True), dyn.conf_int()
+    band, point = dyn.conf_int(uniform=True).to_numpy(), dyn.conf_int().to_numpy()
     assert np.all(band[:, 0] < dyn.estimate) and np.all(band[:, 1] > dyn.estimate)
     assert np.mean(band[:, 1] - band[:, 0] > point[:, 1] - point[:, 0]) > 0.5
     again = did.att_gt(panel, n_boot=999, seed=7)

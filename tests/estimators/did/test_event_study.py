@@ -62,8 +62,8 @@ def test_band_plot_and_reproducibility(mpdta):
     es = did.event_study(mpdta, seed=3)
     assert es.crit > 1.96  # sup-t over 7 coefficients exceeds the pointwise value
     assert es.crit == did.event_study(mpdta, seed=3).crit
-    band = es.conf_int(uniform=True)
-    assert (band[:, 0] <= es.conf_int()[:, 0]).all()
+    band = es.conf_int(uniform=True).to_numpy()
+    assert (band[:, 0] <= es.conf_int().to_numpy()[:, 0]).all()
     data = es.plot_data()
     assert -1 in data["event_time"].tolist() and data.loc[data["event_time"] == -1, "estimate"].item() == 0.0
     fig = es.plot()

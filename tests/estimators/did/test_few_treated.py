@@ -77,7 +77,7 @@ def test_randomization_p_value_is_exact_against_brute_force(cohorts):
         assert inf.p_value(tau)[0] == pytest.approx(_brute_force_p(df, tau), abs=1e-12)
     # the interval is the set of tau not rejected: its ends are where the brute-force p crosses alpha
     alpha = 0.2
-    lo, hi = res.conf_int(alpha)[0]
+    lo, hi = res.conf_int(alpha).iloc[0].to_numpy()
     assert np.isfinite(lo) and np.isfinite(hi) and lo < res.att < hi
     eps = 1e-6 * (hi - lo)
     assert _brute_force_p(df, lo + eps) > alpha and _brute_force_p(df, hi - eps) > alpha
@@ -168,7 +168,7 @@ def test_residual_methods_match_the_papers_formulas(method, n_treated):
     for alpha in (0.05, 0.2):
         p, lo, hi = _equal_tailed(a_hat, w, alpha)
         assert res.p_value[0] == pytest.approx(p, abs=1e-12)
-        np.testing.assert_allclose(res.conf_int(alpha)[0], [lo, hi], rtol=1e-8)
+        np.testing.assert_allclose(res.conf_int(alpha).iloc[0].to_numpy(), [lo, hi], rtol=1e-8)
         row = res.tidy(alpha).iloc[0]
         assert (row["conf_low"], row["conf_high"]) == pytest.approx((lo, hi), rel=1e-8)
         assert row["inference"] == method
@@ -181,7 +181,7 @@ def test_ferman_pinto_corrects_toward_the_small_treated_unit():
     df.loc[df["unit"] == 0, "pop"] = 2e4
     ct = did.twfe(_panel(df, pop=True), inference="conley_taber")
     fp = did.twfe(_panel(df, pop=True), inference="ferman_pinto")
-    assert np.diff(fp.conf_int()[0])[0] > np.diff(ct.conf_int()[0])[0]
+    assert np.diff(fp.conf_int().iloc[0].to_numpy())[0] > np.diff(ct.conf_int().iloc[0].to_numpy())[0]
 
 
 def test_residual_methods_refuse_what_they_cannot_do():
@@ -235,13 +235,13 @@ def test_wild_interval_at_any_alpha_is_the_wild_one(castle):
     assert res.p_value[0] == same.p_value[0]  # se_method is an alias
     p = res.p_value[0]
     for alpha in (0.05, 0.1, 0.2):
-        lo, hi = res.conf_int(alpha)[0]
+        lo, hi = res.conf_int(alpha).iloc[0].to_numpy()
         # the interval contains 0 exactly when the wild p-value does not reject at alpha
         assert (lo < 0 < hi) == (p > alpha)
         tid = res.tidy(alpha).iloc[0]
         assert (tid["conf_low"], tid["conf_high"]) == (lo, hi) and tid["inference"] == "wild"
     cr1 = did.twfe(castle)
-    assert not np.allclose(res.conf_int(0.1)[0], cr1.conf_int(0.1)[0])
+    assert not np.allclose(res.conf_int(0.1).iloc[0].to_numpy(), cr1.conf_int(0.1).iloc[0].to_numpy())
     with pytest.raises(SpecificationError, match="disagree"):
         did.twfe(castle, se_method="wild", inference="randomization")
 
@@ -261,7 +261,7 @@ def test_subcluster_wild_bootstrap_draws_per_observation(castle):
     res = did.twfe(castle, inference="wild", bootcluster="obs", weights_dist="webb", n_boot=999, seed=1)
     assert res.inference.n_bootclusters == castle.n_obs and res.inference.n_clusters == 50
     assert "subcluster" in res.summary()
-    lo, hi = res.conf_int()[0]
+    lo, hi = res.conf_int().iloc[0].to_numpy()
     assert lo < res.att < hi
 
 
@@ -327,7 +327,7 @@ def test_att_gt_cells_and_poisson_randomization(stag):
     counts = _panel(_frame(12, 6, [3.0, 3.0, 4.0] + [np.inf] * 9, seed=5, pop=True).assign(
         y=lambda f: np.round(np.exp(f["y"] / 4) * 10)), pop=True)
     res = did.poisson(counts, inference="randomization", n_perm=19, max_exact=0, seed=2)
-    assert 0 < res.p_value[0] <= 1 and np.isnan(res.conf_int()[0]).all()  # a p-value, no inverted interval
+    assert 0 < res.p_value[0] <= 1 and np.isnan(res.conf_int().iloc[0].to_numpy()).all()  # a p-value, no inverted interval
     assert res.tidy()["inference"].iloc[0] == "randomization"
     with pytest.raises(SpecificationError, match="does not support inference='conley_taber'"):
         did.poisson(counts, inference="conley_taber")

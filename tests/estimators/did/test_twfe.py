@@ -112,7 +112,7 @@ def test_wild_bootstrap_inference(castle):
     plain = did.twfe(castle)
     assert res.att == plain.att and res.se[0] == plain.se[0]  # the SE stays CR1
     assert res.p_value[0] != plain.p_value[0]
-    ci = res.conf_int()[0]
+    ci = res.conf_int().iloc[0].to_numpy()
     assert ci[0] < res.att < ci[1]
     assert res.tidy()["p_value"].iloc[0] == res.wild.p_value == res.p_value[0]
     webb = did.twfe(castle, se_method="wild", n_boot=1999, seed=4, weights_dist="webb")

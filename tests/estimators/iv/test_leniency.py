@@ -149,7 +149,7 @@ def test_complier_means_of_complementary_dummies_sum_to_one(small):
 
 def test_result_vocabulary_and_plots(small):
     res = iv.leniency(small, outcome="n_new_complaints", covariates=COVS, subgroups=("male",), **DESIGN)
-    lo, hi = res.conf_int()
+    lo, hi = res.conf_int().loc["late"]
     assert lo < res.estimate < hi
     assert hi - lo == pytest.approx(2 * 1.959963984540054 * res.se)
     tidy = res.tidy()

@@ -182,7 +182,7 @@ def test_conformal_average_tracks_an_added_effect(prop99_frame):
     # seeded random assignments (C(31, 12) is too many to enumerate): same seed, same numbers
     again = conformal_average(moved, alpha=0.1, grid_size=11, n_perm=500, seed=1)
     assert (again.conf_low, again.conf_high, again.p_value) == (b.conf_low, b.conf_high, b.p_value)
-    assert b.conf_int() == (b.conf_low, b.conf_high)
+    assert tuple(b.conf_int().iloc[0]) == (b.conf_low, b.conf_high)
 
 
 def test_conformal_average_unattainable_level_and_errors(ascm):

@@ -96,7 +96,7 @@ def test_placebo_se_sane_and_seeded(prop99):
     assert a.se == b.se
     # AER Table 1 SDID SE 8.4; Stata placebo runs 9.34 and 7.98: a sanity band (RNG and draws differ)
     assert 5.0 < a.se < 13.0
-    lo, hi = a.conf_int()
+    lo, hi = a.conf_int().iloc[0]
     assert lo < a.estimate < hi
     assert a.tidy().loc[0, "se_method"] == "placebo"
 
