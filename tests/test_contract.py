@@ -109,6 +109,13 @@ def _scm():
     return synth.scm(_prop99_small(), treated="California", start=1989)
 
 
+def _family(name: str) -> Any:
+    """An estimator family (``decrimkit.estimators.<name>``); its names resolve on first use."""
+    import importlib
+
+    return importlib.import_module(f"decrimkit.estimators.{name}")
+
+
 def _quiet(fn: Callable[[], Any]) -> Any:
     """Run a fit whose few-treated warning is not what this test checks (its own tests expect it)."""
     from decrimkit.errors import DecrimkitWarning
@@ -147,17 +154,14 @@ ESTIMATOR_CASES: dict[str, Callable[[], Any]] = {
     "did.imputation": _did("imputation"),
     "did.two_stage": _did("two_stage"),
     "did.bacon": _did("bacon"),
-    "did.honest": lambda: __import__("decrimkit.estimators.did", fromlist=["honest"]).honest(_event_study()),
-    "did.poisson": lambda: _quiet(lambda: __import__("decrimkit.estimators.did", fromlist=["poisson"]).poisson(_castle())),
-    "did.disparity": lambda: _quiet(
-        lambda: __import__("decrimkit.estimators.did", fromlist=["disparity"]).disparity(_groups(), group="B",
-                                                                                          reference="A")),
+    "did.honest": lambda: _family("did").honest(_event_study()),
+    "did.poisson": lambda: _quiet(lambda: _family("did").poisson(_castle())),
+    "did.disparity": lambda: _quiet(lambda: _family("did").disparity(_groups(), group="B", reference="A")),
     "synth.scm": _scm,
     "synth.augmented": _augmented,
-    "synth.sdid": lambda: __import__("decrimkit.estimators.synth", fromlist=["sdid"]).sdid(_prop99_small(), n_reps=20),
-    "synth.mc_nnm": lambda: __import__("decrimkit.estimators.synth", fromlist=["mc_nnm"]).mc_nnm(
-        _prop99_small(), n_folds=2, n_reps=5, seed=0),
-    "synth.compare": lambda: __import__("decrimkit.estimators.synth", fromlist=["compare"]).compare(
+    "synth.sdid": lambda: _family("synth").sdid(_prop99_small(), n_reps=20),
+    "synth.mc_nnm": lambda: _family("synth").mc_nnm(_prop99_small(), n_folds=2, n_reps=5, seed=0),
+    "synth.compare": lambda: _family("synth").compare(
         _prop99_small(), treated="California", start=1989, methods=["did", "sdid"], n_reps=5),
     "iv.leniency": _leniency,
 }
@@ -167,15 +171,14 @@ DERIVED_CASES: dict[str, Callable[[], Any]] = {
     "did.att_gt.aggregate(simple)": lambda: _att_gt().aggregate("simple"),
     "did.att_gt.aggregate(dynamic)": lambda: _att_gt().aggregate("dynamic"),
     "did.att_gt.aggregate(group)": lambda: _att_gt().aggregate("group"),
-    "did.twfe(inference=wild)": lambda: _quiet(lambda: __import__("decrimkit.estimators.did", fromlist=["twfe"]).twfe(
-        _castle(), inference="wild", n_boot=199, seed=0)),
+    "did.twfe(inference=wild)": lambda: _quiet(
+        lambda: _family("did").twfe(_castle(), inference="wild", n_boot=199, seed=0)),
     "did.twfe(inference=wild).wild": lambda: _result("did.twfe(inference=wild)").wild,
-    "did.twfe(inference=randomization)": lambda: __import__("decrimkit.estimators.did", fromlist=["twfe"]).twfe(
+    "did.twfe(inference=randomization)": lambda: _family("did").twfe(
         _castle(), inference="randomization", n_perm=199, seed=0),
     "synth.scm.placebo(space)": lambda: _scm().placebo("space"),
     "synth.augmented.conformal": lambda: _augmented().conformal(grid_size=21),
-    "synth.augmented.conformal_average": lambda: __import__(
-        "decrimkit.estimators.synth.conformal", fromlist=["conformal_average"]).conformal_average(
+    "synth.augmented.conformal_average": lambda: _family("synth").conformal_average(
         _augmented(), grid_size=21, permutations="block"),
 }
 FIXED_ALPHA = {"did.honest"}
@@ -183,13 +186,13 @@ FIXED_ALPHA = {"did.honest"}
 
 
 def _tiny(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """A Bayesian fit with 1 chain of 60 draws: the protocol is what is checked here, not convergence (the
+    """A Bayesian fit with 2 chains of 50 draws (r-hat needs two): the protocol is what is checked here, not convergence (the
     family's own tests check that), so the convergence gate's warning is expected and silenced."""
     from decrimkit.errors import ConvergenceWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fn(*args, chains=1, draws=60, tune=60, seed=0, **kwargs)
+        return fn(*args, chains=2, draws=50, tune=50, seed=0, **kwargs)
 
 
 def _bayes(name: str) -> Callable[[], Any]:
@@ -253,7 +256,9 @@ def _same_method(tidy: pd.DataFrame, alpha: float) -> None:
         )
 
 
-def check_contract(res: Any, *, fixed_alpha: bool = False) -> None:
+def check_contract(res: Any, *, fixed_alpha: bool = False, nested: bool = True) -> None:
+    """``nested=False`` for intervals from posterior draws: a sample highest-density interval at 90% is never
+    wider than the one at 95% (a shortest window of fewer draws), but need not lie inside it."""
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -296,9 +301,10 @@ def check_contract(res: Any, *, fixed_alpha: bool = False) -> None:
         both = np.isfinite(lo90) & np.isfinite(lo95) & np.isfinite(hi90) & np.isfinite(hi95)
         assert both.any() or not np.isfinite(lo95).any(), "an interval at 95% but none at 90%"
         tol = 1e-9 * (1 + np.abs(est.reshape(-1)[0]))
-        assert (lo90[both] >= lo95[both] - tol).all() and (hi90[both] <= hi95[both] + tol).all(), (
-            "the 90% interval is not inside the 95% one")
-        assert (hi95[both] - lo95[both] > hi90[both] - lo90[both] - tol).all()
+        if nested:
+            assert (lo90[both] >= lo95[both] - tol).all() and (hi90[both] <= hi95[both] + tol).all(), (
+                "the 90% interval is not inside the 95% one")
+        assert (hi95[both] - lo95[both] >= hi90[both] - lo90[both] - tol).all(), "the 90% interval is wider"
         _same_method(t90, 0.1)
 
     text = res.summary()
@@ -325,7 +331,7 @@ def test_estimator_result_keeps_the_contract(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAYES_CASES))
 def test_bayesian_result_keeps_the_contract(name):
-    check_contract(_result(name))
+    check_contract(_result(name), nested=False)
 
 
 @pytest.mark.parametrize("name", sorted(DERIVED_CASES))
