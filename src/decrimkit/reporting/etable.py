@@ -23,10 +23,10 @@ import pandas as pd
 
 from decrimkit.errors import SpecificationError
 from decrimkit.reporting.render import fmt, table_md, tex_escape
+from decrimkit.results import TIDY_COLUMNS
 
 __all__ = ["etable", "ComparisonTable", "TIDY_COLUMNS"]
 
-TIDY_COLUMNS = ("term", "estimate", "se", "conf_low", "conf_high", "p_value", "inference")
 Below = Literal["se", "interval"]
 _FOOTER = ("Inference", "Observations", "Units", "Interval")  # the footer rows, per model
 

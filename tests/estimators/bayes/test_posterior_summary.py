@@ -71,4 +71,4 @@ def test_headline_uses_the_same_summary(posterior):
     x = np.asarray(posterior.idata.posterior["mu_0"]).reshape(-1)
     np.testing.assert_allclose(posterior.estimate, x.mean(), rtol=1e-12)
     np.testing.assert_allclose(posterior.se, x.std(ddof=1), rtol=1e-12)
-    np.testing.assert_allclose(np.ravel(posterior.conf_int(0.1)), _shortest(x, 0.9), rtol=1e-12)
+    np.testing.assert_allclose(posterior.hdi(0.1), _shortest(x, 0.9), rtol=1e-12)
