@@ -17,7 +17,7 @@ import pandas as pd
 from decrimkit.errors import DesignError
 from decrimkit.numerics.chunks import map_chunks
 
-from ._simplex import simplex_qp
+from ._simplex import simplex_ls
 
 __all__ = ["AugFit", "ROWS", "aug_fit", "aug_fit_batch", "choose_lambda", "fit_rows"]
 
@@ -45,7 +45,7 @@ def _after(sol, lam):
 def _weights(xc, x1, lam, ridge: bool, used):
     """SCM weights (V = I) plus the ridge correction. xc: (J, T) centred controls, zero in the columns
     not ``used`` for fitting; x1: (T,), likewise."""
-    sol = simplex_qp(xc @ xc.T, xc @ x1)
+    sol = simplex_ls(xc.T, x1)  # Q = xc xc', c = xc x1
     if not ridge:
         return sol.w, sol.w
     resid = x1 - xc.T @ sol.w
@@ -108,7 +108,7 @@ def _cv_errors(xc, x1, lambdas):
         keep = jnp.arange(t0) != i
         x0 = jnp.where(keep[None, :], xc, 0.0)
         x1k = jnp.where(keep, x1, 0.0)
-        sol = simplex_qp(x0 @ x0.T, x0 @ x1k)
+        sol = simplex_ls(x0.T, x1k)
         syn = sol.w
         lams = _after(sol, lambdas)  # the ridge systems are factorised after the simplex solve
         resid = x1k - x0.T @ syn

@@ -46,7 +46,7 @@ from decrimkit.progress import track
 from decrimkit.results import Spec
 
 from ._design import Predictor, SynthDesign, synth_design
-from ._simplex import donor_bucket, pad_donors, simplex_qp, valid_donors
+from ._simplex import donor_bucket, pad_donors, simplex_ls, valid_donors
 from ._vsearch import VSearch, search_v
 from .results import PlaceboResult, SynthResult
 
@@ -111,9 +111,8 @@ class SCMFit(NamedTuple):
 
 
 def _w_loss_one(v, x0, x1, z0, z1, valid, init=None):
-    q = (x0 * v[:, None]).T @ x0
-    c = (x0 * v[:, None]).T @ x1
-    sol = simplex_qp(q, c, valid, max_iter=100, init=init)
+    root = jnp.sqrt(v)[:, None]  # the QP with Q = X0'VX0, c = X0'Vx1 in factor form
+    sol = simplex_ls(root * x0, root[:, 0] * x1, valid, max_iter=100, init=init)
     err = z1 - z0 @ sol.w
     return sol.w, jnp.mean(err * err), sol.kkt
 
@@ -126,10 +125,9 @@ _w_and_loss_batch = jax.jit(jax.vmap(_w_loss_one, in_axes=(0, None, None, None, 
 @jax.jit
 def _placebo_w(v, x0, valid):
     """W for every donor j as the treated unit, the other donors as its pool (vmapped over j)."""
-    q = (x0 * v[:, None]).T @ x0
-    c = (x0 * v[:, None]).T @ x0  # column j: c for donor j
+    a = jnp.sqrt(v)[:, None] * x0  # column j: the treated vector of placebo j
     masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
-    sols = jax.vmap(lambda cj, mj: simplex_qp(q, cj, mj, max_iter=100))(c.T, masks)
+    sols = jax.vmap(lambda bj, mj: simplex_ls(a, bj, mj, max_iter=100))(a.T, masks)
     return sols.w, sols.kkt
 
 
@@ -138,8 +136,8 @@ def _placebo_w_refit(v_all, x0, valid, starts):
     """W for every donor j as the treated unit with its own V (row j of ``v_all``) and warm start, vmapped."""
 
     def one(v, xj, mj, w0):
-        xv = x0 * v[:, None]
-        return simplex_qp(xv.T @ x0, xv.T @ xj, mj, max_iter=100, init=w0)
+        root = jnp.sqrt(v)
+        return simplex_ls(root[:, None] * x0, root * xj, mj, max_iter=100, init=w0)
 
     masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
     sols = jax.vmap(one)(v_all, x0.T, masks, starts)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SimplexSolution", "simplex_qp", "project_simplex", "kkt_violation", "donor_bucket", "pad_donors",
+__all__ = ["SimplexSolution", "simplex_qp", "simplex_ls", "project_simplex", "kkt_violation", "donor_bucket", "pad_donors",
            "valid_donors"]
 
 
@@ -86,6 +86,11 @@ def kkt_violation(Q: jax.Array, c: jax.Array, w: jax.Array, mask: jax.Array) -> 
 def _fista(Q, c, mask, w0, max_iter, tol):
     qm = jnp.where(mask[:, None] & mask[None, :], Q, 0.0)
     lip = jnp.maximum(jnp.linalg.eigvalsh(qm)[-1], 1e-300)
+    return _fista_grad(lambda y: Q @ y - c, lip, mask, w0, max_iter, tol)
+
+
+def _fista_grad(grad, lip, mask, w0, max_iter, tol):
+    """FISTA with adaptive restart on the masked simplex for a gradient ``grad`` with Lipschitz ``lip``."""
     step = 1.0 / lip
 
     def cond(s):
@@ -94,7 +99,7 @@ def _fista(Q, c, mask, w0, max_iter, tol):
 
     def body(s):
         it, w, y, t, _ = s
-        g = Q @ y - c
+        g = grad(y)
         w_new = project_simplex(y - step * g, mask)
         restart = jnp.dot(g, w_new - w) > 0
         t_new = jnp.where(restart, 1.0, (1.0 + jnp.sqrt(1.0 + 4.0 * t * t)) / 2.0)
@@ -102,7 +107,8 @@ def _fista(Q, c, mask, w0, max_iter, tol):
         y_new = w_new + mom * (w_new - w)
         return it + 1, w_new, y_new, t_new, jnp.max(jnp.abs(w_new - w))
 
-    init = (jnp.asarray(0), w0, w0, jnp.asarray(1.0, dtype=Q.dtype), jnp.asarray(jnp.inf, dtype=Q.dtype))
+    dt = w0.dtype
+    init = (jnp.asarray(0), w0, w0, jnp.asarray(1.0, dtype=dt), jnp.asarray(jnp.inf, dtype=dt))
     return jax.lax.while_loop(cond, body, init)[1]
 
 
@@ -121,6 +127,12 @@ def _eqp(Q, c, free):
 
 def _active_set(Q, c, mask, w0, max_iter, tol):
     scale = 1.0 + jnp.max(jnp.abs(Q)) + jnp.max(jnp.abs(c))
+    return _active_set_with(partial(_eqp, Q, c), lambda w: Q @ w - c, scale, mask, w0, max_iter, tol)
+
+
+def _active_set_with(eqp, grad, scale, mask, w0, max_iter, tol):
+    """Primal active-set polish: ``eqp(free)`` solves the equality-constrained problem on a free set
+    (returning the point and the sum multiplier), ``grad(w)`` is ``Qw - c``."""
     free0 = mask & (w0 > 0)
 
     def cond(s):
@@ -129,7 +141,7 @@ def _active_set(Q, c, mask, w0, max_iter, tol):
 
     def body(s):
         it, w, free, _ = s
-        w_hat, mu = _eqp(Q, c, free)
+        w_hat, mu = eqp(free)
         d = w_hat - w
         infeasible = jnp.any(free & (w_hat < 0))
         # step back to the boundary: the first free weight to hit zero leaves the free set
@@ -142,7 +154,7 @@ def _active_set(Q, c, mask, w0, max_iter, tol):
         # feasible: accept, then free the most negative multiplier (if any)
         w_f = jnp.where(free, jnp.maximum(w_hat, 0.0), 0.0)
         w_f = w_f / jnp.sum(w_f)
-        z = Q @ w_f - c + mu
+        z = grad(w_f) + mu
         z_off = jnp.where(mask & ~free, z, jnp.inf)
         j_add = jnp.argmin(z_off)
         optimal = z_off[j_add] >= -tol * scale
@@ -207,6 +219,83 @@ def simplex_qp(
     w1 = w1 / jnp.sum(w1)
     w, it = _active_set(Q, c, mask, w1, polish_iter, tol)
     kkt, mu = kkt_violation(Q, c, w, mask)
+    return SimplexSolution(w=w, mu=mu * unit, kkt=kkt, iterations=it, converged=kkt <= 1e-9)
+
+
+# ----------------------------------------------------------------------------- factor form
+def _eqp_ls(A, b, free):
+    """Minimise 0.5 ||Aw - b||^2 subject to sum(w) = 1 and w = 0 off ``free``, in the k-dimensional space.
+
+    With ``w = 1_F / |F| + u`` and ``u`` summing to zero on F, ``A_F u`` must fit ``r = b - A 1_F / |F|``:
+    the minimum-norm least-squares ``u`` of the (k, n) matrix ``A_F P`` (P centres on F) lies in its row
+    space, so it is zero off F and sums to zero on F. One (k, n) SVD instead of an (n+1, n+1) one.
+    """
+    fm = free.astype(A.dtype)
+    nf = jnp.maximum(jnp.sum(fm), 1.0)
+    af = A * fm[None, :]
+    ap = af - (af @ fm)[:, None] * fm[None, :] / nf
+    w0 = fm / nf
+    u = jnp.linalg.lstsq(ap, b - A @ w0)[0]
+    w = jnp.where(free, w0 + u, 0.0)
+    g = A.T @ (A @ w - b)
+    return w, -jnp.sum(jnp.where(free, g, 0.0)) / nf
+
+
+@partial(jax.jit, static_argnames=("max_iter", "polish_iter"))
+def simplex_ls(
+    A: jax.Array,
+    b: jax.Array,
+    mask: jax.Array | None = None,
+    *,
+    max_iter: int = 500,
+    polish_iter: int | None = None,
+    tol: float = 1e-12,
+    init: jax.Array | None = None,
+) -> SimplexSolution:
+    """Minimise ``0.5 ||Aw - b||^2`` on the (masked) unit simplex, exactly: :func:`simplex_qp` with
+    ``Q = A'A`` and ``c = A'b``, never forming the (n, n) matrix.
+
+    The synthetic-control problem in factor form: ``A`` (k, n) is ``V^(1/2) X0`` (k predictors or
+    pre-periods, n donors) and ``b`` is ``V^(1/2) x1``. Every step costs O(k n) (gradients) or one (k, n)
+    SVD (the active-set's equality-constrained solves) instead of O(n^2) and an (n+1, n+1) SVD, which is
+    what makes placebo batches over hundreds of donors feasible. Same phases, same stopping rule and the
+    same ``SimplexSolution`` (``kkt`` relative to ``Q = A'A`` rescaled to ``max|Q| = 1``; for a
+    positive semi-definite Q that maximum is the largest squared column norm of ``A``).
+    """
+    n = A.shape[1]
+    # each infeasible active-set step drops one weight: from a short pre-solve's support on hundreds of
+    # donors that takes hundreds of steps (one (k, n) SVD each)
+    polish_iter = max(200, 2 * n) if polish_iter is None else polish_iter
+    if mask is None:
+        mask = jnp.ones(n, dtype=bool)
+    A = jnp.where(mask[None, :], A, 0.0)
+    # unit scale (see simplex_qp): divide A and b by the largest column norm, Q and c by its square
+    unit = jnp.max(jnp.sum(A * A, axis=0))
+    unit = jnp.where(unit > 0, unit, 1.0)
+    root = jnp.sqrt(unit)
+    A, b = A / root, b / root
+    grad = lambda w: A.T @ (A @ w - b)  # noqa: E731
+    lip = jnp.maximum(jnp.linalg.eigvalsh(A @ A.T)[-1], 1e-300)
+    w0 = jnp.where(mask, 1.0, 0.0) / jnp.sum(mask) if init is None else project_simplex(init, mask)
+    w1 = _fista_grad(grad, lip, mask, w0, max_iter, 1e-10)
+    # the exact polish starts from the pre-solve's k + 1 largest weights: some optimum has at most k + 1
+    # (Caratheodory in the k-dimensional fit space), and the polish frees any missing one by one, where
+    # starting from a short pre-solve's whole support (hundreds of small weights) meant dropping them one
+    # (k, n) SVD step at a time
+    keep = min(n, A.shape[0] + 1)
+    w1 = jnp.where((w1 > 1e-10 * jnp.max(w1)) & (w1 >= jnp.sort(w1)[n - keep]), w1, 0.0)
+    w1 = w1 / jnp.sum(w1)
+    c = A.T @ b
+    scale = 2.0 + jnp.max(jnp.abs(c))  # 1 + max|Q| + max|c| at unit scale
+    w, it = _active_set_with(partial(_eqp_ls, A, b), grad, scale, mask, w1, polish_iter, tol)
+    g = grad(w)
+    supp = mask & (w > 0)
+    mu = -jnp.sum(jnp.where(supp, g, 0.0)) / jnp.maximum(jnp.sum(supp), 1)
+    z = g + mu
+    stat = jnp.max(jnp.where(supp, jnp.abs(z), 0.0))
+    dual = jnp.max(jnp.where(mask & ~supp, jnp.maximum(-z, 0.0), 0.0))
+    prim = jnp.maximum(jnp.abs(jnp.sum(w) - 1.0), jnp.max(jnp.maximum(-w, 0.0)))
+    kkt = jnp.maximum(jnp.maximum(stat, dual) / scale, prim)
     return SimplexSolution(w=w, mu=mu * unit, kkt=kkt, iterations=it, converged=kkt <= 1e-9)
 
 
