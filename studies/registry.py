@@ -243,7 +243,7 @@ STUDIES: dict[str, Study] = {
         Study(
             "prosecutors",
             quick="one county per model, few replications (tests)",
-            sources=("studies/policy_models/panel.py", "studies/policy_models/placebo_design.py",
+            sources=("studies/policy_models/data.py", "studies/policy_models/placebo_design.py",
                      "studies/policy_models/power.py"),
             in_paper=True,
             paper_tables=(

@@ -44,7 +44,7 @@ import pandas as pd
 from decrimkit.panel import Panel
 from decrimkit.studies.estimates import UnitEstimate, conley_taber, pre_rmspe
 
-from . import data as D
+from . import data as oregon_data
 
 __all__ = ["MethodEstimate", "conley_taber", "pre_rmspe", "adh_scm", "ascm", "sdid", "did_path", "did_twfe", "mc_nnm",
            "bayes_scm"]
@@ -94,7 +94,7 @@ def _path(observed: pd.Series, counterfactual: pd.Series, low: Any = None, high:
 
 
 # ----------------------------------------------------------------------------- synthetic control family
-def adh_scm(panel: Panel, *, start: int = D.START_YEAR, placebo: bool = True, key: str = "scm",
+def adh_scm(panel: Panel, *, start: int = oregon_data.START_YEAR, placebo: bool = True, key: str = "scm",
             method: str = "ADH SCM", adjusted: bool = False, v: str = "equal") -> MethodEstimate:
     """Abadie-Diamond-Hainmueller SCM on the pre-period outcomes, with placebo-in-space inference.
 
@@ -103,7 +103,7 @@ def adh_scm(panel: Panel, *, start: int = D.START_YEAR, placebo: bool = True, ke
     """
     from decrimkit.estimators import synth
 
-    res = synth.scm(panel, treated=D.TREATED, start=start, v=v)
+    res = synth.scm(panel, treated=oregon_data.TREATED, start=start, v=v)
     path = _path(res.observed, res.synthetic)
     lo = hi = p = np.nan
     extra: dict[str, Any] = {"result": res}
@@ -124,7 +124,7 @@ def adh_scm(panel: Panel, *, start: int = D.START_YEAR, placebo: bool = True, ke
                           weights=res.weights, adjusted=adjusted, extra=extra)
 
 
-def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_grid_size: int = 101) -> MethodEstimate:
+def ascm(panel: Panel, *, start: int = oregon_data.START_YEAR, grid_size: int = 50, avg_grid_size: int = 101) -> MethodEstimate:
     """Ridge-augmented SCM with Chernozhukov-Wuthrich-Zhu conformal inference.
 
     Average effect: the 95% conformal interval of a *constant* effect over the three post windows
@@ -140,7 +140,7 @@ def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_gr
     from decrimkit.estimators import synth
     from decrimkit.estimators.synth import conformal_average
 
-    res = synth.augmented(panel, treated=D.TREATED, start=start)
+    res = synth.augmented(panel, treated=oregon_data.TREATED, start=start)
     n_pre = int(np.sum(~_post_mask(np.asarray(res.gap.index), start)))
     floor = 1.0 / (n_pre + 1)
     alpha_band = 0.2 if floor < 0.2 else 0.5
@@ -164,7 +164,7 @@ def ascm(panel: Panel, *, start: int = D.START_YEAR, grid_size: int = 50, avg_gr
                "band_level": 1 - alpha_band})
 
 
-def sdid(panel: Panel, *, start: int = D.START_YEAR, seed: int = 0, n_reps: int = 200) -> MethodEstimate:
+def sdid(panel: Panel, *, start: int = oregon_data.START_YEAR, seed: int = 0, n_reps: int = 200) -> MethodEstimate:
     """Synthetic difference-in-differences with placebo standard errors."""
     from decrimkit.estimators import synth
 
@@ -176,7 +176,7 @@ def sdid(panel: Panel, *, start: int = D.START_YEAR, seed: int = 0, n_reps: int 
 
 
 # ----------------------------------------------------------------------------- difference-in-differences
-def did_path(panel: Panel, start: int = D.START_YEAR) -> pd.DataFrame:
+def did_path(panel: Panel, start: int = oregon_data.START_YEAR) -> pd.DataFrame:
     """Oregon and its parallel-trends counterfactual: Oregon's pre-mean plus the donors' mean change.
 
     With one treated unit, a balanced panel and no covariates, the mean post-window gap of this path
@@ -192,8 +192,8 @@ def did_path(panel: Panel, start: int = D.START_YEAR) -> pd.DataFrame:
     return _path(pd.Series(obs.to_numpy(), index=years), pd.Series(cf.to_numpy(), index=years))
 
 
-def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str, ...] = (),
-             start: int = D.START_YEAR) -> MethodEstimate:
+def did_twfe(data: oregon_data.StudyData, *, years: tuple[int, int], covariates: tuple[str, ...] = (),
+             start: int = oregon_data.START_YEAR) -> MethodEstimate:
     """TWFE DiD of Oregon against the equally weighted donor pool, with Conley-Taber inference.
 
     The interval and p-value are decrimkit's ``inference="conley_taber"``: each donor's TWFE residuals in
@@ -229,7 +229,7 @@ def did_twfe(data: D.StudyData, *, years: tuple[int, int], covariates: tuple[str
 
 # ----------------------------------------------------------------------------- matrix completion
 def mc_nnm(panel: Panel, *, covariates: tuple[str, ...] = (), seed: int = 0, n_reps: int = 50,
-           start: int = D.START_YEAR) -> MethodEstimate:
+           start: int = oregon_data.START_YEAR) -> MethodEstimate:
     """MC-NNM (Athey et al. 2021), the method of Zoorob et al.; with ``covariates=("surge",)`` the
     fentanyl-proxy-adjusted version. Placebo SE: random donors given Oregon's treatment pattern."""
     from decrimkit.estimators import synth
@@ -245,7 +245,7 @@ def mc_nnm(panel: Panel, *, covariates: tuple[str, ...] = (), seed: int = 0, n_r
 
 # ----------------------------------------------------------------------------- Bayesian SCM
 def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains: int = 4, draws: int = 1000,
-              tune: int = 1000, start: int = D.START_YEAR) -> MethodEstimate:
+              tune: int = 1000, start: int = oregon_data.START_YEAR) -> MethodEstimate:
     """Bayesian SCM; the interval is the 95% HDI of the posterior average effect.
 
     ``weights="horseshoe"`` (sparse unconstrained weights with an intercept) is the main version:
@@ -263,7 +263,7 @@ def bayes_scm(panel: Panel, *, weights: str = "horseshoe", seed: int = 0, chains
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        res = bayes.synthetic_control(panel, treated=D.TREATED, start=start, weights=weights, chains=chains,
+        res = bayes.synthetic_control(panel, treated=oregon_data.TREATED, start=start, weights=weights, chains=chains,
                                       draws=draws, tune=tune, seed=seed)
     lo, hi = res.hdi(0.05)
     cf = res.counterfactual()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import data as D
+from . import data as oregon_data
 from .methods import MethodEstimate, adh_scm, pre_rmspe
 
 
@@ -24,7 +24,7 @@ def _row(check: str, what: str, est: MethodEstimate | None, *, estimate: float |
             "donors": n_donors}
 
 
-def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: tuple[int, int],
+def checks(inputs: oregon_data.Inputs, data: oregon_data.StudyData, main: MethodEstimate, *, years: tuple[int, int],
            quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the robustness checks; returns (summary table, leave-one-donor-out table)."""
     n = len(data.rules.donors)
@@ -48,14 +48,14 @@ def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: 
                          None, estimate=float(loo_df["estimate"].max()), n_donors=n - 1))
 
     # in-time placebo: pretend the policy began in February 2019, using pre-policy windows only
-    fake = adh_scm(data.panel(years=(years[0], D.START_YEAR - 1), start=2019), start=2019, placebo=False)
+    fake = adh_scm(data.panel(years=(years[0], oregon_data.START_YEAR - 1), start=2019), start=2019, placebo=False)
     rows.append(_row("in-time placebo", "fake start Feb 2019; windows 2014-2020 only", fake, n_donors=n))
 
     # Washington alone as the comparison (DiD): a neighbour with the same fentanyl timing, partly treated by Blake
     from decrimkit.errors import FewTreatedWarning
     from decrimkit.estimators import did
 
-    wa = D.build(inputs, pool="with_wa")
+    wa = oregon_data.build(inputs, pool="with_wa")
     with warnings.catch_warnings():  # a point estimate only (one treated, one control): no p-value is reported
         warnings.simplefilter("ignore", FewTreatedWarning)
         att = float(did.twfe(wa.panel(years=years, donors=("WA",)), cluster=None).att)  # no cluster SE: 1 vs 1
@@ -66,8 +66,8 @@ def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: 
         return pd.DataFrame(rows), loo_df
     for first in (2016, 2017):
         e = adh_scm(data.panel(years=(first, years[1])), placebo=False)
-        rows.append(_row(f"pre-period {first}-2020", f"{D.START_YEAR - first} pre windows instead of "
-                         f"{D.START_YEAR - years[0]}", e, n_donors=n))
+        rows.append(_row(f"pre-period {first}-2020", f"{oregon_data.START_YEAR - first} pre windows instead of "
+                         f"{oregon_data.START_YEAR - years[0]}", e, n_donors=n))
     e = adh_scm(data.panel(years=years, drop_years=(2020,)), placebo=False)
     rows.append(_row("without 2020", "drop the Feb 2020 - Jan 2021 (COVID) window", e, n_donors=n))
 
@@ -80,14 +80,14 @@ def checks(inputs: D.Inputs, data: D.StudyData, main: MethodEstimate, *, years: 
     variants.append(("calendar years", "December windows 2015-2023 (2021 includes January)",
                          {"frequency": "calendar"}))
     for check, what, kw in variants:
-        alt = D.build(inputs, **kw)
+        alt = oregon_data.build(inputs, **kw)
         yrs = (max(years[0], 2015), years[1]) if kw.get("frequency") == "calendar" else years
         e = adh_scm(alt.panel(years=yrs), placebo=False)
         rows.append(_row(check, what, e, n_donors=len(alt.rules.donors)))
     return pd.DataFrame(rows), loo_df
 
 
-def late_surge_scm(data: D.StudyData, *, years: tuple[int, int], since: str = "2019-01",
+def late_surge_scm(data: oregon_data.StudyData, *, years: tuple[int, int], since: str = "2019-01",
                    placebo: bool = True) -> MethodEstimate:
     """ADH SCM with donors restricted to states whose surge onset (the fentanyl proxy) is ``since`` or later.
 
@@ -102,7 +102,7 @@ def late_surge_scm(data: D.StudyData, *, years: tuple[int, int], since: str = "2
     return e
 
 
-def reversal(data: D.StudyData, main: MethodEstimate) -> tuple[pd.DataFrame, dict[str, Any]]:
+def reversal(data: oregon_data.StudyData, main: MethodEstimate) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Gap between Oregon and its synthetic control in every 12-month-ending window, with the main weights.
 
     The weights fitted on the February-January panel are applied to the monthly 12-month-ending rates,
@@ -114,15 +114,15 @@ def reversal(data: D.StudyData, main: MethodEstimate) -> tuple[pd.DataFrame, dic
     donors = m.loc[:, w.index]
     complete = donors.notna().all(axis=1)
     synth = donors.loc[complete] @ w.to_numpy()
-    gap = (m.loc[complete, D.TREATED] - synth).rename("gap")
+    gap = (m.loc[complete, oregon_data.TREATED] - synth).rename("gap")
     frame = pd.DataFrame({"month": gap.index, "gap": gap.to_numpy()})
     frame["x"] = frame["month"].dt.year + (frame["month"].dt.month - 1) / 12
-    last_decrim = D.POLICY_END - 1  # window ending 2024-08: the last one entirely under Measure 110
+    last_decrim = oregon_data.POLICY_END - 1  # window ending 2024-08: the last one entirely under Measure 110
     end = gap.index.max()
-    months_recrim = int(np.clip(end.ordinal - D.POLICY_END.ordinal + 1, 0, 12))
+    months_recrim = int(np.clip(end.ordinal - oregon_data.POLICY_END.ordinal + 1, 0, 12))
     annual = main.path.set_index("year")
     stats = {
-        "gap_2023": float(annual.loc[D.POST_YEARS[-1], "gap"]) if D.POST_YEARS[-1] in annual.index else np.nan,
+        "gap_2023": float(annual.loc[oregon_data.POST_YEARS[-1], "gap"]) if oregon_data.POST_YEARS[-1] in annual.index else np.nan,
         "gap_last_decrim": float(gap.get(last_decrim, np.nan)),
         "last_window": str(end),
         "gap_last_window": float(gap.loc[end]),
@@ -133,11 +133,11 @@ def reversal(data: D.StudyData, main: MethodEstimate) -> tuple[pd.DataFrame, dic
     return frame, stats
 
 
-def window_2024(data: D.StudyData, main: MethodEstimate) -> float:
+def window_2024(data: oregon_data.StudyData, main: MethodEstimate) -> float:
     """Gap in the 2024 February-January window (7 decriminalized + 5 recriminalized months)."""
-    a = data.annual.loc[data.annual["year"] == D.REVERSAL_YEAR].set_index("state")["rate"]
+    a = data.annual.loc[data.annual["year"] == oregon_data.REVERSAL_YEAR].set_index("state")["rate"]
     w = main.weights[main.weights > 0]
-    return float(a[D.TREATED] - a[w.index] @ w.to_numpy())
+    return float(a[oregon_data.TREATED] - a[w.index] @ w.to_numpy())
 
 
 __all__ = ["checks", "late_surge_scm", "reversal", "window_2024", "pre_rmspe"]

@@ -12,18 +12,15 @@ import pandas as pd
 from decrimkit.progress import stages
 from decrimkit.reporting import Report
 
-from . import data as D
-from . import figures as F
-from . import methods as M
-from . import robustness as R
-from . import text as T
+from . import data as oregon_data
+from . import figures, methods, robustness, text
 
 YEARS = (2014, 2023)  # Feb-Jan windows: 7 pre (2014-2020), 3 post (2021-2023)
 UNIT = "deaths per 100,000 per year"
 
 
-def _estimates(inputs: D.Inputs, data: D.StudyData, *, seed: int,
-               quick: bool) -> tuple[list[M.MethodEstimate], pd.DataFrame, pd.DataFrame]:
+def _estimates(inputs: oregon_data.Inputs, data: oregon_data.StudyData, *, seed: int,
+               quick: bool) -> tuple[list[methods.MethodEstimate], pd.DataFrame, pd.DataFrame]:
     """Every method on the same panel (Oregon + the main donor pool, Feb-Jan windows 2014-2023), and
     the robustness checks; returns (estimates, robustness table, leave-one-donor-out table).
 
@@ -36,32 +33,32 @@ def _estimates(inputs: D.Inputs, data: D.StudyData, *, seed: int,
     """
     panel = data.panel(years=YEARS, covariates=("surge",))
     reps = {"sdid": 50 if quick else 200, "mcnnm": 10 if quick else 100}
-    worker: list[Callable[[], M.MethodEstimate]] = [
-        lambda: M.ascm(panel, grid_size=21 if quick else 50, avg_grid_size=41 if quick else 101),
-        lambda: M.sdid(panel, seed=seed, n_reps=reps["sdid"]),
-        lambda: M.mc_nnm(panel, seed=seed, n_reps=reps["mcnnm"]),
-        lambda: M.mc_nnm(panel, covariates=("surge",), seed=seed, n_reps=reps["mcnnm"]),
-        lambda: M.did_twfe(data, years=YEARS),
-        lambda: M.did_twfe(data, years=YEARS, covariates=("surge",)),
-        lambda: R.late_surge_scm(data, years=YEARS),
+    worker: list[Callable[[], methods.MethodEstimate]] = [
+        lambda: methods.ascm(panel, grid_size=21 if quick else 50, avg_grid_size=41 if quick else 101),
+        lambda: methods.sdid(panel, seed=seed, n_reps=reps["sdid"]),
+        lambda: methods.mc_nnm(panel, seed=seed, n_reps=reps["mcnnm"]),
+        lambda: methods.mc_nnm(panel, covariates=("surge",), seed=seed, n_reps=reps["mcnnm"]),
+        lambda: methods.did_twfe(data, years=YEARS),
+        lambda: methods.did_twfe(data, years=YEARS, covariates=("surge",)),
+        lambda: robustness.late_surge_scm(data, years=YEARS),
     ]
-    here: list[Callable[[], M.MethodEstimate]] = [
-        lambda: M.bayes_scm(panel, seed=seed, chains=2 if quick else 4, draws=200 if quick else 1000,
+    here: list[Callable[[], methods.MethodEstimate]] = [
+        lambda: methods.bayes_scm(panel, seed=seed, chains=2 if quick else 4, draws=200 if quick else 1000,
                             tune=200 if quick else 1000),
     ]
     if not quick:
-        here.append(lambda: M.bayes_scm(panel, weights="dirichlet", seed=seed, chains=2, draws=500, tune=500))
+        here.append(lambda: methods.bayes_scm(panel, weights="dirichlet", seed=seed, chains=2, draws=500, tune=500))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="oregon-methods") as pool:
-        scm = pool.submit(M.adh_scm, panel)
+        scm = pool.submit(methods.adh_scm, panel)
         rest = pool.submit(lambda: [f() for f in worker])
-        checks = pool.submit(lambda: R.checks(inputs, data, scm.result(), years=YEARS, quick=quick))
+        checks = pool.submit(lambda: robustness.checks(inputs, data, scm.result(), years=YEARS, quick=quick))
         mine = [f() for f in here]
         freq = [scm.result(), *rest.result()]
         robust, loo = checks.result()
     return freq[:5] + mine + freq[5:], robust, loo  # the report's order: SCM family, MC-NNM, Bayes, DiD, late-surge
 
 
-def _results(rep: Report, est: list[M.MethodEstimate], pop: float, n_obs: int) -> None:
+def _results(rep: Report, est: list[methods.MethodEstimate], pop: float, n_obs: int) -> None:
     k = pop / 1e5
     for e in est:
         ci = None if not np.isfinite(e.conf_low) else (e.conf_low, e.conf_high)
@@ -84,7 +81,7 @@ def _results(rep: Report, est: list[M.MethodEstimate], pop: float, n_obs: int) -
                            unit="per 100,000 (pre-period root mean squared prediction error)")
 
 
-def _contrast(est: list[M.MethodEstimate]) -> pd.DataFrame:
+def _contrast(est: list[methods.MethodEstimate]) -> pd.DataFrame:
     by = {e.key: e for e in est}
     pairs = [("did", "did_adj", "surge-onset share as a TWFE covariate"),
              ("scm", "scm_late", "donors restricted to surge onset >= 2019")]
@@ -110,8 +107,8 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     """
     with stages("study oregon", total=2) as step:
         step("data")
-        inputs = D.load_inputs()
-        data = D.build(inputs)
+        inputs = oregon_data.load_inputs()
+        data = oregon_data.build(inputs)
         step("estimators, robustness checks and the Bayesian SCM")
         est, robust, loo = _estimates(inputs, data, seed=seed, quick=quick)
     rep = Report("oregon", out=out, seed=seed, quick=quick, title="Oregon Measure 110 and overdose deaths",
@@ -119,15 +116,15 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     for name in ("cdc_vsrr_overdose", "state_population", "policy_registry"):
         rep.use_dataset(name)
 
-    pop = D.oregon_population(data)
+    pop = oregon_data.oregon_population(data)
     panel_obs = (len(data.rules.donors) + 1) * (YEARS[1] - YEARS[0] + 1)
     _results(rep, est, pop, panel_obs)
     contrast = _contrast(est)
     if not quick:  # how much the proxy's threshold matters (MC-NNM, no placebo SE)
         crude = next(e for e in est if e.key == "mcnnm")
         for th in (0.20, 0.30):
-            alt = D.build(inputs, threshold=th)
-            e = M.mc_nnm(alt.panel(years=YEARS, covariates=("surge",)), covariates=("surge",), seed=seed, n_reps=0)
+            alt = oregon_data.build(inputs, threshold=th)
+            e = methods.mc_nnm(alt.panel(years=YEARS, covariates=("surge",)), covariates=("surge",), seed=seed, n_reps=0)
             contrast.loc[len(contrast)] = {"method": "MC-NNM", "adjustment": f"as above, surge threshold {th:.0%}",
                                            "crude": crude.estimate, "proxy_adjusted": e.estimate,
                                            "difference": e.estimate - crude.estimate}
@@ -142,51 +139,51 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
                    note=f"rank of Oregon's |mean post gap| among it and {scm_main.extra['n_runs']} placebo runs; "
                         f"{scm_main.extra['n_exact_fits']} placebo runs fit the pre-period exactly, so RMSPE ratios "
                         "degenerate")
-    rev, rev_stats = R.reversal(data, scm_main)
-    gap_2024 = R.window_2024(data, scm_main)
+    rev, rev_stats = robustness.reversal(data, scm_main)
+    gap_2024 = robustness.window_2024(data, scm_main)
     rep.add_result("scm_gap_2024_window", estimate=gap_2024, method="ADH SCM (main weights)", unit="per 100,000",
                    note="Feb 2024 - Jan 2025 window: 7 decriminalized + 5 recriminalized months")
-    published = _with_ours(T.published_table(D.oregon_population(data, (2021,))), est, data)
+    published = _with_ours(text.published_table(oregon_data.oregon_population(data, (2021,))), est, data)
 
     # ---------------------------------------------------------------- report body
     table = pd.DataFrame([e.row(pop) for e in est])
     rep.add_section("Summary", _summary(est, pop, contrast, robust))
-    rep.add_section("Design", T.design_section(data, int(data.monthly["month"].nunique())))
+    rep.add_section("Design", text.design_section(data, int(data.monthly["month"].nunique())))
     excl = pd.DataFrame(list(data.excluded), columns=["rows", "reason"])
     excl.loc[len(excl)] = {"rows": int((data.annual["year"] > YEARS[1]).sum()),
                            "reason": "2024 window (Feb 2024 - Jan 2025) kept out of the estimation panel: reversal window"}
-    excl.loc[len(excl)] = {"rows": 0, "reason": f"not in the bundled extract: {', '.join(D.MISSING_STATES)}"}
+    excl.loc[len(excl)] = {"rows": 0, "reason": f"not in the bundled extract: {', '.join(oregon_data.MISSING_STATES)}"}
     rep.add_table("exclusions", excl, not_counts="all", caption="State-window rows left out of the main panel, and why")
-    rep.add_figure("raw_series", F.raw_series(data.monthly, data.rules.donors),
+    rep.add_figure("raw_series", figures.raw_series(data.monthly, data.rules.donors),
                    caption="12-month-ending overdose death rates: Oregon, Washington and the donor pool")
-    rep.add_section("Methods and inference", M.__doc__.split("\n\n", 1)[1])
+    rep.add_section("Methods and inference", methods.__doc__.split("\n\n", 1)[1])
     rep.add_table("estimates", table, not_counts="all", caption=f"Effect of Measure 110, {UNIT}, Feb 2021 - Jan 2024 (3 windows)")
-    rep.add_figure("forest", F.forest(table, published=published.rename(columns={"per_100k_per_year": "estimate"})),
+    rep.add_figure("forest", figures.forest(table, published=published.rename(columns={"per_100k_per_year": "estimate"})),
                    caption="Method comparison: estimates with 95% intervals; published values converted")
     weights = pd.DataFrame({e.method: e.weights for e in est if e.weights is not None}).fillna(0.0)
     weights = weights.loc[(weights > 1e-3).any(axis=1)].sort_values(weights.columns[0], ascending=False)
     rep.add_table("donor_weights", weights.rename_axis("donor"), not_counts="all", caption="Donor weights (rows with a weight >= 0.001)")
     for e in est:
-        rep.add_figure(f"trajectory_{e.key}", F.trajectory(e.path, method=e.method, start=D.START_YEAR),
+        rep.add_figure(f"trajectory_{e.key}", figures.trajectory(e.path, method=e.method, start=oregon_data.START_YEAR),
                        caption=f"Oregon and its counterfactual: {e.method}")
         band = {"ascm": f"{e.extra.get('band_level', 0.8):.0%} conformal interval per window",
                 "bayes_scm": "95% HDI per window", "bayes_scm_dirichlet": "95% HDI per window"}.get(e.key, "interval")
-        rep.add_figure(f"gap_{e.key}", F.gap(e.path, method=e.method, start=D.START_YEAR, band=band),
+        rep.add_figure(f"gap_{e.key}", figures.gap(e.path, method=e.method, start=oregon_data.START_YEAR, band=band),
                        caption=f"Gap, observed minus counterfactual: {e.method}")
     pl = scm_main.extra["placebo"]
     long = pl.gaps.reset_index().melt(id_vars=pl.gaps.index.name or "index", var_name="unit", value_name="gap")
     long = long.rename(columns={pl.gaps.index.name or "index": "year"})
-    rep.add_figure("placebo_spaghetti", F.spaghetti(long, start=D.START_YEAR),
+    rep.add_figure("placebo_spaghetti", figures.spaghetti(long, start=oregon_data.START_YEAR),
                    caption="Placebo-in-space gaps (ADH SCM): each donor re-run as if treated")
     rep.add_table("placebo_runs", pl.table, not_counts="all", caption="Placebo-in-space runs: pre/post RMSPE and their ratio")
     rep.add_section("Robustness", _robust_text(robust))
     rep.add_table("robustness", robust, not_counts="all", caption=f"Robustness checks (ADH SCM), {UNIT}")
     rep.add_table("leave_one_out", loo, not_counts="all", caption="Leave-one-donor-out (ADH SCM)")
-    rep.add_figure("robustness", F.robustness(robust), caption="Robustness checks")
+    rep.add_figure("robustness", figures.robustness(robust), caption="Robustness checks")
     rep.add_section("Reversal window (HB 4002, 2024-09)", _reversal_text(rev_stats, gap_2024))
-    rep.add_figure("reversal", F.reversal(rev, policy_end=2024 + 8 / 12),
+    rep.add_figure("reversal", figures.reversal(rev, policy_end=2024 + 8 / 12),
                    caption="Gap in every 12-month-ending window, main ADH SCM weights")
-    rep.add_section("Why the published studies differ", T.why_differ_section())
+    rep.add_section("Why the published studies differ", text.why_differ_section())
     rep.add_table("fentanyl_contrast", contrast, not_counts="all", caption=f"Crude vs fentanyl-proxy-adjusted, {UNIT}")
     rep.add_table("published", published.drop(columns=["source"]), not_counts="all",
                   caption="Published estimates converted to per 100,000 per year and deaths per year")
@@ -198,7 +195,7 @@ def run(out: str | Path = "outputs/oregon", *, seed: int = 0, quick: bool = Fals
     return rep.write()
 
 
-def _with_ours(published: pd.DataFrame, est: list[M.MethodEstimate], data: D.StudyData) -> pd.DataFrame:
+def _with_ours(published: pd.DataFrame, est: list[methods.MethodEstimate], data: oregon_data.StudyData) -> pd.DataFrame:
     """Put our window-matched analogue beside each published value.
 
     Spencer and Joshi et al. cover (roughly) the first year of the policy: our analogue is the ADH SCM
@@ -212,8 +209,8 @@ def _with_ours(published: pd.DataFrame, est: list[M.MethodEstimate], data: D.Stu
         p = by[key].path.set_index("year").loc[list(years)]
         return float(p["gap"].mean()), float(100 * p["gap"].sum() / p["counterfactual"].sum())
 
-    pop = {y: float(data.annual.loc[(data.annual["state"] == D.TREATED) & (data.annual["year"] == y),
-                                    "population"].iloc[0]) for y in D.POST_YEARS}
+    pop = {y: float(data.annual.loc[(data.annual["state"] == oregon_data.TREATED) & (data.annual["year"] == y),
+                                    "population"].iloc[0]) for y in oregon_data.POST_YEARS}
     rows = []
     for label in published["label"]:
         if label.startswith(("Spencer", "Joshi")):
@@ -227,7 +224,7 @@ def _with_ours(published: pd.DataFrame, est: list[M.MethodEstimate], data: D.Stu
     return pd.concat([published.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
 
 
-def _summary(est: list[M.MethodEstimate], pop: float, contrast: pd.DataFrame, robust: pd.DataFrame) -> str:
+def _summary(est: list[methods.MethodEstimate], pop: float, contrast: pd.DataFrame, robust: pd.DataFrame) -> str:
     crude = [e for e in est if not e.adjusted and not e.flagged]
     lo, hi = min(e.estimate for e in crude), max(e.estimate for e in crude)
     scm = next(e for e in est if e.key == "scm")

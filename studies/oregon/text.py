@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import data as D
+from . import data as oregon_data
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def published_table(population_2021: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def design_section(data: D.StudyData, n_months: int) -> str:
+def design_section(data: oregon_data.StudyData, n_months: int) -> str:
     rules = data.rules
     excl = "; ".join(f"{s}: {why}" for s, why in rules.excluded.items()) or "none"
     onset = data.onset
@@ -110,8 +110,8 @@ in the post window. Main pool: {len(rules.donors)} donors ({", ".join(rules.dono
 **Fentanyl proxy.** No synthetic-opioid (T40.4) series is bundled, so Zoorob et al.'s NFLIS
 rapid-fentanyl-escalation indicator cannot be rebuilt. The proxy used instead is the **timing of each
 state's overdose-surge onset**: the first 12-month window (from 2016-01) in which the state's rate is
-at least {int(D.SURGE_THRESHOLD * 100)} % above the same window a year earlier; the covariate is the share of a window's months
-at or after that onset (0 to 1). Oregon's onset is dated {onset[D.TREATED]}, before Measure 110, so the
+at least {int(oregon_data.SURGE_THRESHOLD * 100)} % above the same window a year earlier; the covariate is the share of a window's months
+at or after that onset (0 to 1). Oregon's onset is dated {onset[oregon_data.TREATED]}, before Measure 110, so the
 proxy for Oregon cannot respond to the policy itself. It is weaker than the NFLIS indicator because
 (i) it is read off the outcome, so any cause of a death surge (the 2020 pandemic, methamphetamine,
 reporting) is taken for fentanyl, and the pandemic surge dates most western states to 2020, earlier

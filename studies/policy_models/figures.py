@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 from decrimkit.options import POLICY_MODELS
 from decrimkit.plotting import PALETTE, figure, style
 
-from .panel import MODEL_LABELS
+from .data import MODEL_LABELS
 from .power import ESTIMATOR_LABELS
 
 __all__ = ["timeline_figure", "mde_figure", "forest_figure"]

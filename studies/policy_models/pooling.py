@@ -3,7 +3,7 @@
 Two separate models, both on the log rate ratio scale:
 
 1. ``bayes.hierarchical_did`` on the state-year panel of statewide (de jure) policies
-   (:func:`~decrimkit.studies.policy_models.panel.state_panel_frame`): negative-binomial overdose death
+   (:func:`~decrimkit.studies.policy_models.data.state_panel_frame`): negative-binomial overdose death
    counts with a log-population offset, state and year effects, one effect per treated state pooled
    within its policy model. Only the de jure model has statewide adopters, so the model level has a
    single member and the across-model level is identified by its prior alone.
@@ -44,7 +44,7 @@ from decrimkit.datasets import load_dataset
 from decrimkit.errors import ConvergenceWarning
 from decrimkit.studies.registry import Pooling, pooled_studies
 
-from .panel import StatePanel
+from .data import StatePanel
 
 __all__ = ["hierarchical_state", "study_estimates", "pool_studies", "posterior_effects", "SAMPLING"]
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .panel import MODEL_LABELS
+from .data import MODEL_LABELS
 from .power import ESTIMATOR_LABELS
 
 __all__ = ["sections"]

@@ -5,7 +5,7 @@ CDC WONDER county export (``cdc_wonder_county_overdose``), rate = deaths / WONDE
 CDC suppresses counts of 1-9; they load as ``<NA>`` with ``deaths_status == "suppressed"`` and are
 never used as numbers here: a county enters a donor pool only when it is reported in every year.
 
-Registry rules (those of the policy-models study, ``studies/policy_models/panel.py``, applied to
+Registry rules (those of the policy-models study, ``studies/policy_models/data.py``, applied to
 counties): R1 cannabis-only rows out of scope; R3 undated rows not used; R5 a policy's cohort is the
 first calendar year with at least six months in force; R6 a policy in force under six months in
 every year is not used; R4 a county is evaluated once, under its first qualifying policy (earliest
@@ -37,7 +37,7 @@ import pandas as pd
 from decrimkit.datasets import load_dataset, policy_registry
 from decrimkit.errors import DataError
 from decrimkit.panel import Panel
-from decrimkit.studies.policy_models.panel import Rules, qualifying_rows
+from decrimkit.studies.policy_models.data import Rules, qualifying_rows
 
 FIRST, LAST = 2010, 2022
 N_YEARS = LAST - FIRST + 1

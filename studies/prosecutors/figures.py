@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from decrimkit.studies.policy_models.panel import MODEL_LABELS
+from decrimkit.studies.policy_models.data import MODEL_LABELS
 
 COLOURS = {"SCM": "#1f77b4", "ASCM": "#2ca02c", "SDID": "#d62728"}
 

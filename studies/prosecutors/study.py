@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.reporting import Report
-from decrimkit.studies.policy_models.panel import MODEL_LABELS
+from decrimkit.studies.policy_models.data import MODEL_LABELS
 
 from . import data as D
 from . import figures as F

@@ -15,19 +15,19 @@ import pytest
 
 import study_runs
 from decrimkit.errors import DataError, DesignError, FewTreatedWarning, SpecificationError
-from decrimkit.studies.oregon import data as D
+from decrimkit.studies.oregon import data as oregon_data
 
 pytestmark = pytest.mark.xdist_group("studies")
 
 
 @pytest.fixture(scope="module")
 def inputs():
-    return D.load_inputs()
+    return oregon_data.load_inputs()
 
 
 @pytest.fixture(scope="module")
 def study(inputs):
-    return D.build(inputs)
+    return oregon_data.build(inputs)
 
 
 def test_rolling_sums_cannot_identify_monthly_counts():
@@ -35,17 +35,17 @@ def test_rolling_sums_cannot_identify_monthly_counts():
     # so monthly counts are identified only up to 11 free values: exact up to float rounding.
     rng = np.random.default_rng(3)
     monthly = rng.poisson(50, size=60).astype(float)
-    other = monthly + np.resize(D.periodic_null_pattern(7.0), 60)
+    other = monthly + np.resize(oregon_data.periodic_null_pattern(7.0), 60)
     assert not np.allclose(monthly, other)
-    np.testing.assert_allclose(D.rolling_sums(monthly), D.rolling_sums(other), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(oregon_data.rolling_sums(monthly), oregon_data.rolling_sums(other), rtol=0, atol=1e-9)
     # differences of rolling sums are Y_t - Y_{t-12}
-    s = D.rolling_sums(monthly)
+    s = oregon_data.rolling_sums(monthly)
     np.testing.assert_allclose(np.diff(s), monthly[12:] - monthly[:-12], atol=1e-9)
 
 
 def test_population_interpolates_july_values(inputs):
     months = pd.period_range("2019-01", "2025-04", freq="M")
-    mp = D.monthly_population(inputs.population, months).set_index(["state", "month"])["population"]
+    mp = oregon_data.monthly_population(inputs.population, months).set_index(["state", "month"])["population"]
     pop = inputs.population.set_index(["state", "year"])["population"]
     # July values are the Census estimates exactly; January is halfway between two Julys
     assert mp[("OR", pd.Period("2020-07", "M"))] == pop[("OR", 2020)]
@@ -59,8 +59,8 @@ def test_feb_jan_windows_align_with_measure_110(study):
     a = study.annual
     o = a.loc[a["state"] == "OR"].set_index("year")
     # the 2021 window is February 2021 - January 2022: it ends in January 2022
-    assert o.loc[D.START_YEAR, "window_end"] == pd.Period("2022-01", "M")
-    assert o.loc[D.START_YEAR - 1, "window_end"] < D.POLICY_START
+    assert o.loc[oregon_data.START_YEAR, "window_end"] == pd.Period("2022-01", "M")
+    assert o.loc[oregon_data.START_YEAR - 1, "window_end"] < oregon_data.POLICY_START
     # rate = deaths / mean population over the window * 1e5
     assert o.loc[2021, "rate"] == pytest.approx(o.loc[2021, "deaths"] / o.loc[2021, "population"] * 1e5, rel=1e-12)
 
@@ -68,11 +68,11 @@ def test_feb_jan_windows_align_with_measure_110(study):
 def test_donor_rules(inputs, study):
     donors = set(study.rules.donors)
     assert "OR" not in donors and "WA" not in donors
-    assert not donors & set(D.MISSING_STATES)
+    assert not donors & set(oregon_data.MISSING_STATES)
     assert "WA" in study.rules.excluded
-    with_wa = D.build(inputs, pool="with_wa")
+    with_wa = oregon_data.build(inputs, pool="with_wa")
     assert set(with_wa.rules.donors) == donors | {"WA"}
-    strict = D.build(inputs, pool="strict")
+    strict = oregon_data.build(inputs, pool="strict")
     assert set(strict.rules.donors) < donors
     # every excluded state is recorded on the panel with its reason
     panel = study.panel()
@@ -82,29 +82,29 @@ def test_donor_rules(inputs, study):
 
 def test_fentanyl_proxy_is_dated_before_the_policy(study):
     # the proxy for Oregon must not be able to respond to Measure 110 itself
-    assert study.onset["OR"] < D.POLICY_START
+    assert study.onset["OR"] < oregon_data.POLICY_START
     s = study.annual.set_index(["state", "year"])["surge"]
     assert s.between(0, 1).all()
-    assert s[("OR", D.START_YEAR)] == 1.0
+    assert s[("OR", oregon_data.START_YEAR)] == 1.0
 
 
 def test_bad_inputs_raise_named_errors(inputs):
     with pytest.raises(DataError, match="lacks columns"):
-        D.monthly_deaths(inputs.overdose.drop(columns="predicted_value"))
+        oregon_data.monthly_deaths(inputs.overdose.drop(columns="predicted_value"))
     with pytest.raises(SpecificationError, match="pool"):
-        D.build(inputs, pool="everyone")
+        oregon_data.build(inputs, pool="everyone")
     with pytest.raises(SpecificationError, match="frequency"):
-        D.build(inputs, frequency="weekly")
+        oregon_data.build(inputs, frequency="weekly")
 
 
 def test_did_path_matches_twfe(study):
     # with one treated unit, a balanced panel and no covariates, TWFE is the 2x2 difference in means,
     # which is the mean post gap of the parallel-trends path: exact up to rounding
     from decrimkit.estimators import did
-    from decrimkit.studies.oregon import methods as M
+    from decrimkit.studies.oregon import methods
 
     panel = study.panel(years=(2014, 2023))
-    path = M.did_path(panel).set_index("year")
+    path = methods.did_path(panel).set_index("year")
     with pytest.warns(FewTreatedWarning, match="1 treated unit"):  # Oregon alone: the point estimate only
         att = did.twfe(panel, cluster=None).att
     assert path.loc[2021:, "gap"].mean() == pytest.approx(att, rel=1e-9)

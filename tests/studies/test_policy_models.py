@@ -14,25 +14,23 @@ import study_runs
 from decrimkit.datasets import load_dataset, policy_registry
 from decrimkit.errors import ConvergenceWarning
 from decrimkit.studies import policy_models as study
-from decrimkit.studies.policy_models import panel as cohort_rules
-from decrimkit.studies.policy_models import pooling
-from decrimkit.studies.policy_models import power as power_grid
+from decrimkit.studies.policy_models import data, pooling, power
 
 pytestmark = pytest.mark.xdist_group("studies")
 
 
 @pytest.fixture(scope="module")
 def rates() -> pd.DataFrame:
-    return cohort_rules.state_overdose_rates()
+    return data.state_overdose_rates()
 
 
 def test_annual_cohort_half_year_rule():
     start = pd.Series(pd.to_datetime(["2021-02-01", "2021-07-01", "2021-07-02", "2022-12-27"]))
-    assert cohort_rules.annual_cohort(start).tolist() == [2021, 2021, 2022, 2023]
+    assert data.annual_cohort(start).tolist() == [2021, 2021, 2022, 2023]
 
 
 def test_rules_applied_to_the_registry():
-    rows = cohort_rules.qualifying_rows(cohort_rules.Rules())
+    rows = data.qualifying_rows(data.Rules())
     reg = policy_registry()
     # R1 and R2: no cannabis-only or low-confidence row is used in the main analysis
     used = rows[rows["qualifies"]]
@@ -40,24 +38,24 @@ def test_rules_applied_to_the_registry():
     assert (used["confidence"].astype("string") != "low").all()
     assert len(rows) == len(reg)  # every row is reported, with a status
     # R4: Washtenaw's two dated office rows (same model) make one cohort, from the first of them
-    coh = cohort_rules.jurisdiction_cohorts(rows)
+    coh = data.jurisdiction_cohorts(rows)
     wash = coh[(coh["unit"] == "26161") & (coh["model"] == "substance_specific_declination")]
     assert len(wash) == 1 and int(wash["n_rows"].iloc[0]) == 2
     q = used[(used["unit"] == "26161") & (used["model"] == "substance_specific_declination")]
     assert wash["start"].iloc[0] == q["start"].min() and q["start"].nunique() == 2
     # the sensitivity rule set uses strictly more rows
-    assert cohort_rules.qualifying_rows(cohort_rules.Rules(min_confidence="low"))["qualifies"].sum() > used.shape[0]
+    assert data.qualifying_rows(data.Rules(min_confidence="low"))["qualifies"].sum() > used.shape[0]
 
 
 def test_state_panel_rules(rates):
-    sp = cohort_rules.state_panel_frame(cohort_rules.Rules(), rates)
+    sp = data.state_panel_frame(data.Rules(), rates)
     reasons = dict(zip(sp.excluded["state"], sp.excluded["reason"]))
     assert "R6" in reasons["WA"]  # State v. Blake: under six months in force
     assert "R7" in reasons["MD"] and "R7" in reasons["MA"]  # county policies only
     treated = dict(zip(sp.treated["state"], sp.treated["cohort"]))
     assert set(treated) == {"OR", "VT", "CO"} and treated["CO"] == 2023
     assert not set(sp.controls) & (set(policy_registry()["state"]) - {"NY", "MO"})
-    itt = cohort_rules.state_panel_frame(cohort_rules.Rules(reversal_itt=True), rates)
+    itt = data.state_panel_frame(data.Rules(reversal_itt=True), rates)
     assert "WA" in set(itt.treated["state"])
 
 
@@ -72,11 +70,11 @@ def test_state_rates_sum_new_york_and_match_the_source(rates):
 
 
 def test_injected_effect_shifts_estimates_exactly_and_seeds_repeat(rates):
-    coh = cohort_rules.jurisdiction_cohorts(cohort_rules.qualifying_rows())
-    designs, _ = power_grid.power_designs(coh, rates, cohort_rules.never_registry_states(rates), ["case_by_case_declination"])
+    coh = data.jurisdiction_cohorts(data.qualifying_rows())
+    designs, _ = power.power_designs(coh, rates, data.never_registry_states(rates), ["case_by_case_declination"])
     kw = {"seed": 7, "deltas": (0.0, 0.3), "estimators": ("att_gt", "imputation")}
-    a = pd.DataFrame(power_grid.simulate_rep(designs[0], 0, **kw))
-    b = pd.DataFrame(power_grid.simulate_rep(designs[0], 0, **kw))
+    a = pd.DataFrame(power.simulate_rep(designs[0], 0, **kw))
+    b = pd.DataFrame(power.simulate_rep(designs[0], 0, **kw))
     pd.testing.assert_frame_equal(a, b)  # same seed, same placebo states and numbers
     for est, g in a.groupby("estimator"):
         g = g.set_index("delta")
@@ -84,15 +82,15 @@ def test_injected_effect_shifts_estimates_exactly_and_seeds_repeat(rates):
         # and leaves their SEs unchanged (1e-9: floating-point noise only)
         assert g.loc[0.3, "estimate"] - g.loc[0.0, "estimate"] == pytest.approx(0.3, abs=1e-9), est
         assert g.loc[0.3, "se"] == pytest.approx(g.loc[0.0, "se"], rel=1e-9), est
-    other = pd.DataFrame(power_grid.simulate_rep(designs[0], 1, **kw))
+    other = pd.DataFrame(power.simulate_rep(designs[0], 1, **kw))
     assert not np.allclose(other["estimate"], a["estimate"])  # another replicate draws other states
 
 
 def test_mde_interpolation_and_invalid_size():
     d = np.array([0.0, 0.1, 0.2, 0.4])
-    assert power_grid._mde(d, np.array([0.05, 0.4, 0.9, 1.0])) == pytest.approx(0.1 + 0.4 / 0.5 * 0.1)
-    assert math.isnan(power_grid._mde(d, np.array([0.05, 0.2, 0.5, 0.7])))  # never reaches 80%
-    assert math.isnan(power_grid._mde(d, np.array([0.9, 0.95, 1.0, 1.0])))  # rejects 90% of nulls: no valid MDE
+    assert power._mde(d, np.array([0.05, 0.4, 0.9, 1.0])) == pytest.approx(0.1 + 0.4 / 0.5 * 0.1)
+    assert math.isnan(power._mde(d, np.array([0.05, 0.2, 0.5, 0.7])))  # never reaches 80%
+    assert math.isnan(power._mde(d, np.array([0.9, 0.95, 1.0, 1.0])))  # rejects 90% of nulls: no valid MDE
 
 
 def test_study_estimates_conversion_and_status(tmp_path):
@@ -133,7 +131,7 @@ def test_quick_run_writes_every_output(tmp_path_factory):
     cfg = study.SETTINGS[True]
     freq = grid[grid["estimator"] != "hierarchical_did"]
     assert set(freq["delta"]) == set(cfg.deltas) and (freq["reps_run"] == cfg.n_reps).all()
-    assert set(grid["model"]) == set(cohort_rules.MODEL_LABELS)
+    assert set(grid["model"]) == set(data.MODEL_LABELS)
     assert f"{cfg.n_reps} per model" in (out / "report.md").read_text()
 
 
@@ -148,8 +146,8 @@ def test_summarise_reports_monte_carlo_standard_errors():
             "estimate": [0.1, 0.2, 0.3, 0.6],
             "se": [0.1, 0.1, 0.1, 0.1],
         }
-    ).assign(conf_low=lambda d: d["estimate"] - power_grid.Z * d["se"], conf_high=lambda d: d["estimate"] + power_grid.Z * d["se"])
-    s = power_grid.summarise(rec).iloc[0]
+    ).assign(conf_low=lambda d: d["estimate"] - power.Z * d["se"], conf_high=lambda d: d["estimate"] + power.Z * d["se"])
+    s = power.summarise(rec).iloc[0]
     err = np.array([-0.1, 0.0, 0.1, 0.4])
     assert s["reps_used"] == 4 and s["bias"] == pytest.approx(err.mean(), abs=1e-12)
     assert s["bias_mcse"] == pytest.approx(err.std(ddof=1) / 2, rel=1e-12)
@@ -159,11 +157,11 @@ def test_summarise_reports_monte_carlo_standard_errors():
 
 
 def test_grid_gives_the_same_records_in_process_and_on_a_dask_cluster(rates):
-    coh = cohort_rules.jurisdiction_cohorts(cohort_rules.qualifying_rows())
-    designs, _ = power_grid.power_designs(coh, rates, cohort_rules.never_registry_states(rates), ["case_by_case_declination"])
-    parts = [power_grid.GridPart(designs[0], 3, (0.0, 0.2), ("imputation",), 2)]
-    local = power_grid.run_grid(parts, seed=3, scheduler="synchronous")
-    dask = power_grid.run_grid(parts, seed=3, scheduler="local", n_workers=1)  # a Dask LocalCluster, one worker process
+    coh = data.jurisdiction_cohorts(data.qualifying_rows())
+    designs, _ = power.power_designs(coh, rates, data.never_registry_states(rates), ["case_by_case_declination"])
+    parts = [power.GridPart(designs[0], 3, (0.0, 0.2), ("imputation",), 2)]
+    local = power.run_grid(parts, seed=3, scheduler="synchronous")
+    dask = power.run_grid(parts, seed=3, scheduler="local", n_workers=1)  # a Dask LocalCluster, one worker process
     pd.testing.assert_frame_equal(local, dask)
     assert len(local) == 6 and (local["error"] == "").all()
 
@@ -180,11 +178,11 @@ def test_compiled_bayes_power_matches_hierarchical_did(tmp_path_factory, rates):
     assert len(row) == len(cfg.bayes_deltas) and (row["reps_used"] == cfg.bayes_reps).all()
     delta = float(row["delta"].iloc[0])
     engine_mean = delta + float(row["bias"].iloc[0])  # one replicate: the mean of its posterior
-    coh = cohort_rules.jurisdiction_cohorts(cohort_rules.qualifying_rows())
-    designs, _ = power_grid.power_designs(coh, rates, cohort_rules.never_registry_states(rates), list(cohort_rules.MODEL_LABELS))
+    coh = data.jurisdiction_cohorts(data.qualifying_rows())
+    designs, _ = power.power_designs(coh, rates, data.never_registry_states(rates), list(data.MODEL_LABELS))
     design = next(d for d in designs if d.model == "de_jure")
-    treated, _ = power_grid.placebo_draw(design, 0, 0)
-    frame = power_grid.injected_frame(design, treated, delta)  # original state labels: the relabelling must not matter
+    treated, _ = power.placebo_draw(design, 0, 0)
+    frame = power.injected_frame(design, treated, delta)  # original state labels: the relabelling must not matter
     panel = Panel.from_frame(
         frame, unit="state", time="year", outcome="deaths", cohort="cohort", population="population"
     )
