@@ -80,8 +80,9 @@ $(SEED_STAMP): FORCE
 .PHONY: FORCE
 FORCE:
 
-# outputs/NAME/results.json of every registered study; its own prerequisites come from the registry (above)
-outputs/%/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(DATA)
+# outputs/NAME/results.json of every registered study: the core, the modules the studies share
+# (studies/*.py) and the data; its own prerequisites come from the registry (above)
+outputs/%/results.json: $(STAMP) $(SEED_STAMP) $(CORE) $(ESTIMATORS) $(wildcard studies/*.py) $(DATA)
 	$(DK) study $* --out outputs/$* --seed $(SEED)
 
 $(STUDY_TARGETS): study-%: outputs/%/results.json
