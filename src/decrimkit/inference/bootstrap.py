@@ -17,7 +17,8 @@ Rademacher. They are never stored whole: units are split into tiles of ``TILE`` 
 multipliers of tile ``j`` come from their own counter-free stream (NumPy ``PCG64`` seeded by the
 JAX key's data and ``j`` through ``SeedSequence``), one 32-bit integer per multiplier compared with
 ``round(P(low) * 2**32)`` (Mammen's ``P(low)`` to within ``2**-33``; Rademacher exactly), and each
-tile's ``(n_boot, TILE) @ (TILE, k)`` product is one BLAS call on the influence-function columns
+tile's ``(n_boot, TILE) @ (TILE, k)`` product is computed in slices of ``_ROWS`` replicates (the 0/1
+slice stays in cache between the comparison and the product) on the influence-function columns
 that are not zero in that tile. Tiles are processed in parallel threads and summed in a fixed order,
 so the same key gives the same numbers whatever the thread count. The same key gives the same
 multipliers for any influence-function matrix with the same rows
