@@ -190,10 +190,13 @@ def bootstrap_cells(inf: np.ndarray, design: CellDesign, key: Any, n_boot: int, 
     comparison units); the multiplier of a unit is then fixed by its rank in that order.
     """
     basis = cohort_basis(design.g_unit, design.w_unit, np.unique(design.gpos))
-    z = np.concatenate([inf, basis], axis=1)
-    if design.cluster is None:
-        z = z[np.argsort(design.g_unit, kind="stable")]
+    if design.cluster is None:  # gathered straight into cohort order (one copy of the n x K matrix)
+        order = np.argsort(design.g_unit, kind="stable")
+        z = np.empty((inf.shape[0], inf.shape[1] + basis.shape[1]))
+        z[:, : inf.shape[1]] = inf[order]
+        z[:, inf.shape[1] :] = basis[order]
     else:
+        z = np.concatenate([inf, basis], axis=1)
         g = int(design.cluster.max()) + 1
         sums = np.zeros((g, z.shape[1]))
         np.add.at(sums, design.cluster, z)

@@ -145,7 +145,11 @@ def require_cluster_sides(codes: np.ndarray, g: np.ndarray, cluster: str) -> Non
     if not treated.any():
         return  # "no treated unit" is reported by the design checks
     comparison = ~treated | (g > np.min(g[treated]))
-    n_t, n_c = np.unique(codes[treated]).size, np.unique(codes[comparison]).size
+    if codes.dtype.kind in "iu" and codes.size and codes.min() >= 0:  # integer codes: count without sorting
+        n_t = int(np.count_nonzero(np.bincount(codes[treated])))
+        n_c = int(np.count_nonzero(np.bincount(codes[comparison]))) if comparison.any() else 0
+    else:
+        n_t, n_c = np.unique(codes[treated]).size, np.unique(codes[comparison]).size
     if (n_t >= 2 and n_c >= 2) or n_c == 0:
         return  # enough clusters, or no comparison at all (the estimator's design checks say so)
     raise DesignError(
