@@ -127,10 +127,10 @@ def staggered(df_frame: pd.DataFrame, treated: pd.DataFrame, donors: list[str], 
     """Imputation DiD over one model's counties vs the donors, with placebo-reassignment inference."""
     from decrimkit.estimators import did
 
-    from . import data as D
+    from . import data
 
     def att(tr: pd.DataFrame, pool: list[str]) -> float:
-        p = D.county_panel(df_frame, tr, pool)
+        p = data.county_panel(df_frame, tr, pool)
         return float(did.imputation(p, se=False).overall[0])  # inference: placebo reassignment below
 
     est = att(treated, donors)

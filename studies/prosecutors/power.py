@@ -40,7 +40,7 @@ import pandas as pd
 from decrimkit.studies.policy_models.placebo_design import PowerDesign
 from decrimkit.studies.policy_models.power import GridPart, mde_table, run_grid, summarise
 
-from . import data as D
+from . import data
 
 __all__ = ["GRID", "designs", "shift", "power_grid"]
 
@@ -48,11 +48,11 @@ GRID = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0)  # deaths per 100,000 per yea
 ESTIMATORS = ("imputation", "sdid")
 
 
-def designs(df: pd.DataFrame, pools: D.Pools, ev: pd.DataFrame) -> list[PowerDesign]:
+def designs(df: pd.DataFrame, pools: data.Pools, ev: pd.DataFrame) -> list[PowerDesign]:
     """One placebo design per policy model with evaluated counties: its cohorts on the population-only pool."""
     pool = list(pools.large)
     sub = df[df["fips"].isin(pool)]
-    years = tuple(range(D.FIRST, D.LAST + 1))
+    years = tuple(range(data.FIRST, data.LAST + 1))
 
     def wide(col: str) -> np.ndarray:
         w = sub.pivot(index="fips", columns="year", values=col).loc[pool, list(years)]
@@ -62,7 +62,7 @@ def designs(df: pd.DataFrame, pools: D.Pools, ev: pd.DataFrame) -> list[PowerDes
     if not np.isfinite(y).all():  # never: the pool is fully reported (D3); a guard, not a filter
         raise ValueError("the population-only pool has a suppressed or missing cell")
     out = []
-    for i, m in enumerate(D.MODELS):
+    for i, m in enumerate(data.MODELS):
         c = ev.loc[ev["model"] == m, "cohort"]
         if len(c):
             out.append(PowerDesign(m, i, tuple(int(v) for v in c), tuple(pool), years, y, deaths, population))

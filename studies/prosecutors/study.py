@@ -11,10 +11,7 @@ import pandas as pd
 from decrimkit.reporting import Report
 from decrimkit.studies.policy_models.data import MODEL_LABELS
 
-from . import data as D
-from . import figures as F
-from . import methods as M
-from . import power as P
+from . import data, figures, methods, power
 
 UNIT = "deaths per 100,000 per year"
 SETTINGS = {  # quick: what the tests run (one county per model, small pools, few replications)
@@ -31,36 +28,36 @@ def _counties(ev: pd.DataFrame, quick: bool) -> pd.DataFrame:
     return ev.groupby("model", sort=False).head(1).reset_index(drop=True)
 
 
-def _per_county(df: pd.DataFrame, pools: D.Pools, ev: pd.DataFrame, s: dict[str, Any], seed: int,
-                large: bool = False) -> tuple[list[M.CountyEstimate], dict[str, list[str]]]:
+def _per_county(df: pd.DataFrame, pools: data.Pools, ev: pd.DataFrame, s: dict[str, Any], seed: int,
+                large: bool = False) -> tuple[list[methods.CountyEstimate], dict[str, list[str]]]:
     out, donors_of = [], {}
     for r in ev.itertuples():
-        donors = list(pools.large) if large else D.nearest_by_size(pools, r.fips, s["n_donors"])
+        donors = list(pools.large) if large else data.nearest_by_size(pools, r.fips, s["n_donors"])
         donors_of[r.fips] = donors
-        panel = D.county_panel(df, ev[ev["fips"] == r.fips], donors)
+        panel = data.county_panel(df, ev[ev["fips"] == r.fips], donors)
         if large:
-            out.append(M.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
+            out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
             continue
-        out.append(M.scm(panel, r.fips, donors, r.cohort))
+        out.append(methods.scm(panel, r.fips, donors, r.cohort))
         if r.n_pre >= 3:  # the ridge lambda's cross-validation needs two held-out pre-years
-            out.append(M.ascm(panel, r.fips, donors, r.cohort, grid_size=s["grid"]))
-        out.append(M.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
+            out.append(methods.ascm(panel, r.fips, donors, r.cohort, grid_size=s["grid"]))
+        out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
     return out, donors_of
 
 
-def _table(est: list[M.CountyEstimate], ev: pd.DataFrame) -> pd.DataFrame:
+def _table(est: list[methods.CountyEstimate], ev: pd.DataFrame) -> pd.DataFrame:
     t = pd.DataFrame([e.row() for e in est])
     return ev[["fips", "county", "state", "model", "cohort", "confidence"]].merge(t, on="fips", how="right")
 
 
 def _ny(seed: int, s: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str, pd.DataFrame]]]:
-    frame = D.ny_arrests()
+    frame = data.ny_arrests()
     rows, paths = [], {}
-    for fips, (name, date, cohort) in D.NY_TREATED.items():
-        panel = D.ny_panel(frame, fips)
-        donors = sorted(set(frame["fips"]) - set(D.NY_TREATED))
-        e1 = M.scm(panel, fips, donors, cohort)
-        e2 = M.sdid(panel, fips, donors, cohort, n_reps=s["ny_reps"], seed=seed)
+    for fips, (name, date, cohort) in data.NY_TREATED.items():
+        panel = data.ny_panel(frame, fips)
+        donors = sorted(set(frame["fips"]) - set(data.NY_TREATED))
+        e1 = methods.scm(panel, fips, donors, cohort)
+        e2 = methods.sdid(panel, fips, donors, cohort, n_reps=s["ny_reps"], seed=seed)
         for e in (e1, e2):
             rows.append({"county": name, "policy": f"cannabis declination {date}", "first_year": cohort, **e.row()})
         paths[fips] = {"SCM": e1.path, "SDID": e2.path}
@@ -76,9 +73,9 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     with 100 donors and runs the sensitivities.
     """
     s = SETTINGS[bool(quick)]
-    df = D.wonder()
-    rows, ev_all = D.registry_status()
-    pools = D.pools(df)
+    df = data.wonder()
+    rows, ev_all = data.registry_status()
+    pools = data.pools(df)
     ev = _counties(ev_all, quick)
     rep = Report("prosecutors", out=out, seed=seed, quick=quick,
                  title="Prosecutor drug policies and county overdose deaths, by policy model",
@@ -89,32 +86,32 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     est, donors_of = _per_county(df, pools, ev, s, seed)
     table = _table(est, ev)
     sdid_t = table[table["method"] == "SDID"]
-    summary, _ = M.pool(sdid_t, seed=seed, quick=quick)
+    summary, _ = methods.pool(sdid_t, seed=seed, quick=quick)
     stag = []
-    for model in D.MODELS:
+    for model in data.MODELS:
         tr = ev[ev["model"] == model]
         if len(tr):
-            st = M.staggered(df, tr, list(pools.eligible), n_perm=s["n_perm"], seed=seed)
+            st = methods.staggered(df, tr, list(pools.eligible), n_perm=s["n_perm"], seed=seed)
             stag.append({"model": model, **st})
     stag_t = pd.DataFrame(stag)
     sens = []
     if not quick:
         med = sdid_t[sdid_t["confidence"] != "low"]
         if med["model"].nunique() >= 1 and len(med) >= 2:
-            sm, _ = M.pool(med, seed=seed, quick=quick)
+            sm, _ = methods.pool(med, seed=seed, quick=quick)
             sens.append(sm.assign(analysis="confidence >= medium only (R2)"))
         poor = set(table.loc[(table["method"] == "SCM") & table["flags"].str.contains("poor pre-fit"), "fips"])
         fit = sdid_t[~sdid_t["fips"].isin(poor)]
         if len(fit) >= 2:
-            sf, _ = M.pool(fit, seed=seed, quick=quick)
+            sf, _ = methods.pool(fit, seed=seed, quick=quick)
             sens.append(sf.assign(analysis=f"without counties SCM cannot fit before the policy ({', '.join(sorted(poor))})"))
         big, _ = _per_county(df, pools, ev, s, seed, large=True)
         big_t = _table(big, ev)
-        sb, _ = M.pool(big_t, seed=seed, quick=quick)
-        sens.append(sb.assign(analysis=f"population-only pool (2010 pop >= {D.LARGE_COUNTY:,}, n={len(pools.large)})"))
+        sb, _ = methods.pool(big_t, seed=seed, quick=quick)
+        sens.append(sb.assign(analysis=f"population-only pool (2010 pop >= {data.LARGE_COUNTY:,}, n={len(pools.large)})"))
     sens_t = pd.concat(sens, ignore_index=True) if sens else pd.DataFrame()
     supp_t = _suppression_table(summary, sens_t)
-    power_t, mde_t = P.power_grid(P.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"])
+    power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"])
     ny_t, ny_paths = _ny(seed, s)
 
     # ---------------------------------------------------------------- results.json
@@ -171,14 +168,14 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
                   caption="Comparison counties removed by each donor rule (D4 then keeps the nearest in size)")
     notrep = pd.DataFrame({"fips": list(pools.large_not_reported)})
     rep.add_table("large_pool_not_reported", notrep, not_counts="all",
-                  caption=f"Counties of the population-only pool (>= {D.LARGE_COUNTY:,}) not fully reported: "
+                  caption=f"Counties of the population-only pool (>= {data.LARGE_COUNTY:,}) not fully reported: "
                           "they cannot enter without imputing a suppressed or missing cell, so they are left out")
-    rep.add_section("Methods and inference", M.__doc__.split("\n\n", 1)[1])
+    rep.add_section("Methods and inference", methods.__doc__.split("\n\n", 1)[1])
     rep.add_table("county_effects", table, not_counts="all",
                   caption=f"Per-county effects, {UNIT}, mean over the post-years to 2022 (interval 95%)")
-    rep.add_figure("forest", F.forest(table), caption="Per-county effects by policy model (95% intervals)")
+    rep.add_figure("forest", figures.forest(table), caption="Per-county effects by policy model (95% intervals)")
     rep.add_table("pooled", summary, not_counts="all", caption="Bayesian pooling of county SDID effects (bayes.pool)")
-    rep.add_figure("pooled", F.pooled(summary), caption="Pooled effect per policy model and overall")
+    rep.add_figure("pooled", figures.pooled(summary), caption="Pooled effect per policy model and overall")
     rep.add_table("staggered_did", stag_t, not_counts="all",
                   caption="Staggered DiD (imputation) per model, placebo-reassignment inference")
     if len(sens_t):
@@ -193,12 +190,12 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     rep.add_section("Mechanism: New York drug misdemeanor arrests", _ny_text(ny_t))
     rep.add_table("ny_arrests", ny_t, not_counts="all", caption="Drug misdemeanor arrests per 100,000 (DCJS, SEER)")
     for fips, paths in ny_paths.items():
-        rep.add_figure(f"ny_trajectory_{fips}", F.trajectory(paths, title=D.NY_TREATED[fips][0], start=D.NY_TREATED[fips][2],
+        rep.add_figure(f"ny_trajectory_{fips}", figures.trajectory(paths, title=data.NY_TREATED[fips][0], start=data.NY_TREATED[fips][2],
                                                              ylabel="drug misdemeanor arrests per 100,000"),
-                       caption=f"{D.NY_TREATED[fips][0]}: observed and counterfactual arrests")
+                       caption=f"{data.NY_TREATED[fips][0]}: observed and counterfactual arrests")
     for r in ev.itertuples():
         paths = {e.method: e.path for e in est if e.fips == r.fips}
-        rep.add_figure(f"trajectory_{r.fips}", F.trajectory(paths, title=f"{r.county} ({MODEL_LABELS[r.model]})",
+        rep.add_figure(f"trajectory_{r.fips}", figures.trajectory(paths, title=f"{r.county} ({MODEL_LABELS[r.model]})",
                                                             start=r.cohort, ylabel="overdose deaths per 100,000"),
                        caption=f"{r.county}: observed and counterfactual overdose death rates")
     return rep.write()
@@ -237,14 +234,14 @@ def _suppression_table(summary: pd.DataFrame, sens_t: pd.DataFrame) -> pd.DataFr
     return t
 
 
-def _suppression_text(pools: D.Pools, supp_t: pd.DataFrame, quick: bool) -> str:
+def _suppression_text(pools: data.Pools, supp_t: pd.DataFrame, quick: bool) -> str:
     rem = pools.removed.set_index("rule")["removed"]
     d3 = int(rem[[r for r in rem.index if r.startswith("D3")][0]])
     parts = [f"CDC suppresses county counts of 1-9. No suppressed count is used as a number or imputed: the main "
              f"analysis keeps only counties reported in all 13 years (rule D3), which removes {d3:,} of the counties "
              f"left after D1-D2 (most of them small), leaving {len(pools.eligible):,} eligible comparison counties; D4 "
              f"then keeps the 100 nearest in size to each treated county. Because D3 selects on the outcome, the "
-             f"sensitivity pool is chosen by population alone (2010 population >= {D.LARGE_COUNTY:,} after D1-D2): "
+             f"sensitivity pool is chosen by population alone (2010 population >= {data.LARGE_COUNTY:,} after D1-D2): "
              f"{len(pools.large) + len(pools.large_not_reported)} counties, of which {len(pools.large_not_reported)} "
              f"are not fully reported and are left out (they could enter only with imputed cells), leaving "
              f"{len(pools.large)}; SDID and the pooling are rerun on it."]
@@ -270,11 +267,11 @@ def _no_mde(r: Any) -> str:
     return f"; 80% power not reached up to {r.max_delta:g}"
 
 
-def _power_text(mde_t: pd.DataFrame, pools: D.Pools, s: dict[str, Any]) -> str:
-    head = "\n\n".join(P.__doc__.split("\n\n")[1:4])
+def _power_text(mde_t: pd.DataFrame, pools: data.Pools, s: dict[str, Any]) -> str:
+    head = "\n\n".join(power.__doc__.split("\n\n")[1:4])
     reps = ", ".join(f"{e} {n}" for e, n in s["power"].items())
     lines = [head, "", f"Replicates per model: {reps} (the quick run skips SDID); effect grid "
-             f"{', '.join(f'{d:g}' for d in P.GRID)} {UNIT}.", ""]
+             f"{', '.join(f'{d:g}' for d in power.GRID)} {UNIT}.", ""]
     for r in mde_t.itertuples():
         mde = f"{r.mde:.1f}" if np.isfinite(r.mde) else _no_mde(r).lstrip("; ")
         lines.append(f"- {MODEL_LABELS.get(r.model, r.model)}, {r.estimator} ({r.adopters} counties): MDE {mde}; "

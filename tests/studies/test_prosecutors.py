@@ -19,19 +19,19 @@ import pytest
 import study_runs
 from decrimkit.datasets import _loader
 from decrimkit.errors import DataError
-from decrimkit.studies.prosecutors import data as D
+from decrimkit.studies.prosecutors import data
 
 pytestmark = pytest.mark.xdist_group("studies")
 
 
 @pytest.fixture(scope="module")
 def wonder():
-    return D.wonder()
+    return data.wonder()
 
 
 @pytest.fixture(scope="module")
 def pools(wonder):
-    return D.pools(wonder)
+    return data.pools(wonder)
 
 
 def _raw_wonder() -> list[dict[str, str]]:
@@ -56,7 +56,7 @@ def test_donor_pool_rule_against_the_raw_file(pools):
     assert eligible <= clean
     suppressed = {r["fips"] for rs in by_fips.values() for r in rs if r["deaths_status"] != "reported"}
     assert not eligible & suppressed
-    registry = set(D.policy_registry()["county_fips"].dropna())
+    registry = set(data.policy_registry()["county_fips"].dropna())
     states = {by_fips[f][0]["state_abbr"] for f in eligible}
     assert not eligible & registry and not states & {"OR", "WA", "VT", "CO"}
     # D3 removes exactly the D1-D2 survivors that are not clean in the raw text
@@ -67,7 +67,7 @@ def test_donor_pool_rule_against_the_raw_file(pools):
     assert pools.removed["remaining"].iloc[-1] == len(eligible) == 571
     # the population-only pool: every county >= 250,000 in 2010 that passes D1-D2, split by reporting
     big = {f for f in d12 if by_fips[f][0]["year"] == "2010" and by_fips[f][0]["population"].isdigit()
-           and int(by_fips[f][0]["population"]) >= D.LARGE_COUNTY}
+           and int(by_fips[f][0]["population"]) >= data.LARGE_COUNTY}
     assert set(pools.large) | set(pools.large_not_reported) == big
     assert set(pools.large) <= clean and not set(pools.large_not_reported) & clean
 
@@ -75,17 +75,17 @@ def test_donor_pool_rule_against_the_raw_file(pools):
 def test_suppressed_counts_never_reach_a_panel(wonder, pools):
     assert wonder.loc[wonder["deaths_status"] != "reported", "rate"].isna().all()
     suppressed = wonder.loc[wonder["deaths_status"] == "suppressed", "fips"].iloc[0]
-    ev = D.registry_status()[1]
+    ev = data.registry_status()[1]
     with pytest.raises(DataError, match="suppressed or missing count"):
-        D.county_panel(wonder, ev.iloc[[0]], [*pools.eligible[:5], suppressed])
-    panel = D.county_panel(wonder, ev.iloc[[0]], list(pools.eligible[:5]))
+        data.county_panel(wonder, ev.iloc[[0]], [*pools.eligible[:5], suppressed])
+    panel = data.county_panel(wonder, ev.iloc[[0]], list(pools.eligible[:5]))
     assert panel.n_units == 6 and np.isfinite(panel.frame["y"]).all()
 
 
 def test_registry_rules():
-    rows, ev = D.registry_status()
+    rows, ev = data.registry_status()
     assert len(rows) == 38 and len(ev) == 16  # 22 registry counties: 16 evaluable (see statuses)
-    assert set(ev["model"]) == set(D.MODELS)
+    assert set(ev["model"]) == set(data.MODELS)
     used = rows[rows["status"] == "used"]
     assert not used["cannabis_only"].any() and not used["statewide"].any()
     harris = rows[rows["county_fips"] == "48201"]
@@ -95,11 +95,11 @@ def test_registry_rules():
     }
     phil = ev[ev["fips"] == "42101"].iloc[0]  # first policy: expanded diversion 2019-12, cohort 2020
     assert phil["model"] == "expanded_diversion" and phil["cohort"] == 2020 and "2020-01-01" in phil["later_policies"]
-    assert (ev["n_pre"] >= D.MIN_PRE).all() and (ev["cohort"] <= D.LAST).all()
+    assert (ev["n_pre"] >= data.MIN_PRE).all() and (ev["cohort"] <= data.LAST).all()
 
 
 def test_nearest_by_size_uses_population_only(pools):
-    near = D.nearest_by_size(pools, "24510", 10)
+    near = data.nearest_by_size(pools, "24510", 10)
     assert len(near) == 10 and set(near) <= set(pools.eligible)
     lp = np.log(pools.pop2010.reindex(list(pools.eligible)).astype(float))
     gap = (lp - np.log(float(pools.pop2010["24510"]))).abs()
@@ -107,9 +107,9 @@ def test_nearest_by_size_uses_population_only(pools):
 
 
 def test_ny_arrest_panel():
-    frame = D.ny_arrests()
+    frame = data.ny_arrests()
     assert frame["fips"].nunique() == 62 and frame["year"].min() == 1990 and frame["year"].max() == 2019
-    panel = D.ny_panel(frame, "36047")
+    panel = data.ny_panel(frame, "36047")
     assert panel.n_units == 61  # Manhattan (treated 2019) left out of Brooklyn's pool
     rate = panel.frame.loc[panel.frame["unit"] == "36047", "rate"].to_numpy()
     k = frame[frame["fips"] == "36047"]
@@ -129,10 +129,10 @@ def test_quick_run_outputs(quick):
         assert (quick / f).exists(), f
     res = {r["name"]: r for r in json.loads((quick / "results.json").read_text())["results"]}
     effects = pd.read_csv(quick / "tables" / "county_effects.csv", dtype={"fips": str})
-    assert effects["fips"].nunique() == 4 and set(effects["model"]) == set(D.MODELS)  # quick: one per model
+    assert effects["fips"].nunique() == 4 and set(effects["model"]) == set(data.MODELS)  # quick: one per model
     assert np.isfinite(effects[["estimate", "conf_low", "conf_high", "pre_rmspe"]].to_numpy()).all()
     assert (effects["conf_low"] <= effects["estimate"]).all() and (effects["estimate"] <= effects["conf_high"]).all()
-    for m in D.MODELS:
+    for m in data.MODELS:
         r = res[f"pooled_{m}"]
         assert np.isfinite(r["estimate"]) and r["conf_int"][0] < r["estimate"] < r["conf_int"][1]
         assert 0 <= res[f"pooled_{m}_p_negative"]["estimate"] <= 1
@@ -146,13 +146,13 @@ def test_quick_run_outputs(quick):
 
 # ----------------------------------------------------------------------------- design-based power
 def test_power_designs_use_the_population_only_pool(wonder, pools):
-    from decrimkit.studies.prosecutors import power as P
+    from decrimkit.studies.prosecutors import power
 
-    ev = D.registry_status()[1]
-    designs = P.designs(wonder, pools, ev)
-    assert [d.model for d in designs] == list(D.MODELS)
+    ev = data.registry_status()[1]
+    designs = power.designs(wonder, pools, ev)
+    assert [d.model for d in designs] == list(data.MODELS)
     for d in designs:
-        assert d.states == pools.large and d.y.shape == (len(pools.large), D.N_YEARS)
+        assert d.states == pools.large and d.y.shape == (len(pools.large), data.N_YEARS)
         assert sorted(d.cohorts) == sorted(ev.loc[ev["model"] == d.model, "cohort"])
     # the series are the WONDER rates of those counties, never a suppressed cell
     w = wonder[wonder["fips"] == pools.large[0]].sort_values("year")
@@ -164,17 +164,17 @@ def test_power_shift_equals_refit_on_the_injected_panel(wonder, pools, n_treated
     """Each replicate is fitted at no effect and shifted: the shifted record equals a refit on the panel with
     the effect injected (estimate, SE and interval), for imputation DiD and SDID (placebo and jackknife SE)."""
     from decrimkit.studies.policy_models.power import simulate_rep
-    from decrimkit.studies.prosecutors import power as P
+    from decrimkit.studies.prosecutors import power
 
-    ev = D.registry_status()[1]
-    d = P.designs(wonder, pools, ev)[2]
+    ev = data.registry_status()[1]
+    d = power.designs(wonder, pools, ev)[2]
     small = d._replace(cohorts=d.cohorts[:n_treated], states=d.states[:25], y=d.y[:25], deaths=d.deaths[:25],
                        population=d.population[:25])
-    refit = pd.DataFrame(simulate_rep(small, 0, seed=3, deltas=(0.0, 7.5), estimators=P.ESTIMATORS, sdid_reps=8))
+    refit = pd.DataFrame(simulate_rep(small, 0, seed=3, deltas=(0.0, 7.5), estimators=power.ESTIMATORS, sdid_reps=8))
     # one treated county: imputation's clustered SE is refused (a named error, recorded), SDID uses placebos
     assert (refit["error"] != "").tolist() == [n_treated == 1 and e == "imputation" for e in refit["estimator"]]
     refit = refit[refit["error"] == ""]
-    shifted = P.shift(refit[refit["delta"] == 0.0], (0.0, 7.5))
+    shifted = power.shift(refit[refit["delta"] == 0.0], (0.0, 7.5))
     cols = ["estimate", "se", "conf_low", "conf_high"]
     refit = refit.sort_values(["model", "estimator", "delta", "rep"], kind="stable").reset_index(drop=True)
     np.testing.assert_allclose(shifted[cols].to_numpy(), refit[cols].to_numpy(), rtol=1e-7, atol=1e-7)

@@ -19,19 +19,19 @@ import pymc.initial_point
 import pytest
 
 from decrimkit.errors import BackendError, DecrimkitError
-from decrimkit.estimators.bayes import _engine as E
+from decrimkit.estimators.bayes import _engine as engine
 
 
 @pytest.fixture
 def fresh_check():
-    E.check_backend.cache_clear()
-    yield E.check_backend
-    E.check_backend.cache_clear()
+    engine.check_backend.cache_clear()
+    yield engine.check_backend
+    engine.check_backend.cache_clear()
 
 
 def test_backend_check_passes_on_the_pinned_versions(fresh_check):
     fresh_check()
-    for dist, tested in E.TESTED_VERSIONS.items():
+    for dist, tested in engine.TESTED_VERSIONS.items():
         installed = importlib.metadata.version(dist)
         # a new major.minor must be checked against the engine (and TESTED_VERSIONS updated) before pinning
         assert installed.startswith(tested + "."), (dist, installed, tested)
@@ -62,7 +62,7 @@ def test_data_containers_are_inputs_of_the_compiled_log_density():
         sigma = pm.HalfNormal("sigma", 5.0)
         pm.Deterministic("twice_mu", 2 * mu)
         pm.Normal("y", mu, sigma, observed=y)
-    fns = E.model_functions(model, data=("y_data",), outputs=("twice_mu",))
+    fns = engine.model_functions(model, data=("y_data",), outputs=("twice_mu",))
     point = {"mu": np.float64(0.3), "sigma_log__": np.float64(-0.2)}
     values = [point[name] for name in fns.value_names]
     pymc_logp = model.compile_logp()
@@ -71,4 +71,4 @@ def test_data_containers_are_inputs_of_the_compiled_log_density():
         np.testing.assert_allclose(float(fns.logp(*values, data)[0]), float(pymc_logp(point)), rtol=1e-12)
         np.testing.assert_allclose(float(fns.outputs(*values, data)[0]), 0.6, rtol=1e-15)
     with pytest.raises(DecrimkitError, match="no data container 'nope'"):
-        E.model_functions(model, data=("nope",))
+        engine.model_functions(model, data=("nope",))
