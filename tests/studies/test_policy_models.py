@@ -108,6 +108,27 @@ def test_study_estimates_conversion_and_status(tmp_path):
     assert st["oregon"].startswith("missing") and "simulated" in st["suffolk"]
 
 
+def test_oregon_excess_rate_is_converted_against_oregons_observed_rate(tmp_path):
+    # Oregon offers an excess rate (deaths per 100,000 per year); the pooling turns it into a log rate ratio
+    # against Oregon's observed mean rate over the January windows 2022-2024 (populations of the year before)
+    (tmp_path / "oregon").mkdir()
+    res = {"results": [{"name": "scm_rate", "estimate": 6.0, "conf_int": [2.0, 10.0], "se": None},
+                       {"name": "sdid_rate", "estimate": None, "conf_int": None, "se": None}]}
+    (tmp_path / "oregon" / "results.json").write_text(json.dumps(res))
+    od = load_dataset("cdc_vsrr_overdose")
+    od = od[(od["indicator"] == "Number of Drug Overdose Deaths") & (od["state"] == "OR") & (od["month"] == 1)]
+    deaths = od.set_index("year")["predicted_value"]
+    pop = load_dataset("state_population").query("state == 'OR'").set_index("year")["population"]
+    observed = 1e5 * np.mean([deaths[y] / pop[y - 1] for y in (2022, 2023, 2024)])
+    est, status = pooling.study_estimates(tmp_path)
+    row = est.set_index("site").loc["Oregon"]
+    assert row["source_result"] == "oregon/scm_rate" and row["policy_model"] == "de_jure"  # sdid_rate has no estimate
+    assert row["estimate"] == pytest.approx(math.log(observed / (observed - 6.0)), rel=1e-12)
+    width = math.log(observed / (observed - 10.0)) - math.log(observed / (observed - 2.0))
+    assert row["se"] == pytest.approx(width / (2 * 1.959963984540054), rel=1e-12)
+    assert dict(zip(status["study"], status["status"]))["oregon"] == "pooled (oregon/scm_rate)"
+
+
 def test_quick_run_writes_every_output(tmp_path_factory):
     out = study_runs.quick_run("policy-models", 0, study_runs.shared_base(tmp_path_factory))
     for f in (
