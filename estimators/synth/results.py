@@ -198,14 +198,14 @@ class PlaceboResult(Summarised):
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         """One row per run (the actual one first): its mean post-period gap; the rank p-value on the actual
         run only; no standard error or interval (a rank test is not inverted here). The run table's own
-        columns follow. ``alpha`` does not change a rank p-value."""
+        columns follow (``mean_post_gap`` is ``estimate`` again). ``alpha`` does not change a rank p-value."""
         t = self.table
         n = len(t)
         p = np.r_[self.p_value, np.full(n - 1, np.nan)]
         inference = [self.inference_method()] + ["placebo run (its gap is part of the reference distribution)"] * (n - 1)
         out = tidy_frame([str(r) for r in t["run"]], t["mean_post_gap"].to_numpy(dtype="float64"), np.nan, np.nan,
                          np.nan, p, inference)
-        for col in t.columns.drop("mean_post_gap"):
+        for col in t.columns:
             out[col] = t[col].to_numpy()
         return out
 
