@@ -874,14 +874,6 @@ def test_plan_invalid_toml(plan_dir):
 
 
 # ------------------------------------------------------------------ CLI
-def test_cli_unknown_study_is_a_one_line_error(capsys):
-    from decrimkit.cli import main
-
-    assert main(["study", "atlantis"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: SpecificationError: unknown study 'atlantis'") and "Traceback" not in err
-
-
 def test_cli_missing_plan_file(tmp_path, capsys):
     from decrimkit.cli import main
 
