@@ -185,6 +185,11 @@ _POLICY_MODELS_TABLES = (
     ("mde", ("model", "estimator", "adopters", "reps", "size", "mean_coverage", "mde_log")),
 )
 
+# the county overdose secondary outcome of the Baltimore and Suffolk studies (studies/prosecutors/secondary.py)
+_COUNTY_OVERDOSE = tuple(f"studies/prosecutors/{f}.py" for f in ("secondary", "data", "methods", "figures")) + (
+    "studies/policy_models/panel.py",
+)
+
 #: Every study, in the order ``make studies`` and the manuscript take them.
 STUDIES: dict[str, Study] = {
     s.name: s
@@ -201,12 +206,14 @@ STUDIES: dict[str, Study] = {
             ),
             in_paper=True,
             paper_tables=(("robustness", ("run", "rate_ratio", "rate_ratio_low", "rate_ratio_high", "averted")),),
+            sources=_COUNTY_OVERDOSE,
         ),
         Study(
             "suffolk",
             quick="20 Monte Carlo replications, not 200",
             pooling=Pooling("unconditional_declination", site="Suffolk County", simulated=True),
             in_paper=True,
+            sources=_COUNTY_OVERDOSE,
         ),
         Study(
             "oregon",

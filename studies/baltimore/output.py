@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -407,6 +408,16 @@ def write_report(r: StudyResults, *, out: str | Path, seed: int, quick: bool) ->
     rep.add_section("Reproduce", narrative.reproduce(r))
     _put(rep, fig, tab, ["tab:monthly_series"])
     _relations(rep, r, tab)
+    from decrimkit.studies.prosecutors import secondary  # the county overdose series (prosecutors study's design)
+
+    secondary.add_to_report(
+        rep, fips="24510", name="Baltimore City", start=date(2020, 3, 18), seed=seed, quick=quick,
+        adds="What it adds: drug arrests measure what the police and prosecutor did (the policy's first stage); the "
+        "overdose death rate asks whether the health outcome the policy is argued to protect moved, against other "
+        "counties rather than another arrest series of the same city. It cannot separate the policy from COVID-19 "
+        "and the fentanyl surge, which began the same month, and Baltimore City lies above most comparison counties' "
+        "death rates, so the fit flags matter.",
+    )
     s = r.summaries
     rep.add_reference(
         "Rouhani et al. 2021, JHU report",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,15 @@ def write_report(out: Path, *, seed: int, quick: bool, config: SuffolkConfig, n_
     rep.add_section("Monte Carlo", _mc_text(mc, n_reps, quick))
     _results(rep, fits, sim.truth, memo, mc, config)
     rep.add_section("Using real case data", PARTNER)
+    from decrimkit.studies.prosecutors import secondary  # the county overdose series (prosecutors study's design)
+
+    secondary.add_to_report(
+        rep, fips="25025", name="Suffolk County, MA", start=date(2019, 3, 25), seed=seed, quick=quick,
+        adds="What it adds: everything above runs on simulated cases; this is the study's one estimate from real data, "
+        "on a different outcome (the county's overdose death rate, not re-offending) with the Rollins memo's county "
+        "as the treated unit against comparison counties. It is an aggregate of the whole county, so any effect of "
+        "non-prosecution on the defendants concerned is diluted in it, and 2020-2022 carry COVID-19 and fentanyl.",
+    )
     for col, (label, key, published) in OUTCOMES.items():
         rep.add_reference(
             "Agan, Doleac & Harvey (QJE 2023 abstract; SSRN 2022)",

@@ -198,6 +198,8 @@ def test_quick_run_headline_is_finite_with_an_interval(quick_run):
         "its_single_series_cumulative_averted",
         "did_poisson_rate_ratio",
         "bayes_its_cumulative_averted",
+        "county_overdose_scm",  # secondary outcome: county overdose deaths (prosecutors study's design)
+        "county_overdose_sdid",
     )
     for name in needed:
         r = results[name]

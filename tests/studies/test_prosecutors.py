@@ -179,3 +179,14 @@ def test_power_shift_equals_refit_on_the_injected_panel(wonder, pools, n_treated
     refit = refit.sort_values(["model", "estimator", "delta", "rep"], kind="stable").reset_index(drop=True)
     np.testing.assert_allclose(shifted[cols].to_numpy(), refit[cols].to_numpy(), rtol=1e-7, atol=1e-7)
     assert shifted[["estimator", "delta"]].equals(refit[["estimator", "delta"]])
+
+
+def test_first_treated_year_rule_for_annual_data():
+    """R5 on annual data: the first calendar year with six months in force (start on or before 1 July)."""
+    from datetime import date
+
+    from decrimkit.studies.prosecutors.secondary import first_treated_year
+
+    assert first_treated_year(date(2020, 3, 18)) == 2020  # Baltimore City
+    assert first_treated_year(date(2019, 3, 25)) == 2019  # Suffolk County, MA
+    assert first_treated_year(date(2021, 7, 1)) == 2021 and first_treated_year(date(2021, 7, 2)) == 2022

@@ -118,7 +118,14 @@ def test_quick_study_writes_finite_results(tmp_path_factory):
     assert (mc["bias"].abs() < 2 * mc["sd_estimate"]).all()
     memo = pd.read_csv(out / "tables" / "memo_did.csv")
     assert (np.abs(memo["estimate"] - memo["truth"]) < 3 * memo["se"]).all()
+    # secondary outcome, real data: Suffolk County's overdose death rate (first treated year 2019, rule R5)
+    od = pd.read_csv(out / "tables" / "county_overdose.csv")
+    assert list(od["method"]) == ["SCM", "SDID"] and (od["first_treated_year"] == 2019).all()
+    for key in ("county_overdose_scm", "county_overdose_sdid"):
+        lo, hi = results[key]["conf_int"]
+        assert lo <= results[key]["estimate"] <= hi and 0 < results[key]["p_value"] <= 1
     report = (out / "report.md").read_text()
+    assert "Secondary outcome: county overdose deaths" in report and "What it adds" in report
     assert "simulated data" in report and "not** evidence about Suffolk County" in report
     assert "-53%" in report and "67,553" in report
 
