@@ -187,7 +187,7 @@ _POLICY_MODELS_TABLES = (
 
 # the county overdose secondary outcome of the Baltimore and Suffolk studies (studies/prosecutors/secondary.py)
 _COUNTY_OVERDOSE = tuple(f"studies/prosecutors/{f}.py" for f in ("secondary", "data", "methods", "figures")) + (
-    "studies/policy_models/panel.py",
+    "studies/policy_models/data.py",
 )
 
 #: Every study, in the order ``make studies`` and the manuscript take them.

@@ -15,7 +15,7 @@ from datetime import date
 import pandas as pd
 
 from decrimkit.reporting import Report
-from decrimkit.studies.policy_models.panel import annual_cohort
+from decrimkit.studies.policy_models.data import annual_cohort
 
 from . import data as D
 from . import methods as M
@@ -25,7 +25,7 @@ UNIT = "overdose deaths per 100,000 per year"
 
 
 def first_treated_year(start: date) -> int:
-    """R5 (``policy_models.panel.annual_cohort``): first calendar year with six months in force (start on/before 1 July)."""
+    """R5 (``policy_models.data.annual_cohort``): first calendar year with six months in force (start on/before 1 July)."""
     return int(annual_cohort(pd.Series(pd.to_datetime([start])))[0])
 
 
