@@ -190,3 +190,22 @@ def test_first_treated_year_rule_for_annual_data():
     assert first_treated_year(date(2020, 3, 18)) == 2020  # Baltimore City
     assert first_treated_year(date(2019, 3, 25)) == 2019  # Suffolk County, MA
     assert first_treated_year(date(2021, 7, 1)) == 2021 and first_treated_year(date(2021, 7, 2)) == 2022
+
+
+def test_suppression_sensitivity_table_and_sentence(pools):
+    """The full run's comparison of the main pools with the population-only pool: the table pairs each model's
+    pooled effects and the sentence is computed from it (largest move; whether an interval changes side of zero)."""
+    from decrimkit.studies.prosecutors import study as S
+
+    summary = pd.DataFrame({"policy_model": ["case_by_case_declination", "all models"], "mean": [5.0, 4.0],
+                            "low": [-1.0, -2.0], "high": [11.0, 9.0], "p_negative": [0.04, 0.08]})
+    big = summary.assign(mean=[6.5, 3.5], low=[0.5, -2.5], analysis="population-only pool (n=219)")
+    other = summary.assign(analysis="confidence >= medium only (R2)")
+    t = S._suppression_table(summary, pd.concat([other, big], ignore_index=True))
+    assert list(t["policy_model"]) == ["case_by_case_declination", "all models"]
+    np.testing.assert_allclose(t["difference"], [1.5, -0.5])
+    text = S._suppression_text(pools, t, quick=False)
+    assert "removes 2,407" in text and "leaving 219" in text and "at most 1.50" in text
+    assert "changes whether it excludes zero" in text and "does not hinge" not in text
+    t2 = S._suppression_table(summary, pd.concat([big.assign(low=[-0.5, -2.5])], ignore_index=True))
+    assert "does not hinge on the suppression rule" in S._suppression_text(pools, t2, quick=False)
