@@ -300,7 +300,9 @@ def _placebo_lines(results: dict[str, Any]) -> list[str]:
              "fits that failed the package's convergence gate).", ""]
     for c in cells:
         rows = [r for r in results["table"] if r["cell"] == c["name"]]
-        lines += [f"### {c['name']}", "", f"{c['description']}.", "",
+        every = (f" Every one of the {c['reps']} distinct one-unit laws is run once (an exact enumeration of the "
+                 "placebo distribution; the MC SEs treat the laws as draws)." if c["params"].get("exhaustive") else "")
+        lines += [f"### {c['name']}", "", f"{c['description']}.{every}", "",
                   "| method | reps | n | warn | size 5% | coverage | mean interval width | verdict |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
