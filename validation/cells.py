@@ -191,10 +191,12 @@ def _mc_nnm(rep: Replication, seed: int) -> list[Record]:
 # of random permutations (the observed assignment is one of n_perm + 1 exchangeable draws), so 99 draws keep
 # its size at 5% exactly (p in steps of 0.01) at a tenth of the default's cost; Conley-Taber and Ferman-Pinto
 # enumerate every tuple of controls when there are at most 2000 (one treated unit; two treated states) and
-# otherwise use 99 random tuples (their p-value then carries Monte Carlo noise of about 0.02 at p = 0.05, so
-# their measured size is that of the 99-draw version); the wild bootstrap uses 199 Webb-weight draws.
+# otherwise use 199 random tuples (their measured size is that of the 199-draw version); the wild bootstrap
+# uses 199 Webb-weight draws.
 PLACEBO_PERM = 99
-PLACEBO_DRAWS = 99
+PLACEBO_DRAWS = 199  # with B draws a 5% equal-tailed test rejects when at most floor(0.025 B) fall beyond the
+# estimate in a tail; under the method's own assumptions the estimate ranks uniformly among B + 1 values, so its
+# size is 2 (floor(0.025 B) + 1) / (B + 1): exactly 5% for B = 199 (and 999), 6% for B = 99
 PLACEBO_BOOT = 199
 PLACEBO_SDID = 50      # placebo draws behind SDID's SE (normal interval on 49 df: 0.944 at best, see notes above)
 PLACEBO_BAYES = {"chains": 4, "tune": 500, "draws": 300, "target_accept": 0.95}
