@@ -334,8 +334,8 @@ CELLS: tuple[Cell, ...] = (
     Cell("did_few_treated_methods", "staggered", {"cohorts": (4,), "n_treated": (3,)},
          ("twfe/wild", "twfe/randomization", "twfe/conley_taber", "att_gt/conley_taber", "imputation/randomization",
           "imputation/conley_taber"), 500, 0,
-         "as did_few_treated (3 of 40 treated, tau = 1): the few-treated inference methods (issue 21)", chunk=10,
-         notes=("Ferman-Pinto needs populations, which this DGP does not have; see the placebo cells",)),
+         "as did_few_treated (3 of 40 treated, tau = 1): the few-treated inference methods of issue 21 (Ferman-Pinto "
+         "needs populations, which this DGP does not have: see the placebo cells)", chunk=10),
     Cell("poisson_mean1", "counts", {"mean": 1.0}, ("poisson",), 1000, 20,
          "40 units x 8 periods, 20 treated from period 4; Poisson counts, about 1 event per unit-period; rate ratio 1.25"),
     Cell("poisson_mean0.2", "counts", {"mean": 0.2}, ("poisson",), 1000, 20,
