@@ -65,7 +65,7 @@ class Source:
 
 
 def _state_pool() -> tuple[pd.DataFrame, list[str]]:
-    from decrimkit.studies.policy_models.panel import state_overdose_rates, state_panel_frame
+    from decrimkit.studies.policy_models.data import state_overdose_rates, state_panel_frame
 
     rates = state_overdose_rates()
     return rates, state_panel_frame(rates=rates).controls
