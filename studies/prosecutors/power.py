@@ -81,17 +81,21 @@ def shift(records: pd.DataFrame, deltas: Sequence[float]) -> pd.DataFrame:
 
 
 Z = 1.959963984540054
+MIN_CALIBRATION_REPS = 40  # below this the 2.5% and 97.5% placebo quantiles are interpolated extremes (size != 5%)
 
 
 def calibrated(records: pd.DataFrame) -> pd.DataFrame:
     """The ``delta = 0`` records with Conley-Taber intervals from the placebo estimates of each model and estimator.
 
     Interval ``[estimate - q97.5, estimate - q2.5]`` of the placebo estimates (the study's staggered DiD
-    interval); ``se`` is its half-width over 1.96, a nominal scale only (power uses the interval).
+    interval); ``se`` is its half-width over 1.96, a nominal scale only (power uses the interval). Only for
+    an estimator with at least :data:`MIN_CALIBRATION_REPS` replicates (SDID's 10 in the full run are too few).
     """
     base = records[(records["delta"] == 0.0) & np.isfinite(records["estimate"])]
     parts = []
     for (_, e), g in base.groupby(["model", "estimator"], sort=True):
+        if len(g) < MIN_CALIBRATION_REPS:
+            continue
         lo, hi = np.quantile(g["estimate"].to_numpy(), [0.025, 0.975])
         parts.append(g.assign(estimator=f"{e} (placebo-calibrated)", conf_low=g["estimate"] - hi,
                               conf_high=g["estimate"] - lo, se=(hi - lo) / (2 * Z)))

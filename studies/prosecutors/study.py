@@ -16,7 +16,7 @@ from . import data, figures, methods, power
 UNIT = "deaths per 100,000 per year"
 SETTINGS = {  # quick: what the tests run (one county per model, small pools, few replications)
     True: {"n_donors": 24, "grid": 21, "sdid_reps": 20, "n_perm": 9, "ny_reps": 20, "large": False,
-           "power": {"imputation": 20}},
+           "power": {"imputation": 40}},
     False: {"n_donors": 100, "grid": 61, "sdid_reps": 200, "n_perm": 99, "ny_reps": 200, "large": True,
             "power": {"imputation": 200, "sdid": 10}},
 }
