@@ -464,25 +464,14 @@ def att_gt(
         raise SpecificationError(f"alpha must lie strictly between 0 and 1, got {alpha!r}.")
     key = key_from_seed(seed) if n_boot else None
     # dr_imp also fits an outcome regression on the comparison units: same covariate checks as dr
-    design = cell_design(panel, control=control, method="dr" if method == "dr_imp" else method,
-                         covariates=tuple(covariates),
-                         anticipation=anticipation, base_period=base_period, weights=weights, cluster=cluster,
-                         check_clusters=how == "cluster")
-    if method == "dr_imp":
-        cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
-                 jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
-        fit = _att_gt_imp_kernel(*cells)
-        att, inf = np.array(fit.att), np.array(fit.inf).T
-    else:
-        idx, live, cells = compact_cells(design)
-        fit = _att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
-        att = np.array(fit.att)
-        full = np.zeros((idx.shape[0], design.n_units + 1))  # column n takes the padding
-        full[np.arange(idx.shape[0])[:, None], np.where(live, idx, design.n_units)] = np.asarray(fit.inf)
-        inf = full[:, : design.n_units].T
-    _check_fit(fit, design, method)
-    att = np.where(design.is_base, 0.0, att)
-    inf[:, design.is_base] = 0.0
+
+    def design_of(p: Panel, check_clusters: bool) -> CellDesign:
+        return cell_design(p, control=control, method="dr" if method == "dr_imp" else method,
+                           covariates=tuple(covariates), anticipation=anticipation, base_period=base_period,
+                           weights=weights, cluster=cluster, check_clusters=check_clusters)
+
+    design = design_of(panel, how == "cluster")
+    att, inf = _cell_estimates(design, method)
     se = analytic_se(inf)
     se = np.where(se > _DEGENERATE, se, np.nan)  # R did: a zero SE (the universal base cell) is NA
     boot_se, crit, boot = np.full(att.shape, np.nan), None, None
@@ -511,14 +500,17 @@ def att_gt(
     warn_if_few(panel, "att_gt", how, n_treated=int(np.isfinite(design.g_unit).sum()))
     few = None
     if how != "cluster":
-        opts = {"control": control, "method": method, "covariates": covariates, "anticipation": anticipation,
-                "base_period": base_period, "n_boot": 0, "weights": weights, "cluster": cluster}
         groups = np.unique(design.gpos)
 
+        # a reassigned or residual-filled panel's fit gives estimates only, no cluster-robust variance, so
+        # the few-clusters rule does not apply to it (with one treated unit it would refuse every refit)
+        def estimates_of(p: Panel) -> np.ndarray:
+            return _cell_estimates(design_of(p, False), method)[0]
+
         def refit(p: Panel) -> np.ndarray:
-            fit_p = att_gt(p, **opts)
-            shares = cohort_shares(cohort_basis(fit_p.design.g_unit, fit_p.design.w_unit, groups))
-            return np.concatenate([fit_p.estimate, shares])
+            design_p = design_of(p, False)
+            shares = cohort_shares(cohort_basis(design_p.g_unit, design_p.w_unit, groups))
+            return np.concatenate([_cell_estimates(design_p, method)[0], shares])
 
         if how == "randomization":
             batch = None
@@ -529,7 +521,7 @@ def att_gt(
                                       covariates=tuple(covariates), method=method)
             few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, batch=batch)
         else:
-            few = residual(panel, lambda p: att_gt(p, **opts).estimate, how, att, covariates=tuple(covariates),
+            few = residual(panel, estimates_of, how, att, covariates=tuple(covariates),
                            n_draws=n_perm, max_exact=max_exact, seed=seed)
             shares = cohort_shares(cohort_basis(design.g_unit, design.w_unit, groups))
             few = dataclasses.replace(few, estimate=np.concatenate([att, shares]),
@@ -538,6 +530,26 @@ def att_gt(
         group=stack_labels(times[design.gpos]), time=stack_labels(times[design.tpos]), estimate=att, se=se,
         boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim, boot=boot, inference=few,
     )
+
+
+def _cell_estimates(design: CellDesign, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell's ATT and its influence functions (units x cells), base cells zero, fit flags checked."""
+    if method == "dr_imp":
+        cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
+                 jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
+        fit = _att_gt_imp_kernel(*cells)
+        att, inf = np.array(fit.att), np.array(fit.inf).T
+    else:
+        idx, live, cells = compact_cells(design)
+        fit = _att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
+        att = np.array(fit.att)
+        full = np.zeros((idx.shape[0], design.n_units + 1))  # column n takes the padding
+        full[np.arange(idx.shape[0])[:, None], np.where(live, idx, design.n_units)] = np.asarray(fit.inf)
+        inf = full[:, : design.n_units].T
+    _check_fit(fit, design, method)
+    att = np.where(design.is_base, 0.0, att)
+    inf[:, design.is_base] = 0.0
+    return att, inf
 
 
 def _check_fit(fit: CellFit, design: CellDesign, method: str) -> None:

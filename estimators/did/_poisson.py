@@ -316,8 +316,10 @@ def poisson(
     few = None
     if how == "randomization":
 
+        # the reassigned panels' estimates only: cluster=None (no cluster-robust variance, so the few-clusters
+        # rule that would refuse every one-treated-unit refit does not apply; the estimate does not depend on it)
         def refit(p: Panel) -> np.ndarray:
-            return poisson(p, exposure=exposure, covariates=covariates, cluster=cluster, staggered=staggered,
+            return poisson(p, exposure=exposure, covariates=covariates, cluster=None, staggered=staggered,
                            tol=tol).estimate[:1]
 
         few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,), linear=False)

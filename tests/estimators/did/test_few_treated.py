@@ -398,3 +398,32 @@ def test_att_gt_randomization_batch_equals_refits_on_reassigned_panels(control, 
             dose = did.att_gt(build(f.assign(y=d_obs)), **opts).estimate
         np.testing.assert_allclose(inf.stat[i, :k], stat, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(inf.dose[i, :k], dose, rtol=1e-9, atol=1e-12)
+
+
+def test_att_gt_and_poisson_few_treated_methods_run_with_one_treated_unit():
+    # one treated unit among eight: the cluster-robust SE is refused, but the few-treated methods are built
+    # for exactly this design and their refits on reassigned panels must not trip the few-clusters rule
+    df = _frame(9, 6, [3.0] + [np.inf] * 8, seed=11, pop=True)
+    one = _panel(df, pop=True)
+    gt = did.att_gt(one, n_boot=0, inference="randomization")
+    simple = gt.aggregate("simple")
+    assert gt.inference.exact and gt.inference.n_draws == 9
+    # brute force: the one adoption date given to each unit in turn, the overall ATT refitted each time
+    units = np.sort(df["unit"].unique())
+    stats = []
+    for u in units:
+        f = df.assign(g=np.where(df["unit"] == u, 3.0, 0.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewTreatedWarning)
+            stats.append(did.att_gt(_panel(f, pop=True), n_boot=0, inference="conley_taber").aggregate("simple").overall[0])
+    stats = np.array(stats)
+    obs = simple.overall[0]
+    assert obs == pytest.approx(stats[0], abs=1e-12)
+    assert simple.tidy()["p_value"].iloc[0] == pytest.approx(np.mean(np.abs(stats) >= np.abs(obs) - 1e-12), abs=1e-12)
+    for method in ("conley_taber", "ferman_pinto"):
+        res = did.att_gt(one, n_boot=0, inference=method).aggregate("simple")
+        row = res.tidy().iloc[0]
+        assert row["inference"] == method and np.isfinite([row["conf_low"], row["conf_high"]]).all()
+    counts = _panel(df.assign(y=lambda f: np.round(np.exp(f["y"] / 4) * 10)), pop=True)
+    res = did.poisson(counts, inference="randomization")
+    assert res.inference.exact and res.inference.n_draws == 9 and 0 < res.p_value[0] <= 1
