@@ -39,7 +39,7 @@ import pandas as pd
 from decrimkit.panel import Panel
 from decrimkit.studies.estimates import UnitEstimate, conley_taber, pre_rmspe
 
-__all__ = ["CountyEstimate", "conley_taber", "mspe_v", "scm", "ascm", "sdid", "staggered", "pool"]
+__all__ = ["CountyEstimate", "conley_taber", "poor_prefit", "mspe_v", "scm", "ascm", "sdid", "staggered", "pool"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,16 +51,21 @@ class CountyEstimate(UnitEstimate):
     start: int
 
     def row(self) -> dict[str, Any]:
-        pre = self.path.loc[self.path["year"] < self.start, "observed"]
-        n_pre = len(pre)
+        n_pre = int((self.path["year"] < self.start).sum())
         flags = []
         if n_pre < 4:
             flags.append(f"short pre-period ({n_pre} years)")
-        if self.pre_rmspe > 0.1 * float(pre.abs().mean()):
+        if poor_prefit(self.path, self.start, self.pre_rmspe):
             flags.append("poor pre-fit (pre-RMSPE > 10% of the pre-period mean)")
         return {"fips": self.fips, "method": self.method, "estimate": self.estimate, "conf_low": self.conf_low,
                 "conf_high": self.conf_high, "p_value": self.p_value, "se": self.se, "pre_rmspe": self.pre_rmspe,
                 "donors": self.n_donors, "inference": self.inference, "flags": "; ".join(flags)}
+
+
+def poor_prefit(path: pd.DataFrame, start: int, rmspe: float) -> bool:
+    """Pre-RMSPE above 10% of the treated county's mean pre-period rate (the "poor pre-fit" flag)."""
+    pre = path.loc[path["year"] < start, "observed"]
+    return bool(rmspe > 0.1 * float(pre.abs().mean()))
 
 
 def _path(observed: pd.Series, counterfactual: pd.Series) -> pd.DataFrame:
@@ -88,12 +93,19 @@ def scm(panel: Panel, fips: str, donors: list[str], start: int) -> CountyEstimat
     pl = res.placebo("space")
     post = np.asarray(pl.gaps.index) >= start
     effects = pl.gaps.loc[post].mean(axis=0).to_numpy()[1:]
-    lo, hi, _ = conley_taber(float(res.estimate), effects)
+    path, rmspe = _path(res.observed, res.synthetic), pre_rmspe(res.gap, start)
+    inference = "placebo in space: RMSPE-ratio rank p; Conley-Taber interval"
+    if poor_prefit(path, start, rmspe):
+        # the donors' placebo gaps measure noise, not the bias of a counterfactual that misses the treated
+        # county before the policy: their quantiles would give a narrow interval around a biased estimate
+        # (the rank p divides by the pre-period fit and stays valid)
+        lo = hi = float("nan")
+        inference += " withheld (poor pre-fit: the placebo gaps do not measure this county's bias)"
+    else:
+        lo, hi, _ = conley_taber(float(res.estimate), effects)
     return CountyEstimate(fips=fips, method="SCM", estimate=float(res.estimate), conf_low=lo, conf_high=hi,
-                          p_value=float(pl.p_value), se=float("nan"),
-                          inference="placebo in space: RMSPE-ratio rank p; Conley-Taber interval",
-                          pre_rmspe=pre_rmspe(res.gap, start), n_donors=len(donors),
-                          path=_path(res.observed, res.synthetic), start=start,
+                          p_value=float(pl.p_value), se=float("nan"), inference=inference,
+                          pre_rmspe=rmspe, n_donors=len(donors), path=path, start=start,
                           extra={"weights": res.weights, "placebo_gaps": pl.gaps})
 
 

@@ -58,8 +58,10 @@ def add_to_report(rep: Report, *, fips: str, name: str, start: date, seed: int, 
     lines = [f"{name}: policy from {start.isoformat()}, first treated year {cohort} (the first calendar year with at "
              f"least six months in force; WONDER's data run to 2022). {' '.join(__doc__.split(chr(10) * 2, 1)[1].split())}", ""]
     for r in rows.itertuples():
-        lines.append(f"- {r.method}: {r.estimate:+.1f} {UNIT} (95% interval {r.conf_low:+.1f} to {r.conf_high:+.1f}, "
-                     f"p = {r.p_value:.3f}); pre-RMSPE {r.pre_rmspe:.1f}" + (f" [{r.flags}]" if r.flags else ""))
+        interval = (f"95% interval {r.conf_low:+.1f} to {r.conf_high:+.1f}" if pd.notna(r.conf_low)
+                    else "no interval: withheld for the poor pre-period fit")
+        lines.append(f"- {r.method}: {r.estimate:+.1f} {UNIT} ({interval}, p = {r.p_value:.3f}); "
+                     f"pre-RMSPE {r.pre_rmspe:.1f}" + (f" [{r.flags}]" if r.flags else ""))
     lines += ["", adds]
     rep.add_section("Secondary outcome: county overdose deaths", "\n".join(lines))
     rep.add_table("county_overdose", rows.drop(columns=["fips"]), not_counts="all",

@@ -118,8 +118,8 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     for r in table.itertuples():
         bounded = np.isfinite(r.conf_low) and np.isfinite(r.conf_high)
         ci = (r.conf_low, r.conf_high) if bounded else None
-        unbounded = "" if bounded else (f"; 95% set unbounded within the conformal grid "
-                                        f"[{r.conf_low:.3g}, {r.conf_high:.3g}]: no finite interval")
+        unbounded = "" if bounded or "withheld" in r.inference else (
+            f"; 95% set unbounded within the conformal grid [{r.conf_low:.3g}, {r.conf_high:.3g}]: no finite interval")
         rep.add_result(f"{r.fips}_{r.method.lower()}", estimate=r.estimate, se=None if not np.isfinite(r.se) else r.se,
                        conf_int=ci, p_value=r.p_value, method=r.method, unit=UNIT,
                        note=f"{r.county}, {r.model}, first treated year {r.cohort}; {r.inference}; "
@@ -289,6 +289,7 @@ def _ny_text(ny_t: pd.DataFrame) -> str:
              "boroughs at once, so Brooklyn's estimate mixes the DA policy with that city-wide change; the other "
              "three boroughs are in the donor pool. Manhattan has one post-year (2019).", ""]
     for r in ny_t.itertuples():
-        parts.append(f"- {r.county}, {r.method}: {r.estimate:+.1f} ({r.conf_low:+.1f}, {r.conf_high:+.1f}), "
+        interval = f"({r.conf_low:+.1f}, {r.conf_high:+.1f})" if np.isfinite(r.conf_low) else "(no interval)"
+        parts.append(f"- {r.county}, {r.method}: {r.estimate:+.1f} {interval}, "
                      f"p = {r.p_value:.3f}; pre-RMSPE {r.pre_rmspe:.1f} ({r.inference})")
     return "\n".join(parts)

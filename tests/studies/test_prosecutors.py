@@ -130,8 +130,15 @@ def test_quick_run_outputs(quick):
     res = {r["name"]: r for r in json.loads((quick / "results.json").read_text())["results"]}
     effects = pd.read_csv(quick / "tables" / "county_effects.csv", dtype={"fips": str})
     assert effects["fips"].nunique() == 4 and set(effects["model"]) == set(data.MODELS)  # quick: one per model
-    assert np.isfinite(effects[["estimate", "conf_low", "conf_high", "pre_rmspe"]].to_numpy()).all()
-    assert (effects["conf_low"] <= effects["estimate"]).all() and (effects["estimate"] <= effects["conf_high"]).all()
+    assert np.isfinite(effects[["estimate", "pre_rmspe"]].to_numpy()).all()
+    # an SCM interval is withheld exactly where the pre-period fit is poor (its placebo gaps cannot measure the bias)
+    withheld = effects["inference"].str.contains("withheld")
+    poor = effects["flags"].fillna("").str.contains("poor pre-fit")
+    assert (withheld == (poor & (effects["method"] == "SCM"))).all()
+    assert effects.loc[withheld, ["conf_low", "conf_high"]].isna().all().all()
+    shown = effects[~withheld]
+    assert np.isfinite(shown[["conf_low", "conf_high"]].to_numpy()).all()
+    assert (shown["conf_low"] <= shown["estimate"]).all() and (shown["estimate"] <= shown["conf_high"]).all()
     for m in data.MODELS:
         r = res[f"pooled_{m}"]
         assert np.isfinite(r["estimate"]) and r["conf_int"][0] < r["estimate"] < r["conf_int"][1]
