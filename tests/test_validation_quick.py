@@ -264,3 +264,25 @@ def test_placebo_verdicts_and_merge(validation):
         (ests[0], 10), (ests[1], 5), (ests[2], 10)]
     assert {c["name"]: c["reps"] for c in m["cells"]}["placebo_county_1"] == 10
     assert list(m["failures"]) == [f"placebo_county_1/{ests[0]}"]
+
+
+def test_study_headlines_name_scored_methods(validation):
+    """Every inference a study reports is scored in its matching placebo cell, and the README says whether the
+    row rests on enough replications (500, or every distinct law) and flags an over-rejecting headline."""
+    from validation.summarise import _headline_lines
+
+    grid = validation.cells
+    for _, _, cell, method in grid.HEADLINES:
+        assert method in grid.CELL_BY_NAME[cell].estimators
+    assert "att_gt/randomization" in grid.CELL_BY_NAME["placebo_state_annual_4"].estimators
+    cell = {"dgp": "placebo", "estimators": [], "description": "", "notes": []}
+    results = {"cells": [dict(cell, name="placebo_state_annual_1", params={"exhaustive": True}, reps=185),
+                         dict(cell, name="placebo_state_annual_4", params={}, reps=500)],
+               "table": [{"cell": "placebo_state_annual_1", "estimator": "twfe/conley_taber", "reps": 185, "n": 185,
+                          "size_5pct": 0.054, "size_mcse": 0.016, "coverage": 0.946, "coverage_mcse": 0.017},
+                         {"cell": "placebo_state_annual_4", "estimator": "att_gt/randomization", "reps": 300, "n": 300,
+                          "size_5pct": 0.09, "size_mcse": 0.013, "coverage": 0.91, "coverage_mcse": 0.017}]}
+    text = "\n".join(_headline_lines(results))
+    assert "| twfe/conley_taber | 185 | 0.054 (0.016) | 0.946 (0.017) | valid | yes (all laws) |" in text
+    assert "| att_gt/randomization | 300 | 0.090 (0.013) | 0.910 (0.017) | **over-rejects** | no |" in text
+    assert "| imputation/randomization | 0 | | | not run | no |" in text

@@ -302,7 +302,10 @@ def _placebo_lines(results: dict[str, Any]) -> list[str]:
         rows = [r for r in results["table"] if r["cell"] == c["name"]]
         every = (f" Every one of the {c['reps']} distinct one-unit laws is run once (an exact enumeration of the "
                  "placebo distribution; the MC SEs treat the laws as draws)." if c["params"].get("exhaustive") else "")
-        lines += [f"### {c['name']}", "", f"{c['description']}.{every}", "",
+        notes = [n for n in c.get("notes", []) if n not in grid._PLACEBO_NOTE]
+        lines += [f"### {c['name']}", "", f"{c['description']}.{every}", ""]
+        lines += [f"Note: {n}." for n in notes] + ([""] if notes else [])
+        lines += [
                   "| method | reps | n | warn | size 5% | coverage | mean interval width | verdict |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows:
@@ -330,6 +333,34 @@ def _placebo_lines(results: dict[str, Any]) -> list[str]:
         parts = [f"{v}: {', '.join(ms)}" for v, ms in sorted(by.items())]
         reps = sorted({r["reps"] for r in rows})
         lines.append(f"- **{c['name']}** ({'/'.join(map(str, reps))} reps): " + "; ".join(parts))
+    return lines + _headline_lines(results)
+
+
+FULL_PLACEBO_REPS = 500  # issue 21: at least 500 replications for a frequentist method (or every distinct law)
+
+
+def _headline_lines(results: dict[str, Any]) -> list[str]:
+    """The inference each study reports, checked against its matching placebo cell (grid.HEADLINES)."""
+    cells = {c["name"]: c for c in results["cells"]}
+    rows = {(r["cell"], r["estimator"]): r for r in results["table"]}
+    lines = ["", "### Inference reported by the studies, on the matching placebo design", "",
+             f"Backed: the method's row rests on at least {FULL_PLACEBO_REPS} replications, or on every distinct "
+             "law of the design (the exhaustive one-state cell).", "",
+             "| study | reported inference | cell | method | reps | size 5% | coverage | verdict | backed |",
+             "|---|---|---|---|---:|---:|---:|---|---|"]
+    for study, what, cell, method in grid.HEADLINES:
+        r = rows.get((cell, method))
+        if r is None or cell not in cells:
+            lines.append(f"| {study} | {what} | {cell} | {method} | 0 | | | not run | no |")
+            continue
+        exhaustive = bool(cells[cell]["params"].get("exhaustive"))
+        backed = r["reps"] >= FULL_PLACEBO_REPS or (exhaustive and r["reps"] >= grid.N_STATE_YEAR_LAWS)
+        size = "" if r.get("size_5pct") is None else f"{r['size_5pct']:.3f} ({r['size_mcse']:.3f})"
+        cov = "" if r.get("coverage") is None else f"{r['coverage']:.3f} ({r['coverage_mcse']:.3f})"
+        v = verdict(r)
+        v = f"**{v}**" if v in ("over-rejects", "refused", "under-covers") else v
+        lines.append(f"| {study} | {what} | {cell} | {method} | {r['reps']} | {size} | {cov} | {v} | "
+                     f"{'yes' + (' (all laws)' if exhaustive else '') if backed else 'no'} |")
     return lines
 
 
