@@ -53,7 +53,8 @@ from decrimkit.estimators.did._aggte import (
     cohort_basis,
     cohort_shares,
 )
-from decrimkit.estimators.did._cs_design import CellDesign, cell_design, compact_cells, logit_groups
+from decrimkit.estimators.did._cs_design import CellDesign, cell_design
+from decrimkit.estimators.did._cs_groups import GroupFit, fit_groups
 from decrimkit.estimators.did._cs_randomization import cell_draws
 from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
@@ -539,20 +540,16 @@ def _cell_estimates(design: CellDesign, method: str) -> tuple[np.ndarray, np.nda
                  jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
         fit = _att_gt_imp_kernel(*cells)
         att, inf = np.array(fit.att), np.array(fit.inf).T
-    else:
-        idx, live, cells = compact_cells(design)
-        fit = _att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
-        att = np.array(fit.att)
-        full = np.zeros((idx.shape[0], design.n_units + 1))  # column n takes the padding
-        full[np.arange(idx.shape[0])[:, None], np.where(live, idx, design.n_units)] = np.asarray(fit.inf)
-        inf = full[:, : design.n_units].T
+    else:  # cells sharing a design fitted together in NumPy (measured several times faster than the kernel)
+        fit = fit_groups(design, method)
+        att, inf = fit.att, fit.inf
     _check_fit(fit, design, method)
     att = np.where(design.is_base, 0.0, att)
     inf[:, design.is_base] = 0.0
     return att, inf
 
 
-def _check_fit(fit: CellFit, design: CellDesign, method: str) -> None:
+def _check_fit(fit: CellFit | GroupFit, design: CellDesign, method: str) -> None:
     """Turn kernel flags into named errors (cells are reported by cohort and period labels)."""
     times = design.times
     live = ~design.is_base
@@ -585,7 +582,9 @@ def _check_fit(fit: CellFit, design: CellDesign, method: str) -> None:
                 f"Rescale the covariates or drop near-collinear ones."
             )
     att, inf = np.asarray(fit.att), np.asarray(fit.inf)
-    bad = np.flatnonzero(live & ~(np.isfinite(att) & np.isfinite(inf).all(axis=1)))
+    # a GroupFit holds (n_units, K) influence functions, the kernels' CellFit (K, m)
+    finite_inf = np.isfinite(inf).all(axis=0 if isinstance(fit, GroupFit) else 1)
+    bad = np.flatnonzero(live & ~(np.isfinite(att) & finite_inf))
     if bad.size:
         raise DesignError(
             f"ATT(g,t) is not finite in {bad.size} cells, first {where(bad[0])}: a singular propensity-score "

@@ -106,33 +106,42 @@ class _Nuisance(NamedTuple):
     converged: jax.Array  # () logit converged
     out: jax.Array  # (n,) fitted outcome change from the comparison-unit regression
     alr_ols: jax.Array  # (n, p) asymptotic linear representation of the regression coefficients
+    hess_ps: jax.Array  # (p, p) n1 times the inverse Hessian of the logit at the fitted score
 
 
 def _nuisance(dy, d, x, iw, n1, beta_ps, converged) -> _Nuisance:
-    """The two nuisance fits shared by the three estimators: logit propensity score (given) and WLS on controls."""
-    beta = _wols(x, dy, iw * (1 - d))
-    out = x @ beta
+    """The two nuisance fits shared by the three estimators: logit propensity score (given) and WLS on controls.
+
+    Both (p, p) inverses (the regression's Gram matrix and the logit's Hessian) come from one batched
+    ``inv`` call: two independent LAPACK calls could be scheduled side by side on XLA's CPU thread pool,
+    where jaxlib's batched LAPACK kernels have hung; one call has nothing to run beside it.
+    """
     w_ols = iw * (1 - d)
-    xpx = (x * w_ols[:, None]).T @ x / n1
-    alr_ols = (x * (w_ols * (dy - out))[:, None]) @ jnp.linalg.inv(xpx)
-    return _Nuisance(jax.nn.sigmoid(x @ beta_ps), converged, out, alr_ols)
-
-
-def _ps_parts(x, d, iw, n1, ps_raw):
-    """Capped and trimmed propensity weights and the logit's asymptotic linear representation (DRDID)."""
+    xw = x * w_ols[:, None]
+    xpx = xw.T @ x / n1
+    ps_raw = jax.nn.sigmoid(x @ beta_ps)
     ps = jnp.minimum(ps_raw, _PS_CAP)
+    wl = ps * (1 - ps) * iw
+    inv_ols, inv_ps = jnp.linalg.inv(jnp.stack([xpx, (x * wl[:, None]).T @ x]))
+    beta = inv_ols @ (xw.T @ dy / n1)
+    out = x @ beta
+    alr_ols = (x * (w_ols * (dy - out))[:, None]) @ inv_ols
+    return _Nuisance(ps_raw, converged, out, alr_ols, inv_ps * n1)
+
+
+def _ps_parts(x, d, iw, nu: _Nuisance):
+    """Capped and trimmed propensity weights and the logit's asymptotic linear representation (DRDID)."""
+    ps = jnp.minimum(nu.ps_raw, _PS_CAP)
     trim = jnp.where(d == 1, 1.0, (ps < _TRIM).astype(x.dtype))
     w_treat = trim * iw * d
     w_cont = trim * iw * ps * (1 - d) / (1 - ps)
-    wl = ps * (1 - ps) * iw
-    hess_ps = jnp.linalg.inv((x * wl[:, None]).T @ x) * n1
-    alr_ps = (x * (iw * (d - ps))[:, None]) @ hess_ps
+    alr_ps = (x * (iw * (d - ps))[:, None]) @ nu.hess_ps
     return w_treat, w_cont, alr_ps
 
 
 def _dr(dy, d, x, iw, n1, nu: _Nuisance):
     """``DRDID::drdid_panel``: locally efficient doubly robust DiD."""
-    w_treat, w_cont, alr_ps = _ps_parts(x, d, iw, n1, nu.ps_raw)
+    w_treat, w_cont, alr_ps = _ps_parts(x, d, iw, nu)
     att_treat = w_treat * (dy - nu.out)
     att_cont = w_cont * (dy - nu.out)
     eta_treat = _mean(att_treat, n1) / _mean(w_treat, n1)
@@ -147,7 +156,7 @@ def _dr(dy, d, x, iw, n1, nu: _Nuisance):
 
 def _ipw(dy, d, x, iw, n1, nu: _Nuisance):
     """``DRDID::std_ipw_did_panel``: normalised (Hajek) inverse probability weighting."""
-    w_treat, w_cont, alr_ps = _ps_parts(x, d, iw, n1, nu.ps_raw)
+    w_treat, w_cont, alr_ps = _ps_parts(x, d, iw, nu)
     att_treat = w_treat * dy
     att_cont = w_cont * dy
     eta_treat = _mean(att_treat, n1) / _mean(w_treat, n1)
