@@ -44,6 +44,7 @@ from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
 from ._design import Predictor, SynthDesign, synth_design
+from ._scm_cv import cv_plan, cv_v
 from ._scm_fit import SCMFit, _custom_v, _fit, _normalise, solve_w
 from ._scm_placebo import _placebo_space, _placebo_time, _placebo_w
 from ._simplex import donor_bucket, pad_donors, valid_donors
@@ -104,6 +105,9 @@ def scm(
     donors: Sequence[Any] | None = None,
     mspe_window: tuple[Any, Any] | None = None,
     seed: int = 0,
+    cv_predictors: Sequence[Predictor] | None = None,
+    cv_train: tuple[Any, Any] | None = None,
+    cv_validate: tuple[Any, Any] | None = None,
 ) -> SCMResult:
     """Abadie-Diamond-Hainmueller synthetic control for one treated unit.
 
@@ -117,7 +121,7 @@ def scm(
         Each predictor is the mean of ``column`` (the outcome or a panel covariate) over periods
         first..last inclusive, ignoring missing values (R Synth's ``predictors`` and
         ``special.predictors`` in one form). ``None``: every pre-period outcome.
-    v : {"nested", "nested-local", "equal", "regression"} or array-like of float
+    v : {"nested", "nested-local", "equal", "regression", "cv"} or array-like of float
         How V is chosen: nested minimisation of the pre-period outcome MSPE by a global search
         (default; see :mod:`._vsearch`), the same by R Synth's local searches (``"nested-local"``:
         Nelder-Mead and BFGS from equal and regression-based V, best of four, which reproduces R
@@ -125,8 +129,10 @@ def scm(
         weights. An array (or Series) gives V itself (R Synth's
         ``custom.v``): one non-negative weight per predictor in the order of ``predictors`` (a
         Series whose index holds the predictor labels is matched by label), rescaled to sum to one
-        and applied to the SD-normalised predictors as the other methods are. ``result.v`` is the V
-        used in every case.
+        and applied to the SD-normalised predictors as the other methods are. ``"cv"``: V chosen by
+        cross-validation over a training and a validation window (Abadie, Diamond and Hainmueller
+        2015; see ``cv_predictors``, ``cv_train``, ``cv_validate`` and Notes), then held fixed in the
+        final fit on ``predictors``. ``result.v`` is the V used in every case.
     donors : labels, optional
         The donor pool (default: every never-treated unit other than ``treated``).
     mspe_window : (first, last), optional
@@ -135,6 +141,18 @@ def scm(
     seed : int
         Seed of the global V search (``v="nested"``; differential evolution). The search converges to
         the same optimum from any seed on well-posed problems; the seed makes the run reproducible.
+    cv_predictors : list of (column, first, last), optional
+        ``v="cv"`` only: the training-stage predictors, one per entry of ``predictors`` and in the same
+        order (V is chosen on these and applied to those). Every window must end by the last period of
+        the training window. Default: each predictor of ``predictors`` moved back by the number of
+        periods from the start of the training window to the start of the validation window (gdp
+        1981-1990 becomes gdp 1971-1980 when training is 1971-1980 and validation 1981-1990).
+    cv_train : (first, last), optional
+        ``v="cv"`` only: the training window; it must end before the validation window starts.
+        Default: as many periods as the validation window, just before it (from the first period at most).
+    cv_validate : (first, last), optional
+        ``v="cv"`` only: the validation window, whose outcome MSPE chooses V; it must lie in the
+        pre-period. Default: the later half of the pre-period.
 
     Returns
     -------
@@ -154,12 +172,27 @@ def scm(
     reproduces; no interference or anticipation; donors untreated. Inference is by placebo runs, not a
     sampling standard error.
 
+    ``v="cv"`` (Abadie, Diamond and Hainmueller 2015, section 4 and their R replication code for West
+    Germany): (1) training: V is chosen so that the synthetic control fitted on the training predictors
+    (ADH: gdp, trade, inflation averaged 1971-1980, industry 1971-1980, schooling 1970 and 1975,
+    invest70) minimises the outcome MSPE over the validation window (1981-1990); (2) final fit: the
+    predictors measured over 1981-1990 (industry to 1989, schooling 1980 and 1985, invest80) with that V
+    (R Synth's ``custom.v``). ADH's windows use 1990, the reunification year, so in decrimkit's terms the
+    first treated period of their fit is ``start=1991``. The validation MSPE is flat in V over sets of
+    tied V that give different final weights; decrimkit takes the V of a local search from equal
+    weights (R Synth's and pysyncon's start, which reproduces ADH's weights) when it reaches the global
+    search's minimum, else the global search's (see ``_scm_cv.py``); ``spec.options["cv"]`` records the
+    windows, the training predictors, the validation MSPE and that rule. ``placebo("space",
+    refit_v=True)`` re-runs the cross-validation for every placebo; the in-time placebo refuses ``v="cv"``.
+
     References
     ----------
     Abadie, A., Diamond, A. and Hainmueller, J. (2010). Synthetic control methods for comparative case
     studies. *JASA* 105(490), 493-505.
     Abadie, A. and Gardeazabal, J. (2003). The economic costs of conflict: a case study of the Basque
     Country. *AER* 93(1), 113-132.
+    Abadie, A., Diamond, A. and Hainmueller, J. (2015). Comparative politics and the synthetic control
+    method. *AJPS* 59(2), 495-510.
 
     Examples
     --------
@@ -170,16 +203,33 @@ def scm(
     """
     if isinstance(v, str):
         check_option("v", v, VMethod)
+    is_cv = isinstance(v, str) and v == "cv"
+    given = {"cv_predictors": cv_predictors, "cv_train": cv_train, "cv_validate": cv_validate}
+    if not is_cv and any(a is not None for a in given.values()):
+        named = [k for k, a in given.items() if a is not None]
+        raise SpecificationError(f"{', '.join(named)} apply only with v='cv' (here v={v!r}); drop them or pass v='cv'.")
     design = synth_design(panel, treated=treated, start=start, donors=donors, predictors=predictors)
-    v_used = v if isinstance(v, str) else _custom_v(v, design)
     window = _window(design, panel, mspe_window)
-    fit = _fit(design, v_used, window, seed)
+    cv = None
+    if is_cv:
+        plan = cv_plan(panel, design, predictors, cv_predictors, cv_train, cv_validate)
+        choice = cv_v(panel, design, plan, seed)
+        cv = {**plan.labels(design.times), "validation_mspe": choice.loss, "v_rule": choice.v_rule,
+              "search_losses": choice.losses, "v_search": VSearch().as_dict(), "x_train_donors": choice.x_donors,
+              "validate_positions": plan.validate}
+        fit = _fit(design, choice.v, window, seed)
+    else:
+        v_used = v if isinstance(v, str) else _custom_v(v, design)
+        fit = _fit(design, v_used, window, seed)
     if not fit.kkt <= 1e-8:
         raise RuntimeError(f"simplex solver KKT violation {fit.kkt:.2e}; please report this data set.")
-    return _result(design, fit, v_used, window, panel, predictors, mspe_window, seed)
+    return _result(design, fit, v if is_cv else v_used, window, panel, predictors, mspe_window, seed, cv)
 
 
-def _result(design, fit, v, window, panel, predictors, mspe_window, seed=0) -> SCMResult:
+_CV_INTERNAL = ("x_train_donors", "validate_positions")  # kept in extra for the refit-V placebo, not in the Spec
+
+
+def _result(design, fit, v, window, panel, predictors, mspe_window, seed=0, cv=None) -> SCMResult:
     synthetic = design.y_donors @ fit.w
     gap = design.y_treated - synthetic
     times = pd.Index(list(design.times), name="time")
@@ -207,7 +257,8 @@ def _result(design, fit, v, window, panel, predictors, mspe_window, seed=0) -> S
             "scale": design.scale,
             "pre_mspe": fit.loss,
             "seed": seed,
-            "v_search": VSearch().as_dict() if isinstance(v, str) and v == "nested" else None,
+            "v_search": VSearch().as_dict() if isinstance(v, str) and v in ("nested", "cv") else None,
+            "cv": None if cv is None else {k: a for k, a in cv.items() if k not in _CV_INTERNAL},
         },
         n_units=design.n_donors + 1,
         n_periods=len(design.times),
@@ -232,6 +283,7 @@ def _result(design, fit, v, window, panel, predictors, mspe_window, seed=0) -> S
             "panel": panel,
             "window": window,
             "call": {"predictors": predictors, "v": v, "mspe_window": mspe_window, "seed": seed},
+            "cv": cv,
         },
     )
 
@@ -257,10 +309,15 @@ def placebo(
     ``exclude_mspe_ratio`` drops placebos whose pre-period MSPE exceeds that multiple of the
     treated unit's (Abadie et al. 2010 use 20, 5 and 2).
 
+    With ``v="cv"`` and ``refit_v=True`` each placebo repeats the cross-validation: V chosen on the
+    training predictors (normalised over the donors) by that donor's validation-window MSPE, with the
+    same rule and seed as the treated fit, then W on the final predictors at that V.
+
     ``kind="time"``: the start is moved back to each of ``fake_starts`` (default: every pre-period
     from the middle of the pre-period on), using only data before the real start, and the SCM is
     refitted (predictor windows clipped before the fake start). The p-value is the share of runs
-    (the actual start included) whose post/pre RMSPE ratio is at least the actual one.
+    (the actual start included) whose post/pre RMSPE ratio is at least the actual one. It refuses a
+    ``v="cv"`` fit (SpecificationError): pass the V found as a custom V instead.
     """
     check_option("kind", kind, ("space", "time"))
     if exclude_mspe_ratio is not None and not exclude_mspe_ratio > 0:
@@ -272,4 +329,9 @@ def placebo(
         return _placebo_space(result, design, exclude_mspe_ratio, refit_v)
     if refit_v:
         raise SpecificationError("refit_v applies to kind='space'; the in-time placebo always re-optimises V.")
+    if result.spec.options["v"] == "cv":
+        raise SpecificationError(
+            "the in-time placebo does not support v='cv': its training and validation windows would have to move "
+            "with each fake start. Refit with the V found, scm(..., v=result.v), for an in-time placebo at that V."
+        )
     return _placebo_time(result, design, fake_starts, refit=scm)

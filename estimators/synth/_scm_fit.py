@@ -110,7 +110,7 @@ def _custom_v(v: Any, design: SynthDesign) -> np.ndarray:
         arr = np.asarray(v, dtype="float64").ravel()
     except (TypeError, ValueError):
         raise SpecificationError(
-            f"v={v!r} is neither a method name ('nested', 'nested-local', 'equal', 'regression') nor numeric predictor weights."
+            f"v={v!r} is neither a method name ('nested', 'nested-local', 'equal', 'regression', 'cv') nor numeric predictor weights."
         ) from None
     if arr.shape != (len(labels),):
         raise SpecificationError(

@@ -21,6 +21,7 @@ from decrimkit.progress import track
 from decrimkit.results import Spec
 
 from ._design import SynthDesign
+from ._scm_cv import placebo_cv_v
 from ._scm_fit import _choose_v, _normalise, _one_blas_thread
 from ._simplex import donor_bucket, pad_donors, simplex_ls, valid_donors
 from .results import PlaceboResult
@@ -72,6 +73,8 @@ def _placebo_v(result: SCMResult, design: SynthDesign) -> tuple[np.ndarray, np.n
     z = design.y_donors[lo : hi + 1]
     call = result.extra["call"]
     v_method = call["v"] if isinstance(call["v"], str) else result.v.to_numpy()
+    if v_method == "cv":  # the cross-validation repeated for each placebo (training predictors, validation window)
+        return x0, *placebo_cv_v(design, result.extra["cv"], call.get("seed", 0))
     j = x0.shape[1]
     v_all = np.empty((j, x0.shape[0]))
     starts = np.zeros((j, j))
