@@ -72,6 +72,17 @@ class SCMResult(SynthResult):
         """Predictor values: treated, synthetic and donor mean."""
         return self.extra["balance"].copy()
 
+    def summary(self) -> str:
+        text = super().summary()
+        cv = self.spec.options.get("cv")
+        if cv:
+            (a, b), (c, d) = cv["train"], cv["validate"]
+            text += (
+                f"\n\nV by cross-validation (Abadie, Diamond and Hainmueller 2015): training {a}-{b}, validation "
+                f"{c}-{d}, validation MSPE {cv['validation_mspe']:.6g} ({cv['v_rule']})"
+            )
+        return text
+
     def placebo(
         self,
         kind: str = "space",

@@ -84,6 +84,7 @@ def test_cv_result_records_v_and_windows(adh_fit):
     assert cv["predictors"] == [list(p) for p in TRAIN] and cv["defaulted"] == []
     assert cv["v_rule"] in cv["search_losses"]
     json.dumps(cv)  # plain numbers and labels
+    assert "V by cross-validation" in adh_fit.summary() and "training 1971-1980, validation 1981-1990" in repr(adh_fit)
 
 
 def test_cv_default_windows_and_predictors(germany):
