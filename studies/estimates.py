@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["UnitEstimate", "conley_taber", "pre_rmspe"]
+__all__ = ["NO_INTERVAL", "UnitEstimate", "conley_taber", "pre_rmspe"]
+
+#: Why a :class:`UnitEstimate` has no finite interval (``why_no_interval``; ``""``: it has one).
+NO_INTERVAL: dict[str, str] = {
+    "withheld_poor_prefit": "withheld: the pre-period fit is poor, so the donors' placebo gaps (noise) do not "
+                            "measure the bias of a counterfactual that misses the unit before the policy",
+    "unbounded_set": "the confidence set is unbounded within the search grid: no finite interval",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,14 +41,29 @@ class UnitEstimate:
     pre_rmspe: float
     path: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    why_no_interval: str = ""  # a key of NO_INTERVAL where the method gives no finite interval, else ""
+
+    def __post_init__(self) -> None:
+        if self.why_no_interval and self.why_no_interval not in NO_INTERVAL:
+            raise ValueError(f"why_no_interval {self.why_no_interval!r} is not one of {sorted(NO_INTERVAL)}")
+        if self.why_no_interval and np.isfinite([self.conf_low, self.conf_high]).all():
+            raise ValueError(f"{self.method}: a finite interval with why_no_interval={self.why_no_interval!r}")
+
+    @property
+    def has_interval(self) -> bool:
+        """True when the method gives a finite interval (``why_no_interval`` empty and both ends finite)."""
+        return not self.why_no_interval and bool(np.isfinite([self.conf_low, self.conf_high]).all())
 
     @classmethod
     def from_result(cls, result: Any, *, alpha: float = 0.05, term: Any = None, **fields: Any) -> Any:
         """``estimate``, ``se``, the ``1 - alpha`` interval and the p-value of ``term`` (default: the first
-        row) from ``result.tidy(alpha)``; every other field by keyword."""
+        row) from ``result.tidy(alpha)``; every other field by keyword. An interval with an infinite end
+        (a test-inversion set unbounded within its grid) gets ``why_no_interval="unbounded_set"``."""
         tidy = result.tidy(alpha)
         row = tidy.iloc[0] if term is None else tidy.set_index("term").loc[term]
         numbers = {k: float(row[k]) for k in ("estimate", "se", "conf_low", "conf_high", "p_value")}
+        if np.isinf([numbers["conf_low"], numbers["conf_high"]]).any():
+            fields.setdefault("why_no_interval", "unbounded_set")
         return cls(**{**numbers, **fields})
 
 

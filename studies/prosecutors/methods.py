@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 
 from decrimkit.panel import Panel
-from decrimkit.studies.estimates import UnitEstimate, conley_taber, pre_rmspe
+from decrimkit.studies.estimates import NO_INTERVAL, UnitEstimate, conley_taber, pre_rmspe
 
-__all__ = ["CountyEstimate", "conley_taber", "poor_prefit", "mspe_v", "scm", "ascm", "sdid", "staggered", "pool"]
+__all__ = ["NO_INTERVAL", "CountyEstimate", "conley_taber", "poor_prefit", "mspe_v", "scm", "ascm", "sdid", "staggered", "pool"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +59,8 @@ class CountyEstimate(UnitEstimate):
             flags.append("poor pre-fit (pre-RMSPE > 10% of the pre-period mean)")
         return {"fips": self.fips, "method": self.method, "estimate": self.estimate, "conf_low": self.conf_low,
                 "conf_high": self.conf_high, "p_value": self.p_value, "se": self.se, "pre_rmspe": self.pre_rmspe,
-                "donors": self.n_donors, "inference": self.inference, "flags": "; ".join(flags)}
+                "donors": self.n_donors, "inference": self.inference, "why_no_interval": self.why_no_interval,
+                "flags": "; ".join(flags)}
 
 
 def poor_prefit(path: pd.DataFrame, start: int, rmspe: float) -> bool:
@@ -95,16 +96,17 @@ def scm(panel: Panel, fips: str, donors: list[str], start: int) -> CountyEstimat
     effects = pl.gaps.loc[post].mean(axis=0).to_numpy()[1:]
     path, rmspe = _path(res.observed, res.synthetic), pre_rmspe(res.gap, start)
     inference = "placebo in space: RMSPE-ratio rank p; Conley-Taber interval"
+    why = ""
     if poor_prefit(path, start, rmspe):
         # the donors' placebo gaps measure noise, not the bias of a counterfactual that misses the treated
         # county before the policy: their quantiles would give a narrow interval around a biased estimate
         # (the rank p divides by the pre-period fit and stays valid)
         lo = hi = float("nan")
-        inference += " withheld (poor pre-fit: the placebo gaps do not measure this county's bias)"
+        why = "withheld_poor_prefit"
     else:
         lo, hi, _ = conley_taber(float(res.estimate), effects)
     return CountyEstimate(fips=fips, method="SCM", estimate=float(res.estimate), conf_low=lo, conf_high=hi,
-                          p_value=float(pl.p_value), se=float("nan"), inference=inference,
+                          p_value=float(pl.p_value), se=float("nan"), inference=inference, why_no_interval=why,
                           pre_rmspe=rmspe, n_donors=len(donors), path=path, start=start,
                           extra={"weights": res.weights, "placebo_gaps": pl.gaps})
 

@@ -14,11 +14,14 @@ from decrimkit.studies.policy_models.data import MODEL_LABELS
 from . import data, figures, methods, power
 
 UNIT = "deaths per 100,000 per year"
+ALL_REPORTED = "all fully reported counties"
 SETTINGS = {  # quick: what the tests run (one county per model, small pools, few replications)
-    True: {"n_donors": 24, "grid": 21, "sdid_reps": 20, "n_perm": 9, "ny_reps": 20, "large": False,
-           "power": {"imputation": 40}},
-    False: {"n_donors": 100, "grid": 61, "sdid_reps": 200, "n_perm": 99, "ny_reps": 200, "large": True,
-            "power": {"imputation": 200, "sdid": 10}},
+    True: {"n_donors": 40, "grid": 21, "sdid_reps": 20, "sens_sdid_reps": 20, "n_perm": 9, "ny_reps": 20,
+           "power": {"imputation": 40}, "scheduler": "synchronous"},
+    # sens_sdid_reps: the all-fully-reported sensitivity's SDID placebo SEs (571 donors; 50 replications: the SE's
+    # own Monte Carlo error about 10%); the power grid's SDID replicates (about 2 s each) run on two processes
+    False: {"n_donors": None, "grid": 61, "sdid_reps": 200, "sens_sdid_reps": 50, "n_perm": 99, "ny_reps": 200,
+            "power": {"imputation": 200, "sdid": 40}, "scheduler": None},
 }
 
 
@@ -29,14 +32,21 @@ def _counties(ev: pd.DataFrame, quick: bool) -> pd.DataFrame:
 
 
 def _per_county(df: pd.DataFrame, pools: data.Pools, ev: pd.DataFrame, s: dict[str, Any], seed: int,
-                large: bool = False) -> tuple[list[methods.CountyEstimate], dict[str, list[str]]]:
+                all_reported: bool = False) -> tuple[list[methods.CountyEstimate], dict[str, list[str]]]:
+    """SCM, ASCM and SDID per county on the main pool (D1-D4; quick: its 40 counties nearest in size), or
+    (``all_reported``, the suppression sensitivity) SDID on every D1-D3 county."""
     out, donors_of = [], {}
     for r in ev.itertuples():
-        donors = list(pools.large) if large else data.nearest_by_size(pools, r.fips, s["n_donors"])
+        if all_reported:
+            donors = list(pools.eligible)
+        elif s["n_donors"] is None:
+            donors = list(pools.large)
+        else:
+            donors = data.nearest_by_size(pools, r.fips, s["n_donors"])
         donors_of[r.fips] = donors
         panel = data.county_panel(df, ev[ev["fips"] == r.fips], donors)
-        if large:
-            out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
+        if all_reported:
+            out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sens_sdid_reps"], seed=seed))
             continue
         out.append(methods.scm(panel, r.fips, donors, r.cohort))
         if r.n_pre >= 3:  # the ridge lambda's cross-validation needs two held-out pre-years
@@ -67,10 +77,11 @@ def _ny(seed: int, s: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str,
 def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool = False) -> Path:
     """Run the study and write ``results.json``, tables, figures and the report to ``out``.
 
-    ``quick`` (the tests) evaluates the first qualifying county of each model only, with 24 donors,
-    a 21-point conformal grid, 20 SDID placebo replications, 9 DiD placebo reassignments and short
-    MCMC chains, and skips the sensitivity analyses; the full run evaluates every qualifying county
-    with 100 donors and runs the sensitivities.
+    ``quick`` (the tests) evaluates the first qualifying county of each model only, against the 40
+    main-pool counties nearest in size, with a 21-point conformal grid, 20 SDID placebo replications, 9 DiD
+    placebo reassignments, 40 imputation power replicates and short MCMC chains, and skips the
+    sensitivity analyses and SDID's power; the full run evaluates every qualifying county against the
+    whole main pool (rules D1-D4) and runs the sensitivities.
     """
     s = SETTINGS[bool(quick)]
     df = data.wonder()
@@ -91,7 +102,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     for model in data.MODELS:
         tr = ev[ev["model"] == model]
         if len(tr):
-            st = methods.staggered(df, tr, list(pools.eligible), n_perm=s["n_perm"], seed=seed)
+            st = methods.staggered(df, tr, list(pools.large), n_perm=s["n_perm"], seed=seed)
             stag.append({"model": model, **st})
     stag_t = pd.DataFrame(stag)
     sens = []
@@ -105,21 +116,23 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
         if len(fit) >= 2:
             sf, _ = methods.pool(fit, seed=seed, quick=quick)
             sens.append(sf.assign(analysis=f"without counties SCM cannot fit before the policy ({', '.join(sorted(poor))})"))
-        big, _ = _per_county(df, pools, ev, s, seed, large=True)
-        big_t = _table(big, ev)
-        sb, _ = methods.pool(big_t, seed=seed, quick=quick)
-        sens.append(sb.assign(analysis=f"population-only pool (2010 pop >= {data.LARGE_COUNTY:,}, n={len(pools.large)})"))
+        wide, _ = _per_county(df, pools, ev, s, seed, all_reported=True)
+        wide_t = _table(wide, ev)
+        sb, _ = methods.pool(wide_t, seed=seed, quick=quick)
+        sens.append(sb.assign(analysis=f"{ALL_REPORTED} (D1-D3, no size rule, n={len(pools.eligible)})"))
     sens_t = pd.concat(sens, ignore_index=True) if sens else pd.DataFrame()
     supp_t = _suppression_table(summary, sens_t)
-    power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"])
+    power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"],
+                                     scheduler=s["scheduler"])
     ny_t, ny_paths = _ny(seed, s)
 
     # ---------------------------------------------------------------- results.json
     for r in table.itertuples():
-        bounded = np.isfinite(r.conf_low) and np.isfinite(r.conf_high)
-        ci = (r.conf_low, r.conf_high) if bounded else None
-        unbounded = "" if bounded or "withheld" in r.inference else (
-            f"; 95% set unbounded within the conformal grid [{r.conf_low:.3g}, {r.conf_high:.3g}]: no finite interval")
+        ci = None if r.why_no_interval else (r.conf_low, r.conf_high)
+        unbounded = {"": "", "withheld_poor_prefit": "; interval withheld (poor pre-fit: the placebo gaps do not "
+                                                     "measure this county's bias)",
+                     "unbounded_set": f"; 95% set unbounded within the conformal grid [{r.conf_low:.3g}, "
+                                      f"{r.conf_high:.3g}]: no finite interval"}[r.why_no_interval]
         rep.add_result(f"{r.fips}_{r.method.lower()}", estimate=r.estimate, se=None if not np.isfinite(r.se) else r.se,
                        conf_int=ci, p_value=r.p_value, method=r.method, unit=UNIT,
                        note=f"{r.county}, {r.model}, first treated year {r.cohort}; {r.inference}; "
@@ -138,22 +151,25 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
                        note=f"{r.n_treated} treated counties vs {r.n_donors} donors; placebo reassignment of cohorts "
                             f"({r.n_perm} draws): rank p, Conley-Taber interval")
     for r in ny_t.itertuples():
-        ci = (r.conf_low, r.conf_high) if np.isfinite(r.conf_low) else None
+        ci = None if r.why_no_interval else (r.conf_low, r.conf_high)
+        why = f"; interval {methods.NO_INTERVAL[r.why_no_interval]}" if r.why_no_interval else ""
         rep.add_result(f"ny_{r.fips}_{r.method.lower()}", estimate=r.estimate, conf_int=ci, p_value=r.p_value,
                        se=None if not np.isfinite(r.se) else r.se, method=r.method,
-                       unit="drug misdemeanor arrests per 100,000 per year", note=f"{r.county}; {r.inference}")
+                       unit="drug misdemeanor arrests per 100,000 per year", note=f"{r.county}; {r.inference}{why}")
     for r in mde_t.itertuples():  # an MDE not reached on the grid, or no valid fit, is in the table and text only
         key = f"{r.model}_{r.estimator.replace(' (placebo-calibrated)', '_placebo')}"
         if np.isfinite(r.mde):
             rep.add_result(f"mde_{key}", estimate=r.mde,
                            method=f"design-based power, {r.estimator} on placebo counties", unit=UNIT,
                            note=f"80% power at 5% (two-sided), {r.adopters} placebo-treated counties among the "
-                                f"{len(pools.large)} population-only pool counties, {r.reps} replicates; size at no "
+                                f"{len(pools.large)} main-pool counties, {r.reps} replicates (Monte Carlo SE of the "
+                                f"MDE {r.mde_mcse:.2f}, bootstrap over replicates); size at no "
                                 f"effect {r.size:.2f}" + (f"; {r.note}" if r.note else ""))
         if np.isfinite(r.size):
             rep.add_result(f"size_{key}", estimate=r.size, method="design-based power",
                            unit="rejection rate of a true null at 5%")
-    rep.add_result("n_counties_with_effect", estimate=float(table["fips"].nunique()), method="count",
+    with_interval = table.loc[table["why_no_interval"] == "", "fips"].nunique()  # at least one method's interval
+    rep.add_result("n_counties_with_effect", estimate=float(with_interval), method="count",
                    unit="registry counties with an effect and interval")
 
     # ---------------------------------------------------------------- report
@@ -165,10 +181,10 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     status["confidence"] = status["confidence"].astype(str)
     rep.add_table("registry_status", status, caption="Every registry row: used, or why not", not_counts="all")
     rep.add_table("donor_rules", pools.removed, not_counts="all",
-                  caption="Comparison counties removed by each donor rule (D4 then keeps the nearest in size)")
+                  caption="Comparison counties removed by each donor rule, in order (D1-D4 is the main pool)")
     notrep = pd.DataFrame({"fips": list(pools.large_not_reported)})
     rep.add_table("large_pool_not_reported", notrep, not_counts="all",
-                  caption=f"Counties of the population-only pool (>= {data.LARGE_COUNTY:,}) not fully reported: "
+                  caption=f"Counties of the size band (D1-D2, 2010 population >= {data.LARGE_COUNTY:,}) that D3 removes: "
                           "they cannot enter without imputing a suppressed or missing cell, so they are left out")
     rep.add_section("Methods and inference", methods.__doc__.split("\n\n", 1)[1])
     rep.add_table("county_effects", table, not_counts="all",
@@ -183,7 +199,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     rep.add_section("Sensitivity to the suppression rule", _suppression_text(pools, supp_t, quick))
     if len(supp_t):
         rep.add_table("suppression_sensitivity", supp_t, not_counts="all",
-                      caption="Pooled effect per model: fully-reported size-matched pools (D3-D4) vs the population-only pool")
+                      caption="Pooled effect per model: the main pool (D1-D4) vs every fully reported county (D1-D3, no size rule)")
     rep.add_section("Design-based power and minimum detectable effects", _power_text(mde_t, pools, s))
     rep.add_table("mde", mde_t, not_counts="all", caption=f"Minimum detectable effect ({UNIT}) at 80% power, per model")
     rep.add_table("power", power_t, not_counts="all", caption="Power, size, bias and coverage on placebo counties")
@@ -202,7 +218,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
 
 
 def _summary(table, summary, stag_t, ny_t, rows, quick) -> str:
-    n = table["fips"].nunique()
+    n = table.loc[table["why_no_interval"] == "", "fips"].nunique()
     lines = [
         f"{'QUICK RUN (one county per model, few replications): not the study result. ' if quick else ''}"
         f"{n} registry counties have an effect with an interval (SCM, ASCM, SDID); "
@@ -219,40 +235,42 @@ def _summary(table, summary, stag_t, ny_t, rows, quick) -> str:
               "surge and COVID-19, and several are low-confidence registry rows (dates or typology uncertain); "
               "post-periods are short (2-5 years for most counties, to 2022). An interval that includes zero is not "
               "evidence of no effect. No suppressed WONDER count is used: every analysis county is reported in all "
-              "13 years (rule D3, with a population-only pool as sensitivity)."]
+              "13 years (rule D3; within the main pool's size band it removes 5 of 224 counties)."]
     return "\n".join(lines)
 
 
 def _suppression_table(summary: pd.DataFrame, sens_t: pd.DataFrame) -> pd.DataFrame:
-    """Per model: the pooled effect on the main pools next to the population-only pool's (full run only)."""
+    """Per model: the pooled effect on the main pool next to the all-fully-reported pool's (full run only)."""
     if not len(sens_t):
         return pd.DataFrame()
-    big = sens_t[sens_t["analysis"].str.startswith("population-only pool")]
+    big = sens_t[sens_t["analysis"].str.startswith(ALL_REPORTED)]
     cols = ["policy_model", "mean", "low", "high", "p_negative"]
-    t = summary[cols].merge(big[cols], on="policy_model", suffixes=("_main", "_population_only"))
-    t["difference"] = t["mean_population_only"] - t["mean_main"]
+    t = summary[cols].merge(big[cols], on="policy_model", suffixes=("_main", "_all_reported"))
+    t["difference"] = t["mean_all_reported"] - t["mean_main"]
     return t
 
 
 def _suppression_text(pools: data.Pools, supp_t: pd.DataFrame, quick: bool) -> str:
     rem = pools.removed.set_index("rule")["removed"]
     d3 = int(rem[[r for r in rem.index if r.startswith("D3")][0]])
-    parts = [f"CDC suppresses county counts of 1-9. No suppressed count is used as a number or imputed: the main "
-             f"analysis keeps only counties reported in all 13 years (rule D3), which removes {d3:,} of the counties "
-             f"left after D1-D2 (most of them small), leaving {len(pools.eligible):,} eligible comparison counties; D4 "
-             f"then keeps the 100 nearest in size to each treated county. Because D3 selects on the outcome, the "
-             f"sensitivity pool is chosen by population alone (2010 population >= {data.LARGE_COUNTY:,} after D1-D2): "
-             f"{len(pools.large) + len(pools.large_not_reported)} counties, of which {len(pools.large_not_reported)} "
-             f"are not fully reported and are left out (they could enter only with imputed cells), leaving "
-             f"{len(pools.large)}; SDID and the pooling are rerun on it."]
+    n_band = len(pools.large) + len(pools.large_not_reported)
+    parts = [f"CDC suppresses county counts of 1-9. No suppressed count is used as a number or imputed: every "
+             f"analysis county is reported in all 13 years (rule D3). Applied to every county left after D1-D2, D3 "
+             f"removes {d3:,} (most of them small), leaving {len(pools.eligible):,}; the main pool's size rule "
+             f"(D4, 2010 population >= {data.LARGE_COUNTY:,}) then leaves {len(pools.large)}. Within that size band "
+             f"D3 removes only {len(pools.large_not_reported)} of {n_band} counties (table "
+             f"`large_pool_not_reported`), so the main analysis is chosen on population, not on the outcome. The "
+             f"sensitivity pool drops the size rule: every D1-D3 county ({len(pools.eligible):,}), which adds the "
+             f"smaller counties D3 admits only because their count never fell to 1-9 (selection on the outcome); "
+             f"SDID and the pooling are rerun on it."]
     if quick or not len(supp_t):
         parts.append("The quick run skips this comparison.")
         return "\n\n".join(parts)
     i = int(np.argmax(np.abs(supp_t["difference"].to_numpy())))
     worst = supp_t.iloc[i]
     excl = lambda lo, hi: (lo > 0) | (hi < 0)  # noqa: E731
-    same = (excl(supp_t["low_main"], supp_t["high_main"]) == excl(supp_t["low_population_only"],
-                                                                 supp_t["high_population_only"])).all()
+    same = (excl(supp_t["low_main"], supp_t["high_main"]) == excl(supp_t["low_all_reported"],
+                                                                 supp_t["high_all_reported"])).all()
     parts.append(f"Across the models and the overall effect the pooled posterior mean moves by at most "
                  f"{abs(worst['difference']):.2f} {UNIT} ({MODEL_LABELS.get(worst['policy_model'], worst['policy_model'])}), "
                  + ("and no 95% interval changes whether it excludes zero: the result does not hinge on the suppression "
@@ -271,10 +289,14 @@ def _power_text(mde_t: pd.DataFrame, pools: data.Pools, s: dict[str, Any]) -> st
     head = "\n\n".join(power.__doc__.split("\n\n")[1:4])
     reps = ", ".join(f"{e} {n}" for e, n in s["power"].items())
     lines = [head, "", f"Replicates per model: {reps} (the quick run skips SDID); effect grid "
-             f"{', '.join(f'{d:g}' for d in power.GRID)} {UNIT}.", ""]
+             f"{', '.join(f'{d:g}' for d in power.GRID)} {UNIT}. Each MDE's Monte Carlo SE is the SD of the MDE "
+             f"over {power.N_BOOT} bootstrap resamples of its replicates (the placebo calibration recomputed in each).",
+             ""]
     for r in mde_t.itertuples():
         mde = f"{r.mde:.1f}" if np.isfinite(r.mde) else _no_mde(r).lstrip("; ")
-        lines.append(f"- {MODEL_LABELS.get(r.model, r.model)}, {r.estimator} ({r.adopters} counties): MDE {mde}; "
+        mc = (f" (Monte Carlo SE {r.mde_mcse:.1f}" + (f"; not reached in {r.mde_unreached:.0%} of bootstrap resamples"
+                                                      if r.mde_unreached > 0 else "") + ")") if np.isfinite(r.mde) else ""
+        lines.append(f"- {MODEL_LABELS.get(r.model, r.model)}, {r.estimator} ({r.adopters} counties): MDE {mde}{mc}; "
                      f"size at no effect {r.size:.2f}" + (f" ({r.note})" if r.note else ""))
     return "\n".join(lines)
 
@@ -289,7 +311,8 @@ def _ny_text(ny_t: pd.DataFrame) -> str:
              "boroughs at once, so Brooklyn's estimate mixes the DA policy with that city-wide change; the other "
              "three boroughs are in the donor pool. Manhattan has one post-year (2019).", ""]
     for r in ny_t.itertuples():
-        interval = f"({r.conf_low:+.1f}, {r.conf_high:+.1f})" if np.isfinite(r.conf_low) else "(no interval)"
+        interval = f"(no interval: {methods.NO_INTERVAL[r.why_no_interval]})" if r.why_no_interval else (
+            f"({r.conf_low:+.1f}, {r.conf_high:+.1f})")
         parts.append(f"- {r.county}, {r.method}: {r.estimate:+.1f} {interval}, "
                      f"p = {r.p_value:.3f}; pre-RMSPE {r.pre_rmspe:.1f} ({r.inference})")
     return "\n".join(parts)

@@ -209,7 +209,9 @@ def test_quick_run_headline_is_finite_with_an_interval(quick_run):
     # placebo-gap interval is withheld (the rank p stays) and the note says why
     scm = results["county_overdose_scm"]
     assert math.isfinite(scm["estimate"]) and 0 < scm["p_value"] <= 1
-    assert scm["conf_int"] in (None, [None, None]) and "withheld (poor pre-fit" in scm["note"]
+    assert scm["conf_int"] in (None, [None, None]) and "withheld: the pre-period fit is poor" in scm["note"]
+    od = pd.read_csv(quick_run / "tables" / "county_overdose.csv").set_index("method")
+    assert od.loc["SCM", "why_no_interval"] == "withheld_poor_prefit" and pd.isna(od.loc["SCM", "conf_low"])
     head = results["cumulative_averted"]
     assert head["conf_int"][1] > head["conf_int"][0]
     # the estimand: the monthly effect is the cumulative number averted over 2020-04..2022-12 (33 months)

@@ -19,7 +19,7 @@ import pytest
 import study_runs
 from decrimkit.datasets import _loader
 from decrimkit.errors import DataError
-from decrimkit.studies.prosecutors import data
+from decrimkit.studies.prosecutors import data, methods
 
 pytestmark = pytest.mark.xdist_group("studies")
 
@@ -64,12 +64,13 @@ def test_donor_pool_rule_against_the_raw_file(pools):
     assert eligible == d12 & clean
     removed = pools.removed.set_index("rule")["removed"]
     assert removed.iloc[1] == 22 and removed.iloc[3] == len(d12 - clean)
-    assert pools.removed["remaining"].iloc[-1] == len(eligible) == 571
-    # the population-only pool: every county >= 250,000 in 2010 that passes D1-D2, split by reporting
+    assert pools.removed["remaining"].iloc[3] == len(eligible) == 571
+    # D4, the main pool: every county >= 250,000 in 2010 that passes D1-D3; D3 inside that band removes the rest
     big = {f for f in d12 if by_fips[f][0]["year"] == "2010" and by_fips[f][0]["population"].isdigit()
            and int(by_fips[f][0]["population"]) >= data.LARGE_COUNTY}
-    assert set(pools.large) | set(pools.large_not_reported) == big
-    assert set(pools.large) <= clean and not set(pools.large_not_reported) & clean
+    assert set(pools.large) == big & clean and set(pools.large_not_reported) == big - clean
+    assert removed.iloc[4] == len(eligible - big) and pools.removed["remaining"].iloc[4] == len(pools.large) == 219
+    assert len(pools.large_not_reported) == 5
 
 
 def test_suppressed_counts_never_reach_a_panel(wonder, pools):
@@ -100,8 +101,8 @@ def test_registry_rules():
 
 def test_nearest_by_size_uses_population_only(pools):
     near = data.nearest_by_size(pools, "24510", 10)
-    assert len(near) == 10 and set(near) <= set(pools.eligible)
-    lp = np.log(pools.pop2010.reindex(list(pools.eligible)).astype(float))
+    assert len(near) == 10 and set(near) <= set(pools.large)
+    lp = np.log(pools.pop2010.reindex(list(pools.large)).astype(float))
     gap = (lp - np.log(float(pools.pop2010["24510"]))).abs()
     assert gap[near].max() <= gap.drop(near).min()
 
@@ -131,13 +132,20 @@ def test_quick_run_outputs(quick):
     effects = pd.read_csv(quick / "tables" / "county_effects.csv", dtype={"fips": str})
     assert effects["fips"].nunique() == 4 and set(effects["model"]) == set(data.MODELS)  # quick: one per model
     assert np.isfinite(effects[["estimate", "pre_rmspe"]].to_numpy()).all()
-    # an SCM interval is withheld exactly where the pre-period fit is poor (its placebo gaps cannot measure the bias)
-    withheld = effects["inference"].str.contains("withheld")
+    # an SCM interval is withheld exactly where the pre-period fit is poor (its placebo gaps cannot measure the bias);
+    # an ASCM conformal set may be unbounded; every other row has a finite interval
+    why = effects["why_no_interval"].fillna("")
+    assert set(why) <= {"", *methods.NO_INTERVAL}
+    withheld = why == "withheld_poor_prefit"
     poor = effects["flags"].fillna("").str.contains("poor pre-fit")
     assert (withheld == (poor & (effects["method"] == "SCM"))).all()
     assert effects.loc[withheld, ["conf_low", "conf_high"]].isna().all().all()
-    shown = effects[~withheld]
+    assert (effects.loc[why == "unbounded_set", "method"] == "ASCM").all()
+    assert (~np.isfinite(effects.loc[why == "unbounded_set", ["conf_low", "conf_high"]].to_numpy())).any(axis=1).all()
+    shown = effects[why == ""]
     assert np.isfinite(shown[["conf_low", "conf_high"]].to_numpy()).all()
+    for r in effects.itertuples():  # results.json gives an interval exactly where the table has one
+        assert (res[f"{r.fips}_{r.method.lower()}"]["conf_int"] in (None, [None, None])) == bool(why[r.Index])
     assert (shown["conf_low"] <= shown["estimate"]).all() and (shown["estimate"] <= shown["conf_high"]).all()
     for m in data.MODELS:
         r = res[f"pooled_{m}"]
@@ -206,13 +214,40 @@ def test_suppression_sensitivity_table_and_sentence(pools):
 
     summary = pd.DataFrame({"policy_model": ["case_by_case_declination", "all models"], "mean": [5.0, 4.0],
                             "low": [-1.0, -2.0], "high": [11.0, 9.0], "p_negative": [0.04, 0.08]})
-    big = summary.assign(mean=[6.5, 3.5], low=[0.5, -2.5], analysis="population-only pool (n=219)")
+    big = summary.assign(mean=[6.5, 3.5], low=[0.5, -2.5], analysis=f"{S.ALL_REPORTED} (D1-D3, no size rule, n=571)")
     other = summary.assign(analysis="confidence >= medium only (R2)")
     t = S._suppression_table(summary, pd.concat([other, big], ignore_index=True))
     assert list(t["policy_model"]) == ["case_by_case_declination", "all models"]
     np.testing.assert_allclose(t["difference"], [1.5, -0.5])
     text = S._suppression_text(pools, t, quick=False)
-    assert "removes 2,407" in text and "leaving 219" in text and "at most 1.50" in text
+    assert "removes 2,407" in text and "leaves 219" in text and "removes only 5 of 224" in text and "at most 1.50" in text
     assert "changes whether it excludes zero" in text and "does not hinge" not in text
     t2 = S._suppression_table(summary, pd.concat([big.assign(low=[-0.5, -2.5])], ignore_index=True))
     assert "does not hinge on the suppression rule" in S._suppression_text(pools, t2, quick=False)
+
+
+def test_mde_monte_carlo_se_matches_the_delta_method():
+    """The bootstrap MC SE of an MDE against the delta method on a design whose power curve is known: estimates
+    N(0, 1), SE 1 (normal 95% intervals), so power(d) = P(|Z + d| > 1.96), MDE = 1.96 + z_0.8 = 2.80, and
+    MC SE(MDE) = sqrt(0.8 * 0.2 / n) / power'(MDE). The placebo-calibrated rows recompute their quantiles."""
+    from scipy import stats
+
+    from decrimkit.studies.prosecutors import power
+
+    n, z = 400, stats.norm.ppf(0.975)
+    e = np.random.default_rng(5).standard_normal(n)
+    rec = pd.DataFrame({"model": "m", "estimator": "x", "delta": 0.0, "rep": np.arange(n), "estimate": e, "se": 1.0,
+                        "conf_low": e - z, "conf_high": e + z})
+    both = pd.concat([rec, power.calibrated(rec)], ignore_index=True)
+    grid = np.round(np.arange(0, 5.01, 0.05), 2)
+    out = power.mde_mcse(both, grid, seed=1).set_index("estimator")
+    mde = z + stats.norm.ppf(0.8)
+    slope = stats.norm.pdf(mde - z) + stats.norm.pdf(mde + z)
+    expected = np.sqrt(0.8 * 0.2 / n) / slope  # 0.071
+    assert out.loc["x", "mde_mcse"] == pytest.approx(expected, rel=0.25)  # 200 resamples: the SD's own MC error ~5%
+    assert out.loc["x", "mde_unreached"] == 0.0
+    # calibrated: MDE about q97.5 + z_0.8 of N(0, 1) (2.80); the recomputed quantiles add their MC error (SD ~0.13)
+    assert 0.05 < out.loc["x (placebo-calibrated)", "mde_mcse"] < 0.4
+    # identical replicates: no Monte Carlo error at all
+    same = rec.assign(estimate=0.5, conf_low=0.5 - z, conf_high=0.5 + z)
+    assert power.mde_mcse(same, grid, seed=1)["mde_mcse"].iloc[0] == 0.0
