@@ -11,7 +11,7 @@ import pandas as pd
 from decrimkit.reporting import Report
 from decrimkit.studies.policy_models.data import MODEL_LABELS
 
-from . import data, figures, methods, power
+from . import censored, data, figures, methods, power
 
 UNIT = "deaths per 100,000 per year"
 ALL_REPORTED = "all fully reported counties"
@@ -121,6 +121,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
         sb, _ = methods.pool(wide_t, seed=seed, quick=quick)
         sens.append(sb.assign(analysis=f"{ALL_REPORTED} (D1-D3, no size rule, n={len(pools.eligible)})"))
     sens_t = pd.concat(sens, ignore_index=True) if sens else pd.DataFrame()
+    cens_t = censored.compare(df, pools, ev, n_perm=s["n_perm"], seed=seed)
     supp_t = _suppression_table(summary, sens_t)
     power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"],
                                      scheduler=s["scheduler"])
@@ -169,6 +170,15 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
             rep.add_result(f"size_{key}", estimate=r.size, method="design-based power",
                            unit="rejection rate of a true null at 5%")
     with_interval = table.loc[table["why_no_interval"] == "", "fips"].nunique()  # at least one method's interval
+    for r in cens_t.itertuples():
+        key = "censored" if r.comparison.startswith("censored") else "censored_model_fully_reported"
+        rep.add_result(f"{key}_{r.policy_model}", estimate=r.log_rate_ratio, conf_int=(r.conf_low, r.conf_high),
+                       p_value=r.p_value, method="negative-binomial TWFE DiD (ML), censored likelihood",
+                       unit="log rate ratio",
+                       note=f"{r.comparison}: {r.n_counties} comparison counties ({r.n_partly_suppressed} partly "
+                            f"suppressed, {r.n_censored_cells} cells censored to 1-9); placebo reassignment "
+                            f"({r.placebo_fits} of {r.n_perm} fits converged): rank p, Conley-Taber interval"
+                            + ("" if r.converged else "; NOT CONVERGED: not a result"))
     rep.add_result("n_counties_with_effect", estimate=float(with_interval), method="count",
                    unit="registry counties with an effect and interval")
 
@@ -200,6 +210,10 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     if len(supp_t):
         rep.add_table("suppression_sensitivity", supp_t, not_counts="all",
                       caption="Pooled effect per model: the main pool (D1-D4) vs every fully reported county (D1-D3, no size rule)")
+    rep.add_section("Censored-likelihood variant", _censored_text(cens_t))
+    rep.add_table("censored_likelihood", cens_t, not_counts="all",
+                  caption="Negative-binomial DiD per model (log rate ratio): fully reported counties vs every county of "
+                          f"the band (2010 population >= {censored.BAND:,}) with suppressed cells censored to 1-9")
     rep.add_section("Design-based power and minimum detectable effects", _power_text(mde_t, pools, s))
     rep.add_table("mde", mde_t, not_counts="all", caption=f"Minimum detectable effect ({UNIT}) at 80% power, per model")
     rep.add_table("power", power_t, not_counts="all", caption="Power, size, bias and coverage on placebo counties")
@@ -277,6 +291,37 @@ def _suppression_text(pools: data.Pools, supp_t: pd.DataFrame, quick: bool) -> s
                     "rule." if same else "and at least one 95% interval changes whether it excludes zero: the result "
                     "depends on the pool (see the table)."))
     return "\n\n".join(parts)
+
+
+def _conclusion(lo: float, hi: float) -> str:
+    return "excludes zero (above)" if lo > 0 else "excludes zero (below)" if hi < 0 else "includes zero"
+
+
+def _censored_text(cens_t: pd.DataFrame) -> str:
+    """The censored-likelihood comparison in words, computed from its table."""
+    head = " ".join(censored.__doc__.split("\n\n", 1)[1].split())
+    full = cens_t[~cens_t["comparison"].str.startswith("censored")].set_index("policy_model")
+    cen = cens_t[cens_t["comparison"].str.startswith("censored")].set_index("policy_model")
+    lines = [head, ""]
+    changed = []
+    for m in cen.index:
+        a, b = full.loc[m], cen.loc[m]
+        ca, cb = _conclusion(a["conf_low"], a["conf_high"]), _conclusion(b["conf_low"], b["conf_high"])
+        if ca != cb or np.sign(a["log_rate_ratio"]) != np.sign(b["log_rate_ratio"]):
+            changed.append(MODEL_LABELS.get(m, m))
+        lines.append(f"- {MODEL_LABELS.get(m, m)}: fully reported {a['log_rate_ratio']:+.3f} ({a['conf_low']:+.3f}, "
+                     f"{a['conf_high']:+.3f}), {ca}; censored {b['log_rate_ratio']:+.3f} ({b['conf_low']:+.3f}, "
+                     f"{b['conf_high']:+.3f}), {cb}")
+    if len(cen):
+        r = cen.iloc[0]
+        lines += ["", f"The censored fit adds {int(r['n_counties']) - int(full.iloc[0]['n_counties'])} partly suppressed "
+                  f"counties ({int(r['n_censored_cells'])} censored cells). "
+                  + (f"The conclusion (sign, or whether the 95% interval excludes zero) changes for: {', '.join(changed)}."
+                     if changed else "No model's conclusion (sign, or whether the 95% interval excludes zero) changes: "
+                     "the suppression rule does not drive the per-model results of this model.")]
+        if not (cens_t["converged"].all()):
+            lines.append("At least one of these fits did not converge: its row is not a result.")
+    return "\n".join(lines)
 
 
 def _no_mde(r: Any) -> str:
