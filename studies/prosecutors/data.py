@@ -31,11 +31,12 @@ overfitting, and SCM with 2-11 pre-years and hundreds of noisy small counties fi
 small county's rate rests on counts near the suppression threshold (a county of 50,000 with 10 deaths
 has a rate of 20 with a Poisson SD of 6), so small donors add noise and, through D3, selection on the
 outcome; (iii) within the size band D3 removes only 5 of 224 counties (2%), against 2,407 of 2,978
-without it, so the main analysis barely depends on the suppression rule by construction. The rule
-was fixed before the estimates on it were seen. Quick runs keep, for each treated county, the 40
+without it, so the main analysis barely depends on the suppression rule by construction. Quick runs keep, for each treated county, the 40
 main-pool counties nearest in log 2010 population.
 Sensitivity (suppression rule): every D1-D3 county with no size rule (571), which adds the smaller
 counties D3 admits only where their count never fell to 1-9; SDID and the pooling are rerun on it.
+And a censored-likelihood negative-binomial DiD (``censored.py``) on every county of a 50,000+ band, in
+which a suppressed count is known only to lie in 1-9.
 """
 
 from __future__ import annotations
