@@ -255,7 +255,7 @@ STUDIES: dict[str, Study] = {
             in_paper=True,
             paper_tables=(
                 ("pooled", ("policy_model", "mean", "low", "high", "p_negative", "n_counties")),
-                ("mde", ("model", "estimator", "adopters", "reps", "size", "mde")),
+                ("mde", ("model", "estimator", "adopters", "reps", "size", "mde", "mde_mcse")),
             ),
         ),
     )

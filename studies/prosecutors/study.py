@@ -169,6 +169,12 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
         if np.isfinite(r.size):
             rep.add_result(f"size_{key}", estimate=r.size, method="design-based power",
                            unit="rejection rate of a true null at 5%")
+    rep.add_result("main_pool_counties", estimate=float(len(pools.large)), method="count",
+                   unit="comparison counties (rules D1-D4)")
+    rep.add_result("size_floor", estimate=float(data.LARGE_COUNTY), method="rule D4", unit="2010 population")
+    rep.add_result("size_band_not_reported", estimate=float(len(pools.large_not_reported)), method="count",
+                   unit="counties of the size band that rule D3 removes",
+                   note=f"of {len(pools.large) + len(pools.large_not_reported)} D1-D2 counties of the size band")
     with_interval = table.loc[table["why_no_interval"] == "", "fips"].nunique()  # at least one method's interval
     for r in cens_t.itertuples():
         key = "censored" if r.comparison.startswith("censored") else "censored_model_fully_reported"
