@@ -900,7 +900,7 @@ def test_replication_counts_above_the_limit(call, match):
 
 
 def test_bootstrap_memory_limit_names_the_largest_allowed_count():
-    from decrimkit.inference.cluster import wild_cluster_bootstrap
+    from decrimkit.inference.wild import wild_cluster_bootstrap
     from decrimkit.limits import MAX_ELEMENTS
 
     n = 600

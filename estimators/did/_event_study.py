@@ -46,8 +46,8 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from decrimkit.inference.cluster import WildInferenceSet, wild_cluster_test
 from decrimkit.inference.randomization import MAX_EXACT
+from decrimkit.inference.wild import WildInferenceSet, wild_cluster_test
 from decrimkit.numerics.keys import numpy_rng
 from decrimkit.options import Inference, WildWeights, check_option
 from decrimkit.panel import Panel

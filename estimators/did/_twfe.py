@@ -43,8 +43,8 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
-from decrimkit.inference.cluster import WildBootstrap, WildInference, wild_cluster_test
 from decrimkit.inference.randomization import MAX_EXACT
+from decrimkit.inference.wild import WildBootstrap, WildInference, wild_cluster_test
 from decrimkit.limits import check_replications
 from decrimkit.options import Inference, SEMethod, WildWeights, check_option
 from decrimkit.panel import Panel

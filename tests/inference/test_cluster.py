@@ -9,14 +9,8 @@ import statsmodels.api as sm
 
 from decrimkit.datasets import load_dataset
 from decrimkit.errors import DesignError, SpecificationError
-from decrimkit.inference.cluster import (
-    cluster_adjustment,
-    cr1_vcov,
-    fixef_dof,
-    hc1_vcov,
-    wild_cluster_bootstrap,
-    wild_weights,
-)
+from decrimkit.inference.cluster import cluster_adjustment, cr1_vcov, fixef_dof, hc1_vcov
+from decrimkit.inference.wild import wild_cluster_bootstrap, wild_weights
 from decrimkit.numerics.demean import demean
 from decrimkit.numerics.keys import key_from_seed
 
@@ -144,7 +138,7 @@ def test_subcluster_bootstrap_statistic_equals_refitting_each_draw(castle):
     """MacKinnon-Webb subcluster WCR: weights per observation, CR1 by state. wildboottest's bootcluster
     path fails when the bootstrap clusters differ from the clusters (its H matrix is G x G), so each
     bootstrap t is checked against the literal algorithm: y* = X b_r + u_r * v, refit, CR1 t of b* - 0."""
-    from decrimkit.inference.cluster import _t_boot, wild_cluster_test
+    from decrimkit.inference.wild import _t_boot, wild_cluster_test
 
     xd, yd, state = castle["xd"], castle["yd"], castle["state"]
     n = len(yd)

@@ -22,126 +22,28 @@ set: every table's counts, its derived columns, the totals and subtotal tables d
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import json
-import re
 import shlex
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from decrimkit.datasets import dataset_hashes
-from decrimkit.errors import DataError, SpecificationError
-from decrimkit.plotting import style
-from decrimkit.reporting import render
+from decrimkit.errors import SpecificationError
+from decrimkit.reporting import countfigures, document, render
 from decrimkit.reporting.audit import Relation
-from decrimkit.reporting.disclosure import TableSpec, protect
-from decrimkit.reporting.entries import humanize
+from decrimkit.reporting.items import RESULTS_TABLE, Cell, PendingFigure, check_name, render_figure
 from decrimkit.reporting.output import write_outputs
-from decrimkit.reporting.provenance import environment
-from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS, check_aggregate
-from decrimkit.reporting.suppression import MARKER, Totals, apply_mask, integer_like_columns, suppression_mask
+from decrimkit.reporting.publish import Declared, finalize
+from decrimkit.reporting.rowlevel import MAX_TABLE_ROWS
+from decrimkit.reporting.suppression import Totals
+from decrimkit.reporting.tables import build_table
 
 __all__ = ["Report"]
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
-RESULTS_TABLE = "results.json"  # the audit's name for the column of headline ``n`` in results.json (rows: results with an n)
-
-
-# a cell of a table: (table name, row, column); row is a 0-based position or {key column: value}
-Cell = tuple[str, "int | Mapping[str, Any]", str]
-
-
-@dataclass(frozen=True)
-class _Table:
-    name: str
-    frame: pd.DataFrame  # true values until the report is finalised; then as published (hidden cells read MARKER)
-    caption: str
-    count_columns: tuple[str, ...]
-    n_suppressed: int
-    not_counts: tuple[str, ...] = ()
-    derived: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
-    depends: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    published: bool = False
-
-
-@dataclass(frozen=True)
-class _PendingFigure:
-    name: str
-    draw: Callable[[pd.DataFrame], Any]
-    data: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    png: bytes
-    svg: bytes
-    caption: str
-
-
-def _kinds(result: Any) -> set[str]:
-    return {c.__name__ for c in type(result).__mro__}
-
-
-def _observed_path(result: Any) -> np.ndarray | None:
-    """The observed outcome a result's figures show (synthetic control, interrupted time series), or None."""
-    kinds = _kinds(result)
-    if "SynthResult" in kinds:
-        obs = getattr(result, "observed", None)
-    elif "ITSPosterior" in kinds:
-        obs = getattr(result, "series", pd.DataFrame()).get("observed")
-    else:
-        return None
-    if obs is None:
-        return None
-    return pd.to_numeric(pd.Series(obs), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _integer_like(v: np.ndarray) -> bool:
-    f = v[np.isfinite(v)]
-    return bool(len(f)) and bool((f >= 0).all() and (f == np.round(f)).all())
-
-
-def _draw_trajectory(sp: Any, result: Any) -> Callable[[pd.DataFrame], Any]:
-    def draw(published: pd.DataFrame) -> Any:
-        return sp.trajectory_plot(published, start=result.start, title=result.title)
-
-    return draw
-
-
-def _draw_placebo(sp: Any, placebo: Any) -> Callable[[pd.DataFrame], Any]:
-    """The placebo figure with the actual run's gap hidden wherever the treated count is hidden."""
-
-    def draw(published: pd.DataFrame) -> Any:
-        data = placebo.plot_data()
-        hidden = published.loc[published["treated"].isna(), "time"]
-        data.loc[data["actual"] & data["time"].isin(list(hidden)), "gap"] = np.nan
-        return sp.placebo_plot(data, start=placebo.start, title=placebo.title)
-
-    return draw
-
-
-def _check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecificationError(
-            f"{kind} name {name!r} must be 1-81 letters, digits, '_', '-' or '.', starting with a letter or digit "
-            f"(it becomes a file name)."
-        )
-    return name
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 class Report:
@@ -190,7 +92,7 @@ class Report:
         totals: Totals = "both",
         max_table_rows: int = MAX_TABLE_ROWS,
     ) -> None:
-        self.study = _check_name("study", study)
+        self.study = check_name("study", study)
         self.out = Path(out) if out is not None else Path("outputs") / study
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise SpecificationError(f"seed={seed!r} must be an integer.")
@@ -207,9 +109,9 @@ class Report:
         self._files: dict[str, str] = {}
         self._results: dict[str, dict[str, Any]] = {}
         self._references: list[dict[str, Any]] = []
-        self._items: list[tuple[str, Any]] = []  # ("section", (title, text)), ("table", _Table), ("figure", _Figure)
+        self._items: list[tuple[str, Any]] = []  # ("section", (title, text)), ("table", Table), ("figure", Figure | PendingFigure)
         self._names: set[tuple[str, str]] = set()
-        self._relations: list[tuple[tuple[tuple[Cell, float], ...], float, float]] = []
+        self._relations: list[Declared] = []
         self._audited: list[Relation] = []
         self._final = False
         self._n_suppressed = 0
@@ -276,14 +178,16 @@ class Report:
                 raise SpecificationError(f"add_result({name!r}): pass a result object or estimate=..., not both.")
             from decrimkit.reporting.entries import entries
 
-            _check_name("result", name)
+            check_name("result", name)
             ent = entries(
                 name, result, label=label, method=method, unit=unit, alpha=alpha, aggregate=aggregate, placebo=placebo
             )
             n_obs = n if n is not None else getattr(getattr(result, "spec", None), "n_obs", None)
             pending: list[tuple[str, Any]] = []
-            if figures and _observed_path(result) is not None:
-                ent.figures, pending, figure_note = self._count_figures(name, result, ent.figures, counts, placebo)
+            if figures and countfigures.observed_path(result) is not None:
+                ent.figures, pending, figure_note = countfigures.route(
+                    name, result, ent.figures, counts, placebo, self.suppress_below
+                )
                 if figure_note:
                     ent.notes.append(figure_note)
             extra = "; ".join(x for x in (*ent.notes, note) if x)
@@ -319,7 +223,7 @@ class Report:
             raise SpecificationError(f"add_result({name!r}) needs a result object or estimate=<number>.")
         if self._final:
             raise SpecificationError(f"cannot add result {name!r}: the report was already finalised (written).")
-        _check_name("result", name)
+        check_name("result", name)
         if name in self._results:
             raise SpecificationError(f"result {name!r} was already added; result names must be unique.")
         ci = None if conf_int is None else np.ravel(np.asarray(conf_int, dtype="float64"))
@@ -339,73 +243,6 @@ class Report:
         if label:
             self._results[name]["label"] = str(label)
         return [name]
-
-    def _count_figures(
-        self,
-        name: str,
-        result: Any,
-        figs: list[tuple[str, Callable[[], Any], str]],
-        counts: bool | None,
-        placebo: Any = None,
-    ) -> tuple[list[tuple[str, Callable[[], Any], str]], list[tuple[str, Any]], str]:
-        """Split a result's figures into those drawn as they are and those routed through a suppressed table.
-
-        Returns (figures drawn as they are, pending ``("table"|"figure", (args, kwargs))`` additions,
-        a note naming the figures not drawn and why).
-        """
-        path = _observed_path(result)
-        integer = _integer_like(path)
-        is_count = integer if counts is None else bool(counts)
-        if not is_count:
-            return figs, [], ""
-        shows = {name} | ({f"{name}.placebo"} if "SynthResult" in _kinds(result) else set())
-        keep = [f for f in figs if f[0] not in shows]
-        routed = [f for f in figs if f[0] in shows]
-        if not routed:
-            return figs, [], ""
-        small = bool(((path >= 1) & (path < self.suppress_below)).any())
-        if "SynthResult" in _kinds(result) and integer:
-            tname = f"{name}.trajectory"
-            data = result.plot_data("trajectory")
-            data["gap"] = data["treated"] - data["synthetic"]
-            not_counts = [c for c in ("time",) if c in integer_like_columns(data)]
-            pending: list[tuple[str, Any]] = [
-                (
-                    "table",
-                    (
-                        tname,
-                        data,
-                        {
-                            "caption": f"{humanize(name)}: treated (observed count) and synthetic paths",
-                            "count_columns": ["treated"],
-                            "not_counts": not_counts,
-                            "depends": {"synthetic": ["treated"], "gap": ["treated"]},
-                        },
-                    ),
-                )
-            ]
-            from decrimkit.plotting import synth as sp
-
-            for fname, _make, caption in routed:
-                if fname == name:
-                    draw = _draw_trajectory(sp, result)
-                else:
-                    draw = _draw_placebo(sp, placebo)
-                pending.append(("figure", (fname, draw, {"caption": caption, "data": tname})))
-            return keep, pending, ""
-        if not small and integer:
-            return figs, [], ""  # no count of 1..T-1 on the path: nothing to hide
-        # not protectable cell by cell: the figure of the observed path is not drawn; a placebo figure of gaps
-        # stays (a gap does not give the observed value without the synthetic path, which is not published)
-        keep += [f for f in routed if f[0] != name]
-        what = "rates of a count" if not integer else f"counts below {self.suppress_below}"
-        dropped = ", ".join(f"'{f[0]}'" for f in routed if f[0] == name)
-        return (
-            keep,
-            [],
-            f"figure(s) {dropped} not drawn: the observed outcome path holds {what}, which cannot be suppressed "
-            f"cell by cell in this figure (disclosure control)",
-        )
 
     def add_table(
         self,
@@ -446,53 +283,14 @@ class Report:
         """
         self._claim("table", name)
         try:
-            self._add_table(name, df, caption, count_columns, not_counts, derived, depends, index)
+            table = build_table(
+                name, df, caption, count_columns, not_counts, derived, depends, index,
+                threshold=self.suppress_below, max_rows=self.max_table_rows,
+            )
         except Exception:
             self._names.discard(("table", name))  # a refused table does not keep its name
             raise
-
-    def _add_table(self, name, df, caption, count_columns, not_counts, derived, depends, index) -> None:  # noqa: ANN001
-        frame = df.copy()
-        keep_index = index if index is not None else not isinstance(frame.index, pd.RangeIndex)
-        frame = frame.reset_index() if keep_index else frame.reset_index(drop=True)
-        frame.columns = [str(c) for c in frame.columns]
-        counts = tuple(dict.fromkeys(str(c) for c in (count_columns or ())))
-        if isinstance(not_counts, str):
-            if not_counts != "all":
-                raise SpecificationError(
-                    f"table {name!r}: not_counts must be column names or 'all', got {not_counts!r}."
-                )
-            if counts:
-                raise SpecificationError(f"table {name!r}: not_counts='all' contradicts count_columns={list(counts)}.")
-            not_counts = [c for c in frame.columns if c not in {k for k, _ in (derived or {}).items()}]
-        others = tuple(dict.fromkeys(str(c) for c in not_counts))
-        deriv = tuple(
-            (str(k), tuple((str(c), float(v)) for c, v in dict(parts).items())) for k, parts in (derived or {}).items()
-        )
-        deps = tuple((str(k), tuple(str(c) for c in v)) for k, v in (depends or {}).items())
-        declared = [*counts, *others, *(k for k, _ in deriv), *(k for k, _ in deps)]
-        inputs = [c for _, parts in deriv for c, _ in parts] + [c for _, v in deps for c in v]
-        missing = [c for c in dict.fromkeys([*declared, *inputs]) if c not in frame.columns]
-        if missing:
-            raise SpecificationError(
-                f"table {name!r}: declared column(s) {missing} are not in it; its columns are {list(frame.columns)}."
-            )
-        twice = sorted(set(counts) & (set(others) | {k for k, _ in deriv}))
-        if twice:
-            raise SpecificationError(
-                f"table {name!r}: column(s) {twice} are declared both as counts and as something else."
-            )
-        check_aggregate(frame, name, self.max_table_rows, count_columns=counts)
-        undeclared = [c for c in integer_like_columns(frame) if c not in set(declared)]
-        if undeclared:
-            raise DataError(
-                f"table {name!r}: column(s) {undeclared} hold non-negative integers but are not declared. Pass "
-                f"count_columns=[...] for counts of people or events (they are suppressed below "
-                f"{self.suppress_below}) or not_counts=[...] for other integers (years, months, model sizes)."
-            )
-        if counts:
-            suppression_mask(frame, counts, threshold=self.suppress_below, totals="none")  # validates the counts now
-        self._items.append(("table", _Table(name, frame, caption, counts, 0, others, deriv, deps)))
+        self._items.append(("table", table))
 
     def add_sum(self, total: Cell, parts: Sequence[Cell]) -> None:
         """Declare that the count in cell ``total`` is the sum of the counts in ``parts``.
@@ -532,19 +330,11 @@ class Report:
                     f"figure {name!r}: with data={data!r} pass a function that draws the figure from the published "
                     f"table, not a finished figure."
                 )
-            self._items.append(("figure", _PendingFigure(name, fig, str(data), caption)))
+            self._items.append(("figure", PendingFigure(name, fig, str(data), caption)))
             return
         if callable(fig) and not hasattr(fig, "savefig"):
             raise SpecificationError(f"figure {name!r}: a drawing function needs data=<table name> to draw from.")
-        self._items.append(("figure", self._render(name, fig, caption)))
-
-    def _render(self, name: str, fig: Any, caption: str) -> _Figure:
-        with style():
-            png, svg = io.BytesIO(), io.BytesIO()
-            fig.savefig(png, format="png", bbox_inches="tight", metadata={"Software": None})
-            fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-        plt.close(fig)
-        return _Figure(name, png.getvalue(), svg.getvalue(), caption)
+        self._items.append(("figure", render_figure(name, fig, caption)))
 
     def add_section(self, title: str, text: str) -> None:
         """Add a section of Markdown text to report.md / report.html (in the order added)."""
@@ -557,7 +347,7 @@ class Report:
     def _claim(self, kind: str, name: str) -> None:
         if self._final:
             raise SpecificationError(f"cannot add {kind} {name!r}: the report was already finalised (written).")
-        _check_name(kind, name)
+        check_name(kind, name)
         if kind == "table" and name == RESULTS_TABLE:
             raise SpecificationError(f"table name {name!r} is reserved for the headline n of results.json.")
         if (kind, name) in self._names:
@@ -565,80 +355,15 @@ class Report:
         self._names.add((kind, name))
 
     # ------------------------------------------------------------------ disclosure
-    def _row(self, table: str, row: Any, frames: Mapping[str, pd.DataFrame]) -> int:
-        if table not in frames:
-            raise SpecificationError(
-                f"a relation names table {table!r}, which was not added; tables: {sorted(frames)}."
-            )
-        f = frames[table]
-        if isinstance(row, (int, np.integer)) and not isinstance(row, bool):
-            if not 0 <= int(row) < len(f):
-                raise SpecificationError(f"a relation names row {row} of table {table!r}, which has {len(f)} rows.")
-            return int(row)
-        if not isinstance(row, Mapping) or not row:
-            raise SpecificationError(
-                f"a relation's row must be a position or a mapping of key columns to values, got {row!r}."
-            )
-        hit = np.ones(len(f), dtype=bool)
-        for k, v in row.items():
-            if k not in f.columns:
-                raise SpecificationError(f"a relation selects on column {k!r}, which table {table!r} does not have.")
-            hit &= (f[k] == v).to_numpy(dtype=bool) | (f[k].astype(str) == str(v)).to_numpy(dtype=bool)
-        if hit.sum() != 1:
-            raise SpecificationError(
-                f"a relation's row {dict(row)!r} matches {int(hit.sum())} rows of table {table!r}, not one."
-            )
-        return int(np.flatnonzero(hit)[0])
-
     def _finalize(self) -> None:
         """Suppress across the whole output set, audit it, and draw the figures of counts (once)."""
         if self._final:
             return
-        tables = {t.name: t for kind, t in self._items if kind == "table"}
-        frames = {n: t.frame for n, t in tables.items()}
-        rels = []
-        for terms, const, tol in self._relations:
-            refs = []
-            for (table, row, col), k in terms:
-                r = self._row(table, row, frames)
-                if str(col) not in frames[table].columns:
-                    raise SpecificationError(f"a relation names column {col!r}, which table {table!r} does not have.")
-                refs.append(((table, r, str(col)), float(k)))
-            rels.append(Relation(tuple(refs), const, tol, "declared"))
-        specs = [
-            TableSpec(t.name, t.frame, t.count_columns, {k: dict(p) for k, p in t.derived}, dict(t.depends))
-            for t in tables.values()
-        ]
-        # every headline n (a count of people or observations) is audited with the tables: a total published
-        # in results.json can narrow hidden cells as a total table can (it has no public margins of its own)
-        with_n = [r["name"] for r in self._results.values() if r["n"] is not None]
-        if with_n:
-            frame = pd.DataFrame({"n": [self._results[k]["n"] for k in with_n]}, dtype="float64")
-            specs.append(TableSpec(RESULTS_TABLE, frame, ("n",), margins=False))
-        masks, self._audited = protect(specs, rels, threshold=self.suppress_below, totals=self.totals)
-        if with_n:
-            for k, hide in zip(with_n, masks[RESULTS_TABLE]["n"].to_numpy(dtype=bool)):
-                if hide:
-                    self._results[k]["n"] = MARKER
-            self._n_suppressed = int(masks[RESULTS_TABLE]["n"].sum())
-            self._n_audited = True
-        numeric: dict[str, pd.DataFrame] = {}
-        items = []
-        for kind, item in self._items:
-            if kind == "table":
-                m = masks[item.name]
-                numeric[item.name] = item.frame.mask(m.reindex(columns=item.frame.columns, fill_value=False).to_numpy())
-                shown = apply_mask(item.frame, m, item.count_columns)
-                item = replace(item, frame=shown, n_suppressed=int(m.to_numpy().sum()), published=True)
-            items.append((kind, item))
-        for i, (kind, item) in enumerate(items):
-            if kind == "figure" and isinstance(item, _PendingFigure):
-                if item.data not in numeric:
-                    raise SpecificationError(
-                        f"figure {item.name!r} draws from table {item.data!r}, which was not added."
-                    )
-                items[i] = ("figure", self._render(item.name, item.draw(numeric[item.data].copy()), item.caption))
-        self._items = items
+        done = finalize(
+            self._items, self._relations, self._results, threshold=self.suppress_below, totals=self.totals
+        )
+        self._items, self._audited = done.items, done.audited
+        self._n_suppressed, self._n_audited = done.n_suppressed, done.n_audited
         self._final = True
 
     # ------------------------------------------------------------------ output
@@ -648,204 +373,17 @@ class Report:
         Every ``n`` passes the suppression rule with the tables (hidden ones read ``"(S)"``).
         """
         self._finalize()
-        return _dumps(
-            {
-                "study": self.study,
-                "title": self.title,
-                "seed": self.seed,
-                "quick": self.quick,
-                "suppress_below": self.suppress_below,
-                "results": list(self._results.values()),
-                "references": self._references,
-            }
-        )
+        return document.results_json(self)
 
     def provenance(self) -> dict[str, Any]:
         """The content of provenance.json (includes the UTC time, so it differs between runs)."""
         self._finalize()
-        tables = [
-            {
-                "name": t.name,
-                "count_columns": list(t.count_columns),
-                "not_counts": list(t.not_counts),
-                "derived": {k: dict(p) for k, p in t.derived},
-                "depends": {k: list(v) for k, v in t.depends},
-                "threshold": self.suppress_below,
-                "marker": MARKER,
-                "totals": self.totals,
-                "suppressed_cells": t.n_suppressed,
-            }
-            for kind, t in self._items
-            if kind == "table"
-        ]
-        if self._n_audited:
-            tables.append(
-                {
-                    "name": RESULTS_TABLE,
-                    "file": "results.json",
-                    "count_columns": ["n"],
-                    "not_counts": [],
-                    "derived": {},
-                    "depends": {},
-                    "threshold": self.suppress_below,
-                    "marker": MARKER,
-                    "totals": "none",
-                    "suppressed_cells": self._n_suppressed,
-                }
-            )
-        return {
-            "study": self.study,
-            "seed": self.seed,
-            "quick": self.quick,
-            "command": self.command,
-            "datasets": [{"name": k, "files": v} for k, v in sorted(self._datasets.items())],
-            "files": [{"name": k, "sha256": v} for k, v in sorted(self._files.items())],
-            "tables": tables,
-            "relations": [r.to_json() for r in self._audited],
-            **environment(),
-        }
-
-    def _headline(self) -> pd.DataFrame:
-        rows = []
-        for r in self._results.values():
-            ci = r["conf_int"]
-            shown = ci is not None and None not in ci
-            rows.append(
-                {
-                    "result": r.get("label") or humanize(r["name"]),
-                    "estimate": r["estimate"],
-                    "se": r["se"],
-                    "95% CI": f"[{render.fmt(ci[0])}, {render.fmt(ci[1])}]" if shown else "",
-                    "p": r["p_value"],
-                    "n": r["n"],
-                    "unit": r["unit"],
-                    "method": r["method"],
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def _markdown(self) -> str:
-        self._finalize()
-        parts = [
-            f"# {self.title}\n",
-            f"Study `{self.study}`, seed {self.seed}{', quick mode' if self.quick else ''}. "
-            f"Counts from 1 to {self.suppress_below - 1} are suppressed, with complementary suppression "
-            f"audited across all tables and figures; every hidden cell reads `{MARKER}`.\n",
-        ]
-        if self._results:
-            parts.append("## Headline results\n\n" + render.table_md(self._headline()))
-            notes = [
-                f"- **{r.get('label') or humanize(r['name'])}**: {r['note']}"
-                for r in self._results.values()
-                if r["note"]
-            ]
-            if notes:
-                parts.append("\n".join(notes) + "\n")
-        for kind, item in self._items:
-            if kind == "section":
-                parts.append(f"## {item[0]}\n\n{item[1].strip()}\n")
-            elif kind == "table":
-                parts.append(render.table_md(item.frame, caption=item.caption or item.name))
-            else:
-                parts.append(
-                    f"![{item.caption or item.name}](figures/{item.name}.png)\n\n"
-                    + (f"*{item.caption}*\n" if item.caption else "")
-                )
-        if self._references:
-            parts.append("## Comparison with published values\n\n" + render.table_md(pd.DataFrame(self._references)))
-        parts.append(self._data_md())
-        return "\n".join(parts)
-
-    def _data_md(self) -> str:
-        lines = ["## Data\n"]
-        for name, files in sorted(self._datasets.items()):
-            for f, sha in sorted(files.items()):
-                lines.append(f"- `{name}/{f}` sha256 `{sha}`")
-        for name, sha in sorted(self._files.items()):
-            lines.append(f"- `{name}` sha256 `{sha}`")
-        if len(lines) == 1:
-            lines.append("- no data files recorded")
-        return "\n".join(lines) + "\n\nFull provenance (package versions, git commit, time): `provenance.json`.\n"
-
-    def _html(self) -> str:
-        """report.html through the Jinja2 template: a table of contents, then the same content as report.md."""
-        self._finalize()
-        toc: list[dict[str, Any]] = []
-        blocks: list[dict[str, Any]] = []
-
-        def heading(title: str) -> None:
-            anchor = f"s{len(toc) + 1}-" + (re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] or "section")
-            toc.append({"id": anchor, "title": title, "children": []})
-            blocks.append({"kind": "heading", "id": anchor, "title": title})
-
-        def child(anchor: str, kind: str, caption: str) -> None:
-            if toc:
-                section = toc[-1]["title"] + ": "
-                short = caption[len(section) :] if caption.startswith(section) else caption
-                toc[-1]["children"].append({"id": anchor, "title": f"{kind}: {short}"})
-            else:
-                toc.append({"id": anchor, "title": f"{kind}: {caption}", "children": []})
-
-        if self._results:
-            heading("Headline results")
-            blocks.append(render.table_block(self._headline(), "", "table-headline"))
-            notes = [(r.get("label") or humanize(r["name"]), r["note"]) for r in self._results.values() if r["note"]]
-            if notes:
-                blocks.append({"kind": "notes", "notes": notes})
-        for kind, item in self._items:
-            if kind == "section":
-                heading(item[0])
-                blocks.append({"kind": "html", "html": render.md_to_html(item[1])})
-            elif kind == "table":
-                caption = item.caption or humanize(item.name)
-                blocks.append(render.table_block(item.frame, caption, f"table-{item.name}"))
-                child(f"table-{item.name}", "Table", caption)
-            else:
-                caption = item.caption or humanize(item.name)
-                png = base64.b64encode(item.png).decode("ascii")
-                blocks.append(
-                    {
-                        "kind": "figure",
-                        "id": f"figure-{item.name}",
-                        "caption": caption,
-                        "png": png,
-                        "show_caption": bool(item.caption),
-                    }
-                )
-                child(f"figure-{item.name}", "Figure", caption)
-        if self._references:
-            heading("Comparison with published values")
-            blocks.append(
-                render.table_block(pd.DataFrame(self._references), "Published and our values", "table-references")
-            )
-        heading("Data")
-        blocks.append({"kind": "html", "html": render.md_to_html(self._data_md().split("\n", 1)[1])})
-        meta = (
-            f"Study {self.study}, seed {self.seed}{', quick mode' if self.quick else ''}. Counts from 1 to "
-            f"{self.suppress_below - 1} are suppressed, with complementary suppression audited across all tables "
-            f"and figures; every hidden cell reads {MARKER}."
-        )
-        return render.page_html(self.title, meta, toc, blocks)
+        return document.provenance(self)
 
     def files(self) -> dict[str, bytes]:
         """Every output file of this report (relative path -> bytes), as :meth:`write` writes them."""
         self._finalize()
-        out: dict[str, bytes] = {}
-        for kind, item in self._items:
-            if kind == "table":
-                out[f"tables/{item.name}.csv"] = item.frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
-                out[f"tables/{item.name}.md"] = render.table_md(item.frame, item.caption).encode("utf-8")
-                out[f"tables/{item.name}.tex"] = render.table_tex(item.frame, item.caption, label=item.name).encode(
-                    "utf-8"
-                )
-            elif kind == "figure":
-                out[f"figures/{item.name}.png"] = item.png
-                out[f"figures/{item.name}.svg"] = item.svg
-        out["results.json"] = self.results_json().encode("utf-8")
-        out["provenance.json"] = _dumps(self.provenance()).encode("utf-8")
-        out["report.md"] = self._markdown().encode("utf-8")
-        out["report.html"] = self._html().encode("utf-8")
-        return out
+        return document.files(self)
 
     def write(self) -> Path:
         """Write everything under ``out`` and return that folder (resolved).
