@@ -188,6 +188,9 @@ class Diagnostics(Summarised):
         False when any gate fails: r-hat > 1.01, bulk ESS < 400 or any divergence.
     problems : tuple of str
         One sentence per failed gate.
+    notes : tuple of str
+        Diagnostics that could not be computed and why, e.g. r-hat (NaN in ``table``) with one chain:
+        it compares chains, so it needs at least two.
     """
 
     table: pd.DataFrame
@@ -196,6 +199,7 @@ class Diagnostics(Summarised):
     converged: bool
     problems: tuple[str, ...]
     title: str = "Convergence diagnostics"
+    notes: tuple[str, ...] = ()
 
     def tidy(self) -> pd.DataFrame:
         return self.table.copy()
@@ -206,33 +210,54 @@ class Diagnostics(Summarised):
                  f"gate (r-hat <= {RHAT_MAX}, ESS-bulk >= {ESS_MIN:.0f}, no divergence): "
                  + ("passed" if self.converged else "FAILED")]
         lines.extend(f"problem: {p}" for p in self.problems)
+        lines.extend(f"note: {n}" for n in self.notes)
         return lines
 
 
 def diagnose(idata: Any, var_names: Sequence[str]) -> Diagnostics:
-    """Compute r-hat, bulk/tail ESS, divergences and BFMI for ``var_names`` of ``idata``."""
+    """Compute r-hat, bulk/tail ESS, divergences and BFMI for ``var_names`` of ``idata``.
+
+    R-hat compares chains: with one chain it is not computed (NaN in the table, and a note says so), and
+    the r-hat gate is not applied; a variable whose r-hat is undefined (constant draws) gets NaN and a note.
+    """
     import arviz as az
 
     post = idata.posterior[list(var_names)]
-    rhat = az.rhat(post)
+    n_chains = idata.posterior.sizes["chain"]
+    rhat = None
+    if n_chains > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):  # constant draws: 0/0, named in a note below
+            rhat = az.rhat(post)
     ess_b = az.ess(post, method="bulk")
     ess_t = az.ess(post, method="tail")
+
+    def worst(values: Any, pick: Any) -> float:
+        v = np.asarray(values, dtype="float64").reshape(-1)
+        return float(pick(v)) if np.isfinite(v).any() else np.nan  # all-NaN: no numpy warning, NaN
+
     rows = []
     for v in var_names:
-        r = np.asarray(rhat[v]).reshape(-1)
+        size = int(np.asarray(post[v].isel(chain=0, draw=0)).size)
         rows.append({
             "variable": v,
-            "size": int(r.size),
-            "r_hat": float(np.nanmax(r)) if r.size else np.nan,
-            "ess_bulk": float(np.nanmin(np.asarray(ess_b[v]))) if r.size else np.nan,
-            "ess_tail": float(np.nanmin(np.asarray(ess_t[v]))) if r.size else np.nan,
+            "size": size,
+            "r_hat": worst(rhat[v], np.nanmax) if rhat is not None and size else np.nan,
+            "ess_bulk": worst(ess_b[v], np.nanmin) if size else np.nan,
+            "ess_tail": worst(ess_t[v], np.nanmin) if size else np.nan,
         })
     table = pd.DataFrame(rows)
+    notes = []
+    if rhat is None:
+        notes.append(f"R-hat needs >= 2 chains; this sample has {n_chains}, so r-hat is NaN and not gated "
+                     f"(run chains=4 to check convergence across chains)")
+    else:
+        undefined = table.loc[table["r_hat"].isna() & (table["size"] > 0), "variable"]
+        if len(undefined):
+            notes.append(f"r-hat is undefined (NaN) for {', '.join(undefined)}: constant draws within chains")
     diverging = idata.sample_stats.get("diverging")
     n_div = int(np.asarray(diverging).sum()) if diverging is not None else 0
     bfmi = np.asarray(az.bfmi(idata), dtype="float64") if "energy" in idata.sample_stats else np.array([])
     problems = []
-    n_chains = idata.posterior.sizes["chain"]
     bad_r = table.loc[table["r_hat"] > RHAT_MAX]
     if n_chains > 1 and len(bad_r):
         problems.append(
@@ -246,7 +271,7 @@ def diagnose(idata: Any, var_names: Sequence[str]) -> Diagnostics:
     if n_div:
         problems.append(f"{n_div} divergent transitions after warm-up")
     return Diagnostics(table=table, divergences=n_div, bfmi=bfmi, converged=not problems,
-                       problems=tuple(problems))
+                       problems=tuple(problems), notes=tuple(notes))
 
 
 def check_convergence(idata: Any, var_names: Sequence[str], *, estimator: str, strict: bool) -> Diagnostics:
