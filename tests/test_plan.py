@@ -418,3 +418,22 @@ def test_honest_of_an_att_gt_entry_uses_its_event_study_aggregate(here):
     direct = did.honest(did.att_gt(plan.panel(), n_boot=0, base_period="universal").aggregate("dynamic"), m=[0, 1])
     assert res["honest_cs.theta"]["estimate"] == pytest.approx(direct.estimate, rel=1e-10)
     assert res["honest_cs.theta"]["conf_int"] == pytest.approx(list(direct.original), rel=1e-9)
+
+
+def test_report_names_a_csv_by_its_path_in_the_project_not_this_machines(here, tmp_path_factory):
+    """The Plan section showed data.path as resolved (/home/<user>/...): a report is shared, so it names the CSV
+    relative to the folder holding data/, or by its file name when the plan allows outside paths."""
+    rows = [f"{u},{y},{2005 if u < 5 else 0},{u + y - 2000 + 0.5 * (u < 5) * (y >= 2005) + 0.1 * (u * y % 3)}"
+            for u in range(10) for y in range(2001, 2009)]
+    (here / "data" / "panel.csv").write_text("unit,year,cohort,y\n" + "\n".join(rows) + "\n")
+    plan = BASE.replace('dataset = "mpdta"', 'path = "data/panel.csv"').replace("countyreal", "unit").replace(
+        '"lemp"', '"y"').replace('"first.treat"', '"cohort"')
+    out = load_plan(write(here, plan)).run(out="outputs/local", seed=0)
+    md = (out / "report.md").read_text()
+    assert "- data: `data/panel.csv`" in md
+    assert str(here) not in md and str(here) not in (out / "report.html").read_text()
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "panel.csv").write_text((here / "data" / "panel.csv").read_text())
+    outside = "allow_outside_paths = true\n" + plan.replace("data/panel.csv", str(elsewhere / "panel.csv"))
+    md = (load_plan(write(here, outside, "outside.toml")).run(out="outputs/outside", seed=0) / "report.md").read_text()
+    assert "- data: `panel.csv`" in md and str(elsewhere) not in md

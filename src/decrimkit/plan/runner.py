@@ -215,8 +215,21 @@ class Plan:
     def _bases(self) -> list[Path]:
         return [Path.cwd()] + ([self.source.parent] if self.source is not None else [])
 
+    def _data_shown(self) -> str:
+        """The data as the report names it: the dataset, or the CSV relative to the folder holding its data/
+        (the plan's folder or the current one), never the absolute path of this machine."""
+        if "dataset" in self.data:
+            return self.data["dataset"]
+        path = Path(self.data["path"])
+        for base in self._bases()[::-1]:  # the plan's folder first
+            try:
+                return path.relative_to(base.resolve()).as_posix()
+            except ValueError:
+                continue
+        return path.name  # a plan with allow_outside_paths: the file's name (its sha256 is in the Data section)
+
     def _summary_md(self, panel: Any) -> str:
-        data = self.data.get("dataset") or self.data.get("path")
+        data = self._data_shown()
         lines = [f"- data: `{data}`" + (f" (file `{self.data['file']}`)" if "file" in self.data else "")]
         lines.append("- design: " + ", ".join(f"{k}=`{v}`" for k, v in self.design.items()))
         for c in self.estimators:
