@@ -63,6 +63,19 @@ def test_did_replications_do_not_depend_on_chunking(validation):
     assert other_seed[0][3] != whole[0][3]  # a different seed draws different data
 
 
+def test_a_cell_split_by_estimator_gives_the_records_of_the_whole(validation):
+    """The quick run splits the Bayesian cell into one task per estimator (run_group's ``only``): the split
+    chunks hold exactly the whole chunk's records, and the run's own estimator filter still applies."""
+    grid = validation.cells
+    whole = grid.run_group([("did_few_treated", [0, 1], None)], 7)
+    split = [ch for est in ("twfe", "att_gt", "imputation", "event_study")
+             for ch in grid.run_group([("did_few_treated", [0, 1], (est,))], 7)]
+    assert sorted(r for ch in split for r in ch["records"]) == sorted(whole[0]["records"])
+    assert [set(ch["cpu"]) - {"dgp"} for ch in split] == [{"twfe"}, {"att_gt"}, {"imputation"}, {"event_study"}]
+    items = [("did_few_treated", [0], ("twfe",)), ("did_few_treated", [0], ("att_gt",))]
+    only_twfe = grid.run_group(items, 7, estimators=["twfe", "imputation"])
+    assert len(only_twfe) == 1 and {r[1] for r in only_twfe[0]["records"]} == {"twfe"}
+
 def test_staggered_dgp_truths(validation):
     dgp = validation.dgp
     draw = dgp.staggered(np.random.default_rng(0), effect="dynamic", n_periods=8, cohorts=(3, 5), n_treated=(10, 10))
@@ -95,21 +108,25 @@ def test_quick_tasks_group_cells_that_share_estimators(validation):
     grid, run = validation.cells, validation.run
     names = [c.name for c in grid.CELLS]
     quick = run._tasks(names, quick=True, reps=None)
-    groups = [{name for name, _ in task} for task in quick]
+    groups = [{name for name, _, _ in task} for task in quick]
     assert {"did_homogeneous", "did_dynamic", "did_ar1_null", "did_few_treated"} in groups
     assert {"synth_one_treated_null", "synth_one_treated_effect"} in groups  # both run ascm_conformal
     assert {"poisson_mean1", "poisson_mean0.2"} in groups
     placebo = {c.name for c in grid.CELLS if c.dgp == "placebo"}
     few = placebo - {"placebo_state_annual_4_bayes", "placebo_state_annual_1_sdid", "placebo_county_1_sdid"}
     assert few | {"did_few_treated_methods"} in groups  # the cells scoring the inference methods share kernels
-    assert {"placebo_state_annual_4_bayes"} in groups and len(quick) == 8
+    # the Bayesian cell's two fits (minutes each) are split, one task per estimator, submitted first
+    bayes = grid.CELL_BY_NAME["placebo_state_annual_4_bayes"]
+    assert [task[0][2] for task in quick[:2]] == [(e,) for e in bayes.estimators] and len(bayes.estimators) == 2
+    assert groups[:2] == [{bayes.name}] * 2 and len(quick) == 9
     for task in quick:
-        for name, reps in task:
+        for name, reps, only in task:
             assert reps == list(range(grid.CELL_BY_NAME[name].quick_reps))
+            assert only is None or name == bayes.name
     full = run._tasks(names, quick=False, reps=None)
-    assert all(len(task) == 1 for task in full)
+    assert all(len(task) == 1 and task[0][2] is None for task in full)
     covered: dict[str, list[int]] = {}
-    for (name, reps), in full:
+    for (name, reps, _), in full:
         assert len(reps) <= grid.CELL_BY_NAME[name].chunk
         covered.setdefault(name, []).extend(reps)
     assert {n: sorted(r) for n, r in covered.items()} == {c.name: list(range(c.reps)) for c in grid.CELLS}

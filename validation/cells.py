@@ -509,11 +509,18 @@ def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] |
             "pid": os.getpid()}
 
 
-def run_group(items: list[tuple[str, list[int]]], seed: int,
+def run_group(items: list[tuple[str, list[int], tuple[str, ...] | None]], seed: int,
               estimators: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Run several ``(cell, reps)`` chunks in one task (the quick run groups cells that share estimators,
-    so each kernel is compiled by one worker only)."""
-    return [run_chunk(name, reps, seed, estimators) for name, reps in items]
+    """Run several ``(cell, reps, only)`` chunks in one task (the quick run groups cells that share estimators,
+    so each kernel is compiled by one worker only). ``only`` (None: all) limits a chunk to some of its cell's
+    estimators, within the run's ``estimators``."""
+    out = []
+    for name, reps, only in items:
+        ests = only if estimators is None else (estimators if only is None else [e for e in only if e in estimators])
+        if only is not None and not cell_estimators(name, ests):
+            continue  # a chunk split off for estimators that this run does not run
+        out.append(run_chunk(name, reps, seed, ests))
+    return out
 
 
 def run_sbc_task(n_reps: int, seed: int, quick: bool) -> dict[str, Any]:

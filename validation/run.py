@@ -3,7 +3,7 @@
 Usage::
 
     python validation/run.py                  # full grid (make validate; about 15 min on 2 idle cores)
-    python validation/run.py --quick          # a few replications per cell (make validate-quick, about 2 min)
+    python validation/run.py --quick          # a few replications per cell (make validate-quick, about 3 min)
     python validation/run.py --scheduler tcp://host:8786   # run the replications on an existing Dask cluster
     python validation/run.py --cells placebo_county_1 --reps 200 --no-sbc --merge   # one cell into results.json
     python validation/run.py --cells placebo_state_annual_4 --estimators twfe/cluster,twfe/wild --reps 500 --merge
@@ -43,22 +43,34 @@ DEFAULT_SEED = 20240501
 SBC_REPS = {"full": 100, "quick": 6}
 
 
-def _tasks(names: Sequence[str], quick: bool, reps: int | None) -> list[list[tuple[str, list[int]]]]:
-    """Dask tasks, each a list of ``(cell, replications)`` chunks.
+Item = tuple[str, list[int], "tuple[str, ...] | None"]  # (cell, replications, its estimators to run; None: all)
+
+# quick run: a cell whose replication takes minutes (the Bayesian placebo cell, chunk 2) runs one task per
+# estimator, so that its two fits (about 60 and 150 CPU s) go to both workers instead of queueing on one
+SPLIT_CHUNK = 2
+
+
+def _tasks(names: Sequence[str], quick: bool, reps: int | None) -> list[list[Item]]:
+    """Dask tasks, each a list of ``(cell, replications, estimators)`` chunks (estimators None: all the cell's).
 
     Full run: chunks of at most ``cell.chunk`` replications (at least 4 per cell so that small runs
     balance), the expensive cells (small chunks) first so that cheap DiD chunks fill the tail. Quick run:
     cells that share an estimator go whole into one task, so each kernel is compiled by one worker only
-    (compilation, not replication, is most of a quick run's cost).
+    (compilation, not replication, is most of a quick run's cost); a cell with ``chunk <= SPLIT_CHUNK``
+    is split into one task per estimator, first, since each of its fits is the longest task of the run.
     """
     order = sorted(names, key=lambda n: grid.CELL_BY_NAME[n].chunk)  # stable: grid order within a chunk size
     n_reps = {n: reps if reps is not None else (grid.CELL_BY_NAME[n].quick_reps if quick else grid.CELL_BY_NAME[n].reps)
               for n in order}
     if quick:
-        groups: list[tuple[set[str], list[tuple[str, list[int]]]]] = []
+        split = [[(name, list(range(n_reps[name])), (est,))] for name in order
+                 if grid.CELL_BY_NAME[name].chunk <= SPLIT_CHUNK for est in grid.CELL_BY_NAME[name].estimators]
+        groups: list[tuple[set[str], list[Item]]] = []
         for name in order:
+            if grid.CELL_BY_NAME[name].chunk <= SPLIT_CHUNK:
+                continue
             ests = set(grid.CELL_BY_NAME[name].estimators)
-            item = (name, list(range(n_reps[name])))
+            item: Item = (name, list(range(n_reps[name])), None)
             hit = [g for g in groups if g[0] & ests]
             if hit:
                 keep = hit[0]
@@ -70,12 +82,12 @@ def _tasks(names: Sequence[str], quick: bool, reps: int | None) -> list[list[tup
                 keep[1].append(item)
             else:
                 groups.append((ests, [item]))
-        return [items for _, items in groups]
-    tasks = []
+        return split + [items for _, items in groups]
+    tasks: list[list[Item]] = []
     for name in order:
         n = n_reps[name]
         size = max(1, min(grid.CELL_BY_NAME[name].chunk, -(-n // 4)))
-        tasks.extend([(name, list(range(i, min(i + size, n))))] for i in range(0, n, size))
+        tasks.extend([(name, list(range(i, min(i + size, n))), None)] for i in range(0, n, size))
     return tasks
 
 
