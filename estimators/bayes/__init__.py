@@ -1,4 +1,4 @@
-"""Bayesian hierarchical estimators, one per module (PyMC models sampled through numpyro, blackjax or PyMC).
+"""Bayesian hierarchical estimators, one per module (PyMC models sampled by the package's NUTS engine, or PyMC's own).
 
 ``from decrimkit.estimators import bayes`` then ``bayes.hierarchical_did(panel, policy_model=...)``,
 ``bayes.its(series, start=...)``, ``bayes.synthetic_control(panel, treated=, start=)``, ``bayes.pool(estimates)``.

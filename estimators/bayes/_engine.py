@@ -24,16 +24,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from decrimkit.errors import BackendError, SpecificationError
 from decrimkit.extras import require
 
-__all__ = ["ModelFunctions", "model_functions", "initial_points", "nuts", "to_inferencedata", "sample_model",
-           "check_backend", "TESTED_VERSIONS"]
+__all__ = ["ModelFunctions", "model_functions", "fast_logp", "initial_points", "nuts", "schedule", "to_inferencedata",
+           "sample_model", "structure_key", "persistent_cache", "check_backend", "TESTED_VERSIONS"]
 
 require("bayes", "decrimkit's Bayesian estimators")
 
@@ -48,7 +48,8 @@ def check_backend() -> None:
 
     Checked once per process: PyMC's ``get_jaxified_graph(inputs=, outputs=)``,
     ``make_initial_point_fn(model=, jitter_rvs=, return_transformed=)`` and its ArviZ helpers; PyTensor's
-    ``graph_replace``; blackjax's ``window_adaptation`` keywords and the fields of its NUTS info.
+    ``graph_replace``; blackjax's warm-up pieces (``build_schedule``, ``dual_averaging_adaptation``,
+    ``mass_matrix_adaptation``), its NUTS ``init`` and ``build_kernel`` and the fields of their states.
     """
     import blackjax
     import pymc
@@ -69,12 +70,16 @@ def check_backend() -> None:
          ("include_transformed",)),
         ("pytensor.graph.replace.graph_replace", lambda: _attr("pytensor.graph.replace", "graph_replace"),
          ("strict",)),
-        ("blackjax.window_adaptation", lambda: blackjax.window_adaptation,
-         ("is_mass_matrix_diagonal", "target_acceptance_rate", "adaptation_info_fn")),
-        ("blackjax.adaptation.base.get_filter_adapt_info_fn",
-         lambda: _attr("blackjax.adaptation.base", "get_filter_adapt_info_fn"), ()),
-        ("blackjax.mcmc.nuts.as_top_level_api", lambda: _attr("blackjax.mcmc.nuts", "as_top_level_api"),
-         ("logdensity_fn", "step_size", "inverse_mass_matrix")),
+        ("blackjax.adaptation.window_adaptation.build_schedule",
+         lambda: _attr("blackjax.adaptation.window_adaptation", "build_schedule"), ("num_steps",)),
+        ("blackjax.adaptation.step_size.dual_averaging_adaptation",
+         lambda: _attr("blackjax.adaptation.step_size", "dual_averaging_adaptation"), ("target",)),
+        ("blackjax.adaptation.mass_matrix.mass_matrix_adaptation",
+         lambda: _attr("blackjax.adaptation.mass_matrix", "mass_matrix_adaptation"), ("is_diagonal_matrix",)),
+        ("blackjax.mcmc.nuts.init", lambda: _attr("blackjax.mcmc.nuts", "init"), ("position", "logdensity_fn")),
+        ("blackjax.mcmc.nuts.build_kernel", lambda: _attr("blackjax.mcmc.nuts", "build_kernel"), ()),
+        ("the kernel of blackjax.mcmc.nuts.build_kernel()", lambda: _attr("blackjax.mcmc.nuts", "build_kernel")(),
+         ("rng_key", "state", "logdensity_fn", "step_size", "inverse_mass_matrix")),
     ]
     for name, get, params in needs:
         try:
@@ -90,11 +95,16 @@ def check_backend() -> None:
         if lacking:
             raise BackendError(f"{name} no longer takes {', '.join(lacking)} ({versions}; decrimkit's sampling "
                                f"engine was tested with {tested}): install the versions in constraints.txt.")
-    fields = getattr(_attr("blackjax.mcmc.nuts", "NUTSInfo"), "_fields", ())
-    missing = [f for f in _NUTS_INFO if f not in fields]
-    if missing:
-        raise BackendError(f"blackjax's NUTSInfo lacks {', '.join(missing)} ({versions}; tested with {tested}): "
-                           f"install the versions in constraints.txt.")
+    for owner, cls, wanted in (("blackjax.mcmc.nuts", "NUTSInfo", _NUTS_INFO),
+                               ("blackjax.adaptation.step_size", "DualAveragingAdaptationState",
+                                ("log_step_size", "log_step_size_avg")),
+                               ("blackjax.adaptation.mass_matrix", "MassMatrixAdaptationState",
+                                ("inverse_mass_matrix",))):
+        fields = getattr(_attr(owner, cls), "_fields", ())
+        missing = [f for f in wanted if f not in fields]
+        if missing:
+            raise BackendError(f"blackjax's {cls} lacks {', '.join(missing)} ({versions}; tested with {tested}): "
+                               f"install the versions in constraints.txt.")
 
 
 def _attr(module: str, name: str) -> Any:
@@ -124,10 +134,14 @@ class ModelFunctions:
     data_names: tuple[str, ...]
 
 
-def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str] = ()) -> ModelFunctions:
+def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str] = (),
+                    logp: Any = None) -> ModelFunctions:
     """JAX functions of ``model`` with the ``pm.Data`` containers named in ``data`` as inputs.
 
-    Containers not named stay constants of the compiled program (their current values).
+    Containers not named stay constants of the compiled program (their current values). ``logp``: an
+    equivalent log density to sample instead of ``model.logp()`` (a PyTensor scalar in terms of the model's
+    random variables and containers, e.g. :func:`fast_logp`'s); it must differ from the model's by a
+    constant only (tests check this for each model that supplies one).
     """
     from pymc.sampling.jax import get_jaxified_graph
     from pymc.util import get_default_varnames
@@ -151,7 +165,7 @@ def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str]
     post_vars = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
     observed = list(model.observed_RVs)
     return ModelFunctions(
-        logp=jaxify([model.logp()]),
+        logp=jaxify([model.logp()] if logp is None else model.replace_rvs_by_values([logp])),
         outputs=jaxify(model.replace_rvs_by_values([model[n] for n in outputs])) if outputs else (lambda *a: []),
         posterior=jaxify(post_vars),
         loglik=jaxify(list(model.logp(vars=observed, sum=False))) if observed else (lambda *a: []),
@@ -160,6 +174,15 @@ def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str]
         loglik_names=tuple(v.name for v in observed),
         data_names=tuple(data),
     )
+
+
+def fast_logp(model: Any, loglik: Any) -> Any:
+    """The model's log density with its likelihood replaced by ``loglik``: the free variables' log densities
+    (unconstrained, Jacobians included) plus ``loglik`` (a PyTensor scalar in the model's random variables),
+    for :func:`model_functions`'s ``logp``."""
+    import pytensor.tensor as pt
+
+    return pt.add(model.logp(vars=model.free_RVs), loglik)
 
 
 def initial_points(model: Any, n: int, seed: int, fns: ModelFunctions | None = None,
@@ -191,6 +214,38 @@ def initial_points(model: Any, n: int, seed: int, fns: ModelFunctions | None = N
     return [np.stack([p[k] for p in points]) for k in range(len(names))]
 
 
+_CHUNK = 50  # NUTS transitions per call of the compiled step program
+
+
+class _Adaptation(NamedTuple):
+    """Per-chain warm-up state: dual averaging of the step size, Welford estimate of the mass matrix, and the
+    step size and inverse mass matrix the next transition uses."""
+
+    step_size_state: Any
+    mass_matrix_state: Any
+    step_size: Any
+    inverse_mass_matrix: Any
+
+
+def schedule(tune: int, draws: int) -> np.ndarray:
+    """Stan's warm-up schedule then the draws, one row per transition: ``(tuning, slow, window_end, last)``.
+
+    ``tuning``: the transition adapts; ``slow``: a slow window (step size and mass matrix adapt) rather than a
+    fast one (step size only); ``window_end``: the mass matrix is recomputed and dual averaging restarts after
+    it; ``last``: the last warm-up step, after which the step size is fixed to its dual-averaged value.
+    Windows: blackjax's ``build_schedule`` (75-step initial buffer, doubling slow windows from 25, 50-step
+    final buffer; shrunk proportionally below 150 steps).
+    """
+    from blackjax.adaptation.window_adaptation import build_schedule
+
+    rows = np.zeros((tune + draws, 4), dtype="int32")
+    stages = np.asarray(build_schedule(int(tune)), dtype="int32").reshape(-1, 2)
+    rows[:tune, 0] = 1
+    rows[:tune, 1:3] = stages
+    rows[tune - 1, 3] = 1
+    return rows
+
+
 def nuts(
     logdensity: Callable[..., Any],
     *,
@@ -203,40 +258,115 @@ def nuts(
     """The package's NUTS loop, compiled: ``run(keys, positions, data)`` for a batch of chains.
 
     ``logdensity(position, data)``: log density of one chain's position (a list of arrays) given its data
-    (a tuple of arrays, possibly empty). Each chain runs blackjax's window adaptation for ``tune`` steps
-    (step size to ``target_accept``; diagonal mass matrix, dense with ``dense_mass=True``), then ``draws``
-    NUTS transitions; ``collect(state, info, data)`` picks what each transition keeps. ``run`` takes
-    ``keys`` (B, 2), ``positions`` (list of (B, ...) arrays) and ``data`` (tuple of (B, ...) arrays) and
-    returns the collected pytree with leading axes (B, draws): chains and data sets share the batch axis
-    B, all under one ``jax.jit(jax.vmap(...))``.
-    """
-    import blackjax
-    import jax
-    from blackjax.adaptation.base import get_filter_adapt_info_fn
+    (a tuple of arrays, possibly empty). Each chain adapts for ``tune`` steps (Stan's windowed warm-up:
+    dual averaging of the step size to ``target_accept``, a diagonal mass matrix, dense with
+    ``dense_mass=True``, re-estimated at the end of each slow window), then makes ``draws`` NUTS transitions;
+    ``collect(state, info, params)`` picks what each transition keeps (``params``: ``step_size``,
+    ``inverse_mass_matrix`` and ``data``). ``run`` takes ``keys`` (B, 2), ``positions`` (list of (B, ...)
+    arrays) and ``data`` (tuple of (B, ...) arrays) and returns the collected pytree with leading axes
+    (B, draws): chains and data sets share the batch axis B.
 
+    One compiled program serves warm-up and draws alike: it makes up to ``_CHUNK`` transitions of every
+    chain (``jax.vmap``) from the carried state, adapting where the schedule (:func:`schedule`, a runtime
+    input) says so, and is called until ``tune + draws`` transitions are made. The program holds one copy
+    of the NUTS trajectory and does not depend on ``tune`` or ``draws``, so it compiles once per model
+    structure, batch shape and setting of ``target_accept``/``dense_mass``.
+    """
     check_backend()
     if tune < 1:
         raise SpecificationError("NUTS needs tune >= 1 warm-up steps to adapt its step size and mass matrix.")
+    program = _program(logdensity, float(target_accept), bool(dense_mass), collect)
+    return partial(_run_program, program, int(tune), int(draws))
 
-    def one_chain(key: Any, position: list[Any], data: tuple[Any, ...]) -> Any:
+
+class _Program(NamedTuple):
+    init: Callable[..., Any]
+    chunk: Callable[..., Any]
+
+
+def _program(logdensity: Callable[..., Any], target_accept: float, dense_mass: bool,
+             collect: Callable[[Any, Any, Any], Any]) -> _Program:
+    """The two jitted functions of :func:`nuts`: ``init`` (states and warm-up states of a batch of chains) and
+    ``chunk`` (up to ``_CHUNK`` transitions of every chain)."""
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
+    from blackjax.mcmc import nuts as bj_nuts
+
+    kernel = bj_nuts.build_kernel()
+    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    mm_init, mm_update, mm_final = mass_matrix_adaptation(not dense_mass)
+
+    def init_chain(position: list[Any], data: tuple[Any, ...]) -> tuple[Any, _Adaptation]:
+        state = bj_nuts.init(position, lambda pos: logdensity(pos, data))
+        mm = mm_init(sum(int(np.prod(p.shape)) for p in position))
+        one = jnp.ones((), dtype=state.logdensity.dtype)
+        return state, _Adaptation(da_init(one), mm, one, mm.inverse_mass_matrix)
+
+    def adapt(a: _Adaptation, row: Any, position: Any, acceptance: Any) -> _Adaptation:
+        # Stan's windowed adaptation (as blackjax's window adaptation): fast windows tune the step size only;
+        # slow windows also accumulate the mass matrix, recomputed at each window's end where dual averaging
+        # restarts from the averaged step size; after the last warm-up step the averaged step size is kept
+        ss = da_update(a.step_size_state, acceptance)
+        mm = jax.lax.cond(row[1] == 1, lambda m: mm_update(m, position), lambda m: m, a.mass_matrix_state)
+        a = _Adaptation(ss, mm, jnp.exp(ss.log_step_size), a.inverse_mass_matrix)
+
+        def window_end(a: _Adaptation) -> _Adaptation:
+            mm = mm_final(a.mass_matrix_state)
+            ss = da_init(da_final(a.step_size_state))
+            return _Adaptation(ss, mm, jnp.exp(ss.log_step_size), mm.inverse_mass_matrix)
+
+        a = jax.lax.cond(row[2] == 1, window_end, lambda a: a, a)
+        return jax.lax.cond(row[3] == 1, lambda a: a._replace(step_size=da_final(a.step_size_state)),
+                            lambda a: a, a)
+
+    def chunk_chain(key: Any, state: Any, a: _Adaptation, data: tuple[Any, ...], rows: Any) -> Any:
         def ld(pos: list[Any]) -> Any:
             return logdensity(pos, data)
 
-        k_warm, k_draw = jax.random.split(key)
-        warm = blackjax.window_adaptation(blackjax.nuts, ld, is_mass_matrix_diagonal=not dense_mass,
-                                          target_acceptance_rate=target_accept,
-                                          adaptation_info_fn=get_filter_adapt_info_fn())
-        (state, params), _ = warm.run(k_warm, position, num_steps=int(tune))
-        step = blackjax.nuts(ld, **params).step
+        def move(carry: Any, row: Any) -> Any:
+            key, state, a = carry
+            key, k = jax.random.split(key)
+            params = {"step_size": a.step_size, "inverse_mass_matrix": a.inverse_mass_matrix}
+            new, info = kernel(k, state, ld, a.step_size, a.inverse_mass_matrix)
+            kept = collect(new, info, dict(params, data=data))
+            a = jax.lax.cond(row[0] == 1, lambda a: adapt(a, row, new.position, info.acceptance_rate),
+                             lambda a: a, a)
+            return (key, new, a), kept
 
-        def transition(st: Any, k: Any) -> tuple[Any, Any]:
-            st, info = step(k, st)
-            return st, collect(st, info, dict(params, data=data))
+        (key, state, a), trace = jax.lax.scan(move, (key, state, a), rows)
+        return key, state, a, trace
 
-        _, trace = jax.lax.scan(transition, state, jax.random.split(k_draw, int(draws)))
-        return trace
+    init = jax.jit(jax.vmap(init_chain))
+    chunk = jax.jit(jax.vmap(chunk_chain, in_axes=(0, 0, 0, 0, None)))
+    return _Program(init, chunk)
 
-    return jax.jit(jax.vmap(one_chain))
+
+def _run_program(program: _Program, tune: int, draws: int, keys: Any, positions: Sequence[Any],
+                 data: tuple[Any, ...], *, on_chunk: Callable[[int, int], None] | None = None) -> Any:
+    """Warm-up then draws of every chain through ``program``; the collected draws with leading axes (B, draws)."""
+    import jax
+    import jax.numpy as jnp
+
+    state, a = program.init(list(positions), tuple(data))
+    rows = schedule(tune, draws)
+    total = tune + draws
+    n_chunks = -(-total // _CHUNK)
+    # a last partial block is padded with plain transitions (no adaptation) whose draws are dropped: at most
+    # _CHUNK - 1 wasted transitions, where a mask would trace the NUTS step twice and double compilation
+    rows = np.concatenate([rows, np.zeros((n_chunks * _CHUNK - total, 4), dtype="int32")])
+    traces = []
+    for c in range(n_chunks):
+        sl = slice(c * _CHUNK, (c + 1) * _CHUNK)
+        keys, state, a, trace = program.chunk(keys, state, a, tuple(data), jnp.asarray(rows[sl]))
+        if (c + 1) * _CHUNK > tune:
+            traces.append((c * _CHUNK, trace))
+        if on_chunk is not None:
+            on_chunk(min((c + 1) * _CHUNK, total), total)
+    first = traces[0][0]
+    joined = jax.tree.map(lambda *t: jnp.concatenate(t, axis=1), *[t for _, t in traces])
+    return jax.tree.map(lambda t: t[:, tune - first:tune - first + draws], joined)
 
 
 def _stats(state: Any, info: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -252,24 +382,24 @@ def _stats(state: Any, info: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_inferencedata(model: Any, fns: ModelFunctions, positions: Sequence[Any], stats: dict[str, Any], *,
-                     data: Sequence[Any] = (), tune: int, library: str = "blackjax") -> Any:
+                     data: Sequence[Any] = (), tune: int, library: str = "blackjax",
+                     transforms: tuple[Callable[..., Any], Callable[..., Any]] | None = None) -> Any:
     """``InferenceData`` of draws ``positions`` (value variables, each (chains, draws, ...)).
 
     Groups ``posterior`` (constrained free variables and deterministics), ``sample_stats``,
     ``log_likelihood`` (pointwise), ``observed_data``, ``constant_data``, with the model's coords and
     dims. ``data``: the data-container values the draws were made with (one per ``fns.data_names``,
     shared by all chains); the model's containers are set to them for the observed and constant groups.
+    ``transforms``: the compiled ``(posterior, loglik)`` maps of :func:`_draw_transforms` (built here when
+    not given).
     """
     import arviz as az
     import blackjax
-    import jax
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
 
-    def per_draw(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return jax.jit(jax.vmap(jax.vmap(lambda *pos: fn(*pos, *data))))
-
-    post = per_draw(fns.posterior)(*positions)
-    loglik = per_draw(fns.loglik)(*positions) if fns.loglik_names else []
+    post_fn, loglik_fn = transforms if transforms is not None else _draw_transforms(fns)
+    post = post_fn(list(positions), tuple(data))
+    loglik = loglik_fn(list(positions), tuple(data)) if fns.loglik_names else []
     coords, dims = coords_and_dims_for_inferencedata(model)
     return az.from_dict(
         posterior={k: np.asarray(v) for k, v in zip(fns.posterior_names, post)},
@@ -284,25 +414,127 @@ def to_inferencedata(model: Any, fns: ModelFunctions, positions: Sequence[Any], 
     )
 
 
+def _draw_transforms(fns: ModelFunctions) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Jitted maps of the draws (each (chains, draws, ...)) and the shared data to the constrained posterior
+    variables and to the pointwise log-likelihood."""
+    import jax
+
+    def per_draw(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def apply(positions: list[Any], data: tuple[Any, ...]) -> Any:
+            return jax.vmap(jax.vmap(lambda *pos: fn(*pos, *data)))(*positions)
+
+        return jax.jit(apply)
+
+    return per_draw(fns.posterior), per_draw(fns.loglik)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# compiled programs reused across calls
+
+_COMPILED: dict[str, tuple[_Program, tuple[Callable[..., Any], Callable[..., Any]]]] = {}
+_COMPILED_MAX = 16  # programs kept per process (least recently used dropped first)
+CACHE_ENV = "DECRIMKIT_JAX_CACHE"
+
+
+@cache
+def persistent_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache in decrimkit's user cache directory; its path, or None.
+
+    Compiled programs are then kept on disk between processes (as PyTensor keeps its compiled C), so a
+    model of the same structure and shape compiles once per machine and version of JAX. Off when the
+    environment variable ``DECRIMKIT_JAX_CACHE`` is ``0`` (or ``false``/``no``/``off``), and left alone
+    when the user has set JAX's own ``jax_compilation_cache_dir``. The directory is
+    ``platformdirs.user_cache_dir("decrimkit")/jax`` (``DECRIMKIT_JAX_CACHE`` may name another directory),
+    never the working directory.
+    """
+    import os
+
+    import jax
+
+    setting = os.environ.get(CACHE_ENV, "1").strip()
+    if setting.lower() in ("0", "false", "no", "off", ""):
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return str(jax.config.jax_compilation_cache_dir)
+    if setting.lower() in ("1", "true", "yes", "on"):
+        from platformdirs import user_cache_dir
+
+        path = os.path.join(user_cache_dir("decrimkit"), "jax")
+    else:
+        path = os.path.abspath(os.path.expanduser(setting))
+    jax.config.update("jax_compilation_cache_dir", path)
+    return path
+
+
+def structure_key(fns: ModelFunctions, values: Sequence[Any], data: Sequence[Any]) -> str:
+    """A digest of a model's compiled functions: their JAX programs (as text), constants, argument shapes.
+
+    Two models with equal keys have the same log density, posterior transforms and log-likelihood as
+    functions of ``(values, data)``, so a program compiled for one samples the other; new data of the
+    same shape in the data containers leave the key unchanged.
+    """
+    import hashlib
+
+    import jax
+
+    digest = hashlib.sha256()
+    args = [*values, *data]
+    for fn in (fns.logp, fns.posterior, fns.loglik):
+        closed = jax.make_jaxpr(fn)(*args)
+        digest.update(str(closed.jaxpr).encode())
+        for const in closed.consts:
+            arr = np.ascontiguousarray(np.asarray(const))
+            digest.update(f"{arr.dtype}{arr.shape}".encode())
+            digest.update(arr.tobytes())
+    names = (fns.value_names, fns.posterior_names, fns.loglik_names, fns.data_names)
+    digest.update(repr(names).encode())
+    return digest.hexdigest()
+
+
+def _stats_of(state: Any, info: Any, params: dict[str, Any]) -> Any:
+    return state.position, _stats(state, info, params)
+
+
 def sample_model(model: Any, *, chains: int, draws: int, tune: int, seed: int, target_accept: float,
-                 dense_mass: bool = False) -> Any:
-    """NUTS (:func:`nuts`) on ``model`` as it stands, ``chains`` chains vmapped; the posterior as InferenceData."""
+                 dense_mass: bool = False, on_progress: Callable[[int, int], None] | None = None,
+                 logp: Any = None) -> Any:
+    """NUTS (:func:`nuts`) on ``model`` as it stands, ``chains`` chains vmapped; the posterior as InferenceData.
+
+    The model's ``pm.Data`` containers are inputs of the compiled programs, and the programs are kept
+    for the process keyed by :func:`structure_key`, the number of chains and the sampler settings: a
+    second call on a model of the same structure and shape, with new data, compiles nothing (and with
+    :func:`persistent_cache`, neither does a new process). ``on_progress(done, total)`` is called after
+    each block of transitions. ``logp``: an equivalent log density to sample (:func:`model_functions`).
+    """
     import jax
     import jax.numpy as jnp
 
     from decrimkit.numerics.keys import key_from_seed
 
-    fns = model_functions(model)
-    init = initial_points(model, chains, seed, fns)
+    persistent_cache()
+    names = tuple(v.name for v in getattr(model, "data_vars", ()))
+    fns = model_functions(model, data=names, logp=logp)
+    shared = tuple(np.asarray(model[n].get_value()) for n in names)
+    init = initial_points(model, chains, seed)
+    key = (f"{structure_key(fns, [v[0] for v in init], shared)}|{chains}|{float(target_accept)!r}|"
+           f"{bool(dense_mass)}")
+    if key in _COMPILED:
+        program, transforms = _COMPILED.pop(key)
+    else:
+        def logdensity(pos: list[Any], data: tuple[Any, ...]) -> Any:
+            return fns.logp(*pos, *data)[0]
 
-    def logdensity(pos: list[Any], data: tuple[Any, ...]) -> Any:
-        return fns.logp(*pos)[0]
-
-    def collect(state: Any, info: Any, params: dict[str, Any]) -> Any:
-        return state.position, _stats(state, info, params)
-
-    run = nuts(logdensity, tune=tune, draws=draws, target_accept=target_accept, collect=collect,
-               dense_mass=dense_mass)
+        program = _program(logdensity, float(target_accept), bool(dense_mass), _stats_of)
+        transforms = _draw_transforms(fns)
+    _COMPILED[key] = (program, transforms)  # most recently used last
+    while len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    batch = tuple(jnp.asarray(np.broadcast_to(d, (chains, *np.shape(d)))) for d in shared)
+    state, _ = program.init([jnp.asarray(v) for v in init], batch)
+    if not np.isfinite(np.asarray(state.logdensity)).all():
+        # PyMC's jittered start left the support for some chain: redraw with the log density checked
+        init = initial_points(model, chains, seed, fns, batch)
     keys = jax.random.split(key_from_seed(seed), chains)
-    positions, stats = run(keys, [jnp.asarray(v) for v in init], ())
-    return to_inferencedata(model, fns, positions, stats, tune=tune)
+    positions, stats = _run_program(program, int(tune), int(draws), keys, [jnp.asarray(v) for v in init],
+                                    batch, on_chunk=on_progress)
+    return to_inferencedata(model, fns, positions, stats, data=shared, tune=tune, transforms=transforms)

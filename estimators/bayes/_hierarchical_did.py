@@ -55,10 +55,11 @@ from decrimkit.options import Family, check_option
 from decrimkit.panel import Panel
 from decrimkit.results import Spec
 
+from ._engine import fast_logp
 from ._sampling import check_convergence, merge_priors, sample, validate_sampling
 from .results import Level, Posterior
 
-__all__ = ["hierarchical_did", "HDID_PRIORS", "HDID_DATA"]
+__all__ = ["hierarchical_did", "HDID_PRIORS", "HDID_DATA", "exceedance_table"]
 
 HDID_PRIORS: dict[str, float] = {
     "mu_0_sd": 0.5, "tau_0_sd": 0.25, "tau_m_sd": 0.25, "intercept_sd": 2.0, "unit_sd": 1.0,
@@ -180,8 +181,47 @@ def hdid_design(panel: Panel, *, policy_model: Any, family: str, exposure: str |
                       centre=centre, scale=scale)
 
 
+EXCEED_MIN = 64  # shortest table of exceedance counts (lengths are powers of two from here)
+
+
+def exceedance_table(y: np.ndarray, size: int | None = None) -> np.ndarray | None:
+    """``(2, K)`` array: ``k = 0..K-1`` and ``c_k = #{i : y_i > k}``, with K a power of two >= max(y) (at least
+    ``EXCEED_MIN``), or ``size``; None where K would exceed eight times the number of counts.
+
+    For whole counts, ``sum_i [lgamma(y_i + phi) - lgamma(phi)] = sum_i sum_{k < y_i} log(phi + k)
+    = sum_k c_k log(phi + k)``: K logarithms per log-density evaluation instead of one log-gamma per count
+    (and one digamma per count in its gradient).
+    """
+    counts = np.asarray(y).astype("int64")
+    top = int(counts.max()) if counts.size else 0
+    if size is None:
+        size = max(EXCEED_MIN, 1 << max(top - 1, 0).bit_length())
+        if size > 8 * max(counts.size, 1):
+            return None
+    if top > size:
+        raise SpecificationError(f"exceedance table of length {size} is too short for a count of {top}.")
+    at_most = np.cumsum(np.bincount(counts, minlength=size + 1))[:size]
+    return np.vstack([np.arange(size, dtype="float64"), (counts.size - at_most).astype("float64")])
+
+
 def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "none") -> Any:
     """The PyMC model of :func:`hierarchical_did` (built, not sampled)."""
+    return _hdid_model(design, family=family, priors=priors, deviations=deviations)[0]
+
+
+def _hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "none"
+                ) -> tuple[Any, Any]:
+    """The PyMC model and, for count families, its log-likelihood in a cheaper equivalent form (a PyTensor
+    scalar of the model's variables, equal to the model's log-likelihood up to ``-sum log(y!)``; None for
+    the normal family): the engine samples the model's priors plus this, PyMC's sampler the model itself.
+
+    Negative binomial with mean ``mu = exp(eta)`` and ``phi = 1 / inv_sqrt_dispersion^2``::
+
+        log p(y) = [lgamma(y + phi) - lgamma(phi)] - log y! + y (eta - log(phi + mu)) - phi log1p(mu / phi)
+
+    with the bracket summed over counts by :func:`exceedance_table` (the ``outcome_exceedance`` container);
+    Poisson: ``y eta - mu - log y!``. The constant ``-sum log y!`` is dropped.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -225,15 +265,27 @@ def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], dev
             eta = eta + dev[design.unit, design.time]
         w_att = on / on.sum()
         pm.Deterministic("att", pt.sum(theta_row * w_att))
+        fast = None
         if family == "negative_binomial":
             inv = pm.HalfNormal("inv_sqrt_dispersion", priors["dispersion_sd"])
-            pm.NegativeBinomial("y", mu=pt.exp(eta), alpha=1.0 / inv**2, observed=y)
+            phi = 1.0 / inv**2
+            mu = pt.exp(eta)
+            pm.NegativeBinomial("y", mu=mu, alpha=phi, observed=y)
+            table = exceedance_table(design.y)
+            if table is None:  # counts too large for the table: one log-gamma per count
+                shift = pt.sum(pt.gammaln(y + phi)) - len(design.y) * pt.gammaln(phi)
+            else:
+                exceed = pm.Data("outcome_exceedance", table)
+                shift = pt.sum(exceed[1] * pt.log(phi + exceed[0]))
+            fast = shift + pt.sum(y * (eta - pt.log(phi + mu))) - phi * pt.sum(pt.log1p(mu / phi))
         elif family == "poisson":
-            pm.Poisson("y", mu=pt.exp(eta), observed=y)
+            mu = pt.exp(eta)
+            pm.Poisson("y", mu=mu, observed=y)
+            fast = pt.sum(y * eta - mu)
         else:
             sigma = pm.HalfNormal("sigma", priors["sigma_sd"] * s)
             pm.Normal("y", mu=eta, sigma=sigma, observed=y)
-    return model
+    return model, fast
 
 
 def hierarchical_did(
@@ -244,7 +296,7 @@ def hierarchical_did(
     exposure: str | None = "population",
     priors: dict[str, float] | None = None,
     deviations: Deviations = "none",
-    sampler: str = "numpyro",
+    sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,
@@ -276,7 +328,8 @@ def hierarchical_did(
         without them); which of the two keeps nominal coverage on real state series is for the placebo
         validation to show.
     sampler, chains, draws, tune, seed, target_accept, progress
-        Sampling settings; ``sampler`` is ``"numpyro"`` (default), ``"blackjax"`` or ``"pymc"``.
+        Sampling settings; ``sampler`` is ``"blackjax"`` (default, the package's NUTS engine) or ``"pymc"``
+        (PyMC's own sampler).
     strict : bool
         Raise :class:`~decrimkit.errors.ConvergenceError` when the convergence gate fails.
 
@@ -298,9 +351,11 @@ def hierarchical_did(
     validate_sampling(sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed)
     pri = merge_priors(HDID_PRIORS, priors, "bayes.hierarchical_did")
     design = hdid_design(panel, policy_model=policy_model, family=family, exposure=exposure)
-    model = hdid_model(design, family=family, priors=pri, deviations=deviations)
+    model, loglik = _hdid_model(design, family=family, priors=pri, deviations=deviations)
+    # the engine samples the same posterior through the cheaper likelihood (equal up to a constant)
+    logp = fast_logp(model, loglik) if loglik is not None and sampler == "blackjax" else None
     idata = sample(model, sampler=sampler, chains=chains, draws=draws, tune=tune, seed=seed,
-                   target_accept=target_accept, progress=progress)
+                   target_accept=target_accept, progress=progress, logp=logp)
     gated = [v.name for v in model.free_RVs] + ["theta", "mu_model", "att"]
     diag = check_convergence(idata, gated, estimator="bayes.hierarchical_did", strict=strict)
     model_of = {j: design.models[m] for j, m in zip(design.jurisdictions, design.model_of_jur)}

@@ -266,7 +266,7 @@ def its(
     covid: tuple[Any, Any] | None = None,
     exclude: tuple[Any, Any] | None = None,
     priors: dict[str, float] | None = None,
-    sampler: str = "numpyro",
+    sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,

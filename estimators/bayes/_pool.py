@@ -113,7 +113,7 @@ def pool(
     estimate: str = "estimate",
     se: str = "se",
     priors: dict[str, float] | None = None,
-    sampler: str = "numpyro",
+    sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,

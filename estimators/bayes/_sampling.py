@@ -1,8 +1,10 @@
 """Sampling and the convergence gate shared by every Bayesian estimator.
 
-:func:`sample` runs a built PyMC model through one of three NUTS implementations (numpyro or blackjax,
-both JAX, or PyMC's own) and gathers prior predictive, posterior, posterior predictive, log-likelihood
-and sampler statistics into one ArviZ ``InferenceData``. :func:`check_convergence` applies the gate:
+:func:`sample` runs a built PyMC model through the package's NUTS engine (``sampler="blackjax"``, the
+default: :mod:`._engine`, blackjax's NUTS kernel on the model's JAX log density, chains vectorised, the
+compiled program reused for models of the same structure) or, as an external reference, PyMC's own
+sampler (``sampler="pymc"``), and gathers prior predictive, posterior, posterior predictive,
+log-likelihood and sampler statistics into one ArviZ ``InferenceData``. :func:`check_convergence` applies the gate:
 an r-hat above 1.01, a bulk ESS below 400 or any divergent transition makes the fit *unconverged*,
 which warns loudly (:class:`~decrimkit.errors.ConvergenceWarning`) or, under ``strict=True``, raises
 :class:`~decrimkit.errors.ConvergenceError`.
@@ -35,7 +37,7 @@ from decrimkit.extras import require
 from decrimkit.limits import check_sampler
 from decrimkit.numerics.keys import check_seed
 from decrimkit.options import Sampler, check_option
-from decrimkit.progress import progress_enabled, stages
+from decrimkit.progress import counter, progress_enabled
 from decrimkit.results import Summarised
 
 from ._engine import sample_model
@@ -83,7 +85,7 @@ def _quiet_pymc(progress: bool) -> Iterator[None]:
 def sample(
     model: Any,
     *,
-    sampler: str = "numpyro",
+    sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,
@@ -93,6 +95,7 @@ def sample(
     prior_draws: int = 500,
     predictive: bool = True,
     cores: int = 1,
+    logp: Any = None,
 ) -> Any:
     """Sample ``model`` and return an ``InferenceData`` with every group the result needs.
 
@@ -100,9 +103,10 @@ def sample(
     ----------
     model : pymc.Model
         A built model (no sampling has happened yet).
-    sampler : {"numpyro", "blackjax", "pymc"}
-        NUTS implementation: numpyro through PyMC's JAX bridge, blackjax on the model's JAX log density
-        (the package's NUTS engine, :func:`._engine.sample_model`), or PyMC's own sampler.
+    sampler : {"blackjax", "pymc"}
+        NUTS implementation: ``"blackjax"`` (default), the package's engine (:func:`._engine.sample_model`:
+        blackjax's NUTS kernel on the model's JAX log density with Stan's windowed warm-up, chains
+        vectorised in one compiled program), or ``"pymc"``, PyMC's own sampler (an external reference).
     chains, draws, tune : int
         Chains, kept draws per chain and warm-up (tuning) iterations per chain.
     seed : int
@@ -112,14 +116,17 @@ def sample(
     progress : bool, optional
         Show the sampler's progress bar. None (default) shows it where decrimkit shows its own bars
         (a terminal or a notebook kernel, unless ``DECRIMKIT_PROGRESS=0``; :mod:`decrimkit.progress`).
-        The blackjax sampler runs in one compiled call: its bar marks the call's start and end.
+        The engine's bar advances by blocks of transitions (all chains at once).
     prior_draws : int
         Prior predictive draws (0 skips the ``prior`` group).
     predictive : bool
         Draw the posterior predictive (the ``posterior_predictive`` group).
     cores : int
-        Processes for PyMC's own sampler (JAX samplers run chains in one process: sequentially for
-        numpyro, vectorised for blackjax).
+        Processes for PyMC's own sampler (the engine runs all chains in one process, vectorised).
+
+    logp : PyTensor scalar, optional
+        An equivalent, cheaper log density for the engine to sample (the model's own up to a constant; see
+        :func:`._engine.fast_logp`); PyMC's sampler and the predictive draws use the model as built.
 
     Returns
     -------
@@ -146,19 +153,15 @@ def sample(
     }
     if sampler == "pymc":
         kwargs.update(nuts_sampler="pymc", cores=int(cores))
-    elif sampler == "numpyro":
-        kwargs.update(nuts_sampler=sampler, nuts_sampler_kwargs={"chain_method": "sequential"})
     with _quiet_pymc(progress), warnings.catch_warnings():
         # PyMC recommends 4 chains through a UserWarning on some paths; the gate below judges convergence.
         warnings.filterwarnings("ignore", message=".*at least 4 chains.*")
-        # PyMC's JAX post-processing donates the raw draws' buffers; when XLA cannot reuse them it says so
-        # in a UserWarning that is only about memory reuse, never about the draws.
-        warnings.filterwarnings("ignore", message="Some donated buffers were not usable", category=UserWarning)
         if sampler == "blackjax":
-            with stages("blackjax NUTS", total=1, disable=not progress) as step:
-                step(f"{chains} chains x {tune} tuning + {draws} draws")
+            with counter(f"NUTS, {chains} chains (warm-up + draws)", total=int(tune) + int(draws), unit="step",
+                         disable=not progress) as advance:
                 idata = sample_model(model, chains=int(chains), draws=int(draws), tune=int(tune),
-                                     seed=seed_nuts, target_accept=target_accept)
+                                     seed=seed_nuts, target_accept=target_accept,
+                                     on_progress=lambda done, total: advance(done), logp=logp)
         else:
             idata = pm.sample(**kwargs)
         if prior_draws:

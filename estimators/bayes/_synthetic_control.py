@@ -166,7 +166,7 @@ def synthetic_control(
     weights: Weights = "dirichlet",
     scale: str = "auto",
     priors: dict[str, float] | None = None,
-    sampler: str = "numpyro",
+    sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,

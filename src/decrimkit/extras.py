@@ -4,7 +4,7 @@
 plotting and reports (NumPy, SciPy, pandas, JAX, statsmodels, linearmodels, matplotlib). Heavier
 parts are extras, declared in ``pyproject.toml`` under the same names:
 
-* ``bayes``: the Bayesian estimators (PyMC, sampled through numpyro or blackjax; ArviZ);
+* ``bayes``: the Bayesian estimators (PyMC, sampled by the package's NUTS engine on blackjax; ArviZ);
 * ``dask``: the Dask grid of the power and validation simulations;
 * ``studies``: both, for the study replications (``decrimkit study NAME``).
 
@@ -22,9 +22,9 @@ __all__ = ["EXTRAS", "missing", "require"]
 
 # extra -> the top-level modules it must make importable
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "bayes": ("pymc", "pytensor", "numpyro", "blackjax", "arviz"),
+    "bayes": ("pymc", "pytensor", "blackjax", "arviz"),
     "dask": ("dask", "distributed"),
-    "studies": ("pymc", "pytensor", "numpyro", "blackjax", "arviz", "dask", "distributed"),
+    "studies": ("pymc", "pytensor", "blackjax", "arviz", "dask", "distributed"),
 }
 
 

@@ -16,7 +16,7 @@ WildWeights = Literal["rademacher", "webb"]
 VMethod = Literal["nested", "nested-local", "equal", "regression", "cv"]
 SDIDSE = Literal["placebo", "bootstrap", "jackknife"]
 Family = Literal["negative_binomial", "poisson", "normal"]
-Sampler = Literal["numpyro", "blackjax", "pymc"]
+Sampler = Literal["blackjax", "pymc"]
 PolicyModel = Literal[
     "expanded_diversion",
     "substance_specific_declination",

@@ -137,3 +137,21 @@ def stages(description: str, total: int, disable: bool | None = None) -> Iterato
             bar.update(1)
             bar.set_postfix_str("done")
         bar.close()
+
+
+@contextmanager
+def counter(description: str, total: int, unit: str = "it",
+            disable: bool | None = None) -> Iterator[Callable[[int], None]]:
+    """A bar for work reported in blocks; yields ``advance(done)``, called with the count done so far.
+
+    >>> with counter("sampling", total=10, disable=True) as advance:
+    ...     advance(5)
+    """
+    if not progress_enabled(disable):
+        yield lambda done: None
+        return
+    bar = _bar(total=int(total), desc=description, unit=unit, delay=DELAY)
+    try:
+        yield lambda done: bar.update(int(done) - bar.n)
+    finally:
+        bar.close()

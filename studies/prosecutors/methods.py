@@ -178,10 +178,9 @@ def pool(table: pd.DataFrame, *, seed: int, quick: bool) -> tuple[pd.DataFrame, 
 
     with warnings.catch_warnings(record=True) as caught:  # the gate's verdict goes into the table instead
         warnings.simplefilter("always", ConvergenceWarning)
-        # blackjax: the four chains vmapped under one compiled call (numpyro's sequential chains compile
-        # the sampler once per chain)
+        # the package's NUTS engine (the default): the four chains vmapped under one compiled program
         post = bayes.pool(est, priors=PRIORS, seed=seed, chains=4, draws=500 if quick else 1000,
-                          tune=500 if quick else 1000, sampler="blackjax")
+                          tune=500 if quick else 1000)
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other:  # anything else is re-raised as it came
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import blackjax
 import numpy as np
 import pymc as pm
 import pymc.initial_point
@@ -38,11 +37,13 @@ def test_backend_check_passes_on_the_pinned_versions(fresh_check):
 
 
 def test_backend_check_names_a_lost_argument(fresh_check, monkeypatch):
-    def window_adaptation(algorithm, logdensity_fn, target_acceptance_rate=0.8):  # no mass-matrix switch
+    import blackjax.adaptation.mass_matrix
+
+    def mass_matrix_adaptation(diagonal=True):  # the diagonal switch renamed
         raise AssertionError("never called")
 
-    monkeypatch.setattr(blackjax, "window_adaptation", window_adaptation)
-    with pytest.raises(BackendError, match=r"blackjax.window_adaptation no longer takes is_mass_matrix_diagonal"):
+    monkeypatch.setattr(blackjax.adaptation.mass_matrix, "mass_matrix_adaptation", mass_matrix_adaptation)
+    with pytest.raises(BackendError, match=r"mass_matrix_adaptation no longer takes is_diagonal_matrix"):
         fresh_check()
     assert issubclass(BackendError, DecrimkitError)
 

@@ -1,4 +1,4 @@
-"""bayes.pool: recovery, the convergence gate, seeds, numpyro vs PyMC's sampler, and a small SBC."""
+"""bayes.pool: recovery, the convergence gate, seeds, the engine vs PyMC's sampler, and a small SBC."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def estimates() -> pd.DataFrame:
 
 
 # 4 chains x 1000 draws: enough that the Monte Carlo SE of each compared mean is a few hundredths of its
-# posterior sd (checked in test_numpyro_matches_pymc_sampler), so agreement is a real test of the posterior.
+# posterior sd (checked in test_engine_matches_pymc_sampler), so agreement is a real test of the posterior.
 # seed 0 is the package default. (The earlier seed 11 gave |z| = 2.16 for mu_model[A] at 4 x 2000 draws while
 # seed 0 gave |z| <= 0.39 for all three means: one exceedance in six, what the 2-sigma rule's ~4.6% per-mean
 # false-alarm rate produces; both paths sample the same PyMC model object's log density, with the same
@@ -31,38 +31,38 @@ _AGREE = dict(chains=4, draws=1000, tune=1000, seed=0, target_accept=0.99)
 
 
 @pytest.fixture(scope="module")
-def numpyro_fit(estimates):
+def engine_fit(estimates):
     return bayes.pool(estimates, **_AGREE)
 
 
-def test_pool_recovers_precise_site_effects(numpyro_fit, estimates):
-    assert numpyro_fit.converged, numpyro_fit.diagnostics()
-    jur = numpyro_fit.effect("jurisdiction").set_index("site").loc[list("abcdef")]
+def test_pool_recovers_precise_site_effects(engine_fit, estimates):
+    assert engine_fit.converged, engine_fit.diagnostics()
+    jur = engine_fit.effect("jurisdiction").set_index("site").loc[list("abcdef")]
     # each site's 95% HDI holds its own estimate (se 0.1; partial pooling moves them by less than that)
     b = estimates["estimate"].to_numpy()
     assert ((jur["hdi_low"].to_numpy() <= b) & (b <= jur["hdi_high"].to_numpy())).all(), jur
-    mod = numpyro_fit.effect("model").set_index("policy_model")
+    mod = engine_fit.effect("model").set_index("policy_model")
     # model means: A's sites average -0.5, B's 0.0; both inside the model-level HDIs
     assert mod.loc["A", "hdi_low"] <= -0.5 <= mod.loc["A", "hdi_high"]
     assert mod.loc["B", "hdi_low"] <= 0.0 <= mod.loc["B", "hdi_high"]
     assert mod.loc["A", "mean"] < mod.loc["B", "mean"]
     assert mod.loc["A", "p_negative"] > 0.9
-    tidy = numpyro_fit.tidy()
+    tidy = engine_fit.tidy()
     assert set(tidy["level"]) == {"overall", "model", "jurisdiction"}
-    assert numpyro_fit.hdi()[0] < numpyro_fit.estimate < numpyro_fit.hdi()[1]
+    assert engine_fit.hdi()[0] < engine_fit.estimate < engine_fit.hdi()[1]
 
 
-def test_numpyro_matches_pymc_sampler(numpyro_fit, estimates):
-    # Acceptance (issue 6): the JAX path (numpyro) and PyMC's own NUTS give the same posterior, means within
+def test_engine_matches_pymc_sampler(engine_fit, estimates):
+    # Acceptance (issue 6): the default path (the package's NUTS engine) and PyMC's own NUTS give the same posterior, means within
     # 2 Monte Carlo SEs. The two runs are independent, so the SE of the difference of their means is
-    # sqrt(mcse_numpyro^2 + mcse_pymc^2) and the bound is 2 x that combined SE (a ~4.6% false-alarm rate per
+    # sqrt(mcse_engine^2 + mcse_pymc^2) and the bound is 2 x that combined SE (a ~4.6% false-alarm rate per
     # compared mean if the samplers agree). To keep chance failures rare the compared set is small and
     # declared here, before looking: the overall effect mu_0 and the two model-level effects mu_model
     # (3 means; site effects are not compared). Same model, priors and settings on both paths.
     pymc_fit = bayes.pool(estimates, sampler="pymc", **_AGREE)
-    assert numpyro_fit.converged and pymc_fit.converged
+    assert engine_fit.converged and pymc_fit.converged
     for level, key in (("overall", "term"), ("model", "policy_model")):
-        a = numpyro_fit.effect(level).set_index(key)
+        a = engine_fit.effect(level).set_index(key)
         if level == "overall":
             a = a.loc[["mu_0"]]
         b = pymc_fit.effect(level).set_index(key).loc[a.index]
@@ -71,7 +71,7 @@ def test_numpyro_matches_pymc_sampler(numpyro_fit, estimates):
         # tenth of a posterior sd between the samplers would fail the bound below
         assert (combined <= 0.05 * a["sd"]).all(), (combined, a["sd"])
         z = (a["mean"] - b["mean"]).abs() / combined
-        assert (z <= 2).all(), pd.DataFrame({"numpyro": a["mean"], "pymc": b["mean"], "combined_mcse": combined, "z": z})
+        assert (z <= 2).all(), pd.DataFrame({"engine": a["mean"], "pymc": b["mean"], "combined_mcse": combined, "z": z})
 
 
 def test_same_seed_same_draws_and_strict_gate(estimates):
