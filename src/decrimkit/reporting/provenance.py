@@ -20,7 +20,7 @@ PACKAGES: tuple[str, ...] = (
     "jax",
     "jaxlib",
     "pymc",
-    "numpyro",
+    "blackjax",
     "statsmodels",
     "linearmodels",
     "matplotlib",
