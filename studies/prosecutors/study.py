@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from decrimkit.reporting import Report
 from decrimkit.studies.policy_models.data import MODEL_LABELS
+from decrimkit.studies.policy_models.power import cluster
 
 from . import censored, data, figures, methods, power
 
@@ -19,7 +21,8 @@ SETTINGS = {  # quick: what the tests run (one county per model, small pools, fe
     True: {"n_donors": 40, "grid": 21, "sdid_reps": 20, "sens_sdid_reps": 20, "n_perm": 9, "ny_reps": 20,
            "power": {"imputation": 40}, "scheduler": "synchronous"},
     # sens_sdid_reps: the all-fully-reported sensitivity's SDID placebo SEs (571 donors; 50 replications: the SE's
-    # own Monte Carlo error about 10%); the power grid's SDID replicates (about 2 s each) run on two processes
+    # own Monte Carlo error about 10%); scheduler None: the per-county fits and the power grid run on a local Dask
+    # cluster of two processes
     False: {"n_donors": None, "grid": 61, "sdid_reps": 200, "sens_sdid_reps": 50, "n_perm": 99, "ny_reps": 200,
             "power": {"imputation": 200, "sdid": 40}, "scheduler": None},
 }
@@ -31,11 +34,24 @@ def _counties(ev: pd.DataFrame, quick: bool) -> pd.DataFrame:
     return ev.groupby("model", sort=False).head(1).reset_index(drop=True)
 
 
+def _fit_county(panel: Any, fips: str, donors: list[str], cohort: int, n_pre: int, s: dict[str, Any], seed: int,
+                all_reported: bool) -> list[methods.CountyEstimate]:
+    """One treated county's estimates (a task of its own: the counties run in parallel in the full run)."""
+    if all_reported:
+        return [methods.sdid(panel, fips, donors, cohort, n_reps=s["sens_sdid_reps"], seed=seed)]
+    out = [methods.scm(panel, fips, donors, cohort)]
+    if n_pre >= 3:  # the ridge lambda's cross-validation needs two held-out pre-years
+        out.append(methods.ascm(panel, fips, donors, cohort, grid_size=s["grid"]))
+    out.append(methods.sdid(panel, fips, donors, cohort, n_reps=s["sdid_reps"], seed=seed))
+    return out
+
+
 def _per_county(df: pd.DataFrame, pools: data.Pools, ev: pd.DataFrame, s: dict[str, Any], seed: int,
-                all_reported: bool = False) -> tuple[list[methods.CountyEstimate], dict[str, list[str]]]:
+                all_reported: bool = False, client: Any = None) -> tuple[list[methods.CountyEstimate], dict[str, list[str]]]:
     """SCM, ASCM and SDID per county on the main pool (D1-D4; quick: its 40 counties nearest in size), or
-    (``all_reported``, the suppression sensitivity) SDID on every D1-D3 county."""
-    out, donors_of = [], {}
+    (``all_reported``, the suppression sensitivity) SDID on every D1-D3 county. With a Dask ``client`` the
+    counties run as parallel tasks; each is seeded by ``seed`` alone, so the estimates do not depend on it."""
+    tasks, donors_of = [], {}
     for r in ev.itertuples():
         if all_reported:
             donors = list(pools.eligible)
@@ -45,14 +61,12 @@ def _per_county(df: pd.DataFrame, pools: data.Pools, ev: pd.DataFrame, s: dict[s
             donors = data.nearest_by_size(pools, r.fips, s["n_donors"])
         donors_of[r.fips] = donors
         panel = data.county_panel(df, ev[ev["fips"] == r.fips], donors)
-        if all_reported:
-            out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sens_sdid_reps"], seed=seed))
-            continue
-        out.append(methods.scm(panel, r.fips, donors, r.cohort))
-        if r.n_pre >= 3:  # the ridge lambda's cross-validation needs two held-out pre-years
-            out.append(methods.ascm(panel, r.fips, donors, r.cohort, grid_size=s["grid"]))
-        out.append(methods.sdid(panel, r.fips, donors, r.cohort, n_reps=s["sdid_reps"], seed=seed))
-    return out, donors_of
+        tasks.append((panel, r.fips, donors, int(r.cohort), int(r.n_pre), s, seed, all_reported))
+    if client is None:
+        results = [_fit_county(*t) for t in tasks]
+    else:
+        results = client.gather([client.submit(_fit_county, *t, pure=False) for t in tasks])
+    return [e for res in results for e in res], donors_of
 
 
 def _table(est: list[methods.CountyEstimate], ev: pd.DataFrame) -> pd.DataFrame:
@@ -94,38 +108,41 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     for name in ("cdc_wonder_county_overdose", "policy_registry", "ny_dcjs_county_arrests", "seer_county_population"):
         rep.use_dataset(name)
 
-    est, donors_of = _per_county(df, pools, ev, s, seed)
-    table = _table(est, ev)
-    sdid_t = table[table["method"] == "SDID"]
-    summary, _ = methods.pool(sdid_t, seed=seed, quick=quick)
-    stag = []
-    for model in data.MODELS:
-        tr = ev[ev["model"] == model]
-        if len(tr):
-            st = methods.staggered(df, tr, list(pools.large), n_perm=s["n_perm"], seed=seed)
-            stag.append({"model": model, **st})
-    stag_t = pd.DataFrame(stag)
-    sens = []
-    if not quick:
-        med = sdid_t[sdid_t["confidence"] != "low"]
-        if med["model"].nunique() >= 1 and len(med) >= 2:
-            sm, _ = methods.pool(med, seed=seed, quick=quick)
-            sens.append(sm.assign(analysis="confidence >= medium only (R2)"))
-        poor = set(table.loc[(table["method"] == "SCM") & table["flags"].str.contains("poor pre-fit"), "fips"])
-        fit = sdid_t[~sdid_t["fips"].isin(poor)]
-        if len(fit) >= 2:
-            sf, _ = methods.pool(fit, seed=seed, quick=quick)
-            sens.append(sf.assign(analysis=f"without counties SCM cannot fit before the policy ({', '.join(sorted(poor))})"))
-        wide, _ = _per_county(df, pools, ev, s, seed, all_reported=True)
-        wide_t = _table(wide, ev)
-        sb, _ = methods.pool(wide_t, seed=seed, quick=quick)
-        sens.append(sb.assign(analysis=f"{ALL_REPORTED} (D1-D3, no size rule, n={len(pools.eligible)})"))
-    sens_t = pd.concat(sens, ignore_index=True) if sens else pd.DataFrame()
-    cens_t = censored.compare(df, pools, ev, n_perm=s["n_perm"], seed=seed)
-    supp_t = _suppression_table(summary, sens_t)
-    power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"],
-                                     scheduler=s["scheduler"])
-    ny_t, ny_paths = _ny(seed, s)
+    # the full run: one local Dask cluster (two worker processes) for the per-county fits and the power grid
+    with contextlib.ExitStack() as stack:
+        client = None if s["scheduler"] == "synchronous" else stack.enter_context(cluster())
+        est, donors_of = _per_county(df, pools, ev, s, seed, client=client)
+        table = _table(est, ev)
+        sdid_t = table[table["method"] == "SDID"]
+        summary, _ = methods.pool(sdid_t, seed=seed, quick=quick)
+        stag = []
+        for model in data.MODELS:
+            tr = ev[ev["model"] == model]
+            if len(tr):
+                st = methods.staggered(df, tr, list(pools.large), n_perm=s["n_perm"], seed=seed)
+                stag.append({"model": model, **st})
+        stag_t = pd.DataFrame(stag)
+        sens = []
+        if not quick:
+            med = sdid_t[sdid_t["confidence"] != "low"]
+            if med["model"].nunique() >= 1 and len(med) >= 2:
+                sm, _ = methods.pool(med, seed=seed, quick=quick)
+                sens.append(sm.assign(analysis="confidence >= medium only (R2)"))
+            poor = set(table.loc[(table["method"] == "SCM") & table["flags"].str.contains("poor pre-fit"), "fips"])
+            fit = sdid_t[~sdid_t["fips"].isin(poor)]
+            if len(fit) >= 2:
+                sf, _ = methods.pool(fit, seed=seed, quick=quick)
+                sens.append(sf.assign(analysis=f"without counties SCM cannot fit before the policy ({', '.join(sorted(poor))})"))
+            wide, _ = _per_county(df, pools, ev, s, seed, all_reported=True, client=client)
+            wide_t = _table(wide, ev)
+            sb, _ = methods.pool(wide_t, seed=seed, quick=quick)
+            sens.append(sb.assign(analysis=f"{ALL_REPORTED} (D1-D3, no size rule, n={len(pools.eligible)})"))
+        sens_t = pd.concat(sens, ignore_index=True) if sens else pd.DataFrame()
+        cens_t = censored.compare(df, pools, ev, n_perm=s["n_perm"], seed=seed)
+        supp_t = _suppression_table(summary, sens_t)
+        power_t, mde_t = power.power_grid(power.designs(df, pools, ev_all), n_reps=s["power"], seed=seed, sdid_reps=s["sdid_reps"],
+                                             scheduler="synchronous" if client is None else client.scheduler.address)
+        ny_t, ny_paths = _ny(seed, s)
 
     # ---------------------------------------------------------------- results.json
     for r in table.itertuples():
