@@ -206,7 +206,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
                    unit="registry counties with an effect and interval")
 
     # ---------------------------------------------------------------- report
-    rep.add_section("Summary", _summary(table, summary, stag_t, ny_t, rows, quick))
+    rep.add_section("Summary", _summary(table, summary, stag_t, ny_t, rows, quick, pools))
     rep.add_section("Design", __import__("decrimkit.studies.prosecutors.data", fromlist=["x"]).__doc__)
     status = rows[["jurisdiction", "state", "county_fips", "model", "start", "cohort", "confidence", "status"]].copy()
     status["start"] = status["start"].dt.strftime("%Y-%m-%d")
@@ -254,7 +254,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
     return rep.write()
 
 
-def _summary(table, summary, stag_t, ny_t, rows, quick) -> str:
+def _summary(table, summary, stag_t, ny_t, rows, quick, pools) -> str:
     n = table.loc[table["why_no_interval"] == "", "fips"].nunique()
     lines = [
         f"{'QUICK RUN (one county per model, few replications): not the study result. ' if quick else ''}"
@@ -272,7 +272,8 @@ def _summary(table, summary, stag_t, ny_t, rows, quick) -> str:
               "surge and COVID-19, and several are low-confidence registry rows (dates or typology uncertain); "
               "post-periods are short (2-5 years for most counties, to 2022). An interval that includes zero is not "
               "evidence of no effect. No suppressed WONDER count is used: every analysis county is reported in all "
-              "13 years (rule D3; within the main pool's size band it removes 5 of 224 counties)."]
+              f"13 years (rule D3; within the main pool's size band it removes {len(pools.large_not_reported)} of "
+              f"{len(pools.large) + len(pools.large_not_reported)} counties; comparison counties: {len(pools.large)})."]
     return "\n".join(lines)
 
 
