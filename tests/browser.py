@@ -32,8 +32,10 @@ window.addEventListener("load", () => {
   }
   for (const wrap of document.querySelectorAll(".table-wrap")) {
     const r = wrap.getBoundingClientRect();
+    const texts = [...wrap.querySelectorAll("tbody tr:first-child td.text:not(.nowrap)")].map(td => td.getBoundingClientRect().width);
     out.tables.push({id: wrap.id, left: r.left, right: r.right, clientWidth: wrap.clientWidth,
-                     scrollWidth: wrap.scrollWidth, overflowX: getComputedStyle(wrap).overflowX});
+                     scrollWidth: wrap.scrollWidth, overflowX: getComputedStyle(wrap).overflowX,
+                     minTextWidth: texts.length ? Math.min(...texts) : null});
   }
   out.toc = [...document.querySelectorAll("nav.toc a")].map(a => a.getAttribute("href"));
   out.anchors = [...document.querySelectorAll("[id]")].map(e => e.id);
