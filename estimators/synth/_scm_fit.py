@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import optimize
 
 from decrimkit.errors import SpecificationError
+from decrimkit.numerics.blas import one_blas_thread
 from decrimkit.progress import track
 
 from ._design import SynthDesign
@@ -35,14 +36,10 @@ def _one_blas_thread() -> Iterator[None]:
     The kernels' small batched LAPACK calls (SVD least squares in the active-set phase) go to the
     process's OpenBLAS; its worker threads only contend on such small problems. Measured on a loaded
     2-core machine: the Prop 99 placebo batch took 4-26 s with OpenBLAS's default threads and
-    0.17-0.3 s with one.
+    0.17-0.3 s with one. The limit comes from :func:`decrimkit.numerics.blas.one_blas_thread`, whose
+    library scan is done once per process (``threadpool_limits`` rescanned on every entry: a few ms).
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        yield
-        return
-    with threadpool_limits(1):
+    with one_blas_thread():
         yield
 
 

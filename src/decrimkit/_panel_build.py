@@ -222,11 +222,14 @@ def cohort_columns(
     else:
         g = np.full(n, np.inf)
         dd = np.zeros(n, dtype="int64")
-    # label each distinct cohort position once, then broadcast (a per-row loop took seconds at 1e6 rows)
-    ug, inv = np.unique(g, return_inverse=True)
-    labels = np.array([times[int(p)] if np.isfinite(p) else np.nan for p in ug], dtype=object)[inv.ravel()]
+    # label each period once, then gather by position (a per-row loop took seconds at 1e6 rows); never: NaN
+    finite = np.isfinite(g)
+    at = np.where(finite, g, 0).astype("int64")
     if kind == "int":
-        labels = np.array([float(times[int(p)]) if np.isfinite(p) else np.nan for p in ug], dtype="float64")[inv.ravel()]
+        labels = np.where(finite, np.asarray(times, dtype="float64")[at], np.nan)
+    else:
+        table = np.array([*times, np.nan], dtype=object)  # the last entry labels the never treated
+        labels = table[np.where(finite, at, len(times))]
     return labels, g.astype("float64"), dd
 
 

@@ -203,9 +203,9 @@ class Panel:
             out[c] = v
 
         keys = ["unit", "time"] + (["group"] if group is not None else [])
-        unit_codes = pd.factorize(out["unit"])[0]
-        if kind == "int":
-            times = np.unique(out["time"].to_numpy(dtype="int64"))
+        unit_codes, unit_firsts = pd.factorize(out["unit"])
+        if kind == "int":  # distinct values by hashing, then a sort of those only
+            times = np.sort(pd.unique(out["time"].to_numpy(dtype="int64")))
             tcodes = np.searchsorted(times, out["time"].to_numpy(dtype="int64"))
         else:
             times = np.array(sorted(pd.unique(out["time"])), dtype=object)
@@ -229,7 +229,7 @@ class Panel:
         out["cohort"], out["g"], out["d"] = cohort_columns(raw, out, times, kind, cohort, treated, unit, allow_reversal,
                                                            unit_codes=unit_codes)
 
-        if out["unit"].nunique() < 2:
+        if len(unit_firsts) < 2:
             raise PanelError(
                 f"the panel has a single unit ({out['unit'].iloc[0]!r}); causal panel estimators need treated and "
                 f"comparison units. Add comparison units, or use an interrupted time series (bayes.its)."
@@ -239,7 +239,11 @@ class Panel:
         if not in_order:  # already sorted by unit then time (most files are): skip the sort
             out = out.sort_values(["unit", "t"] + (["group"] if group is not None else []), kind="mergesort")
             out = out.reset_index(drop=True)
-        units = np.array(pd.unique(out["unit"]), dtype=object)
+            units = np.array(pd.unique(out["unit"]), dtype=object)
+        elif out["unit"].dtype.kind in "iufbO":  # in order: the factorised units are in order of appearance
+            units = np.array(unit_firsts, dtype=object)
+        else:  # dates as units: pd.unique gives the datetime objects earlier versions gave
+            units = np.array(pd.unique(out["unit"]), dtype=object)
         return cls(frame=out, roles=roles, times=times, units=units, time_kind=kind, covariates=covariates)
 
     # ------------------------------------------------------------------ views

@@ -28,10 +28,10 @@ def _controller() -> Any:
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Limit the BLAS libraries loaded in this process to one thread inside the block."""
+    """Limit the BLAS (and any OpenMP) libraries loaded in this process to one thread inside the block."""
     ctl = _controller()
     if ctl is None:  # pragma: no cover - threadpoolctl is a dependency
         yield
         return
-    with ctl.limit(limits=1, user_api="blas"):
+    with ctl.limit(limits=1):
         yield
