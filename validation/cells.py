@@ -393,7 +393,7 @@ _SCM_NOTE_STATE = (
 _SCM_NOTE_COUNTY = (
     "scm/placebo: the same degeneracy as in the one-state cell: with 100 donors and 4-10 pre-period years "
     "several placebo runs (3-7 of 101 in the laws checked, 73 with a 2016 start) fit their pre-period exactly and "
-    "tie at an infinite RMSPE ratio, so the rank p-value can reach 0.05 only when at most 4 runs tie; read its "
+    "tie at an infinite RMSPE ratio, so the rank p-value can reach 0.05 only when at most 4 other runs tie there; read its "
     "size as conservative by construction")
 
 
