@@ -10,9 +10,15 @@ blackjax import anywhere else, and this module itself uses public names only):
   posterior fit, each replicate of simulation-based calibration, each replicate of a power grid.
 - :func:`initial_points`: PyMC's jittered initial points (``make_initial_point_fn``), one per chain,
   redrawn where the log density is not finite.
-- :func:`nuts`: **the** NUTS loop of the package: per chain, blackjax window adaptation (step size to
-  ``target_accept``, diagonal or dense mass matrix) for ``tune`` steps, then ``draws`` transitions in a
-  ``lax.scan``; chains (and data sets) ``vmap``-ed under one ``jax.jit``.
+- :func:`nuts`: **the** NUTS loop of the package: per chain, Stan's windowed warm-up (blackjax's dual
+  averaging of the step size to ``target_accept`` and Welford mass-matrix estimate, diagonal or dense, in
+  blackjax's window schedule) for ``tune`` steps, then ``draws`` transitions of blackjax's NUTS kernel; one
+  compiled program makes ``_CHUNK`` transitions of every chain (chains and data sets ``vmap``-ed) and is
+  called until done, so it holds one copy of the NUTS trajectory and does not depend on ``tune``/``draws``.
+- :func:`sample_model`: a PyMC model through :func:`nuts`, its data containers as inputs, the compiled
+  programs kept per process by :func:`structure_key` (and on disk by :func:`persistent_cache`), so a
+  second model of the same structure and shape compiles nothing; :func:`fast_logp` lets an estimator
+  hand the engine an equivalent, cheaper log density.
 - :func:`to_inferencedata`: the draws mapped to the model's constrained variables and deterministics
   plus the pointwise log-likelihood, laid out as PyMC lays out its JAX samplers' output.
 - :func:`check_backend`: raises :class:`~decrimkit.errors.BackendError` naming what changed when the

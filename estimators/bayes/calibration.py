@@ -8,7 +8,7 @@ implemented and sampled correctly, coverage is 90% in expectation and ranks are 
 
 The refits use the PyMC model's own log density (``pool_model`` with its estimates in a ``pm.Data``
 container, compiled to JAX once) sampled by the package's one NUTS engine (``_engine.nuts``: blackjax
-window adaptation), one chain per replication, from PyMC's jittered initial points, all replications
+windowed warm-up), one chain per replication, from PyMC's jittered initial points, all replications
 batched with ``jax.vmap`` in one compiled program: the same model as
 :func:`~decrimkit.estimators.bayes.pool` with ``sampler="blackjax"``.
 
@@ -172,7 +172,7 @@ def run_sbc(
     spec = Spec(estimator="bayes.calibration.run_sbc",
                 options={"sites_per_model": list(sites_per_model), "se": design.se.tolist(), "priors": pri,
                          "tune": tune, "draws": draws, "prob": prob, "target_accept": target_accept,
-                         "sampler": "decrimkit NUTS engine (blackjax window adaptation), 1 chain per replication, vmapped"},
+                         "sampler": "decrimkit NUTS engine (blackjax NUTS kernel, Stan's windowed warm-up), 1 chain per replication, vmapped"},
                 seed=seed, n_units=len(design.sites), n_obs=n_reps)
     return SBCResult(table=pd.DataFrame(rows), covered=covered, ranks=ranks, prob=prob, spec=spec)
 

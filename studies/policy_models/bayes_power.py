@@ -11,7 +11,7 @@ every data set of the same shape. The power grid fits the *same* model to many p
 2. **The same PyMC model.** Built by the estimator's own ``hdid_design`` and ``hdid_model`` (negative
    binomial, population offset, ``HDID_PRIORS``) from a template replicate; its data containers become
    inputs of the JAX log density (the package's engine, ``estimators/bayes/_engine.py``).
-3. **One jit, vmapped.** The package's one NUTS loop (``_engine.nuts``: blackjax window adaptation, step
+3. **One jit, vmapped.** The package's one NUTS loop (``_engine.nuts``: Stan's windowed warm-up, step
    size to ``target_accept`` 0.9, diagonal mass matrix, for ``tune`` steps, then ``draws`` transitions)
    from PyMC's jittered initial points; ``chains`` chains per replicate, all (replicate, effect, chain)
    triples ``vmap``-ed under one ``jax.jit``.

@@ -73,3 +73,30 @@ def test_data_containers_are_inputs_of_the_compiled_log_density():
         np.testing.assert_allclose(float(fns.outputs(*values, data)[0]), 0.6, rtol=1e-15)
     with pytest.raises(DecrimkitError, match="no data container 'nope'"):
         engine.model_functions(model, data=("nope",))
+
+
+def test_persistent_compilation_cache_is_off_on_request_and_never_in_the_working_directory(monkeypatch):
+    from pathlib import Path
+
+    engine.persistent_cache.cache_clear()
+    try:
+        monkeypatch.setenv(engine.CACHE_ENV, "0")
+        assert engine.persistent_cache() is None
+        engine.persistent_cache.cache_clear()
+        monkeypatch.delenv(engine.CACHE_ENV)
+        path = engine.persistent_cache()
+        assert path is not None
+        assert not Path(path).resolve().is_relative_to(Path.cwd().resolve())
+    finally:
+        engine.persistent_cache.cache_clear()
+
+
+def test_schedule_is_stans_windows_then_the_draws():
+    rows = engine.schedule(1000, 300)
+    assert rows.shape == (1300, 4)
+    tuning, slow, end, last = rows.T
+    assert tuning[:1000].all() and not tuning[1000:].any()
+    assert not slow[:75].any() and slow[75:950].all() and not slow[950:1000].any()  # 75 fast, slow, 50 fast
+    # slow windows of 25, 50, 100, 200 and the remaining 500 steps end at these steps
+    assert np.flatnonzero(end).tolist() == [99, 149, 249, 449, 949]
+    assert np.flatnonzero(last).tolist() == [999]
