@@ -242,6 +242,51 @@ def test_placebo_chunk_scores_methods_and_counts_refusals(validation, monkeypatc
     assert recs[(0, "twfe/randomization")][7] * 37 == pytest.approx(round(recs[(0, "twfe/randomization")][7] * 37))
 
 
+
+def test_batched_bayes_chunk_bookkeeping(validation, monkeypatch):
+    """The Bayesian placebo cell fits a chunk's replications in one batched call: each replication's draw and
+    seed (seed + rep) reach the batch, records come back under their replication, every warning (one
+    ConvergenceWarning per fit that fails the gate) is counted, CPU is shared by the replications, and a batch
+    that raises counts every replication of the chunk as failed (none dropped)."""
+    import warnings
+
+    from decrimkit.errors import ConvergenceWarning, DesignError
+
+    grid = validation.cells
+    seen = {}
+
+    def fake(deviations):
+        def run(reps, seeds):
+            seen[deviations] = ([sorted(rep.frame.loc[rep.frame["cohort"] > 0, "unit"].unique()) for rep in reps],
+                                seeds)
+            for _ in reps:
+                warnings.warn("not converged", ConvergenceWarning, stacklevel=1)
+            return [[(f"bayes_hdid/{deviations}", "att", 0.1 * k, 0.2, -0.3, 0.5, float("nan"), rep.truth["att"])]
+                    for k, rep in enumerate(reps)]
+        return run
+
+    monkeypatch.setitem(grid.BATCHED, "bayes_hdid/none", fake("none"))
+    monkeypatch.setitem(grid.BATCHED, "bayes_hdid/ar1", fake("ar1"))
+    name = "placebo_state_annual_4_bayes"
+    out = grid.run_chunk(name, [3, 4, 5], 7)
+    cell = grid.CELL_BY_NAME[name]
+    want = [sorted(validation.realdata.placebo(np.random.default_rng([7, grid.cell_key(name), r]), **cell.params)
+                   .frame.query("cohort > 0")["unit"].unique()) for r in (3, 4, 5)]
+    assert seen["none"] == (want, [10, 11, 12]) and seen["ar1"] == (want, [10, 11, 12])
+    assert all(len(w) == 4 for w in want)
+    assert sorted((r[0], r[1], r[3]) for r in out["records"]) == sorted(
+        (r, f"bayes_hdid/{d}", 0.1 * k) for k, r in enumerate((3, 4, 5)) for d in ("none", "ar1"))
+    assert out["warnings"] == {"bayes_hdid/none": 3, "bayes_hdid/ar1": 3} and not out["failures"]
+    assert {k: len(v) for k, v in out["cpu"].items()} == {"dgp": 3, "bayes_hdid/none": 3, "bayes_hdid/ar1": 3}
+
+    def broken(reps, seeds):
+        raise DesignError("no")
+
+    monkeypatch.setitem(grid.BATCHED, "bayes_hdid/ar1", broken)
+    out = grid.run_chunk(name, [0, 1], 7)
+    assert out["failures"]["bayes_hdid/ar1"] == ["rep 0: DesignError: no", "rep 1: DesignError: no"]
+    assert {r[1] for r in out["records"]} == {"bayes_hdid/none"} and len(out["records"]) == 2
+
 def test_placebo_verdicts_and_merge(validation):
     from validation.summarise import merge, verdict
 

@@ -199,7 +199,13 @@ PLACEBO_DRAWS = 199  # with B draws a 5% equal-tailed test rejects when at most 
 # size is 2 (floor(0.025 B) + 1) / (B + 1): exactly 5% for B = 199 (and 999), 6% for B = 99
 PLACEBO_BOOT = 199
 PLACEBO_SDID = 50      # placebo draws behind SDID's SE (normal interval on 49 df: 0.944 at best, see notes above)
-PLACEBO_BAYES = {"chains": 4, "tune": 500, "draws": 300, "target_accept": 0.95}
+# the Bayesian placebo fits: hierarchical_did's model and target_accept (0.9), through hierarchical_did_batch (the
+# package's NUTS engine, one compile per variant and worker), but 2 chains x (300 warm-up + 250 kept draws) instead of
+# the default 4 x (1000 + 1000): the AR(1) model's NUTS trajectories run to the maximum tree depth, about 40 CPU s a
+# fit at these settings on a shared 2-core machine, so the defaults would cost hours. A 95% HDI from 500 draws
+# still places its ends within a small fraction of a posterior sd; fits this short fail the package's convergence
+# gate (bulk ESS < 400), and each failure is counted in the cell's warnings column.
+PLACEBO_BAYES = {"chains": 2, "tune": 300, "draws": 250, "target_accept": 0.9}
 
 
 def _few_kw(method: str) -> dict[str, Any]:
@@ -274,24 +280,31 @@ def _real_sdid(rep: Replication, seed: int) -> list[Record]:
              rep.truth["att"])]
 
 
-def _real_bayes(deviations: str) -> Callable[[Replication, int], list[Record]]:
+def _real_bayes(deviations: str) -> Callable[[list[Replication], list[int]], list[list[Record]]]:
     """``bayes.hierarchical_did`` (negative binomial, population offset) on the placebo deaths; the ATT's 95% HDI.
 
-    A fit that fails the package's convergence gate still counts (its interval is scored), and its
-    ``ConvergenceWarning`` is counted in the cell's warnings column, never hidden.
+    Batched: the replications of a chunk are fit together by ``hierarchical_did_batch`` (the same model,
+    its data as inputs of one compiled program, the package's NUTS engine; each replication with the
+    seed ``hierarchical_did`` would take), so a worker compiles each variant once. A fit that fails the
+    package's convergence gate still counts (its interval is scored), and its ``ConvergenceWarning`` is
+    counted in the cell's warnings column, never hidden.
     """
 
-    def run(rep: Replication, seed: int) -> list[Record]:
+    def run(reps: list[Replication], seeds: list[int]) -> list[list[Record]]:
         from decrimkit.estimators import bayes
 
-        treated = rep.frame.loc[rep.frame["cohort"] > 0, "unit"].unique()
-        post = bayes.hierarchical_did(rep.count_panel(), policy_model={u: "placebo" for u in treated},
-                                      deviations=deviations, seed=seed, progress=False, **PLACEBO_BAYES)
-        tab = post.tidy(alpha=0.05)
-        row = tab[(tab["level"] == "overall") & (tab["term"] == "att")].iloc[0]
-        # judged on its interval (the HDI), not on a p-value: the Bayesian model reports none
-        return [(f"bayes_hdid/{deviations}", "att", float(row["estimate"]), float(row["se"]), float(row["conf_low"]),
-                 float(row["conf_high"]), NAN, rep.truth["att"])]
+        panels = [rep.count_panel() for rep in reps]
+        models = [{u: "placebo" for u in rep.frame.loc[rep.frame["cohort"] > 0, "unit"].unique()} for rep in reps]
+        posts = bayes.hierarchical_did_batch(panels, policy_model=models, seeds=seeds, deviations=deviations,
+                                       batch_size=len(reps), **PLACEBO_BAYES)
+        out = []
+        for rep, post in zip(reps, posts):
+            tab = post.tidy(alpha=0.05)
+            row = tab[(tab["level"] == "overall") & (tab["term"] == "att")].iloc[0]
+            # judged on its interval (the HDI), not on a p-value: the Bayesian model reports none
+            out.append([(f"bayes_hdid/{deviations}", "att", float(row["estimate"]), float(row["se"]),
+                         float(row["conf_low"]), float(row["conf_high"]), NAN, rep.truth["att"])])
+        return out
 
     return run
 
@@ -300,8 +313,10 @@ REAL_DID = {f"{est}/{m}": _real_did(est, m)
             for est in ("twfe", "att_gt", "imputation")
             for m in ("cluster", "wild", "randomization", "conley_taber", "ferman_pinto")}
 REAL_OTHER = {"poisson/cluster": _real_poisson("cluster"), "poisson/randomization": _real_poisson("randomization"),
-              "scm/placebo": _real_scm, "sdid/placebo": _real_sdid,
-              "bayes_hdid/none": _real_bayes("none"), "bayes_hdid/ar1": _real_bayes("ar1")}
+              "scm/placebo": _real_scm, "sdid/placebo": _real_sdid}
+# estimators that fit every replication of a chunk in one call: (replications, seeds) -> records per replication
+BATCHED: dict[str, Callable[[list[Replication], list[int]], list[list[Record]]]] = {
+    "bayes_hdid/none": _real_bayes("none"), "bayes_hdid/ar1": _real_bayes("ar1")}
 
 ESTIMATORS: dict[str, Callable[[Replication, int], list[Record]]] = {
     "twfe": _twfe,
@@ -434,7 +449,7 @@ def _placebo_cells() -> tuple[Cell, ...]:
                     ("bayes_hdid/none", "bayes_hdid/ar1"), 100, 1,
                     "as placebo_state_annual_4 (4 placebo states), Bayesian hierarchical DiD (negative binomial deaths, "
                     "population offset) without and with AR(1) unit deviations: 95% HDI coverage of 0",
-                    chunk=2, notes=_PLACEBO_NOTE))
+                    chunk=10, notes=_PLACEBO_NOTE))
     return tuple(out)
 
 
@@ -484,6 +499,7 @@ def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] |
     warned: dict[str, int] = {}
     ests = cell_estimators(name, estimators)
     cpu: dict[str, list[float]] = {"dgp": [], **{est: [] for est in ests}}
+    drawn: list[Replication] = []
     for r in reps:
         began = time.process_time()
         kind = RealReplication if cell.dgp == "placebo" else Replication
@@ -491,6 +507,8 @@ def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] |
         rep = kind(gen(np.random.default_rng([seed, cell_key(name), r]), **cell.params, **extra))
         cpu["dgp"].append(time.process_time() - began)
         for est in ests:
+            if est in BATCHED:
+                continue
             began = time.process_time()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -500,13 +518,34 @@ def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] |
                     failures.setdefault(est, []).append(f"rep {r}: {type(exc).__name__}: {exc}"[:300])
                     recs = []
             cpu[est].append(time.process_time() - began)
-            # the few-treated cells measure the large-sample methods' coverage on purpose: that warning is expected
-            caught = [w for w in caught if not issubclass(w.category, FewTreatedWarning)]
-            if caught:
-                warned[est] = warned.get(est, 0) + len(caught)
+            _count_warnings(warned, est, caught)
             records.extend((r, *(x if isinstance(x, str) else float(x) for x in rec)) for rec in recs)
+        if any(est in BATCHED for est in ests):
+            drawn.append(rep)
+    for est in (e for e in ests if e in BATCHED):
+        # one call for the chunk; its CPU time is shared equally by the replications (compilation included:
+        # a worker compiles each batched estimator once, on its first chunk)
+        began = time.process_time()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                per_rep = BATCHED[est](drawn, [seed + r for r in reps])
+            except DecrimkitError as exc:  # the batch failed as a whole: every replication counts as failed
+                failures.setdefault(est, []).extend(f"rep {r}: {type(exc).__name__}: {exc}"[:300] for r in reps)
+                per_rep = [[] for _ in reps]
+        cpu[est].extend([(time.process_time() - began) / len(reps)] * len(reps))
+        _count_warnings(warned, est, caught)
+        records.extend((r, *(x if isinstance(x, str) else float(x) for x in rec)) for r, recs in zip(reps, per_rep)
+                       for rec in recs)
     return {"cell": name, "records": records, "failures": failures, "warnings": warned, "cpu": cpu,
             "pid": os.getpid()}
+
+
+def _count_warnings(warned: dict[str, int], est: str, caught: list[Any]) -> None:
+    # the few-treated cells measure the large-sample methods' coverage on purpose: that warning is expected
+    caught = [w for w in caught if not issubclass(w.category, FewTreatedWarning)]
+    if caught:
+        warned[est] = warned.get(est, 0) + len(caught)
 
 
 def run_group(items: list[tuple[str, list[int], tuple[str, ...] | None]], seed: int,
