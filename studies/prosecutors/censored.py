@@ -10,16 +10,16 @@ probability of a count between 1 and 9, never as a number:
     reported cell:    log NB(y_it | mu_it, alpha)
     suppressed cell:  log P(1 <= Y_it <= 9) = log sum_{k=1..9} NB(k | mu_it, alpha)
 
-``D_it^m`` is 1 from the first treated year of a county evaluated under policy model ``m``; ``tau_m`` is
+D_it^m is 1 from the first treated year of a county evaluated under policy model m; tau_m is
 that model's log rate ratio (a two-way fixed-effects negative-binomial DiD, one effect per model, all
 16 treated counties in one fit). Fit: maximum likelihood (JAX gradients, L-BFGS). Inference, as the
 study's staggered DiD: placebo reassignment; the 16 counties' model labels and first treated years are
 given to counties drawn at random from the main pool (D1-D4, in both comparisons), the real treated
-counties left out of the likelihood, ``n_perm`` times; per model the rank p-value and the Conley-Taber
+counties left out of the likelihood, n_perm times; per model the rank p-value and the Conley-Taber
 interval ``[tau - q97.5, tau - q2.5]`` of the placebo effects.
 
 Two fits on the same model and band (D1-D2 counties with a 2010 population of at least
-:data:`BAND` and a positive population in every year): **fully reported** (D3 applied: the main
+50,000 and a positive population in every year): **fully reported** (D3 applied: the main
 analysis' rule) and **censored** (every county of the band, suppressed cells censored). The
 difference between them is what the suppression rule does to the estimate; the report says whether
 any model's conclusion (the sign, and whether the 95% interval excludes zero) changes.
