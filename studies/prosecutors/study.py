@@ -152,7 +152,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
                      "unbounded_set": f"; 95% set unbounded within the conformal grid [{r.conf_low:.3g}, "
                                       f"{r.conf_high:.3g}]: no finite interval"}[r.why_no_interval]
         rep.add_result(f"{r.fips}_{r.method.lower()}", estimate=r.estimate, se=None if not np.isfinite(r.se) else r.se,
-                       conf_int=ci, p_value=r.p_value, method=r.method, unit=UNIT,
+                       conf_int=ci, p_value=r.p_value, method=r.method, unit=UNIT, label=f"{r.county} ({r.method})",
                        note=f"{r.county}, {r.model}, first treated year {r.cohort}; {r.inference}; "
                             f"pre-RMSPE {r.pre_rmspe:.2f}; {r.donors} donors{unbounded}"
                             + (f"; {r.flags}" if r.flags else ""))
@@ -172,7 +172,7 @@ def run(out: str | Path = "outputs/prosecutors", *, seed: int = 0, quick: bool =
         ci = None if r.why_no_interval else (r.conf_low, r.conf_high)
         why = f"; interval {methods.NO_INTERVAL[r.why_no_interval]}" if r.why_no_interval else ""
         rep.add_result(f"ny_{r.fips}_{r.method.lower()}", estimate=r.estimate, conf_int=ci, p_value=r.p_value,
-                       se=None if not np.isfinite(r.se) else r.se, method=r.method,
+                       se=None if not np.isfinite(r.se) else r.se, method=r.method, label=f"{r.county} arrests ({r.method})",
                        unit="drug misdemeanor arrests per 100,000 per year", note=f"{r.county}; {r.inference}{why}")
     for r in mde_t.itertuples():  # an MDE not reached on the grid, or no valid fit, is in the table and text only
         key = f"{r.model}_{r.estimator.replace(' (placebo-calibrated)', '_placebo')}"
