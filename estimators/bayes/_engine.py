@@ -17,7 +17,8 @@ blackjax import anywhere else, and this module itself uses public names only):
   called until done, so it holds one copy of the NUTS trajectory and does not depend on ``tune``/``draws``.
 - :func:`sample_model`: a PyMC model through :func:`nuts`, its data containers as inputs, the compiled
   programs kept per process by :func:`structure_key` (and on disk by :func:`persistent_cache`), so a
-  second model of the same structure and shape compiles nothing; :func:`fast_logp` lets an estimator
+  second model of the same structure and shape compiles nothing, and found by :func:`graph_key` (the
+  PyTensor graphs, compared exactly, no JAX tracing) so it does not even build its JAX functions; :func:`fast_logp` lets an estimator
   hand the engine an equivalent, cheaper log density.
 - :func:`to_inferencedata`: the draws mapped to the model's constrained variables and deterministics
   plus the pointwise log-likelihood, laid out as PyMC lays out its JAX samplers' output.
@@ -38,7 +39,7 @@ import numpy as np
 from decrimkit.errors import BackendError, SpecificationError
 from decrimkit.extras import require
 
-__all__ = ["ModelFunctions", "model_functions", "fast_logp", "initial_points", "nuts", "schedule", "to_inferencedata",
+__all__ = ["ModelFunctions", "ModelGraphs", "model_graphs", "model_functions", "graph_key", "fast_logp", "initial_points", "nuts", "schedule", "to_inferencedata",
            "sample_model", "structure_key", "persistent_cache", "check_backend", "TESTED_VERSIONS"]
 
 require("bayes", "decrimkit's Bayesian estimators")
@@ -74,6 +75,8 @@ def check_backend() -> None:
         ("pymc.backends.arviz.find_constants", lambda: _attr("pymc.backends.arviz", "find_constants"), ()),
         ("pymc.util.get_default_varnames", lambda: _attr("pymc.util", "get_default_varnames"),
          ("include_transformed",)),
+        ("pytensor.graph.traversal.io_toposort", lambda: _attr("pytensor.graph.traversal", "io_toposort"),
+         ("inputs", "outputs")),
         ("pytensor.graph.replace.graph_replace", lambda: _attr("pytensor.graph.replace", "graph_replace"),
          ("strict",)),
         ("blackjax.adaptation.window_adaptation.build_schedule",
@@ -140,18 +143,26 @@ class ModelFunctions:
     data_names: tuple[str, ...]
 
 
-def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str] = (),
-                    logp: Any = None) -> ModelFunctions:
-    """JAX functions of ``model`` with the ``pm.Data`` containers named in ``data`` as inputs.
+class ModelGraphs(NamedTuple):
+    """The PyTensor graphs :func:`model_functions` compiles to JAX, in terms of the value variables and the data
+    containers (``shared``, in :attr:`ModelFunctions.data_names` order): ``logp`` (one scalar), ``outputs``,
+    ``posterior`` and ``loglik`` (lists)."""
 
-    Containers not named stay constants of the compiled program (their current values). ``logp``: an
-    equivalent log density to sample instead of ``model.logp()`` (a PyTensor scalar in terms of the model's
-    random variables and containers, e.g. :func:`fast_logp`'s); it must differ from the model's by a
-    constant only (tests check this for each model that supplies one).
-    """
-    from pymc.sampling.jax import get_jaxified_graph
+    logp: list[Any]
+    outputs: list[Any]
+    posterior: list[Any]
+    loglik: list[Any]
+    values: list[Any]
+    shared: list[Any]
+    value_names: tuple[str, ...]
+    posterior_names: tuple[str, ...]
+    loglik_names: tuple[str, ...]
+    data_names: tuple[str, ...]
+
+
+def model_graphs(model: Any, data: Sequence[str] = (), outputs: Sequence[str] = (), logp: Any = None) -> ModelGraphs:
+    """The graphs of :func:`model_functions` before they are compiled to JAX (same arguments)."""
     from pymc.util import get_default_varnames
-    from pytensor.graph.replace import graph_replace
 
     check_backend()
     shared = []
@@ -160,26 +171,120 @@ def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str]
             shared.append(model[name])
         except KeyError as exc:
             raise SpecificationError(f"the model has no data container {name!r}.") from exc
-    inputs = [s.type(f"{s.name}_input") for s in shared]
-    swap = dict(zip(shared, inputs))
-    values = list(model.value_vars)
-
-    def jaxify(outs: list[Any]) -> Callable[..., Any]:
-        outs = graph_replace(outs, swap, strict=False) if swap else outs
-        return get_jaxified_graph(inputs=values + inputs, outputs=list(outs))
-
     post_vars = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
     observed = list(model.observed_RVs)
-    return ModelFunctions(
-        logp=jaxify([model.logp()] if logp is None else model.replace_rvs_by_values([logp])),
-        outputs=jaxify(model.replace_rvs_by_values([model[n] for n in outputs])) if outputs else (lambda *a: []),
-        posterior=jaxify(post_vars),
-        loglik=jaxify(list(model.logp(vars=observed, sum=False))) if observed else (lambda *a: []),
-        value_names=tuple(v.name for v in values),
+    return ModelGraphs(
+        logp=[model.logp()] if logp is None else list(model.replace_rvs_by_values([logp])),
+        outputs=list(model.replace_rvs_by_values([model[n] for n in outputs])) if outputs else [],
+        posterior=post_vars,
+        loglik=list(model.logp(vars=observed, sum=False)) if observed else [],
+        values=list(model.value_vars),
+        shared=shared,
+        value_names=tuple(v.name for v in model.value_vars),
         posterior_names=tuple(v.name for v in post_vars),
         loglik_names=tuple(v.name for v in observed),
         data_names=tuple(data),
     )
+
+
+def model_functions(model: Any, data: Sequence[str] = (), outputs: Sequence[str] = (),
+                    logp: Any = None, graphs: ModelGraphs | None = None) -> ModelFunctions:
+    """JAX functions of ``model`` with the ``pm.Data`` containers named in ``data`` as inputs.
+
+    Containers not named stay constants of the compiled program (their current values). ``logp``: an
+    equivalent log density to sample instead of ``model.logp()`` (a PyTensor scalar in terms of the model's
+    random variables and containers, e.g. :func:`fast_logp`'s); it must differ from the model's by a
+    constant only (tests check this for each model that supplies one). ``graphs``: :func:`model_graphs` of
+    the same arguments, where already built.
+    """
+    from pymc.sampling.jax import get_jaxified_graph
+    from pytensor.graph.replace import graph_replace
+
+    g = model_graphs(model, data, outputs, logp) if graphs is None else graphs
+    inputs = [s.type(f"{s.name}_input") for s in g.shared]
+    swap = dict(zip(g.shared, inputs))
+
+    def jaxify(outs: list[Any]) -> Callable[..., Any]:
+        outs = graph_replace(outs, swap, strict=False) if swap else outs
+        return get_jaxified_graph(inputs=g.values + inputs, outputs=list(outs))
+
+    return ModelFunctions(
+        logp=jaxify(g.logp),
+        outputs=jaxify(g.outputs) if g.outputs else (lambda *a: []),
+        posterior=jaxify(g.posterior),
+        loglik=jaxify(g.loglik) if g.loglik else (lambda *a: []),
+        value_names=g.value_names,
+        posterior_names=g.posterior_names,
+        loglik_names=g.loglik_names,
+        data_names=g.data_names,
+    )
+
+
+def graph_key(graphs: ModelGraphs, value_shapes: Sequence[tuple[int, ...]]) -> tuple[Any, ...] | None:
+    """An exact structural key of a model's graphs (:func:`model_graphs`) and the shapes of its value variables
+    (one chain's, in ``graphs.value_names`` order; the graphs may compute with the values' shapes rather than
+    hold them as constants), built without compiling anything.
+
+    The key lists every operation of the log density, posterior and log-likelihood graphs in topological
+    order: the operation itself (PyTensor compares operations by their parameters), the positions of its
+    inputs, and each input that is not computed: a value variable (its position and type), a data container
+    (its name, type and the shape of its current value, never the value) or a constant (type and SHA-256 of
+    its bytes; a shared variable that is not a data input, such as a dimension's length, is a constant of the
+    compiled program and keyed as one). Two models with equal keys therefore compile to the same functions
+    of ``(values, data)``. None where the graphs hold an operation without parameters (compared by identity,
+    so never equal across models) or an input that is none of these: such models are keyed by
+    :func:`structure_key` alone.
+    """
+    import hashlib
+
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    outs = [*graphs.logp, *graphs.posterior, *graphs.loglik]
+    ids: dict[Any, int] = {}
+    tokens: list[Any] = [graphs.value_names, graphs.posterior_names, graphs.loglik_names, graphs.data_names,
+                         tuple(tuple(int(n) for n in shape) for shape in value_shapes)]
+    values = {v: k for k, v in enumerate(graphs.values)}
+    shared = {v: k for k, v in enumerate(graphs.shared)}
+
+    def leaf(var: Any) -> Any:
+        if var in values:
+            return ("value", values[var], var.type)
+        if var in shared:
+            return ("data", shared[var], var.type, np.shape(var.get_value(borrow=True)))
+        if isinstance(var, SharedVariable | Constant):
+            # a shared variable other than the data inputs (e.g. a dimension's length) is a constant of the
+            # compiled program, keyed by its current value
+            value = var.get_value(borrow=True) if isinstance(var, SharedVariable) else var.data
+            if not isinstance(value, np.ndarray | np.generic | int | float):
+                return None
+            arr = np.ascontiguousarray(np.asarray(value))
+            return ("constant", var.type, arr.dtype.str, arr.shape, hashlib.sha256(arr.tobytes()).hexdigest())
+        return None
+
+    def ref(var: Any) -> Any:
+        if var not in ids:
+            token = leaf(var)
+            if token is None:
+                raise LookupError
+            ids[var] = len(ids)
+            tokens.append(token)
+        return ids[var]
+
+    try:
+        for node in io_toposort([], outs):
+            if not hasattr(type(node.op), "__props__"):
+                return None
+            inputs = tuple(ref(v) for v in node.inputs)
+            tokens.append((node.op, inputs, len(node.outputs)))
+            for k, out in enumerate(node.outputs):
+                ids[out] = len(ids)
+                tokens.append(("out", k, out.type))
+        tokens.append(tuple(ref(v) for v in outs))
+    except LookupError:
+        return None
+    return tuple(tokens)
 
 
 def fast_logp(model: Any, loglik: Any) -> Any:
@@ -439,6 +544,9 @@ def _draw_transforms(fns: ModelFunctions) -> tuple[Callable[..., Any], Callable[
 
 _COMPILED: dict[str, tuple[_Program, tuple[Callable[..., Any], Callable[..., Any]]]] = {}
 _COMPILED_MAX = 16  # programs kept per process (least recently used dropped first)
+# graph_key (and sampler settings) -> (structure_key and settings, the model's JAX functions): a model whose
+# PyTensor graphs equal a recent one's finds its program without building or tracing JAX functions
+_BY_GRAPH: dict[Any, tuple[str, ModelFunctions]] = {}
 CACHE_ENV = "DECRIMKIT_JAX_CACHE"
 
 
@@ -509,7 +617,8 @@ def sample_model(model: Any, *, chains: int, draws: int, tune: int, seed: int, t
     The model's ``pm.Data`` containers are inputs of the compiled programs, and the programs are kept
     for the process keyed by :func:`structure_key`, the number of chains and the sampler settings: a
     second call on a model of the same structure and shape, with new data, compiles nothing (and with
-    :func:`persistent_cache`, neither does a new process). ``on_progress(done, total)`` is called after
+    :func:`persistent_cache`, neither does a new process). A model whose PyTensor graphs equal a recent
+    one's (:func:`graph_key`) also skips building and tracing its JAX functions. ``on_progress(done, total)`` is called after
     each block of transitions. ``logp``: an equivalent log density to sample (:func:`model_functions`).
     """
     import jax
@@ -519,22 +628,34 @@ def sample_model(model: Any, *, chains: int, draws: int, tune: int, seed: int, t
 
     persistent_cache()
     names = tuple(v.name for v in getattr(model, "data_vars", ()))
-    fns = model_functions(model, data=names, logp=logp)
+    graphs = model_graphs(model, data=names, logp=logp)
     shared = tuple(np.asarray(model[n].get_value()) for n in names)
     init = initial_points(model, chains, seed)
-    key = (f"{structure_key(fns, [v[0] for v in init], shared)}|{chains}|{float(target_accept)!r}|"
-           f"{bool(dense_mass)}")
-    if key in _COMPILED:
+    settings = f"|{chains}|{float(target_accept)!r}|{bool(dense_mass)}"
+    # a model whose graphs equal a recent one's (graph_key: no JAX tracing) reuses its functions and program
+    gkey = graph_key(graphs, [np.shape(v)[1:] for v in init])
+    gkey = None if gkey is None else (gkey, settings)
+    known = _BY_GRAPH.pop(gkey, None) if gkey is not None else None
+    if known is not None and known[0] in _COMPILED:
+        key, fns = known
         program, transforms = _COMPILED.pop(key)
     else:
-        def logdensity(pos: list[Any], data: tuple[Any, ...]) -> Any:
-            return fns.logp(*pos, *data)[0]
+        fns = model_functions(model, data=names, logp=logp, graphs=graphs)
+        key = structure_key(fns, [v[0] for v in init], shared) + settings
+        if key in _COMPILED:
+            program, transforms = _COMPILED.pop(key)
+        else:
+            def logdensity(pos: list[Any], data: tuple[Any, ...]) -> Any:
+                return fns.logp(*pos, *data)[0]
 
-        program = _program(logdensity, float(target_accept), bool(dense_mass), _stats_of)
-        transforms = _draw_transforms(fns)
+            program = _program(logdensity, float(target_accept), bool(dense_mass), _stats_of)
+            transforms = _draw_transforms(fns)
     _COMPILED[key] = (program, transforms)  # most recently used last
-    while len(_COMPILED) > _COMPILED_MAX:
-        _COMPILED.pop(next(iter(_COMPILED)))
+    if gkey is not None:
+        _BY_GRAPH[gkey] = (key, fns)
+    for cache_ in (_COMPILED, _BY_GRAPH):
+        while len(cache_) > _COMPILED_MAX:
+            cache_.pop(next(iter(cache_)))
     batch = tuple(jnp.asarray(np.broadcast_to(d, (chains, *np.shape(d)))) for d in shared)
     state, _ = program.init([jnp.asarray(v) for v in init], batch)
     if not np.isfinite(np.asarray(state.logdensity)).all():

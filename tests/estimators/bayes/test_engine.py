@@ -100,3 +100,34 @@ def test_schedule_is_stans_windows_then_the_draws():
     # slow windows of 25, 50, 100, 200 and the remaining 500 steps end at these steps
     assert np.flatnonzero(end).tolist() == [99, 149, 249, 449, 949]
     assert np.flatnonzero(last).tolist() == [999]
+
+
+def _keyed(y, *, prior_sd=5.0, family="normal", n_groups=3, fast=False):
+    with pm.Model(coords={"group": range(n_groups)}) as model:
+        data = pm.Data("y_data", y)
+        mu = pm.Normal("mu", 0.0, prior_sd)
+        effect = pm.ZeroSumNormal("effect", sigma=1.0, dims="group")
+        pm.Deterministic("shifted", mu + effect, dims="group")
+        if family == "normal":
+            pm.Normal("y", mu, pm.HalfNormal("sigma", 5.0), observed=data)
+        else:
+            pm.Poisson("y", pm.math.exp(mu), observed=data)
+    logp = engine.fast_logp(model, pm.math.sum(data * mu - pm.math.exp(mu))) if fast else None
+    point = model.initial_point()
+    shapes = [np.shape(point[v.name]) for v in model.value_vars]
+    return engine.graph_key(engine.model_graphs(model, data=("y_data",), logp=logp), shapes)
+
+
+def test_graph_key_is_equal_for_new_data_and_differs_for_any_change_of_the_model():
+    """The engine finds a compiled program by graph_key without tracing JAX: the key must be equal for the same
+    structure with new data of the same shape, and differ when a prior scale, the family, a dimension, the data's
+    shape or the supplied log density differ (each would compile to another program)."""
+    y0, y1 = np.arange(20.0), np.arange(20.0)[::-1] + 3.0
+    base = _keyed(y0)
+    assert base is not None and base == _keyed(y1)
+    assert hash(base) == hash(_keyed(y1))
+    changed = [_keyed(y0, prior_sd=5.5), _keyed(y0, family="poisson"), _keyed(y0, n_groups=4),
+               _keyed(np.arange(21.0))]
+    assert all(key is not None and key != base for key in changed)
+    assert _keyed(y0, family="poisson", fast=True) not in (None, _keyed(y0, family="poisson"))
+    assert _keyed(y0, family="poisson", fast=True) == _keyed(y1, family="poisson", fast=True)
