@@ -476,7 +476,8 @@ def _run_program(program: _Program, tune: int, draws: int, keys: Any, positions:
         if on_chunk is not None:
             on_chunk(min((c + 1) * _CHUNK, total), total)
     first = traces[0][0]
-    joined = jax.tree.map(lambda *t: jnp.concatenate(t, axis=1), *[t for _, t in traces])
+    # joined and cut in NumPy: JAX would compile a concatenation and a slice for each number of draws
+    joined = jax.tree.map(lambda *t: np.concatenate([np.asarray(a) for a in t], axis=1), *[t for _, t in traces])
     return jax.tree.map(lambda t: t[:, tune - first:tune - first + draws], joined)
 
 
@@ -509,8 +510,8 @@ def to_inferencedata(model: Any, fns: ModelFunctions, positions: Sequence[Any], 
     from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
 
     post_fn, loglik_fn = transforms if transforms is not None else _draw_transforms(fns)
-    post = post_fn(list(positions), tuple(data))
-    loglik = loglik_fn(list(positions), tuple(data)) if fns.loglik_names else []
+    post = _by_blocks(post_fn, positions, data)
+    loglik = _by_blocks(loglik_fn, positions, data) if fns.loglik_names else []
     coords, dims = coords_and_dims_for_inferencedata(model)
     return az.from_dict(
         posterior={k: np.asarray(v) for k, v in zip(fns.posterior_names, post)},
@@ -523,6 +524,22 @@ def to_inferencedata(model: Any, fns: ModelFunctions, positions: Sequence[Any], 
         attrs={"inference_library": library, "inference_library_version": blackjax.__version__,
                "tuning_steps": tune},
     )
+
+
+def _by_blocks(fn: Callable[..., Any], positions: Sequence[Any], data: Sequence[Any]) -> list[np.ndarray]:
+    """``fn`` (a :func:`_draw_transforms` map) applied to blocks of ``_CHUNK`` draws, the last one padded by
+    repeating its last draw (dropped after): the map compiles once for a number of chains, not once for each
+    number of draws."""
+    positions = [np.asarray(p) for p in positions]
+    n_draws = positions[0].shape[1]
+    blocks = []
+    for start in range(0, n_draws, _CHUNK):
+        block = [p[:, start:start + _CHUNK] for p in positions]
+        short = _CHUNK - block[0].shape[1]
+        if short:
+            block = [np.concatenate([b, np.repeat(b[:, -1:], short, axis=1)], axis=1) for b in block]
+        blocks.append([np.asarray(out)[:, :_CHUNK - short] for out in fn(block, tuple(data))])
+    return [np.concatenate([b[k] for b in blocks], axis=1) for k in range(len(blocks[0]))]
 
 
 def _draw_transforms(fns: ModelFunctions) -> tuple[Callable[..., Any], Callable[..., Any]]:

@@ -114,8 +114,9 @@ def test_a_model_of_the_same_structure_reuses_the_compiled_program(fits):
     jax.monitoring.register_event_duration_secs_listener(on_event)
     before = len(_engine._COMPILED)
     try:
+        # another number of draws too: neither the program nor the transforms of the draws depend on it
         shifted = sample(_model(_Y + 10.0), sampler="blackjax", seed=_SEED, prior_draws=0, predictive=False,
-                         **_SETTINGS)
+                         **dict(_SETTINGS, draws=430))
         reused, kept = list(compiled), len(_engine._COMPILED)
         sample(_model(_Y[:30]), sampler="blackjax", seed=11, chains=2, draws=50, tune=50, prior_draws=0,
                predictive=False)
