@@ -21,7 +21,10 @@ and, with ``deviations="ar1"``, unit-level AR(1) deviations added to the linear 
     + (u_it - mean_t u_it),   u_it = rho u_i,t-1 + sqrt(1 - rho^2) sigma_u e_it,   u_i1 = sigma_u e_i1
     e ~ N(0, 1),   sigma_u ~ HalfNormal(ar1_sd=0.25),   (rho + 1) / 2 ~ Beta(2, 2)
 
-(each unit's deviations are centred on their own mean, which the unit effect carries)
+(each unit's deviations are centred on their own mean, which the unit effect carries; the deviations are
+sampled centred, from ``u_i ~ MvNormal(0, sigma_u^2 R(rho))`` with ``R_st = rho^|s - t|``, as the variable
+``ar1_w``, their coordinates in an orthonormal basis of the zero-sum rows: the same model, a
+parameterisation that suits informative counts)
 
 with ``E_it`` the exposure (population) and ``D_it`` the treatment indicator of the panel (the panel's
 cohorts define adoption). Priors (count families; the normal family multiplies each location/scale by
@@ -73,6 +76,15 @@ Deviations = Literal["none", "ar1"]
 # jurisdiction) is the model's structure, so panels with the same units, periods and number of treated
 # jurisdictions share one compiled model whichever units are treated and whenever they adopt
 HDID_DATA = ("outcome", "offset", "intercept_centre", "treatment", "jurisdiction")
+
+
+def _zero_sum_basis(n_periods: int) -> np.ndarray:
+    """(T, T - 1) orthonormal basis of the vectors that sum to zero (Helmert contrasts, normalised)."""
+    basis = np.zeros((n_periods, n_periods - 1))
+    for k in range(1, n_periods):
+        basis[:k, k - 1] = 1.0
+        basis[k, k - 1] = -float(k)
+    return basis / np.linalg.norm(basis, axis=0)
 
 
 def _ar1_factor(rho: Any, n_periods: int) -> Any:
@@ -256,15 +268,26 @@ def _hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], de
         theta_row = pt.switch(treated_rows, theta[pt.maximum(jur, 0)], 0.0)
         eta = offset + alpha[design.unit] + gamma[design.time] + theta_row * on
         if deviations == "ar1":
-            # unit-level AR(1) deviations from the unit and period effects (non-centred): serially correlated
+            # unit-level AR(1) deviations from the unit and period effects: serially correlated
             # shocks that a treatment effect would otherwise absorb; rho in (-1, 1), sd on the linear scale
             rho = pm.Deterministic("ar1_rho", 2.0 * pm.Beta("ar1_rho_raw", 2.0, 2.0) - 1.0)
             sigma_u = pm.HalfNormal("ar1_sd", priors["ar1_sd"] * s)
-            # each unit's deviations are taken about their own mean, which the unit effect carries, so the two
-            # do not compete (with rho near 1 they would)
-            z = pm.Normal("ar1_z", 0.0, 1.0, dims=("unit", "time"))
-            dev = sigma_u * pt.dot(z, _ar1_factor(rho, len(design.times)).T)
-            dev = dev - dev.mean(axis=1, keepdims=True)
+            # the deviations are taken about each unit's mean, which the unit effect carries, and about each
+            # period's mean over units, which the period effect carries, so neither pair competes (the unit
+            # pair would with rho near 1, the period pair with many units): dev = P_N U P_T with P the
+            # centring projections and U's rows iid MvNormal(0, sigma_u^2 R(rho)). They are sampled centred
+            # in the space of doubly zero-sum matrices, V = B_N' U B_T with rows iid
+            # MvNormal(0, sigma_u^2 B_T' R B_T) for orthonormal zero-sum bases B, and dev = B_N V B_T'
+            # (the same distribution; the unit and period means, which the data cannot tell from the unit and
+            # period effects, are not sampled). The counts are large (hundreds a cell), so the likelihood
+            # pins each deviation: the centred form samples well there, where the non-centred one
+            # (u = sigma_u z L') ties every z to sigma_u and rho.
+            n_units, n_times = len(design.units), len(design.times)
+            b_unit, b_time = _zero_sum_basis(n_units), _zero_sum_basis(n_times)
+            half = pt.dot(b_time.T, _ar1_factor(rho, n_times))
+            v = pm.MvNormal("ar1_w", mu=0.0, chol=sigma_u * pt.linalg.cholesky(pt.dot(half, half.T)),
+                            shape=(n_units - 1, n_times - 1))
+            dev = pt.dot(pt.dot(b_unit, v), b_time.T)
             eta = eta + dev[design.unit, design.time]
         w_att = on / on.sum()
         pm.Deterministic("att", pt.sum(theta_row * w_att))
