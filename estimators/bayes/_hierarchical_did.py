@@ -18,13 +18,14 @@ Model::
 
 and, with ``deviations="ar1"``, unit-level AR(1) deviations added to the linear predictor::
 
-    + (u_it - mean_t u_it),   u_it = rho u_i,t-1 + sqrt(1 - rho^2) sigma_u e_it,   u_i1 = sigma_u e_i1
+    + (P_N U P_T)_it,   u_it = rho u_i,t-1 + sqrt(1 - rho^2) sigma_u e_it,   u_i1 = sigma_u e_i1
     e ~ N(0, 1),   sigma_u ~ HalfNormal(ar1_sd=0.25),   (rho + 1) / 2 ~ Beta(2, 2)
 
-(each unit's deviations are centred on their own mean, which the unit effect carries; the deviations are
-sampled centred, from ``u_i ~ MvNormal(0, sigma_u^2 R(rho))`` with ``R_st = rho^|s - t|``, as the variable
-``ar1_w``, their coordinates in an orthonormal basis of the zero-sum rows: the same model, a
-parameterisation that suits informative counts)
+(``P_N``, ``P_T`` the centring projections: the deviations are taken about each unit's mean, which the unit
+effect carries, and about each period's mean over units, which the period effect carries. They are
+sampled centred, as the variable ``ar1_w``: their coordinates in orthonormal zero-sum bases, rows iid
+``MvNormal(0, sigma_u^2 B_T' R(rho) B_T)`` with ``R_st = rho^|s - t|``, a parameterisation that suits
+informative counts)
 
 with ``E_it`` the exposure (population) and ``D_it`` the treatment indicator of the panel (the panel's
 cohorts define adoption). Priors (count families; the normal family multiplies each location/scale by
@@ -349,8 +350,9 @@ def hierarchical_did(
         Prior scales to override (names in ``HDID_PRIORS``; see the module notes).
     deviations : {"none", "ar1"}
         ``"ar1"`` adds unit-level stationary AR(1) deviations ``u_it`` to the linear predictor
-        (``u_it = rho u_i,t-1 + e_it``, marginal sd ``ar1_sd ~ HalfNormal(0.25)``, ``(rho + 1) / 2 ~ Beta(2, 2)``),
-        so that serially correlated shocks are not read as treatment effects. Default ``"none"`` (the model
+        (``u_it = rho u_i,t-1 + e_it``, marginal sd ``ar1_sd ~ HalfNormal(0.25)``, ``(rho + 1) / 2 ~ Beta(2, 2)``;
+        taken about each unit's and each period's mean, which the unit and period effects carry), so that
+        serially correlated shocks are not read as treatment effects. Default ``"none"`` (the model
         without them); which of the two keeps nominal coverage on real state series is for the placebo
         validation to show.
     sampler, chains, draws, tune, seed, target_accept, progress
