@@ -27,6 +27,16 @@ def _problem(seed: int, k: int, n: int, drop: float):
     return q, c, mask
 
 
+def _factor_problem(seed: int, k: int, n: int, drop: float):
+    """A random least-squares simplex problem ``min |a w - b|^2`` in factor form, some donors masked out."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(k, n)) * rng.uniform(0.1, 10)
+    b = rng.normal(size=k) * rng.uniform(0.1, 10)
+    mask = rng.random(n) >= drop
+    mask[rng.integers(n)] = True
+    return a, b, mask
+
+
 def _kkt(q, c, w, mask):
     """Independent KKT check: g = Qw - c; equal on the support, not smaller off it (relative)."""
     g = q @ w - c
@@ -123,12 +133,7 @@ def test_simplex_qp_is_optimal_with_outcomes_in_the_thousands():
 def test_factor_form_solver_reaches_the_same_optimum(seed, shape, drop):
     # simplex_ls(A, b) solves the QP with Q = A'A, c = A'b without forming Q: the same KKT point as
     # simplex_qp (the estimators' solver before the factor form), the same objective
-    k, n = shape
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(k, n)) * rng.uniform(0.1, 10)
-    b = rng.normal(size=k) * rng.uniform(0.1, 10)
-    mask = rng.random(n) >= drop
-    mask[rng.integers(n)] = True
+    a, b, mask = _factor_problem(seed, *shape, drop)
     q, c = a.T @ a, a.T @ b
     ls = simplex_ls(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask))
     qp = simplex_qp(jnp.asarray(q), jnp.asarray(c), jnp.asarray(mask))
@@ -160,12 +165,7 @@ def test_factor_form_solver_on_hundreds_of_donors():
 def test_pruned_start_certifies_the_same_optimum(seed, shape, drop):
     # prune=3 (what the fixed-V placebo batch uses, with a 30-iteration pre-solve) only changes where
     # the active set starts: the KKT-certified point is the default solver's (weights to 1e-9)
-    k, n = shape
-    rng = np.random.default_rng(seed)
-    a = rng.normal(size=(k, n)) * rng.uniform(0.1, 10)
-    b = rng.normal(size=k) * rng.uniform(0.1, 10)
-    mask = rng.random(n) >= drop
-    mask[rng.integers(n)] = True
+    a, b, mask = _factor_problem(seed, *shape, drop)
     base = simplex_ls(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask), max_iter=100)
     pruned = simplex_ls(jnp.asarray(a), jnp.asarray(b), jnp.asarray(mask), max_iter=30, prune=3)
     w = np.asarray(pruned.w)
