@@ -421,7 +421,7 @@ def test_honest_of_an_att_gt_entry_uses_its_event_study_aggregate(here):
 
 
 def test_report_names_a_csv_by_its_path_in_the_project_not_this_machines(here, tmp_path_factory):
-    """The Plan section showed data.path as resolved (/home/<user>/...): a report is shared, so it names the CSV
+    """The Plan section showed data.path as resolved (an absolute path on the author's machine): a report is shared, so it names the CSV
     relative to the folder holding data/, or by its file name when the plan allows outside paths."""
     rows = [f"{u},{y},{2005 if u < 5 else 0},{u + y - 2000 + 0.5 * (u < 5) * (y >= 2005) + 0.1 * (u * y % 3)}"
             for u in range(10) for y in range(2001, 2009)]
