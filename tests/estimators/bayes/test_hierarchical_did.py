@@ -152,6 +152,33 @@ def test_engine_likelihood_equals_the_model_up_to_a_constant(hier_panel, hier_tr
         np.testing.assert_allclose(ours + constant, float(pymc_logp(point)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("deviations", ["none", "ar1"])
+def test_grid_form_of_the_linear_predictor_equals_the_row_form(hier_panel, hier_truth, monkeypatch, deviations):
+    """On a balanced panel the model builds its linear predictor as an (N, T) broadcast; the log density is the
+    per-row (gather) form's, which unbalanced panels use, at every point."""
+    import numpy as np
+    import pymc as pm
+
+    from decrimkit import Panel
+    from decrimkit.estimators.bayes import _hierarchical_did as hd
+
+    design = hd.hdid_design(hier_panel, policy_model=hier_truth[1], family="negative_binomial", exposure="population")
+    assert hd._is_grid(design)
+    fr = hier_panel.frame.iloc[1:]  # one unit-period missing: the row form
+    short = Panel.from_frame(fr, unit="unit", time="time", outcome="y", cohort="cohort", population="population")
+    assert not hd._is_grid(hd.hdid_design(short, policy_model=hier_truth[1], family="negative_binomial",
+                                          exposure="population"))
+    grid_model = hd.hdid_model(design, family="negative_binomial", priors=dict(hd.HDID_PRIORS), deviations=deviations)
+    monkeypatch.setattr(hd, "_is_grid", lambda d: False)
+    row_model = hd.hdid_model(design, family="negative_binomial", priors=dict(hd.HDID_PRIORS), deviations=deviations)
+    ip = pm.initial_point.make_initial_point_fn(model=grid_model, jitter_rvs=set(grid_model.free_RVs),
+                                                return_transformed=True)
+    grid_logp, row_logp = grid_model.compile_logp(), row_model.compile_logp()
+    for seed in range(3):
+        point = ip(seed)
+        np.testing.assert_allclose(grid_logp(point), row_logp(point), rtol=1e-12)
+
+
 def test_exceedance_table_counts_the_counts_above_each_k():
     import numpy as np
     from scipy.special import gammaln
