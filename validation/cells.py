@@ -395,10 +395,10 @@ _FEW = (*_DID_ALL, "poisson/cluster")
 _FEW_MONTHLY = tuple(m for m in _FEW if m != "att_gt/randomization")
 _PLACEBO_NOTE = ("real overdose series with a placebo law (true effect 0): the rejection rate is the size of "
                  "the 5% test under the data's own serial correlation and heteroskedasticity",)
-_BAYES_NOTE = ("every fit at the cell's short settings (2 chains x 250 draws) fails the package's convergence gate "
-               "(the warn column: bulk ESS < 400, r-hat > 1.01, divergences); bayes_hdid/ar1 ran 20 of its 100 "
-               "replications (about 40 CPU s a fit; measured with the engine before its Stan-style warm-up): its "
-               "coverage is not yet evidence of calibration")
+_BAYES_NOTE = ("fits at the cell's short settings (2 chains x 250 draws after 300 warm-up) fail the package's "
+               "convergence gate (the warn column counts the warnings: bulk ESS < 400, r-hat > 1.01, divergences), "
+               "so each HDI carries more Monte Carlo error than a fit at the defaults (4 x 1000); coverage is that "
+               "of the HDIs users would get at these settings; bayes_hdid/ar1 is hierarchical_did's default")
 _STATE = "37 states without a statewide policy, {what}; {n} placebo state{s} (adoption {window}), {scale}"
 # why the SCM placebo-in-space test (post/pre RMSPE ratio rank) rejected none of the one-unit laws: measured on all
 # 185 state laws (and spot-checked on county laws), not a code defect but the statistic's degeneracy in these panels

@@ -174,7 +174,7 @@ def gradient_cost(data: dict, n: int = 300) -> dict:
 
     design = hdid_design(data["panel"], policy_model=data["models"], family="negative_binomial",
                          exposure="population")
-    model, loglik = _hdid_model(design, family="negative_binomial", priors=HDID_PRIORS)
+    model, loglik = _hdid_model(design, family="negative_binomial", priors=HDID_PRIORS, deviations="none")
     point = model.initial_point()
     values = [np.asarray(point[v.name]) for v in model.value_vars]
     grads = {}

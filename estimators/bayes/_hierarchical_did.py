@@ -16,7 +16,7 @@ Model::
     theta_j = mu_m(j) + tau_m(j) x_j,    mu_m = mu_0 + tau_0 v_m       (non-centred)
     x, v ~ N(0, 1)
 
-and, with ``deviations="ar1"``, unit-level AR(1) deviations added to the linear predictor::
+and, with ``deviations="ar1"`` (the default), unit-level AR(1) deviations added to the linear predictor::
 
     + (P_N U P_T)_it,   u_it = rho u_i,t-1 + sqrt(1 - rho^2) sigma_u e_it,   u_i1 = sigma_u e_i1
     e ~ N(0, 1),   sigma_u ~ HalfNormal(ar1_sd=0.25),   (rho + 1) / 2 ~ Beta(2, 2)
@@ -107,7 +107,7 @@ def _ar1_factor(rho: Any, n_periods: int) -> Any:
     return pt.switch(lower, signed, 0.0) * column_scale[None, :]
 
 
-def _is_grid(design: "HDiDDesign") -> bool:
+def _is_grid(design: HDiDDesign) -> bool:
     """Whether the design's rows are the full unit x period grid in unit-major order (row ``i T + t``)."""
     n_units, n_times = len(design.units), len(design.times)
     return (len(design.y) == n_units * n_times
@@ -228,12 +228,12 @@ def exceedance_table(y: np.ndarray, size: int | None = None) -> np.ndarray | Non
     return np.vstack([np.arange(size, dtype="float64"), (counts.size - at_most).astype("float64")])
 
 
-def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "none") -> Any:
+def hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "ar1") -> Any:
     """The PyMC model of :func:`hierarchical_did` (built, not sampled)."""
     return _hdid_model(design, family=family, priors=priors, deviations=deviations)[0]
 
 
-def _hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "none"
+def _hdid_model(design: HDiDDesign, *, family: str, priors: dict[str, float], deviations: str = "ar1"
                 ) -> tuple[Any, Any]:
     """The PyMC model and, for count families, its log-likelihood in a cheaper equivalent form (a PyTensor
     scalar of the model's variables, equal to the model's log-likelihood up to ``-sum log(y!)``; None for
@@ -342,7 +342,7 @@ def hierarchical_did(
     family: Family = "negative_binomial",
     exposure: str | None = "population",
     priors: dict[str, float] | None = None,
-    deviations: Deviations = "none",
+    deviations: Deviations = "ar1",
     sampler: str = "blackjax",
     chains: int = 4,
     draws: int = 1000,
@@ -372,9 +372,11 @@ def hierarchical_did(
         ``"ar1"`` adds unit-level stationary AR(1) deviations ``u_it`` to the linear predictor
         (``u_it = rho u_i,t-1 + e_it``, marginal sd ``ar1_sd ~ HalfNormal(0.25)``, ``(rho + 1) / 2 ~ Beta(2, 2)``;
         taken about each unit's and each period's mean, which the unit and period effects carry), so that
-        serially correlated shocks are not read as treatment effects. Default ``"none"`` (the model
-        without them); which of the two keeps nominal coverage on real state series is for the placebo
-        validation to show.
+        serially correlated shocks are not read as treatment effects. Default ``"ar1"``: on 100 placebo
+        laws with four states on real state overdose series (``validation/README.md``, cell
+        ``placebo_state_annual_4_bayes``) its 95% HDI covered 0 in 96 (MC SE 0.020), where ``"none"``
+        (the model without them, kept as an option) covered 71: ``"none"``'s intervals are too narrow
+        wherever shocks persist over years. ``"ar1"`` costs about four times the sampling time.
     sampler, chains, draws, tune, seed, target_accept, progress
         Sampling settings; ``sampler`` is ``"blackjax"`` (default, the package's NUTS engine) or ``"pymc"``
         (PyMC's own sampler).
@@ -500,7 +502,7 @@ def hierarchical_did_batch(
     family: Family = "negative_binomial",
     exposure: str | None = "population",
     priors: dict[str, float] | None = None,
-    deviations: Deviations = "none",
+    deviations: Deviations = "ar1",
     chains: int = 4,
     draws: int = 1000,
     tune: int = 1000,

@@ -59,18 +59,23 @@ class BayesPowerEngine:
         NUTS chains per replicate, kept draws and warm-up steps per chain.
     target_accept : float
         NUTS target acceptance rate (``hierarchical_did``'s default 0.9).
+    deviations : {"ar1", "none"}
+        ``hierarchical_did``'s ``deviations`` (its default ``"ar1"``, the variant whose HDIs held on the real
+        state placebo laws).
     """
 
     FAMILY = "negative_binomial"
 
     def __init__(
-        self, design: PowerDesign, *, chains: int = 2, draws: int = 500, tune: int = 500, target_accept: float = 0.9
+        self, design: PowerDesign, *, chains: int = 2, draws: int = 500, tune: int = 500, target_accept: float = 0.9,
+        deviations: str = "ar1",
     ) -> None:
         self.design, self.chains, self.draws, self.tune = design, int(chains), int(draws), int(tune)
-        self.target_accept = float(target_accept)
+        self.target_accept, self.deviations = float(target_accept), deviations
         k = len(design.cohorts)
         des = self._design(np.arange(k), 0.0)
-        self.model, self._template = hdid.hdid_model(des, family=self.FAMILY, priors=dict(hdid.HDID_PRIORS)), des
+        self.model, self._template = hdid.hdid_model(des, family=self.FAMILY, priors=dict(hdid.HDID_PRIORS),
+                                                    deviations=deviations), des
         self._fns = model_functions(self.model, data=hdid.HDID_DATA, outputs=("att",))
         self._run = self._compile()
 

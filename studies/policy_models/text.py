@@ -114,7 +114,7 @@ never-treated comparisons. Replications: **{cfg.n_reps} per model** for Callaway
 regression, analytic SE), imputation (BJS conservative SE) and synthetic DiD (jackknife SE, placebo SE
 with one adopter, {cfg.sdid_reps} placebo draws) at effects {", ".join(f"{d:g}" for d in cfg.deltas)};
 **{cfg.bayes_reps} replications** for the Bayesian hierarchical DiD (`bayes.hierarchical_did`'s model:
-negative-binomial deaths, population offset, its default priors; models: {", ".join(cfg.bayes_models)};
+negative-binomial deaths, population offset, AR(1) state deviations, its default priors; models: {", ".join(cfg.bayes_models)};
 effects {", ".join(f"{d:g}" for d in cfg.bayes_deltas)}; {cfg.bayes_sampling["chains"]} NUTS chains of
 {cfg.bayes_sampling["draws"]} draws after {cfg.bayes_sampling["tune"]} warm-up steps per replicate; the
 95% HDI excluding 0 is the test). The Bayesian model is compiled once per design and every replicate is
@@ -150,7 +150,7 @@ policy's effect on its state's total would be diluted by the county's share of s
             "Pooling",
             f"""
 `bayes.hierarchical_did` is fit to the main state panel (negative-binomial deaths, log-population
-offset, state and year effects; priors in its docstring). Only de jure reform has statewide adopters,
+offset, state and year effects, AR(1) state deviations; priors in its docstring). Only de jure reform has statewide adopters,
 so its model-level effect rests on {len(sp.treated)} states and the across-model mean on its prior.
 {("Convergence: " + hdid_warn + ".") if hdid_warn else "The sampler passed the convergence gate."}
 
