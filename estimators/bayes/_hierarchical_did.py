@@ -375,8 +375,8 @@ def hierarchical_did(
         serially correlated shocks are not read as treatment effects. Default ``"ar1"``: on 100 placebo
         laws with four states on real state overdose series (``validation/README.md``, cell
         ``placebo_state_annual_4_bayes``) its 95% HDI covered 0 in 96 (MC SE 0.020), where ``"none"``
-        (the model without them, kept as an option) covered 71: ``"none"``'s intervals are too narrow
-        wherever shocks persist over years. ``"ar1"`` costs about four times the sampling time.
+        (the model without them, kept as an option) covered 73: ``"none"``'s intervals are too narrow
+        wherever shocks persist over years. ``"ar1"`` costs about five times the sampling time.
     sampler, chains, draws, tune, seed, target_accept, progress
         Sampling settings; ``sampler`` is ``"blackjax"`` (default, the package's NUTS engine) or ``"pymc"``
         (PyMC's own sampler).

@@ -47,7 +47,7 @@ class Analysis(NamedTuple):
 # placebo_state_annual_4_bayes), printed beside every state-level posterior
 BAYES_CALIBRATION = ("calibration on real data: on 100 placebo laws with four states on real overdose series the 95% "
                      "HDI of this model (its default AR(1) deviations) covered 0 in 96 (MC SE 2.0 points; without "
-                     "the AR(1) deviations, 71), at short sampling settings (2 chains x 250 draws); "
+                     "the AR(1) deviations, 73), at short sampling settings (2 chains x 250 draws); "
                      "validation/README.md")
 
 
