@@ -376,7 +376,9 @@ def hierarchical_did(
         laws with four states on real state overdose series (``validation/README.md``, cell
         ``placebo_state_annual_4_bayes``) its 95% HDI covered 0 in 96 (MC SE 0.020), where ``"none"``
         (the model without them, kept as an option) covered 73: ``"none"``'s intervals are too narrow
-        wherever shocks persist over years. ``"ar1"`` costs about five times the sampling time.
+        wherever shocks persist over years. ``"ar1"`` costs about five times the sampling time, and its
+        rho and sd are weakly identified in short panels: where the convergence gate reports divergent
+        transitions, refit with ``target_accept=0.99`` (and 4 chains).
     sampler, chains, draws, tune, seed, target_accept, progress
         Sampling settings; ``sampler`` is ``"blackjax"`` (default, the package's NUTS engine) or ``"pymc"``
         (PyMC's own sampler).
