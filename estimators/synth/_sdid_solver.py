@@ -10,7 +10,10 @@ an (m, n) design ``A``:
   recomputed, so the line search and the loss use the same vectors as R, without a matrix product;
 * the gradient ``A'(A x - b) + eta x = G x - A'b + eta x`` (``G = A'A`` precomputed), needed only to
   pick the Frank-Wolfe vertex, moves with ``x`` to ``(1 - s) x + s e_i``: it is updated with one row of
-  ``G`` per iteration; the line-search slope ``half_grad . dx`` is computed from the residuals as in R.
+  ``G`` per iteration; the line-search slope ``half_grad . dx`` is computed from the residuals as in R;
+* ``||x||^2`` is updated in O(1) along the same step (``(1 - s)^2 ||x||^2 + 2 s (1 - s) x_i + s^2``)
+  rather than recomputed: this changes only rounding (estimates within 1e-11 relative of the direct
+  sum on Prop 99 and a 2,000-unit panel, same iteration counts).
 
 For the unit weights every problem of a call (the fit, placebo and bootstrap replicates) uses
 columns of one design -- the units' pre-period paths, demeaned over time -- so ``G`` is computed
@@ -27,7 +30,9 @@ tiny batches pay XLA's per-op overhead; 40 measured best on Prop 99. The solver'
 while any problem is running and a stopped problem takes step 0, which leaves its state unchanged
 bit for bit. (``vmap`` of a ``while_loop`` instead selects every state array between running and
 stopped problems at each iteration: 25% slower at 2,000 units.) Iterates are identical to the
-per-problem loop.
+per-problem loop. The gradient is kept at +inf on the inactive slots, so the vertex search needs no
+mask. On small panels (Prop 99: 39 units) the cost is XLA's per-operation overhead, about 19 small
+kernels per iteration, rather than arithmetic.
 The fit and the placebos (no repeated units) pass ``cols=None`` and read Gram rows directly; the
 bootstrap, whose draws repeat units, addresses them through ``cols``.
 """
@@ -74,12 +79,13 @@ OPTIONS = {
 }
 
 
-def _fw_start(at, c, gram, cols, x, eta):
+def _fw_start(at, c, gram, cols, x, eta, active):
     """Loop state of one problem before its first iteration."""
     del gram, cols
     ax = x @ at
     nan = jnp.asarray(jnp.nan, dtype=at.dtype)
-    return (jnp.asarray(0), x, jnp.dot(x, x), ax, at @ ax - c + eta * x, nan, nan)
+    half_grad = jnp.where(active, at @ ax - c + eta * x, jnp.inf)  # +inf on the inactive slots
+    return (jnp.asarray(0), x, jnp.dot(x, x), ax, half_grad, nan, nan)
 
 
 def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *, max_iter):
@@ -91,9 +97,9 @@ def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *
     go = (t < max_iter) & ((t < 2) | (prev - cur > min_dec2))
     n = x.shape[0]
     slot = jnp.arange(n)
-    masked = jnp.where(active, half_grad, jnp.inf)
-    # the first minimiser, as jnp.argmin, from two plain reductions (XLA's variadic argmin is slow on CPU)
-    i = jnp.min(jnp.where(masked == jnp.min(masked), slot, n))
+    # the first minimiser over the active slots, as jnp.argmin, from two plain reductions (XLA's
+    # variadic argmin is slow on CPU); half_grad is +inf on the inactive slots
+    i = jnp.min(jnp.where(half_grad == jnp.min(half_grad), slot, n))
     xi = x[i]
     at_vertex = slot == i
     derr = at[i] - ax  # A dx
@@ -103,11 +109,11 @@ def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *
     # x is the vertex (dx == 0): R returns x unchanged; a stopped problem takes step 0, which changes nothing
     s = jnp.where(((xi == 1.0) & (xx == 1.0)) | ~go, 0.0, s)
     x = x + s * jnp.where(at_vertex, 1.0 - x, -x)
-    xx = jnp.dot(x, x)
+    xx = (1.0 - s) * (1.0 - s) * xx + 2.0 * s * (1.0 - s) * xi + s * s  # ||(1 - s) x + s e_i||^2
     ax = ax + s * derr
     grow = gram[i] if cols is None else gram[cols[i]][cols]  # row i of A'A
     # x moves to (1 - s) x + s e_i, so the gradient G x - A'b + eta x moves the same way
-    half_grad = (1.0 - s) * half_grad + s * (grow - c + jnp.where(at_vertex, eta, 0.0))
+    half_grad = jnp.where(active, (1.0 - s) * half_grad + s * (grow - c + jnp.where(at_vertex, eta, 0.0)), jnp.inf)
     err = ax - b
     loss = zeta2 * xx + jnp.dot(err, err) / denom
     return (t + go, x, xx, ax, half_grad, jnp.where(go, cur, prev), jnp.where(go, loss, cur)), go
@@ -122,9 +128,8 @@ def _fw_batched(axis_size, in_batched, at, b, c, gram, cols, x, eta, zeta2, acti
     """
     args = (at, b, c, gram, cols, x, eta, zeta2, active, denom, min_dec2)
     axes = jax.tree_util.tree_map(lambda batched: 0 if batched else None, tuple(in_batched))
-    state = jax.vmap(lambda at, c, gram, cols, x, eta: _fw_start(at, c, gram, cols, x, eta),
-                     in_axes=(axes[0], axes[2], axes[3], axes[4], axes[5], axes[6]),
-                     axis_size=axis_size)(at, c, gram, cols, x, eta)
+    state = jax.vmap(_fw_start, in_axes=(axes[0], axes[2], axes[3], axes[4], axes[5], axes[6], axes[8]),
+                     axis_size=axis_size)(at, c, gram, cols, x, eta, active)
     step = jax.vmap(
         lambda st, at, b, c, gram, cols, x, eta, zeta2, active, denom, min_dec2: _fw_step(
             st, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, max_iter=max_iter),
