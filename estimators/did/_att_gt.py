@@ -228,12 +228,24 @@ class AttGt(Summarised):
         Raises
         ------
         DesignError
-            When there are no pre-treatment cells or their covariance matrix is singular.
+            When there are no pre-treatment cells, when there are at least as many cells as units (or
+            clusters), or when their covariance matrix is singular.
         """
         pre = np.flatnonzero((self.design.gpos > self.design.tpos) & (self.se > _DEGENERATE))
         if pre.size == 0:
             raise DesignError("there are no pre-treatment ATT(g,t) cells to test; the pre-test needs periods "
                               "before the earliest cohort's base period.")
+        # the covariance is estimated from mean-zero unit (cluster) influence functions, so its rank is at most
+        # G - 1: with df >= G it is singular, and rounding can hide that from the condition number below,
+        # leaving an arbitrarily large W (R's did reports it)
+        cluster = self.design.cluster
+        n_groups = self.design.n_units if cluster is None else len(np.unique(cluster))
+        if pre.size >= n_groups:
+            what = "units" if cluster is None else "clusters"
+            raise DesignError(f"the Wald pre-test would test {pre.size} pre-treatment ATT(g,t) cells with {n_groups} "
+                              f"{what}: their covariance, estimated from the {what}' influence functions, has rank "
+                              f"below {pre.size}, so W is not defined. Test fewer cells, e.g. the event-study "
+                              f"aggregate's pre-periods (aggregate('dynamic') and honest()), or inspect .att.")
         v = self.vcov[np.ix_(pre, pre)]
         if 1 / np.linalg.cond(v) <= np.finfo(float).eps:
             raise DesignError("the covariance matrix of the pre-treatment ATT(g,t) is singular; the Wald pre-test "

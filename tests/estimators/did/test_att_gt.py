@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
-from decrimkit.errors import DataError, DesignError, SpecificationError
+from decrimkit.errors import DataError, DesignError, FewTreatedWarning, SpecificationError
 from decrimkit.estimators import did
 
 RTOL = 1e-6  # closed form, same algorithm as R did: only floating-point order differs
@@ -319,3 +319,19 @@ def test_att_unchanged_by_unit_and_period_shifts(unit_shift, period_shift) -> No
     base = did.att_gt(_panel(frame), n_boot=0).estimate
     shifted = frame.assign(y=frame["y"] + np.asarray(unit_shift)[frame["id"]] + np.asarray(period_shift)[frame["year"] - 1])
     np.testing.assert_allclose(did.att_gt(_panel(shifted), n_boot=0).estimate, base, rtol=1e-9, atol=1e-9)
+
+
+def test_pretest_refuses_more_cells_than_units() -> None:
+    """With at least as many pre-treatment cells as units the cells' covariance (from mean-zero unit influence
+    functions) has rank below the cell count: W is not defined, whatever rounding does to the condition
+    number. 8 units, 12 periods, cohorts 7 and 9: 5 + 7 = 12 pre-treatment cells (varying base)."""
+    rng = np.random.default_rng(3)
+    cohort = {0: 7, 1: 7, 2: 9, 3: 9, 4: 0, 5: 0, 6: 0, 7: 0}
+    rows = [{"unit": u, "t": t, "y": rng.normal() + 0.1 * t, "g": g} for u, g in cohort.items() for t in range(1, 13)]
+    panel = Panel.from_frame(pd.DataFrame(rows), unit="unit", time="t", outcome="y", cohort="g")
+    with pytest.warns(FewTreatedWarning):  # four treated units
+        res = did.att_gt(panel, control="never", n_boot=0)
+    n_pre = int(np.sum(res.design.gpos > res.design.tpos))
+    assert n_pre >= 8
+    with pytest.raises(DesignError, match=rf"would test {n_pre} pre-treatment ATT\(g,t\) cells with 8 units"):
+        res.pretest()
