@@ -29,12 +29,17 @@ tiny batches pay XLA's per-op overhead; 40 measured best on Prop 99. The solver'
 (:func:`jax.custom_batching.custom_vmap`) writes the batch's loop by hand: one ``while_loop`` runs
 while any problem is running and a stopped problem takes step 0, which leaves its state unchanged
 bit for bit. (``vmap`` of a ``while_loop`` instead selects every state array between running and
-stopped problems at each iteration: 25% slower at 2,000 units.) Iterates are identical to the
-per-problem loop. The gradient is kept at +inf on the inactive slots, so the vertex search needs no
-mask. On small panels (Prop 99: 39 units) the cost is XLA's per-operation overhead, about 19 small
-kernels per iteration, rather than arithmetic.
-The fit and the placebos (no repeated units) pass ``cols=None`` and read Gram rows directly; the
-bootstrap, whose draws repeat units, addresses them through ``cols``.
+stopped problems at each iteration: 25% slower at 2,000 units.) The gradient is kept at +inf on the
+inactive slots, so the vertex search needs no mask. On small panels (Prop 99: 39 units) the cost is
+XLA's per-operation overhead, about 19 small kernels per iteration, rather than arithmetic.
+
+The fit and the placebos (no repeated units) pass ``cols=None`` and read Gram rows directly. Their
+unit weights' second pass -- the long one -- runs in a pool (``_fw_pool``): :data:`CHUNK` lanes
+iterate side by side and a problem that stops hands its lane to the next one, so a call costs about
+the problems' total iterations / CHUNK instead of the sum over chunks of each chunk's slowest problem
+(Prop 99 placebos: 36,500 instead of 50,000 batched iterations). Each problem's iterates are those of
+its own loop. The bootstrap, whose draws repeat units, addresses them through ``cols`` and runs in
+chunks.
 """
 
 from __future__ import annotations
@@ -44,13 +49,15 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from decrimkit.numerics.chunks import map_chunks
 
 __all__ = ["OPTIONS", "SDIDFit", "SDIDOptions", "fit_problems", "sdid_fit_batch"]
 
 CHUNK = 40  # problems vmapped together inside lax.map (see module docstring)
-SHARED_SHAPE_MAX_UNITS = 256  # up to this many units, every call runs CHUNK problems (see fit_problems)
+POOL = 5 * CHUNK  # problems per call on small panels (see fit_problems)
+SHARED_SHAPE_MAX_UNITS = 256  # up to this many units, every call runs POOL problems (see fit_problems)
 FIRST_ITER = 100
 MAX_ITER = 10_000
 
@@ -85,7 +92,7 @@ def _fw_start(at, c, gram, cols, x, eta, active):
     ax = x @ at
     nan = jnp.asarray(jnp.nan, dtype=at.dtype)
     half_grad = jnp.where(active, at @ ax - c + eta * x, jnp.inf)  # +inf on the inactive slots
-    return (jnp.asarray(0), x, jnp.dot(x, x), ax, half_grad, nan, nan)
+    return (jnp.asarray(0), x, jnp.dot(x, x), ax, half_grad, nan, nan, jnp.asarray(True))
 
 
 def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *, max_iter):
@@ -93,8 +100,7 @@ def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *
 
     Returns the new state and whether the problem was still running.
     """
-    t, x, xx, ax, half_grad, prev, cur = state
-    go = (t < max_iter) & ((t < 2) | (prev - cur > min_dec2))
+    t, x, xx, ax, half_grad, prev, cur, go = state
     n = x.shape[0]
     slot = jnp.arange(n)
     # the first minimiser over the active slots, as jnp.argmin, from two plain reductions (XLA's
@@ -116,7 +122,9 @@ def _fw_step(state, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, *
     half_grad = jnp.where(active, (1.0 - s) * half_grad + s * (grow - c + jnp.where(at_vertex, eta, 0.0)), jnp.inf)
     err = ax - b
     loss = zeta2 * xx + jnp.dot(err, err) / denom
-    return (t + go, x, xx, ax, half_grad, jnp.where(go, cur, prev), jnp.where(go, loss, cur)), go
+    t, prev, cur = t + go, jnp.where(go, cur, prev), jnp.where(go, loss, cur)
+    go = (t < max_iter) & ((t < 2) | (prev - cur > min_dec2))
+    return t, x, xx, ax, half_grad, prev, cur, go
 
 
 def _fw_batched(axis_size, in_batched, at, b, c, gram, cols, x, eta, zeta2, active, denom, min_dec2, *, max_iter):
@@ -135,11 +143,10 @@ def _fw_batched(axis_size, in_batched, at, b, c, gram, cols, x, eta, zeta2, acti
             st, at, b, c, gram, cols, eta, zeta2, active, denom, min_dec2, max_iter=max_iter),
         in_axes=(0, *axes), axis_size=axis_size)
 
-    def body(carry):
-        return step(carry[0], *args)
+    def body(state):
+        return step(state, *args)
 
-    (t, x, *_), _ = jax.lax.while_loop(lambda carry: jnp.any(carry[1]), body,
-                                       (state, jnp.ones(axis_size, dtype=bool)))
+    t, x, *_ = jax.lax.while_loop(lambda state: jnp.any(state[-1]), body, state)
     return (x, t), (True, True)
 
 
@@ -177,8 +184,19 @@ def _solve(at, b, gram, cols, x0, eta, zeta2, active, denom, min_dec2):
     return x, jnp.stack([t1, t2])
 
 
-def _one(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0, opts):
-    """One synthdid fit on the units ``cols`` (slots): controls where ``ctrl``, treated where ``treat``."""
+class _Started(NamedTuple):
+    """A problem after its time weights and the first pass of its unit weights."""
+
+    lam: jax.Array
+    it_lam: jax.Array
+    b: jax.Array  # omega's target (the treated units' mean pre-period path)
+    c: jax.Array  # A'b
+    omega: jax.Array  # sparsified first-pass omega (omega0 when omega is not updated)
+    it_omega1: jax.Array
+
+
+def _start(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0, opts):
+    """The time weights (both passes) and the unit weights' first pass of one problem on the units ``cols``."""
     dtype = y.dtype
     n_ctrl = jnp.sum(ctrl).astype(dtype)
     n_tr = jnp.sum(treat).astype(dtype)
@@ -198,13 +216,20 @@ def _one(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambd
             at, z[:, t0], g, None, lam0, n_ctrl * zl2, zl2, jnp.ones(t0, dtype=bool), n_ctrl, min_dec2
         )
 
-    omega, it_omega = omega0, no_iter
+    at = a if cols is None else a[cols]  # (n, T0): the units' (demeaned) pre-period paths
+    b = jnp.where(treat, 1.0 / n_tr, 0.0) @ at
+    c = at @ b
+    omega, it1 = omega0, jnp.asarray(0)
     if opts.update_omega:
-        at = a if cols is None else a[cols]  # (n, T0): the units' (demeaned) pre-period paths
-        b = jnp.where(treat, 1.0 / n_tr, 0.0) @ at
         zo2 = zeta_omega * zeta_omega
-        omega, it_omega = _solve(at, b, gram, cols, omega0, t0 * zo2, zo2, ctrl, jnp.asarray(t0, dtype), min_dec2)
+        omega, it1 = _fw(at, b, c, gram, cols, omega0, t0 * zo2, zo2, ctrl, jnp.asarray(t0, dtype), min_dec2, FIRST_ITER)
+        omega = _sparsify(omega)
+    return _Started(lam, it_lam, b, c, omega, it1)
 
+
+def _finish(y, cols, ctrl, treat, lam, omega, iterations, *, t0):
+    dtype = y.dtype
+    n_tr = jnp.sum(treat).astype(dtype)
     t1 = y.shape[1] - t0
     time_w = jnp.concatenate([-lam, jnp.full(t1, 1.0 / t1, dtype)])
     unit_w = jnp.where(treat, 1.0 / n_tr, 0.0) - jnp.where(ctrl, omega, 0.0)
@@ -212,13 +237,80 @@ def _one(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambd
         estimate=unit_w @ ((y if cols is None else y[cols]) @ time_w),
         omega=jnp.where(ctrl, omega, 0.0),
         lam=lam,
-        iterations=jnp.concatenate([it_lam, it_omega]),
+        iterations=iterations,
     )
+
+
+def _one(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0, opts):
+    """One synthdid fit on the units ``cols`` (slots): controls where ``ctrl``, treated where ``treat``."""
+    st = _start(y, yc, a, gram, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts)
+    omega, it2 = st.omega, jnp.asarray(0)
+    if opts.update_omega:
+        at = a if cols is None else a[cols]
+        zo2 = zeta_omega * zeta_omega
+        omega, it2 = _fw(at, st.b, st.c, gram, cols, st.omega, t0 * zo2, zo2, ctrl, jnp.asarray(t0, y.dtype),
+                         min_dec * min_dec, MAX_ITER)
+    its = jnp.concatenate([st.it_lam, jnp.stack([st.it_omega1, it2])])
+    return _finish(y, cols, ctrl, treat, st.lam, omega, its, t0=t0)
+
+
+def _fw_pool(at, b, c, gram, x0, eta, zeta2, active, denom, min_dec2, real, *, lanes):
+    """Second pass of the unit weights of problems ``0..R-1`` (rows of ``b``, ``c``, ``x0``, ``active``).
+
+    ``lanes`` problems iterate side by side; when one stops, its weights are stored and the next problem
+    takes its lane, so the batch runs for about the problems' total iterations / ``lanes`` rather
+    than, chunk by chunk, the slowest problem's. Problems where ``real`` is False are skipped.
+    Each problem's iterates are those of ``_fw``.
+    """
+    n_prob = x0.shape[0]
+    start = jax.vmap(_fw_start, in_axes=(None, 0, None, None, 0, None, 0))
+    step = jax.vmap(lambda st, b, c, active: _fw_step(st, at, b, c, gram, None, eta, zeta2, active, denom,
+                                                       min_dec2, max_iter=MAX_ITER))
+    order = jnp.argsort(~real, stable=True)  # real problems first, in order
+    n_real = jnp.sum(real)
+
+    def load(k):  # state and data of the problems order[k] (k < n_real)
+        p = order[jnp.minimum(k, n_prob - 1)]
+        return p, start(at, c[p], gram, None, x0[p], eta, active[p]), b[p], c[p], active[p]
+
+    k0 = jnp.arange(lanes)
+    p, st, lb, lc, la = load(k0)
+    live = k0 < n_real
+    st = (*st[:-1], st[-1] & live)
+    pid = jnp.where(live, p, n_prob)
+    out_x = jnp.where(real[:, None], x0, 0.0)
+    out_t = jnp.zeros(n_prob, dtype=st[0].dtype)
+
+    def refill(carry):
+        st, pid, nxt, lb, lc, la, out_x, out_t = carry
+        done = ~st[-1] & (pid < n_prob)
+        out_x = out_x.at[jnp.where(done, pid, n_prob)].set(st[1], mode="drop")
+        out_t = out_t.at[jnp.where(done, pid, n_prob)].set(st[0], mode="drop")
+        k = nxt + jnp.cumsum(done) - 1
+        take = done & (k < n_real)
+        p, fresh, fb, fc, fa = load(k)
+
+        def pick(new, old):
+            return jnp.where(take.reshape((-1,) + (1,) * (old.ndim - 1)), new, old)
+
+        st = jax.tree_util.tree_map(pick, fresh, st)
+        pid = jnp.where(take, p, jnp.where(done, n_prob, pid))
+        return st, pid, nxt + jnp.sum(done), pick(fb, lb), pick(fc, lc), pick(fa, la), out_x, out_t
+
+    def body(carry):
+        st, pid, nxt, lb, lc, la, out_x, out_t = carry
+        st = step(st, lb, lc, la)
+        carry = (st, pid, nxt, lb, lc, la, out_x, out_t)
+        return jax.lax.cond(jnp.any(~st[-1] & (pid < n_prob)), refill, lambda c: c, carry)
+
+    carry = (st, pid, jnp.asarray(lanes), lb, lc, la, out_x, out_t)
+    carry = jax.lax.while_loop(lambda c: jnp.any(c[0][-1]), body, carry)
+    return carry[-2], carry[-1]
 
 
 @partial(jax.jit, static_argnames=("t0", "opts"))
 def sdid_fit_batch(
-    y, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: SDIDOptions
+    y, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, real=None, *, t0: int, opts: SDIDOptions
 ) -> SDIDFit:
     """A batch of synthdid fits sharing the outcome matrix ``y`` (N, T) and the adoption period ``t0``.
 
@@ -226,18 +318,27 @@ def sdid_fit_batch(
     where ``ctrl[r]`` and treated units where ``treat[r]`` (other slots are ignored); its unit weights
     start at ``omega0[r]`` and its time weights at ``lam0``. All of shape (R, n) except ``lam0`` (T0,).
     ``cols=None`` means every problem uses all rows of ``y`` in order (n = N; faster: the rows of the
-    Gram matrix are read directly) -- the fit and the placebos, where no unit repeats.
+    Gram matrix are read directly) -- the fit and the placebos, where no unit repeats. Then the unit
+    weights' second pass runs in a pool of :data:`CHUNK` lanes (``_fw_pool``), skipping the problems
+    where ``real`` (R,) is False (padding; their outputs are meaningless).
     """
     yc = jnp.concatenate([y[:, :t0], jnp.mean(y[:, t0:], axis=1)[:, None]], axis=1)
     a = yc[:, :t0]
     if opts.omega_intercept:
         a = a - jnp.mean(a, axis=1, keepdims=True)
     gram = a @ a.T if opts.update_omega else None
-    one = partial(_one, y, yc, a, gram, t0=t0, opts=opts)
     if cols is None:
-        return jax.lax.map(
-            lambda p: one(None, *p, lam0, zeta_omega, zeta_lambda, min_dec), (ctrl, treat, omega0), batch_size=CHUNK
-        )
+        st = jax.lax.map(lambda p: _start(y, yc, a, gram, None, *p, lam0, zeta_omega, zeta_lambda, min_dec,
+                                          t0=t0, opts=opts), (ctrl, treat, omega0), batch_size=CHUNK)
+        omega, it2 = st.omega, jnp.zeros_like(st.it_omega1)
+        if opts.update_omega:
+            zo2 = zeta_omega * zeta_omega
+            real = jnp.ones(ctrl.shape[0], dtype=bool) if real is None else real
+            omega, it2 = _fw_pool(a, st.b, st.c, gram, st.omega, t0 * zo2, zo2, ctrl, jnp.asarray(t0, y.dtype),
+                                  min_dec * min_dec, real, lanes=min(CHUNK, ctrl.shape[0]))
+        its = jnp.concatenate([st.it_lam, jnp.stack([st.it_omega1, it2], axis=1)], axis=1)
+        return jax.vmap(lambda c, t, lam, o, i: _finish(y, None, c, t, lam, o, i, t0=t0))(ctrl, treat, st.lam, omega, its)
+    one = partial(_one, y, yc, a, gram, t0=t0, opts=opts)
     return jax.lax.map(
         lambda p: one(*p, lam0, zeta_omega, zeta_lambda, min_dec), (cols, ctrl, treat, omega0), batch_size=CHUNK
     )
@@ -246,14 +347,19 @@ def sdid_fit_batch(
 def fit_problems(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, *, t0: int, opts: SDIDOptions) -> SDIDFit:
     """``sdid_fit_batch`` (``cols=None``) for any number of problems, returned as numpy arrays.
 
-    On panels of at most :data:`SHARED_SHAPE_MAX_UNITS` units every call runs exactly :data:`CHUNK`
-    problems (:func:`decrimkit.numerics.chunks.map_chunks`), so the fit and the
-    placebo batch share one compiled kernel: compiling costs about 2.4 s per shape on the 2-core
-    machine, while 39 padded lanes cost 0.006 s at 47 units and 0.6 s at 500 (measured). On larger
-    panels the padded lanes cost as much as real ones, and each batch runs at its own size.
+    On panels of at most :data:`SHARED_SHAPE_MAX_UNITS` units every call runs exactly :data:`POOL`
+    problems (:func:`decrimkit.numerics.chunks.map_chunks`; the padding problems are skipped by the
+    pooled second pass), so the fit and a placebo batch of up to POOL replicates share one compiled
+    kernel and one pool: compiling costs about 2.4 s per shape on the 2-core machine. On larger panels
+    each batch runs at its own size.
     """
-    chunk = CHUNK if y.shape[0] <= SHARED_SHAPE_MAX_UNITS else ctrl.shape[0]  # large panels: one exact batch
+    n = ctrl.shape[0]
+    chunk = POOL if y.shape[0] <= SHARED_SHAPE_MAX_UNITS else n  # large panels: one exact batch
+    pad = -n % chunk
+    real = np.arange(n + pad) < n
+    ctrl, treat, omega0 = (np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for v in (ctrl, treat, omega0))
     yj, lamj = jnp.asarray(y), jnp.asarray(lam0)
-    return map_chunks(lambda c, t, o: sdid_fit_batch(yj, None, jnp.asarray(c), jnp.asarray(t), jnp.asarray(o), lamj,
-                                                     zeta_omega, zeta_lambda, min_dec, t0=t0, opts=opts),
-                      (ctrl, treat, omega0), chunk=chunk, description="SDID fits")
+    fit = map_chunks(lambda c, t, o, r: sdid_fit_batch(yj, None, jnp.asarray(c), jnp.asarray(t), jnp.asarray(o), lamj,
+                                                       zeta_omega, zeta_lambda, min_dec, jnp.asarray(r), t0=t0, opts=opts),
+                     (ctrl, treat, omega0, real), chunk=chunk, description="SDID fits")
+    return jax.tree_util.tree_map(lambda v: v[:n], fit)
