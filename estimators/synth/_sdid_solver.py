@@ -38,7 +38,8 @@ unit weights' second pass -- the long one -- runs in a pool (``_fw_pool``): :dat
 iterate side by side and a problem that stops hands its lane to the next one, so a call costs about
 the problems' total iterations / CHUNK instead of the sum over chunks of each chunk's slowest problem
 (Prop 99 placebos: 36,500 instead of 50,000 batched iterations). Each problem's iterates are those of
-its own loop. The bootstrap, whose draws repeat units, addresses them through ``cols`` and runs in
+its own loop. Only panels of at most :data:`SHARED_SHAPE_MAX_UNITS` units use the pool (see
+:func:`fit_problems`). The bootstrap, whose draws repeat units, addresses them through ``cols`` and runs in
 chunks.
 """
 
@@ -308,9 +309,10 @@ def _fw_pool(at, b, c, gram, x0, eta, zeta2, active, denom, min_dec2, real, *, l
     return carry[-2], carry[-1]
 
 
-@partial(jax.jit, static_argnames=("t0", "opts"))
+@partial(jax.jit, static_argnames=("t0", "opts", "pool"))
 def sdid_fit_batch(
-    y, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, real=None, *, t0: int, opts: SDIDOptions
+    y, cols, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec, real=None, *, t0: int, opts: SDIDOptions,
+    pool: bool = False,
 ) -> SDIDFit:
     """A batch of synthdid fits sharing the outcome matrix ``y`` (N, T) and the adoption period ``t0``.
 
@@ -318,16 +320,17 @@ def sdid_fit_batch(
     where ``ctrl[r]`` and treated units where ``treat[r]`` (other slots are ignored); its unit weights
     start at ``omega0[r]`` and its time weights at ``lam0``. All of shape (R, n) except ``lam0`` (T0,).
     ``cols=None`` means every problem uses all rows of ``y`` in order (n = N; faster: the rows of the
-    Gram matrix are read directly) -- the fit and the placebos, where no unit repeats. Then the unit
-    weights' second pass runs in a pool of :data:`CHUNK` lanes (``_fw_pool``), skipping the problems
-    where ``real`` (R,) is False (padding; their outputs are meaningless).
+    Gram matrix are read directly) -- the fit and the placebos, where no unit repeats. With ``pool``
+    (and ``cols=None``) the unit weights' second pass runs in a pool of :data:`CHUNK` lanes
+    (``_fw_pool``), skipping the problems where ``real`` (R,) is False (padding; their outputs are
+    meaningless).
     """
     yc = jnp.concatenate([y[:, :t0], jnp.mean(y[:, t0:], axis=1)[:, None]], axis=1)
     a = yc[:, :t0]
     if opts.omega_intercept:
         a = a - jnp.mean(a, axis=1, keepdims=True)
     gram = a @ a.T if opts.update_omega else None
-    if cols is None:
+    if cols is None and pool:
         st = jax.lax.map(lambda p: _start(y, yc, a, gram, None, *p, lam0, zeta_omega, zeta_lambda, min_dec,
                                           t0=t0, opts=opts), (ctrl, treat, omega0), batch_size=CHUNK)
         omega, it2 = st.omega, jnp.zeros_like(st.it_omega1)
@@ -339,6 +342,10 @@ def sdid_fit_batch(
         its = jnp.concatenate([st.it_lam, jnp.stack([st.it_omega1, it2], axis=1)], axis=1)
         return jax.vmap(lambda c, t, lam, o, i: _finish(y, None, c, t, lam, o, i, t0=t0))(ctrl, treat, st.lam, omega, its)
     one = partial(_one, y, yc, a, gram, t0=t0, opts=opts)
+    if cols is None:
+        return jax.lax.map(
+            lambda p: one(None, *p, lam0, zeta_omega, zeta_lambda, min_dec), (ctrl, treat, omega0), batch_size=CHUNK
+        )
     return jax.lax.map(
         lambda p: one(*p, lam0, zeta_omega, zeta_lambda, min_dec), (cols, ctrl, treat, omega0), batch_size=CHUNK
     )
@@ -351,15 +358,18 @@ def fit_problems(y, ctrl, treat, omega0, lam0, zeta_omega, zeta_lambda, min_dec,
     problems (:func:`decrimkit.numerics.chunks.map_chunks`; the padding problems are skipped by the
     pooled second pass), so the fit and a placebo batch of up to POOL replicates share one compiled
     kernel and one pool: compiling costs about 2.4 s per shape on the 2-core machine. On larger panels
-    each batch runs at its own size.
+    each batch runs at its own size, in chunks without the pool: there the placebos mostly run to the
+    iteration cap, and the pool's bookkeeping measured 10% slower at 500 units.
     """
     n = ctrl.shape[0]
-    chunk = POOL if y.shape[0] <= SHARED_SHAPE_MAX_UNITS else n  # large panels: one exact batch
+    small = y.shape[0] <= SHARED_SHAPE_MAX_UNITS
+    chunk = POOL if small else n  # large panels: one exact batch
     pad = -n % chunk
     real = np.arange(n + pad) < n
     ctrl, treat, omega0 = (np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for v in (ctrl, treat, omega0))
     yj, lamj = jnp.asarray(y), jnp.asarray(lam0)
     fit = map_chunks(lambda c, t, o, r: sdid_fit_batch(yj, None, jnp.asarray(c), jnp.asarray(t), jnp.asarray(o), lamj,
-                                                       zeta_omega, zeta_lambda, min_dec, jnp.asarray(r), t0=t0, opts=opts),
+                                                       zeta_omega, zeta_lambda, min_dec, jnp.asarray(r), t0=t0, opts=opts,
+                                                       pool=small),
                      (ctrl, treat, omega0, real), chunk=chunk, description="SDID fits")
     return jax.tree_util.tree_map(lambda v: v[:n], fit)
