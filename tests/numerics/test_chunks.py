@@ -42,3 +42,17 @@ def test_same_as_one_batch_and_one_shape(n):
     assert np.all(np.abs(out.total - np.asarray(whole.total)) <= bound)
     np.testing.assert_array_equal(out.scaled, np.asarray(whole.scaled))
     assert shapes == {(8, 3)}  # every call at the chunk shape: one compilation
+
+
+def test_real_marks_the_padding_problems():
+    """With ``real=True`` the kernel gets, last, a mask that is False exactly on the padding problems."""
+    masks = []
+
+    def kernel_with_mask(x, real):
+        masks.append(np.asarray(real))
+        return jnp.asarray(x).sum(axis=1)
+
+    a = np.arange(30.0).reshape(10, 3)
+    out = map_chunks(kernel_with_mask, (a,), chunk=4, real=True)
+    np.testing.assert_array_equal(out, a.sum(axis=1))
+    assert [m.tolist() for m in masks] == [[True] * 4, [True] * 4, [True, True, False, False]]

@@ -22,7 +22,7 @@ __all__ = ["map_chunks"]
 
 
 def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chunk: int,
-               description: str = "fitting") -> Any:
+               description: str = "fitting", real: bool = False) -> Any:
     """``kernel`` on ``chunk``-sized slices of the ``batched`` arrays (leading axis), concatenated.
 
     Parameters
@@ -37,6 +37,9 @@ def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chu
     description : str
         Label of the progress bar over the chunks (:func:`decrimkit.progress.track`; shown only
         for runs longer than a second).
+    real : bool
+        Also pass the kernel, as its last argument, a boolean slice that is False on the padding
+        problems (for a kernel that can skip them rather than solve a repeat).
 
     Returns
     -------
@@ -46,6 +49,8 @@ def map_chunks(kernel: Callable[..., Any], batched: Sequence[np.ndarray], *, chu
     pad = -n % chunk
     if pad:
         batched = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in batched]
+    if real:
+        batched = [*batched, np.arange(n + pad) < n]
     starts = range(0, n + pad, chunk)
     parts = [kernel(*(a[i : i + chunk] for a in batched)) for i in track(starts, description)]
     return jax.tree_util.tree_map(lambda *leaves: np.concatenate([np.asarray(v) for v in leaves])[:n], *parts)
