@@ -201,8 +201,8 @@ PLACEBO_BOOT = 199
 PLACEBO_SDID = 50      # placebo draws behind SDID's SE (normal interval on 49 df: 0.944 at best, see notes above)
 # the Bayesian placebo fits: hierarchical_did's model and target_accept (0.9), through hierarchical_did_batch (the
 # package's NUTS engine, one compile per variant and worker), but 2 chains x (300 warm-up + 250 kept draws) instead of
-# the default 4 x (1000 + 1000): the AR(1) model's NUTS trajectories run to the maximum tree depth, about 40 CPU s a
-# fit at these settings on a shared 2-core machine, so the defaults would cost hours. A 95% HDI from 500 draws
+# the default 4 x (1000 + 1000): the AR(1) model's NUTS trajectories run long, about 26 CPU s a fit at these
+# settings (4.7 without the AR(1) deviations; measured 2026-12-07), so the defaults would cost hours. A 95% HDI from 500 draws
 # still places its ends within a small fraction of a posterior sd; fits this short fail the package's convergence
 # gate (bulk ESS < 400), and each failure is counted in the cell's warnings column.
 PLACEBO_BAYES = {"chains": 2, "tune": 300, "draws": 250, "target_accept": 0.9}

@@ -437,7 +437,6 @@ def _result(idata: Any, model: Any, design: HDiDDesign, panel: Panel, *, family:
                      title="Bayesian hierarchical DiD")
 
 
-
 def _batch_policy_models(policy_model: Any, n: int) -> list[Any]:
     if isinstance(policy_model, (list, tuple)):
         if len(policy_model) != n:
