@@ -243,3 +243,25 @@ def test_cohort_and_treated_indicator_agree(pair):
     via_treated = build(df.assign(d=d), cohort=None, treated="d")
     np.testing.assert_array_equal(via_cohort.frame["g"], via_treated.frame["g"])
     np.testing.assert_array_equal(via_cohort.frame["d"], via_treated.frame["d"])
+
+
+def test_fast_codes_equal_hashing_and_binary_search() -> None:
+    """The change-point and lookup-table codes behind from_frame equal pandas' factorize and searchsorted."""
+    from decrimkit._panel_build import _grid_positions, factorize_units, integer_time_codes
+
+    rng = np.random.default_rng(0)
+    for units in (np.sort(rng.integers(-50, 50, 400)), rng.integers(0, 30, 400), np.sort(rng.normal(size=50)).repeat(3)):
+        codes, firsts, is_sorted = factorize_units(pd.Series(units))
+        ref_codes, ref_firsts = pd.factorize(units)
+        np.testing.assert_array_equal(codes, ref_codes)
+        np.testing.assert_array_equal(np.asarray(firsts), np.asarray(ref_firsts))
+        assert is_sorted == bool((np.diff(units) >= 0).all())
+    for t in (rng.integers(1990, 2030, 300), rng.integers(-5, 5, 300) * 10**8):  # small span; a span past the table
+        times, tcodes = integer_time_codes(t)
+        np.testing.assert_array_equal(times, np.unique(t))
+        np.testing.assert_array_equal(tcodes, np.searchsorted(np.unique(t), t))
+    grid = np.array([2001, 2003, 2004, 2010])
+    values = np.array([1999, 2001, 2002, 2003, 2010, 2011, 2050])
+    pos, off = _grid_positions(values, grid)
+    np.testing.assert_array_equal(off, [True, False, True, False, False, False, False])
+    np.testing.assert_array_equal(pos[~off], [0, 1, 3, 4, 4])  # an off-grid value has no position (it is refused)

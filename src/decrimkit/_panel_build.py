@@ -267,9 +267,8 @@ def cohort_positions(
     has no position: it is refused rather than moved to a neighbouring period, which would shift every
     event time of that unit.
     """
-    pos = np.searchsorted(grid, values).astype("float64")
-    inside = ~never & (pos < len(grid))
-    off_grid = inside & (grid[np.minimum(pos, len(grid) - 1).astype("int64")] != values)
+    pos, off_grid = _grid_positions(values, grid)
+    off_grid &= ~never
     if off_grid.any():
         rows = np.flatnonzero(off_grid)
         first = rows[0]
@@ -288,3 +287,50 @@ def cohort_positions(
             f"({unit}={plain(out['unit'].iloc[first])!r}), which is {why}."
         )
     return np.where(never, np.inf, pos)
+
+
+# integer labels spanning at most this many values are coded through a lookup table (one gather per row)
+# instead of a hash or a binary search per row
+_TABLE_SPAN = 10_000_000
+
+
+def _grid_positions(values: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each integer value on the sorted integer ``grid`` (``len(grid)`` past its end) and
+    whether the value falls off the grid (before its start, or between two of its points: such a value
+    has no position, and what ``pos`` holds for it is meaningless)."""
+    lo, hi = int(grid[0]), int(grid[-1])
+    if hi - lo < _TABLE_SPAN:
+        table = np.full(hi - lo + 1, -1, dtype=np.int64)
+        table[grid - lo] = np.arange(len(grid))
+        at = table[np.clip(values, lo, hi) - lo]
+        pos = np.where(values > hi, len(grid), at)
+        return pos.astype("float64"), (values < lo) | (at < 0) & (values <= hi)
+    pos = np.searchsorted(grid, values)
+    inside = pos < len(grid)
+    return pos.astype("float64"), inside & (grid[np.minimum(pos, len(grid) - 1)] != values)
+
+
+def integer_time_codes(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct integer periods and each row's position among them."""
+    lo, hi = int(t.min()), int(t.max())
+    if hi - lo < _TABLE_SPAN:
+        present = np.zeros(hi - lo + 1, dtype=bool)
+        present[t - lo] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return np.flatnonzero(present).astype(np.int64) + lo, rank[t - lo]
+    times = np.sort(pd.unique(t))  # distinct values by hashing, then a sort of those only
+    return times, np.searchsorted(times, t)
+
+
+def factorize_units(units: pd.Series) -> tuple[np.ndarray, Any, bool]:
+    """Integer code of each row's unit (in order of first appearance), the units in that order, and
+    whether the rows are already sorted by unit (then the codes come from the change points)."""
+    values = units.to_numpy()
+    if values.dtype.kind in "iuf":
+        starts = np.empty(len(values), dtype=bool)
+        starts[:1] = True
+        np.not_equal(values[1:], values[:-1], out=starts[1:])
+        if len(values) < 2 or bool((values[1:] >= values[:-1]).all()):
+            return np.cumsum(starts, dtype=np.int64) - 1, values[starts], True
+    codes, firsts = pd.factorize(units)
+    return codes.astype(np.int64, copy=False), firsts, bool(pd.Index(units).is_monotonic_increasing)

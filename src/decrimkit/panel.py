@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from decrimkit._panel_build import cohort_columns, normalise_times, plain, require_columns, rows_excerpt
+from decrimkit._panel_build import (
+    cohort_columns,
+    factorize_units,
+    integer_time_codes,
+    normalise_times,
+    plain,
+    require_columns,
+    rows_excerpt,
+)
 from decrimkit.errors import DataError, DesignError, PanelError
 
 __all__ = ["Panel"]
@@ -138,8 +146,8 @@ class Panel:
             for c in dict.fromkeys([unit, time, outcome, cohort, treated, weights, population, group, *covariates])
             if c is not None
         ]
-        raw = df.loc[:, keep].copy()
-        raw.index = pd.RangeIndex(len(raw))
+        # positional row labels (messages name rows by position); copy-on-write: the caller's frame is never written
+        raw = df.loc[:, keep].set_axis(pd.RangeIndex(len(df)), axis=0)
 
         out = pd.DataFrame({"unit": raw[unit].to_numpy()})
         if out["unit"].isna().any():
@@ -203,14 +211,17 @@ class Panel:
             out[c] = v
 
         keys = ["unit", "time"] + (["group"] if group is not None else [])
-        unit_codes, unit_firsts = pd.factorize(out["unit"])
-        if kind == "int":  # distinct values by hashing, then a sort of those only
-            times = np.sort(pd.unique(out["time"].to_numpy(dtype="int64")))
-            tcodes = np.searchsorted(times, out["time"].to_numpy(dtype="int64"))
+        unit_codes, unit_firsts, unit_sorted = factorize_units(out["unit"])
+        if kind == "int":
+            times, tcodes = integer_time_codes(out["time"].to_numpy(dtype="int64"))
         else:
             times = np.array(sorted(pd.unique(out["time"])), dtype=object)
             tcodes = out["time"].map({t: i for i, t in enumerate(times)}).to_numpy(dtype="int64")
-        if group is None:  # one (unit, time) code per row: repeats are counted without hashing rows
+        # rows already sorted by unit then strictly by time (most files) can repeat no (unit, time) key
+        in_order = group is None and unit_sorted and bool((np.diff(tcodes)[np.diff(unit_codes) == 0] > 0).all())
+        if in_order:
+            repeated = False
+        elif group is None:  # one (unit, time) code per row: repeats are counted without hashing rows
             repeated = bool((np.bincount(unit_codes * len(times) + tcodes) > 1).any())
         else:
             repeated = True  # checked below by pandas
@@ -234,8 +245,6 @@ class Panel:
                 f"the panel has a single unit ({out['unit'].iloc[0]!r}); causal panel estimators need treated and "
                 f"comparison units. Add comparison units, or use an interrupted time series (bayes.its)."
             )
-        in_order = (group is None and pd.Index(out["unit"]).is_monotonic_increasing
-                    and bool((np.diff(tcodes)[np.diff(unit_codes) == 0] > 0).all()))
         if not in_order:  # already sorted by unit then time (most files are): skip the sort
             out = out.sort_values(["unit", "t"] + (["group"] if group is not None else []), kind="mergesort")
             out = out.reset_index(drop=True)

@@ -12,9 +12,12 @@ from decrimkit.inference import bootstrap
 from decrimkit.inference.bootstrap import multiplier_draws, multiplier_weights, summarise_draws
 from decrimkit.numerics.keys import key_from_seed
 
-# Every check below compares two computations of the same linear combinations of the same multipliers,
-# which differ only in floating-point summation order: rtol=1e-9 (draws are sums of ~500 terms).
-RTOL = 1e-9
+# Every check below compares two computations of the same linear combinations of the same multipliers.
+# The tiled draws form their 0/1 products in single precision on tile-centred influence functions
+# (decrimkit.inference.bootstrap): rounding of about 1e-7 of a draw's scale per tile, so two routes to
+# the same draws agree to rtol=1e-5, and draws agree with dense double-precision ones to 1e-5 of the
+# column's spread. (The bootstrap's own Monte Carlo error is about 2% at 999 replicates.)
+RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +64,13 @@ def test_tiled_draws_equal_dense_weights_and_ignore_thread_count(monkeypatch: py
     for dist in ("mammen", "rademacher"):
         v = multiplier_weights(key_from_seed(9), n_boot=50, n_clusters=g, dist=dist)
         draws = multiplier_draws(key_from_seed(9), psi, n_boot=50, dist=dist)
-        np.testing.assert_allclose(draws, v @ psi / np.sqrt(g), rtol=RTOL, atol=1e-12)
+        dense = v @ psi / np.sqrt(g)
+        np.testing.assert_allclose(draws, dense, rtol=0, atol=RTOL * dense.std())
         monkeypatch.setattr(bootstrap, "_GROUP", 1)
         monkeypatch.setattr(bootstrap, "_workers", lambda n: 1)
         serial = multiplier_draws(key_from_seed(9), psi, n_boot=50, dist=dist)
         monkeypatch.undo()
-        np.testing.assert_allclose(serial, draws, rtol=RTOL, atol=1e-12)
+        # the same tile products, summed in double precision in another grouping
+        np.testing.assert_allclose(serial, draws, rtol=1e-12, atol=1e-14)
         np.testing.assert_array_equal(multiplier_draws(key_from_seed(9), psi, n_boot=50, dist=dist), draws)
     assert set(np.unique(multiplier_weights(key_from_seed(1), n_boot=3, n_clusters=10, dist="rademacher"))) <= {-1, 1}
