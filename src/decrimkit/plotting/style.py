@@ -15,6 +15,8 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 
+from decrimkit.plotting._notebook import DecrimkitFigure, register_notebook_display
+
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 
@@ -52,10 +54,12 @@ def style() -> Iterator[None]:
 
 
 def figure(ax: Any = None, **kwargs: Any) -> tuple[Any, Any]:
-    """Return (fig, ax): the given axis and its figure, or a new styled figure."""
+    """Return (fig, ax): the given axis and its figure, or a new styled figure (a
+    :class:`~decrimkit.plotting._notebook.DecrimkitFigure`, which a notebook shows once)."""
     if ax is not None:
         return ax.figure, ax
     with style():
-        fig, ax = plt.subplots(**kwargs)
+        fig, ax = plt.subplots(FigureClass=DecrimkitFigure, **kwargs)
+    register_notebook_display()
     return fig, ax
 
