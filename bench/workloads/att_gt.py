@@ -13,14 +13,15 @@ comparison units, varying base period, the covariate ``x``, 999 multiplier-boots
 weights (R ``did``'s; diff-diff is given ``bootstrap_weights="mammen"``, its default being Rademacher,
 which costs the same), then the simple aggregation. Only the random multipliers differ between tools.
 
-Where decrimkit's time goes at 100,000 units (CPU seconds of one warm call, summed over threads, on
-the shared 2-core machine under load; about 0.45 s in all): the 999 bootstrap replicates of the 27
-cell and 4 cohort-basis influence functions (about 0.24 s: 1e8 32-bit random integers for the Mammen
-multipliers, 0.09 s; turning them into 0/1 slices of 128 replicates that stay in cache, 0.03 s; and a
-(128 x 1024) @ (1024 x k) product per slice on the columns that are not zero on a tile of
-cohort-sorted units, 3 GFLOP in all, 0.09 s); building the panel (about 0.08 s); the DR cells (about
-0.03 s: the cells that share units and covariates, one per cohort here, fitted together in NumPy,
-``estimators/did/_cs_groups.py``) and the design checks (0.04 s). The bootstrap's floor is its
+Where decrimkit's time goes at 100,000 units (one warm call: 0.23 s wall in the 2026-12-07 full bench on the
+idle 2-core machine; CPU seconds from cProfile right after it, summed over threads, about 0.41 s with the
+profiler's overhead): the 999 bootstrap replicates of the 27 cell and 4 cohort-basis influence functions
+(about 0.16 s over two threads: 16 random bits a Mammen multiplier, 2.5e7 PCG64 outputs in all, compared into
+0/1 slices of 256 replicates that stay in cache, and a single-precision (256 x 1024) @ (1024 x k) product per
+slice on the columns that vary on a tile of cohort-sorted units, about 1.5e9 multiply-adds; see
+``decrimkit.inference.bootstrap``); building the panel (about 0.10 s: the cohort and period codes of 1e6 rows);
+the DR cells (about 0.05 s: the cells that share units and covariates, one per cohort here, fitted together in
+NumPy, ``estimators/did/_cs_groups.py``) and the design checks (0.02 s). The bootstrap's floor is its
 arithmetic: ``2 * 999 * n * k_eff`` flops plus ``999 * n`` random draws, whichever tool computes it.
 """
 
