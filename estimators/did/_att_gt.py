@@ -37,13 +37,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from decrimkit.errors import ConvergenceError, DesignError, SpecificationError
+from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._aggte import (
     Aggregated,
     BootDraws,
@@ -53,10 +51,10 @@ from decrimkit.estimators.did._aggte import (
     cohort_basis,
     cohort_shares,
 )
+from decrimkit.estimators.did._cs_cells import att_gt_point_kernel, cell_estimates, check_fit
 from decrimkit.estimators.did._cs_design import CellDesign, cell_design
-from decrimkit.estimators.did._cs_groups import GroupFit, fit_groups
 from decrimkit.estimators.did._cs_randomization import cell_draws
-from decrimkit.estimators.did._drdid import METHODS, CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
+from decrimkit.estimators.did._drdid import METHODS
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.inference.bootstrap import Multipliers, summarise_draws
 from decrimkit.inference.randomization import MAX_EXACT, RandomizationInference
@@ -69,34 +67,6 @@ from decrimkit.results import TIDY_COLUMNS, Effect, Spec, Summarised, frozen_arr
 __all__ = ["att_gt", "AttGt", "StaggeredEffect", "WaldTest"]
 
 _DEGENERATE = np.sqrt(np.finfo(float).eps) * 10
-
-
-@jax.jit
-def _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units) -> CellFit:
-    """All cells at once: ``vmap`` of the 2x2 estimator over the leading (cell) axis.
-
-    Every (K, m) input holds only the units of each cell (:func:`~decrimkit.estimators.did._cs_design.compact_cells`; ``weights`` too), padded
-    with ``mask = 0``; ``n_units`` is the sample size that scales the influence functions.
-    The propensity-score logit is fitted once per distinct (cohort, units, covariates) signature: for
-    the cells ``rep`` (U,), then handed to every cell ``k`` through ``group[k]`` (see :func:`~decrimkit.estimators.did._cs_design.logit_groups`).
-    ``method`` is a traced index into ``METHODS``, so DR, IPW and REG share one compilation per shape.
-    """
-    beta, converged = jax.vmap(cell_logit)(treat[rep], mask[rep], x[rep], weights[rep])
-    return jax.vmap(cell_estimate_given_ps, in_axes=(0, 0, 0, 0, 0, 0, None, 0, 0, None))(
-        y_post, y_pre, treat, mask, x, weights, method, beta[group], converged[group], n_units)
-
-
-@jax.jit
-def _att_gt_point_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units) -> CellFit:
-    """:func:`_att_gt_kernel` without the influence functions (XLA skips computing them): randomization draws."""
-    fit = _att_gt_kernel(y_post, y_pre, treat, mask, x, weights, method, rep, group, n_units)
-    return fit._replace(inf=jnp.zeros((fit.att.shape[0], 1)))
-
-
-@jax.jit
-def _att_gt_imp_kernel(y_post, y_pre, treat, mask, x, weights) -> CellFit:
-    """All cells at once for ``method="dr_imp"`` (its own kernel: the tilting fit is compiled only when used)."""
-    return jax.vmap(cell_estimate_imp, in_axes=(0, 0, 0, 0, 0, None))(y_post, y_pre, treat, mask, x, weights)
 
 
 class WaldTest(NamedTuple):
@@ -484,7 +454,7 @@ def att_gt(
                            weights=weights, cluster=cluster, check_clusters=check_clusters)
 
     design = design_of(panel, how == "cluster")
-    att, inf = _cell_estimates(design, method)
+    att, inf = cell_estimates(design, method)
     se = analytic_se(inf)
     se = np.where(se > _DEGENERATE, se, np.nan)  # R did: a zero SE (the universal base cell) is NA
     boot_se, crit, boot = np.full(att.shape, np.nan), None, None
@@ -518,19 +488,19 @@ def att_gt(
         # a reassigned or residual-filled panel's fit gives estimates only, no cluster-robust variance, so
         # the few-clusters rule does not apply to it (with one treated unit it would refuse every refit)
         def estimates_of(p: Panel) -> np.ndarray:
-            return _cell_estimates(design_of(p, False), method)[0]
+            return cell_estimates(design_of(p, False), method)[0]
 
         def refit(p: Panel) -> np.ndarray:
             design_p = design_of(p, False)
             shares = cohort_shares(cohort_basis(design_p.g_unit, design_p.w_unit, groups))
-            return np.concatenate([_cell_estimates(design_p, method)[0], shares])
+            return np.concatenate([cell_estimates(design_p, method)[0], shares])
 
         if how == "randomization":
             batch = None
             if method != "dr_imp":  # every reassignment through the observed design, in batches
                 def batch(g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                    return cell_draws(design, g_rows, kernel=_att_gt_point_kernel, method_index=METHODS.index(method),
-                                      check_fit=lambda f, d: _check_fit(f, d, method),
+                    return cell_draws(design, g_rows, kernel=att_gt_point_kernel, method_index=METHODS.index(method),
+                                      check_fit=lambda f, d: check_fit(f, d, method),
                                       covariates=tuple(covariates), method=method)
             few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, batch=batch)
         else:
@@ -543,62 +513,3 @@ def att_gt(
         group=stack_labels(times[design.gpos]), time=stack_labels(times[design.tpos]), estimate=att, se=se,
         boot_se=boot_se, influence=inf, crit=crit, spec=spec, design=slim, boot=boot, inference=few,
     )
-
-
-def _cell_estimates(design: CellDesign, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every cell's ATT and its influence functions (units x cells), base cells zero, fit flags checked."""
-    if method == "dr_imp":
-        cells = (jnp.asarray(design.y_post), jnp.asarray(design.y_pre), jnp.asarray(design.treat),
-                 jnp.asarray(design.mask), jnp.asarray(design.x), jnp.asarray(design.w_unit))
-        fit = _att_gt_imp_kernel(*cells)
-        att, inf = np.array(fit.att), np.array(fit.inf).T
-    else:  # cells sharing a design fitted together in NumPy (measured several times faster than the kernel)
-        fit = fit_groups(design, method)
-        att, inf = fit.att, fit.inf
-    _check_fit(fit, design, method)
-    att = np.where(design.is_base, 0.0, att)
-    inf[:, design.is_base] = 0.0
-    return att, inf
-
-
-def _check_fit(fit: CellFit | GroupFit, design: CellDesign, method: str) -> None:
-    """Turn kernel flags into named errors (cells are reported by cohort and period labels)."""
-    times = design.times
-    live = ~design.is_base
-
-    def where(i: int) -> str:
-        return f"(group {times[design.gpos[i]]}, period {times[design.tpos[i]]})"
-
-    if method == "dr_imp":
-        bad = np.flatnonzero(live & ~np.asarray(fit.converged))
-        if bad.size:
-            raise ConvergenceError(
-                f"the inverse-probability-tilting propensity score (method='dr_imp') did not converge in "
-                f"{bad.size} cells, first {where(bad[0])}: reweighting the comparison units cannot reproduce the "
-                f"cohort's covariate means (weak overlap). Use method='dr', fewer or coarser covariates, or "
-                f"another comparison group."
-            )
-    if method in ("dr", "ipw", "dr_imp"):
-        ps_max, conv = np.asarray(fit.ps_max), np.asarray(fit.converged)
-        bad = np.flatnonzero(live & (ps_max >= 0.999))
-        if bad.size:
-            raise DesignError(
-                f"overlap fails in {bad.size} cells, first {where(bad[0])}: the propensity score reaches "
-                f"{ps_max[bad[0]]:.4f} (covariates almost perfectly separate the cohort from its comparison "
-                f"units). Use fewer or coarser covariates, method='reg', or another comparison group."
-            )
-        bad = np.flatnonzero(live & ~conv)
-        if bad.size:
-            raise ConvergenceError(
-                f"the propensity-score logit did not converge in {bad.size} cells, first {where(bad[0])}. "
-                f"Rescale the covariates or drop near-collinear ones."
-            )
-    att, inf = np.asarray(fit.att), np.asarray(fit.inf)
-    # a GroupFit holds (n_units, K) influence functions, the kernels' CellFit (K, m)
-    finite_inf = np.isfinite(inf).all(axis=0 if isinstance(fit, GroupFit) else 1)
-    bad = np.flatnonzero(live & ~(np.isfinite(att) & finite_inf))
-    if bad.size:
-        raise DesignError(
-            f"ATT(g,t) is not finite in {bad.size} cells, first {where(bad[0])}: a singular propensity-score "
-            f"or outcome-regression fit. Drop collinear covariates or use a larger comparison group."
-        )

@@ -15,7 +15,7 @@ import pytest
 
 from decrimkit import Panel
 from decrimkit.datasets import load_dataset
-from decrimkit.estimators.did import _att_gt
+from decrimkit.estimators.did import _cs_cells
 from decrimkit.estimators.did._cs_design import cell_design, compact_cells, logit_groups
 from decrimkit.estimators.did._cs_groups import fit_groups
 from decrimkit.estimators.did._drdid import METHODS
@@ -24,7 +24,7 @@ from decrimkit.estimators.did._drdid import METHODS
 def _kernel_fit(design, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The per-cell jitted kernel on compacted cells, scattered back to (n_units, K)."""
     idx, live, cells = compact_cells(design)
-    fit = _att_gt._att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
+    fit = _cs_cells.att_gt_kernel(*cells, METHODS.index(method), *logit_groups(design), float(design.n_units))
     full = np.zeros((idx.shape[0], design.n_units + 1))
     full[np.arange(idx.shape[0])[:, None], np.where(live, idx, design.n_units)] = np.asarray(fit.inf)
     return np.asarray(fit.att), full[:, : design.n_units].T, np.asarray(fit.ps_max), np.asarray(fit.converged)
