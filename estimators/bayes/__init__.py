@@ -15,7 +15,7 @@ from decrimkit.registry import family_names
 
 _WHERE = {
     **family_names("bayes"),  # the estimators, listed in decrimkit.registry
-    "hierarchical_did_batch": "_hierarchical_did",  # hierarchical_did on many panels of one shape (simulations)
+    "hierarchical_did_batch": "_hdid_batch",  # hierarchical_did on many panels of one shape (simulations)
     "Posterior": "results",
     "ITSPosterior": "results",
     "Diagnostics": "_sampling",

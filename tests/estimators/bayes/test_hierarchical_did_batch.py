@@ -40,12 +40,13 @@ def test_batch_model_is_hierarchical_dids_model(deviations):
     builds for panel i (with its data as constants), at random points: equal to rtol 1e-10 (deterministic)."""
     import jax
 
+    from decrimkit.estimators.bayes import _hdid_batch as B
     from decrimkit.estimators.bayes import _hierarchical_did as H
     from decrimkit.estimators.bayes._engine import model_functions
 
     designs = [H.hdid_design(p, policy_model=_models(p), family="negative_binomial", exposure="population")
                for p, _ in PANELS]
-    batch = H._compiled(designs[0], family="negative_binomial", priors=dict(H.HDID_PRIORS), deviations=deviations,
+    batch = B._compiled(designs[0], family="negative_binomial", priors=dict(H.HDID_PRIORS), deviations=deviations,
                         tune=3, draws=4, target_accept=0.9)
     logp_batch = jax.jit(batch.fns.logp)
     rng = np.random.default_rng(0)
