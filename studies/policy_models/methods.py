@@ -80,7 +80,9 @@ def state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, f
     inference (``inference="randomization"``: the adoption dates reassigned across states, 999 seeded draws,
     the interval by inverting the test under a constant effect), the method whose size held on the real
     state placebo laws (validation/README.md, 500 laws with four states: 6.8% for Callaway-Sant'Anna,
-    5.0% for imputation, where Conley-Taber, used before, rejected 9.5-12%; conservative, 2.7%, with one). It assumes adoption as good as random across states. SDID keeps its jackknife SE (normal interval).
+    5.0% for imputation, where Conley-Taber, used before, rejected 9.4% for both and Ferman-Pinto 9.6-9.8%;
+    6.0% and 4.6% with eight states; conservative, 2.7%, with one). It assumes adoption as good as random
+    across states. SDID keeps its jackknife SE (normal interval).
     """
     from decrimkit.estimators import did, synth
 
