@@ -17,7 +17,7 @@ Rademacher. They are never stored whole: units are split into tiles of ``TILE`` 
 multipliers of tile ``j`` come from their own counter-free stream (NumPy ``PCG64`` seeded by the
 JAX key's data and ``j`` through ``SeedSequence``), one 16-bit integer per multiplier compared with
 ``round(P(low) * 2**16)`` (Mammen's ``P(low)`` to within ``2**-17``, i.e. 0.723602 for 0.723607, which
-moves the multipliers' mean by 1e-5 and their variance by less; Rademacher exactly). Within a tile
+moves the multipliers' mean and variance by about 1e-5; Rademacher exactly). Within a tile
 a draw is ``sum_i v_i psi_i = S * mean(psi) + (low - high) * sum_{i: v_i = low} (psi_i - mean(psi))``
 with ``S = sum_i v_i`` counted exactly; the second sum is a ``(rows, TILE) @ (TILE, k)`` product of
 the 0/1 multiplier slice and the tile-centred influence functions in single precision (centring keeps
