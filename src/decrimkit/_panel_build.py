@@ -326,11 +326,10 @@ def factorize_units(units: pd.Series) -> tuple[np.ndarray, Any, bool]:
     """Integer code of each row's unit (in order of first appearance), the units in that order, and
     whether the rows are already sorted by unit (then the codes come from the change points)."""
     values = units.to_numpy()
-    if values.dtype.kind in "iuf":
+    if values.dtype.kind in "iuf" and bool((values[1:] >= values[:-1]).all()):
         starts = np.empty(len(values), dtype=bool)
         starts[:1] = True
         np.not_equal(values[1:], values[:-1], out=starts[1:])
-        if len(values) < 2 or bool((values[1:] >= values[:-1]).all()):
-            return np.cumsum(starts, dtype=np.int64) - 1, values[starts], True
+        return np.cumsum(starts, dtype=np.int64) - 1, values[starts], True
     codes, firsts = pd.factorize(units)
     return codes.astype(np.int64, copy=False), firsts, bool(pd.Index(units).is_monotonic_increasing)

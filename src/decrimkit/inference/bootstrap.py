@@ -164,7 +164,7 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
     n_tiles = -(-g // TILE)
     live = np.add.reduceat(np.abs(psi) > 0, np.arange(0, g, TILE), axis=0) > 0  # (n_tiles, k)
 
-    def tile_terms(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    def tile_terms(j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """Columns, tile means, centred varying columns (float32, with a ones column), their indices, size."""
         cols = np.flatnonzero(live[j])
         block = psi[j * TILE : (j + 1) * TILE][:, cols]
@@ -173,7 +173,7 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
         centred = np.empty((block.shape[0], varies.size + 1), dtype=np.float32)
         centred[:, :-1] = block[:, varies] - mean[varies]
         centred[:, -1] = 1.0  # its product counts the low multipliers of each replicate, exactly
-        return cols, mean, centred, varies, float(block.shape[0])
+        return cols, mean, centred, varies, block.shape[0]
 
     def group(first: int) -> np.ndarray:
         acc = np.zeros((n_boot, k))
@@ -182,11 +182,11 @@ def multiplier_draws(key: jax.Array, psi: np.ndarray, *, n_boot: int, dist: str 
             if not live[j].any():
                 continue
             cols, mean, centred, varies, m = tile_terms(j)
-            bits = _tile_bits(words, j, n_boot, int(m))
+            bits = _tile_bits(words, j, n_boot, m)
             out = acc[:, cols]
             for r in range(0, n_boot, _ROWS):
                 rows = min(_ROWS, n_boot - r)
-                is_low = ind[:rows, : int(m)]
+                is_low = ind[:rows, :m]
                 np.less(bits[r : r + rows], threshold, out=is_low, casting="unsafe")
                 part = (is_low @ centred).astype(np.float64)
                 total = high * m + (low - high) * part[:, -1]  # sum_i v_i of each replicate
