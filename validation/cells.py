@@ -57,6 +57,8 @@ class Cell:
     description: str
     chunk: int = 25
     notes: tuple[str, ...] = field(default=())
+    # per inference method, keywords that override _few_kw's in this cell (e.g. {"randomization": {"max_exact": 100}})
+    inference_kw: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ estimator adapters (one draw -> records)
@@ -68,6 +70,7 @@ class Replication:
         self.truth = draw.truth
         self.frame = draw.frame
         self._panels: dict[bool, Panel] = {}
+        self.inference_kw: dict[str, dict[str, Any]] = {}  # the cell's overrides of _few_kw (set by run_chunk)
 
     def panel(self, population: bool = False) -> Panel:
         """The draw as a cohort ``Panel`` (with its ``population`` column when asked)."""
@@ -194,6 +197,10 @@ def _mc_nnm(rep: Replication, seed: int) -> list[Record]:
 # otherwise use 199 random tuples (their measured size is that of the 199-draw version); the wild bootstrap
 # uses 199 Webb-weight draws.
 PLACEBO_PERM = 99
+# the monthly cells enumerate reassignments only up to this many (one state: 37); with two states the 1,332
+# reassignments of the two adoption months would each refit a 37 x 120 panel (about 10 CPU s a law for TWFE
+# alone, measured 2026-12-07), so there the test uses PLACEBO_PERM seeded random ones: exact in size all the same
+PLACEBO_EXACT_MONTHLY = 100
 PLACEBO_DRAWS = 199  # with B draws a 5% equal-tailed test rejects when at most floor(0.025 B) fall beyond the
 # estimate in a tail; under the method's own assumptions the estimate ranks uniformly among B + 1 values, so its
 # size is 2 (floor(0.025 B) + 1) / (B + 1): exactly 5% for B = 199 (and 999), 6% for B = 99
@@ -231,7 +238,7 @@ def _real_did(estimator: str, method: str) -> Callable[[Replication, int], list[
         from decrimkit.estimators import did
 
         panel = rep.panel(population="population" in rep.frame.columns)  # simulated DGPs have no population
-        kw = {"inference": method, "seed": seed, **_few_kw(method)}
+        kw = {"inference": method, "seed": seed, **_few_kw(method), **rep.inference_kw.get(method, {})}
         if estimator == "twfe":
             r = _tidy_row(did.twfe(panel, cluster="unit", **kw))
         elif estimator == "att_gt":
@@ -252,7 +259,7 @@ def _real_poisson(method: str) -> Callable[[Replication, int], list[Record]]:
     def run(rep: Replication, seed: int) -> list[Record]:
         from decrimkit.estimators import did
 
-        kw = {"inference": method, "seed": seed, **_few_kw(method)}
+        kw = {"inference": method, "seed": seed, **_few_kw(method), **rep.inference_kw.get(method, {})}
         r = _tidy_row(did.poisson(rep.count_panel(), exposure="population", cluster="unit", **kw))
         return [(f"poisson/{method}", "log_rr", r["estimate"], r["se"], r["conf_low"], r["conf_high"], r["p_value"],
                  rep.truth["log_rr"])]
@@ -416,6 +423,13 @@ _SCM_NOTE_COUNTY = (
     "size as conservative by construction")
 
 
+_PERM_NOTE_MONTHLY_2 = (
+    f"randomization rows: {PLACEBO_PERM} seeded random reassignments of the two adoption months (of 1,332; 666 "
+    "when both fall in one month), not all of them as in the two-state annual cell, for cost; a Monte Carlo "
+    "randomization test is exact in size (the observed assignment is one of 100 exchangeable draws), so only "
+    "the p-values' resolution differs")
+
+
 N_STATE_YEAR_LAWS = 185  # 37 comparison states x adoption years 2018-2022 (checked in tests against realdata)
 
 
@@ -436,7 +450,9 @@ def _placebo_cells() -> tuple[Cell, ...]:
                             _ONE if n == 1 else (_FEW_MONTHLY if monthly else _FEW), N_STATE_YEAR_LAWS if exhaustive else 500,
                             2 if n in (1, 4) and not monthly else 0,
                             _STATE.format(what=what, n=n, s="" if n == 1 else "s", window=window, scale=scale),
-                            chunk=10, notes=_PLACEBO_NOTE + ((_SCM_NOTE_STATE,) if exhaustive else ())))
+                            chunk=10, notes=_PLACEBO_NOTE + ((_SCM_NOTE_STATE,) if exhaustive else ())
+                            + ((_PERM_NOTE_MONTHLY_2,) if monthly and n == 2 else ()),
+                            inference_kw={"randomization": {"max_exact": PLACEBO_EXACT_MONTHLY}} if monthly else {}))
     out.append(Cell("placebo_county_1", "placebo", {"source_name": "county_annual", "n_treated": 1, "outcome": "rate"},
                     _ONE, 500, 2,
                     "one placebo county (adoption 2014-2020) and its 100 nearest eligible counties in 2010 population, "
@@ -509,6 +525,7 @@ def run_chunk(name: str, reps: list[int], seed: int, estimators: Sequence[str] |
         kind = RealReplication if cell.dgp == "placebo" else Replication
         extra = {"rep": r} if cell.params.get("exhaustive") else {}
         rep = kind(gen(np.random.default_rng([seed, cell_key(name), r]), **cell.params, **extra))
+        rep.inference_kw = cell.inference_kw
         cpu["dgp"].append(time.process_time() - began)
         for est in ests:
             if est in BATCHED:
