@@ -242,6 +242,32 @@ def test_placebo_chunk_scores_methods_and_counts_refusals(validation, monkeypatc
     assert recs[(0, "twfe/randomization")][7] * 37 == pytest.approx(round(recs[(0, "twfe/randomization")][7] * 37))
 
 
+def test_cell_inference_keywords_reach_the_estimator(validation, monkeypatch):
+    """A cell's ``inference_kw`` overrides the adapters' defaults for that cell only: the monthly cells cap
+    exact enumeration (two states: random reassignments), the annual ones do not."""
+    grid = validation.cells
+    from decrimkit.errors import DesignError
+    from decrimkit.estimators import did
+
+    seen: list[dict] = []
+
+    def fake_twfe(panel, **kw):
+        seen.append(kw)
+        raise DesignError("stop after the call")  # a refusal, counted by run_chunk as the replication's failure
+
+    monkeypatch.setattr(did, "twfe", fake_twfe)
+    for name in ("placebo_state_monthly_2", "placebo_state_annual_2"):
+        out = grid.run_chunk(name, [0], 5, ["twfe/randomization"])
+        assert "stop after the call" in out["failures"]["twfe/randomization"][0]
+    monthly, annual = seen
+    assert monthly == {"inference": "randomization", "seed": 5, "n_perm": grid.PLACEBO_PERM,
+                       "max_exact": grid.PLACEBO_EXACT_MONTHLY, "cluster": "unit"}
+    assert "max_exact" not in annual and annual["n_perm"] == grid.PLACEBO_PERM
+    # two states: 37 * 36 = 1,332 reassignments (666 if both adopt in one month), above the monthly cap;
+    # one state: 37, below it, so the one-state monthly rows stay exact
+    assert grid.PLACEBO_EXACT_MONTHLY < 666 and grid.PLACEBO_EXACT_MONTHLY >= 37
+
+
 
 def test_batched_bayes_chunk_bookkeeping(validation, monkeypatch):
     """The Bayesian placebo cell fits a chunk's replications in one batched call: each replication's draw and
