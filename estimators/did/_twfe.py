@@ -43,6 +43,7 @@ from decrimkit.estimators.did._reg_design import (
     require_variation,
     row_weights,
 )
+from decrimkit.estimators.did._twfe_perm import permutation_batch
 from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.inference.wild import WildBootstrap, WildInference, wild_cluster_test
 from decrimkit.limits import check_replications
@@ -209,7 +210,8 @@ def twfe(
             return _fit(p, covariates, cluster, weights).coef[:1]
 
         if method == "randomization":
-            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,))
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,),
+                                batch=permutation_batch(panel, fit))
         else:
             inf = residual(panel, refit, method, fit.coef[:1], covariates=covariates, n_draws=n_perm,
                            max_exact=max_exact, seed=seed, rows=(0,))
