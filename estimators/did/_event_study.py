@@ -35,7 +35,7 @@ from scipy import stats
 
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
-from decrimkit.estimators.did._ols import fe_ols
+from decrimkit.estimators.did._ols import fe_ols, linear_map
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
     check_covariates,
@@ -266,7 +266,7 @@ def event_study(
             inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed)
         else:
             inf = residual(panel, refit, method, fit.coef[:m], covariates=covariates, n_draws=n_perm,
-                           max_exact=max_exact, seed=seed)
+                           max_exact=max_exact, seed=seed, linear=linear_map(fit)[:, :m])
     spec = Spec(
         estimator="did.event_study",
         options=options(

@@ -161,8 +161,14 @@ def residual(
     seed: int = 0,
     overall: bool = False,
     rows: tuple[int, ...] | None = None,
+    linear: np.ndarray | None = None,
 ) -> ResidualInference:
-    """Conley-Taber (``method="conley_taber"``) or Ferman-Pinto (``"ferman_pinto"``) inference."""
+    """Conley-Taber (``method="conley_taber"``) or Ferman-Pinto (``"ferman_pinto"``) inference.
+
+    ``linear`` (n_obs, k): the estimator's coefficients as ``linear.T @ y`` (least-squares estimators,
+    :func:`~decrimkit.estimators.did._ols.linear_map`); each treated unit's contribution of each control's
+    residuals is then a product instead of a refit (same numbers, up to rounding).
+    """
     panel.require_balanced(method)
     _no_reversal(panel, method)
     g_unit = panel.unit_cohort.to_numpy(dtype="float64")
@@ -177,6 +183,9 @@ def residual(
     contrib = []
     for j in treated:
         rows_j = codes == j
+        if linear is not None:  # (N0, k): control l's residuals on unit j's rows, through the linear map
+            contrib.append(eta[:, tpos[rows_j]] @ np.asarray(linear)[rows_j])
+            continue
         per_l = []
         for l_ in range(eta.shape[0]):
             y = np.zeros(panel.n_obs)

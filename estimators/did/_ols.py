@@ -41,6 +41,19 @@ class FEFit(NamedTuple):
     weights: np.ndarray | None
 
 
+def linear_map(fit: FEFit) -> np.ndarray:
+    """(n, p) matrix ``A`` with ``coef = A.T @ y`` for every outcome ``y`` on the fit's design.
+
+    With ``X~`` the demeaned regressors and ``W`` the weights, ``coef = (X~'W X~)^{-1} X~'W M y`` and, ``M``
+    being the ``W``-orthogonal projection off the fixed effects, ``X~'W M y = X~'W y``: so
+    ``A = W X~ (X~'W X~)^{-1}``. What an outcome placed on some rows (a control's residuals, say) does to
+    the coefficients is then a product, not a refit.
+    """
+    w = np.ones(len(fit.x)) if fit.weights is None else np.asarray(fit.weights, dtype="float64")
+    wx = fit.x * w[:, None]
+    return np.linalg.solve(fit.x.T @ wx, wx.T).T
+
+
 def collinear_columns(x: np.ndarray, tol: float = 1e-9, scale: np.ndarray | None = None) -> list[int]:
     """Indices of columns of ``x`` that are (numerically) linear combinations of earlier columns.
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from decrimkit.errors import SpecificationError
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
-from decrimkit.estimators.did._ols import FEFit, fe_ols
+from decrimkit.estimators.did._ols import FEFit, fe_ols, linear_map
 from decrimkit.estimators.did._reg_design import (
     check_alpha,
     check_covariates,
@@ -214,7 +214,7 @@ def twfe(
                                 batch=permutation_batch(panel, fit))
         else:
             inf = residual(panel, refit, method, fit.coef[:1], covariates=covariates, n_draws=n_perm,
-                           max_exact=max_exact, seed=seed, rows=(0,))
+                           max_exact=max_exact, seed=seed, rows=(0,), linear=linear_map(fit)[:, :1])
     random = method == "wild" or (method != "cluster" and not getattr(inf, "exact", True))
     spec = Spec(
         estimator="did.twfe",

@@ -174,6 +174,48 @@ def test_residual_methods_match_the_papers_formulas(method, n_treated):
         assert row["inference"] == method
 
 
+@pytest.mark.parametrize("method", ["conley_taber", "ferman_pinto"])
+def test_least_squares_contributions_equal_refits(method):
+    """did.twfe and did.event_study put each control's residuals on each treated unit through their linear
+    map (coefficients = A'y) instead of refitting; the generic refit path must give the same draws
+    (staggered dates, population weights, a time-varying covariate)."""
+    from decrimkit.estimators.did._event_study import relative_time
+    from decrimkit.estimators.did._inference import residual
+    from decrimkit.estimators.did._ols import fe_ols
+
+    cohorts = [3.0, 4.0, 4.0] + [np.inf] * 14
+    df = _frame(len(cohorts), 7, cohorts, seed=5, pop=True)
+    df["x"] = np.random.default_rng(2).normal(size=len(df))
+    panel = Panel.from_frame(df, unit="unit", time="time", outcome="y", cohort="g", population="pop",
+                             covariates=["x"], count=False)
+    kw = {"inference": method, "weights": "population", "covariates": ("x",), "n_perm": 199, "max_exact": 0,
+          "seed": 4}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewTreatedWarning)
+        tw = did.twfe(panel, **kw)
+        es = did.event_study(panel, **kw)
+    k = len(es.estimate)
+
+    def refit_twfe(p: Panel) -> np.ndarray:
+        x = np.column_stack([p.frame["d"].to_numpy(dtype=float), p.frame["x"].to_numpy()])
+        return fe_ols(p.y, x, [p.unit_index, p.time_index], names=("d", "x"), weights=p.frame["population"].to_numpy(),
+                      vcov="hetero").coef[:1]
+
+    keep = [int(t) for t in es.label[:k]]  # event times (the reference period omitted)
+
+    def refit_es(p: Panel) -> np.ndarray:
+        e = relative_time(p)
+        x = np.column_stack([(e == j).astype(float) for j in keep] + [p.frame["x"].to_numpy()])
+        return fe_ols(p.y, x, [p.unit_index, p.time_index], names=tuple(map(str, range(k + 1))),
+                      weights=p.frame["population"].to_numpy(), vcov="hetero").coef[:k]
+
+    for res, refit in ((tw, refit_twfe), (es, refit_es)):
+        slow = residual(panel, refit, method, res.estimate[: res.inference.draws.shape[1]], covariates=("x",),
+                        n_draws=199, max_exact=0, seed=4)
+        assert res.inference.draws.shape == slow.draws.shape
+        np.testing.assert_allclose(res.inference.draws, slow.draws, rtol=1e-8, atol=1e-12)
+
+
 def test_ferman_pinto_corrects_toward_the_small_treated_unit():
     # the treated unit is the smallest: its errors are the noisiest; FP widens the interval
     cohorts = [3.0] + [np.inf] * 15
