@@ -72,12 +72,23 @@ def _tau_bar(v: np.ndarray, tau: np.ndarray, cell: np.ndarray, cluster: np.ndarr
         return np.where(rest > 0, (num[cell] - own_num) / rest, 0.0)
 
 
-def imputation_variance(fs: FirstStage, wmat: np.ndarray, g: np.ndarray, *, leave_out: bool) -> np.ndarray:
-    """BJS conservative standard errors (one per column of ``wmat``) and the imputation weights' use."""
+def imputation_weights(fs: FirstStage, wmat: np.ndarray) -> np.ndarray:
+    """BJS's implied weights ``v*`` (N, k): every estimate is ``v[:, j] @ y``, whatever the outcome ``y``.
+
+    ``est_j = wmat_T' (y_T - Z_T beta)`` with ``beta = (Z0'W Z0)^{-1} Z0'W y``: the target rows weigh
+    ``wmat``, each untreated row ``-w_r z_r' (Z0'W Z0)^{-1} Z_T' wmat_T``.
+    """
     target, untreated = fs.target, fs.untreated
     z1w = fs.z[target].T @ wmat[target]  # (q, k)
     b = np.column_stack([fs.solve(z1w[:, j]) for j in range(wmat.shape[1])])
-    v = np.where(untreated[:, None], -(fs.weight * untreated)[:, None] * (fs.z @ b), wmat)
+    return np.where(untreated[:, None], -(fs.weight * untreated)[:, None] * (fs.z @ b), wmat)
+
+
+def imputation_variance(fs: FirstStage, wmat: np.ndarray, g: np.ndarray, *, leave_out: bool,
+                        v: np.ndarray | None = None) -> np.ndarray:
+    """BJS conservative standard errors, one per column of ``wmat`` (``v``: its imputation weights, if known)."""
+    target = fs.target
+    v = imputation_weights(fs, wmat) if v is None else v
     cell = pd.factorize(pd.MultiIndex.from_arrays([np.where(target, g, -1.0), np.nan_to_num(fs.event, nan=-1e9)]))[0]
     se = np.empty(wmat.shape[1])
     for j in range(wmat.shape[1]):
@@ -190,8 +201,9 @@ def imputation(
                      check_clusters=se and method == "cluster")
     hs, wmat = horizon_weights(fs, None if horizons is None else tuple(horizons), anticipation)
     est = wmat[fs.target].T @ fs.resid[fs.target]
+    v = imputation_weights(fs, wmat) if se else None
     if se:
-        ses = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out))
+        ses = imputation_variance(fs, wmat, panel.frame["g"].to_numpy(), leave_out=bool(leave_out), v=v)
         warn_if_few(panel, "imputation", method)
     else:
         ses = np.full(len(est), np.nan)
@@ -207,7 +219,7 @@ def imputation(
             inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, overall=True)
         else:
             inf = residual(panel, refit, method, est, covariates=covariates, n_draws=n_perm, max_exact=max_exact,
-                           seed=seed, overall=True)
+                           seed=seed, overall=True, linear=v)  # linear in y through v*: no refits
         inf = dataclasses.replace(inf, rows=tuple(range(len(hs))))
     spec = Spec(
         estimator="did.imputation",

@@ -216,6 +216,35 @@ def test_least_squares_contributions_equal_refits(method):
         np.testing.assert_allclose(res.inference.draws, slow.draws, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["conley_taber", "ferman_pinto"])
+def test_imputation_contributions_through_its_weights_equal_refits(method):
+    """did.imputation is linear in the outcome through BJS's implied weights v*; its Conley-Taber and
+    Ferman-Pinto contributions use them instead of refitting, and must equal refits (staggered dates,
+    population weights, a time-varying covariate, horizons and the overall ATT)."""
+    from decrimkit.estimators.did._first_stage import first_stage
+    from decrimkit.estimators.did._imputation import horizon_weights
+    from decrimkit.estimators.did._inference import residual
+
+    cohorts = [3.0, 4.0, 4.0] + [np.inf] * 14
+    df = _frame(len(cohorts), 7, cohorts, seed=6, pop=True)
+    df["x"] = np.random.default_rng(3).normal(size=len(df))
+    panel = Panel.from_frame(df, unit="unit", time="time", outcome="y", cohort="g", population="pop",
+                             covariates=["x"], count=False)
+    opts = {"covariates": ("x",), "weights": "population"}
+    res = did.imputation(panel, inference=method, n_perm=199, max_exact=0, seed=4, **opts)
+    hs = res.spec.options["horizons"]
+
+    def refit(p: Panel) -> np.ndarray:
+        f = first_stage(p, anticipation=0, cluster=None, **opts)
+        w = horizon_weights(f, hs, 0)[1]
+        return w[f.target].T @ f.resid[f.target]
+
+    slow = residual(panel, refit, method, refit(panel), covariates=("x",), n_draws=199, max_exact=0, seed=4,
+                    overall=True)
+    assert res.inference.draws.shape == slow.draws.shape and slow.draws.shape[1] == len(hs) + 1
+    np.testing.assert_allclose(res.inference.draws, slow.draws, rtol=1e-8, atol=1e-12)
+
+
 def test_ferman_pinto_corrects_toward_the_small_treated_unit():
     # the treated unit is the smallest: its errors are the noisiest; FP widens the interval
     cohorts = [3.0] + [np.inf] * 15
