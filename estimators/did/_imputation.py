@@ -40,6 +40,7 @@ import pandas as pd
 from decrimkit.errors import DesignError, SpecificationError
 from decrimkit.estimators.did._event_result import EventTimeEffect, horizon_weights, pretrend_regression
 from decrimkit.estimators.did._first_stage import FirstStage, first_stage
+from decrimkit.estimators.did._imputation_perm import permutation_batch
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.inference.randomization import MAX_EXACT
 from decrimkit.options import Inference
@@ -216,7 +217,10 @@ def imputation(
             return w[f.target].T @ f.resid[f.target]
 
         if method == "randomization":
-            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, overall=True)
+            batch = permutation_batch(panel, covariates=covariates, anticipation=anticipation, weights=weights,
+                                      horizons=hs)  # every reassignment in batched solves, no refits
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, overall=True,
+                                batch=batch)
         else:
             inf = residual(panel, refit, method, est, covariates=covariates, n_draws=n_perm, max_exact=max_exact,
                            seed=seed, overall=True, linear=v)  # linear in y through v*: no refits
