@@ -51,11 +51,11 @@ from decrimkit.estimators.did._aggte import (
     cohort_basis,
     cohort_shares,
 )
-from decrimkit.estimators.did._cs_cells import att_gt_point_kernel, cell_estimates, check_fit
+from decrimkit.estimators.did._cs_cells import att_gt_point_kernel, cell_estimates, check_fit, treated_linear_map
 from decrimkit.estimators.did._cs_design import CellDesign, cell_design
 from decrimkit.estimators.did._cs_randomization import cell_draws
 from decrimkit.estimators.did._drdid import METHODS
-from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
+from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few, with_outcome
 from decrimkit.inference.bootstrap import Multipliers, summarise_draws
 from decrimkit.inference.randomization import MAX_EXACT, RandomizationInference
 from decrimkit.limits import check_replications
@@ -504,8 +504,13 @@ def att_gt(
                                       covariates=tuple(covariates), method=method)
             few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, batch=batch)
         else:
+            linear = None
+            if design.n_units == panel.n_units and not design.excluded and len(design.times) == panel.n_periods:
+                linear = treated_linear_map(  # one fit per treated unit instead of one per (treated, control)
+                    design, panel.unit_index, panel.time_index, np.flatnonzero(np.isfinite(design.g_unit)),
+                    lambda y: estimates_of(with_outcome(panel, y)))
             few = residual(panel, estimates_of, how, att, covariates=tuple(covariates),
-                           n_draws=n_perm, max_exact=max_exact, seed=seed)
+                           n_draws=n_perm, max_exact=max_exact, seed=seed, linear=linear)
             shares = cohort_shares(cohort_basis(design.g_unit, design.w_unit, groups))
             few = dataclasses.replace(few, estimate=np.concatenate([att, shares]),
                                       draws=np.hstack([few.draws, np.zeros((few.draws.shape[0], shares.size))]))

@@ -10,6 +10,8 @@ refit every cell per permutation in one compiled call). Kernel and group fits re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,8 @@ from decrimkit.estimators.did._cs_design import CellDesign
 from decrimkit.estimators.did._cs_groups import GroupFit, fit_groups
 from decrimkit.estimators.did._drdid import CellFit, cell_estimate_given_ps, cell_estimate_imp, cell_logit
 
-__all__ = ["att_gt_kernel", "att_gt_point_kernel", "att_gt_imp_kernel", "cell_estimates", "check_fit"]
+__all__ = ["att_gt_kernel", "att_gt_point_kernel", "att_gt_imp_kernel", "cell_estimates", "check_fit",
+           "treated_linear_map"]
 
 
 @jax.jit
@@ -107,3 +110,30 @@ def check_fit(fit: CellFit | GroupFit, design: CellDesign, method: str) -> None:
             f"ATT(g,t) is not finite in {bad.size} cells, first {where(bad[0])}: a singular propensity-score "
             f"or outcome-regression fit. Drop collinear covariates or use a larger comparison group."
         )
+
+
+def treated_linear_map(
+    design: CellDesign, unit_index: np.ndarray, time_index: np.ndarray, treated: np.ndarray,
+    estimates_of_outcome: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """(n_obs, K): how each treated unit's outcome rows move every ATT(g,t), one fit per treated unit.
+
+    Given the design (propensity scores depend on covariates only), a cell's ATT is linear in its units'
+    differences ``y_i[t] - y_i[base]``: ``att_k = sum_i c_ki (y_i[t_k] - y_i[base_k])``. Filling unit ``j``'s
+    rows with its period positions (every other unit zero) gives ``att_k = c_kj (t_k - base_k)``, so one fit
+    recovers unit ``j``'s coefficients in every cell, and a row ``(j, t)`` of the map is
+    ``c_kj ([t = t_k] - [t = base_k])``. Rows of other units are zero (Conley-Taber and Ferman-Pinto place
+    control residuals on treated units only). ``estimates_of_outcome(y)``: the K cell ATTs with outcome ``y``
+    (rows in panel order).
+    """
+    gap = (design.tpos - design.base).astype("float64")
+    live = ~design.is_base & (gap != 0)
+    out = np.zeros((unit_index.size, design.tpos.size))
+    for j in treated:
+        rows = np.flatnonzero(unit_index == j)
+        y = np.zeros(unit_index.size)
+        y[rows] = time_index[rows]
+        c = np.where(live, np.asarray(estimates_of_outcome(y)) / np.where(live, gap, 1.0), 0.0)
+        t = time_index[rows][:, None]
+        out[rows] = c[None, :] * ((t == design.tpos[None, :]).astype("float64") - (t == design.base[None, :]))
+    return out

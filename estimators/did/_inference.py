@@ -138,8 +138,14 @@ def randomization(
 
 
 def control_residuals(panel: Panel, covariates: tuple[str, ...] = ()) -> np.ndarray:
-    """(N0, T) residuals of the never-treated units from the TWFE regression of y on D (and covariates)."""
+    """(N0, T) residuals of the never-treated units from the TWFE regression of y on D (and covariates).
+
+    Covariates constant within every unit (``att_gt``'s usual ones) are absorbed by the unit effects: they
+    leave the residuals unchanged and are left out of the regression.
+    """
     frame = panel.frame
+    varies = frame.groupby("unit", sort=False)[list(covariates)].nunique().max() > 1 if covariates else None
+    covariates = tuple(c for c in covariates if varies[c])
     x = np.column_stack([frame["d"].to_numpy(dtype="float64")] + [frame[c].to_numpy() for c in covariates])
     fit = fe_ols(panel.y, x, [panel.unit_index, panel.time_index], names=("d", *covariates), vcov="hetero")
     units = panel.unit_index

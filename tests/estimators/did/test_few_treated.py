@@ -245,6 +245,42 @@ def test_imputation_contributions_through_its_weights_equal_refits(method):
     np.testing.assert_allclose(res.inference.draws, slow.draws, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize(("method", "opts"), [
+    ("conley_taber", {"control": "never", "method": "dr"}),
+    ("ferman_pinto", {"control": "notyet", "method": "reg", "base_period": "universal"}),
+    ("conley_taber", {"control": "notyet", "method": "ipw"}),
+    ("ferman_pinto", {"control": "never", "method": "dr", "covariates": ("x",)}),
+    ("conley_taber", {"control": "never", "method": "dr_imp", "covariates": ("x",)}),
+])
+def test_att_gt_contributions_through_its_treated_map_equal_refits(method, opts):
+    """did.att_gt's ATT(g,t) are linear in each unit's outcome differences given the design, so one fit per
+    treated unit gives its coefficients in every cell; the Conley-Taber / Ferman-Pinto draws built from them
+    must equal the generic path's N1 x N0 refits (cells, not only the aggregate)."""
+    from decrimkit.estimators.did._cs_cells import cell_estimates
+    from decrimkit.estimators.did._cs_design import cell_design
+    from decrimkit.estimators.did._inference import residual
+
+    cohorts = [3.0, 4.0, 4.0] + [np.inf] * 14
+    df = _frame(len(cohorts), 7, cohorts, seed=8, pop=True)
+    df["x"] = np.repeat(np.random.default_rng(4).normal(size=len(cohorts)), 7)  # time-invariant, for the ps
+    panel = Panel.from_frame(df, unit="unit", time="time", outcome="y", cohort="g", population="pop",
+                             covariates=["x"], count=False)
+    res = did.att_gt(panel, inference=method, n_boot=0, n_perm=199, max_exact=0, seed=4, **opts)
+    est = "dr" if opts["method"] == "dr_imp" else opts["method"]
+
+    def refit(p: Panel) -> np.ndarray:
+        design = cell_design(p, control=opts["control"], method=est, covariates=tuple(opts.get("covariates", ())),
+                             anticipation=0, base_period=opts.get("base_period", "varying"), weights=None,
+                             cluster=None, check_clusters=False)
+        return cell_estimates(design, opts["method"])[0]
+
+    slow = residual(panel, refit, method, refit(panel), covariates=tuple(opts.get("covariates", ())), n_draws=199,
+                    max_exact=0, seed=4)
+    k = slow.draws.shape[1]
+    assert k == len(res.estimate) and k > 10
+    np.testing.assert_allclose(res.inference.draws[:, :k], slow.draws, rtol=1e-8, atol=1e-11)
+
+
 def test_ferman_pinto_corrects_toward_the_small_treated_unit():
     # the treated unit is the smallest: its errors are the noisiest; FP widens the interval
     cohorts = [3.0] + [np.inf] * 15
