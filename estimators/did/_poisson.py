@@ -291,6 +291,14 @@ def poisson(
             "poisson: every count in the outcome is zero, so every unit and period would be dropped (PPML "
             "separation) and nothing can be estimated. Check that the outcome column holds the counts."
         )
+    ever_treated = np.isfinite(frame["g"].to_numpy(dtype="float64"))
+    if ever_treated.any() and not (keep & ever_treated).any():
+        raise DesignError(
+            "poisson: every treated unit has a zero count in every period, and PPML drops such units (their fixed "
+            "effect is -inf: separation), so no treated unit is left and the rate ratio is not identified. A "
+            "log-linear count model cannot estimate an effect for units without events; use a linear model of "
+            "the rate (did.twfe, did.att_gt) or a larger area."
+        )
     offset = np.log(frame["population"].to_numpy()) if exposure == "population" else None
     clus = cluster_labels(panel, cluster)
     fit = ppml(
@@ -322,7 +330,13 @@ def poisson(
             return poisson(p, exposure=exposure, covariates=covariates, cluster=None, staggered=staggered,
                            tol=tol).estimate[:1]
 
-        few = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,), linear=False)
+        # units with a zero count in every period are dropped by PPML under any assignment (separation): they are
+        # outside the estimator's sample, so the reassignments run over the units it keeps
+        zero = np.bincount(panel.unit_index, weights=y, minlength=panel.n_units) == 0
+        pool = panel if not zero.any() else panel.subset(
+            [u for u, z in zip(panel.units, zero) if not z],
+            reason="units with zero counts in every row (PPML separation), left out of the reassignments")
+        few = randomization(pool, refit, n_perm=n_perm, max_exact=max_exact, seed=seed, rows=(0,), linear=False)
     spec = Spec(
         estimator="did.poisson",
         seed=None if few is None or few.exact else int(seed),

@@ -507,6 +507,30 @@ def test_att_gt_randomization_batch_equals_refits_on_reassigned_panels(control, 
         np.testing.assert_allclose(inf.dose[i, :k], dose, rtol=1e-9, atol=1e-12)
 
 
+def test_poisson_randomization_leaves_out_units_without_events():
+    """Units with a zero count in every period are dropped by PPML under any assignment (separation), so the
+    reassignments run over the units it keeps; a treated unit without events is refused by name."""
+    df = _frame(9, 6, [3.0] + [np.inf] * 8, seed=11, pop=True)
+    df = df.assign(y=np.round(np.exp(df["y"] / 4) * 10))
+    df.loc[df["unit"].isin([6, 7]), "y"] = 0.0  # two small comparison units with no events
+    res = did.poisson(_panel(df, pop=True), inference="randomization")
+    assert res.inference.exact and res.inference.n_draws == 7  # the one date over the 7 units with events
+    # brute force over those 7 units: the same statistic, each given the date in turn
+    kept = [u for u in range(9) if u not in (6, 7)]
+    stats = []
+    for u in kept:
+        f = df[df["unit"].isin(kept)].assign(g=lambda d, u=u: np.where(d["unit"] == u, 3.0, 0.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FewTreatedWarning)
+            stats.append(did.poisson(_panel(f, pop=True), inference="cluster", cluster=None).estimate[0])
+    stats = np.array(stats)
+    assert res.estimate[0] == pytest.approx(stats[0], rel=1e-9)
+    assert res.p_value[0] == pytest.approx(np.mean(np.abs(stats) >= np.abs(stats[0]) - 1e-12), abs=1e-12)
+    df.loc[df["unit"] == 0, "y"] = 0.0  # the treated unit without events: nothing left to compare
+    with pytest.raises(DesignError, match="every treated unit has a zero count in every period"):
+        did.poisson(_panel(df, pop=True), inference="randomization")
+
+
 def test_att_gt_and_poisson_few_treated_methods_run_with_one_treated_unit():
     # one treated unit among eight: the cluster-robust SE is refused, but the few-treated methods are built
     # for exactly this design and their refits on reassigned panels must not trip the few-clusters rule
