@@ -57,6 +57,26 @@ def _sum_by2(codes: np.ndarray, n_codes: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(keys, weights=values.ravel(), minlength=p * n_codes).reshape(p, n_codes)
 
 
+def _horizon_means(
+    event: np.ndarray, target: np.ndarray, w: np.ndarray, effect: np.ndarray, horizons: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P, H + 1, 2) weighted means of ``effect`` over the treated rows at each horizon, then over every
+    treated row with ``e >= 0`` (the overall ATT), as ``horizon_weights``; and (P,) whether a column is empty."""
+    p, n_h = event.shape[0], len(horizons)
+    code = np.full(event.shape, n_h)  # n_h: rows no horizon takes (weight 0 below)
+    for j, h in enumerate(horizons):
+        code[event == h] = j
+    sums, tot = np.zeros((p, n_h + 1)), np.zeros((p, n_h + 1, 2))
+    overall = np.full(event.shape, n_h)
+    for codes, keep in ((code, code < n_h), (overall, target & (event >= 0))):
+        c_w = np.where(keep, w[None, :], 0.0)
+        sums += _sum_by2(codes, n_h + 1, c_w)
+        for j in range(2):
+            tot[:, :, j] += _sum_by2(codes, n_h + 1, c_w * effect[:, :, j])
+    empty = (sums <= 0).any(axis=1)
+    return tot / np.where(sums > 0, sums, 1.0)[:, :, None], empty
+
+
 def permutation_batch(
     panel: Panel,
     *,
@@ -138,27 +158,14 @@ def permutation_batch(
         if k:
             y0 = y0 + np.einsum("nl,plj->pnj", x, gamma[:, n_t - 1 :, :])
         effect = outcomes[None, :, :] - y0  # (P, n, 2): Y - Y(0)_hat, used on the treated rows only
-        # horizon h: weighted mean of the effects over the treated rows at event time h; overall: e >= 0
         event = np.where(target, t[None, :] - np.where(np.isfinite(g), g, 0.0), np.inf)
-        n_h = len(horizons)
-        code = np.full(event.shape, n_h + 1)  # n_h + 1: rows no horizon takes (dropped below)
-        for j, h in enumerate(horizons):
-            code[event == h] = j
-        sums = np.zeros((p, n_h + 2))
-        tot = np.zeros((p, n_h + 2, 2))
-        overall = target & (event >= 0)
-        for codes, keep in ((code, code <= n_h), (np.full(event.shape, n_h), overall)):
-            c_w = np.where(keep, w[None, :], 0.0)
-            sums += _sum_by2(codes, n_h + 2, c_w)
-            for j in range(2):
-                tot[:, :, j] += _sum_by2(codes, n_h + 2, c_w * effect[:, :, j])
-        sums, tot = sums[:, : n_h + 1], tot[:, : n_h + 1]
-        if (sums <= 0).any():
-            which = offset + int(np.flatnonzero((sums <= 0).any(axis=1))[0])
+        means, empty = _horizon_means(event, target, w, effect, horizons)
+        if empty.any():
+            which = offset + int(np.flatnonzero(empty)[0])
             raise DesignError(f"reassignment {which} of the adoption dates leaves a reported horizon without "
                               f"treated observations; randomization inference needs the same event times under "
                               f"every reassignment (a balanced panel has them).")
-        return tot / sums[:, :, None]  # (P, H + 1, 2)
+        return means
 
     def batch(g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g_rows = np.asarray(g_rows, dtype="float64")
