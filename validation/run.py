@@ -192,13 +192,19 @@ def run(
         # the SBC task first: it is one long task, the chunks fill the other worker meanwhile
         sbc_future = client.submit(grid.run_sbc_task, n_sbc, seed, quick, pure=False) if sbc else None
         futures = [client.submit(grid.run_group, items, seed, estimators, pure=False) for items in tasks]
+        n_tasks, pending = len(futures), as_completed(futures)
+        del futures
         chunks = []
         done = 0
-        for fut in as_completed(futures):
+        for fut in pending:
             chunks.extend(fut.result())
+            # released once gathered: a worker that dies later (a full run once lost both, at 52 min, to XLA
+            # running out of memory maps) then costs only its running tasks, not the recomputation of every
+            # result it still held
+            fut.release()
             done += 1
-            if done % max(1, len(futures) // 20) == 0 or done == len(futures):
-                print(f"[validate] {done}/{len(futures)} tasks ({time.perf_counter() - began:.0f} s)", flush=True)
+            if done % max(1, n_tasks // 20) == 0 or done == n_tasks:
+                print(f"[validate] {done}/{n_tasks} tasks ({time.perf_counter() - began:.0f} s)", flush=True)
         sbc_out = sbc_future.result() if sbc_future is not None else None
         costs = _costs(chunks, sbc_out)
         _print_costs(costs)
