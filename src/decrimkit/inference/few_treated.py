@@ -78,6 +78,11 @@ __all__ = [
 ]
 
 FEW_TREATED = 5
+
+
+def _tie_tol(x: np.ndarray) -> np.ndarray:
+    """Differences below this count as ties (rounding of sums of the same residuals in another order)."""
+    return 1e-12 * np.maximum(np.abs(x), 1.0)
 """Default threshold of :func:`warn_few_treated`: fewer treated units than this warn."""
 
 FEW_TREATED_METHODS = ("wild", "randomization", "conley_taber", "ferman_pinto")
@@ -193,7 +198,7 @@ class ResidualInference:
     def p_value(self, null: float = 0.0) -> np.ndarray:
         """(k,) equal-tailed p-values of ``coefficient = null``."""
         x = self.estimate - null
-        tol = 1e-12 * np.maximum(np.abs(x), 1.0)
+        tol = _tie_tol(x)
         below = np.mean(self.draws <= (x + tol)[None, :], axis=0)
         above = np.mean(self.draws >= (x - tol)[None, :], axis=0)
         return np.minimum(1.0, 2 * np.minimum(below, above))
@@ -205,7 +210,10 @@ class ResidualInference:
         k = int(np.floor(p * alpha / 2)) + 1  # smallest k with k / P > alpha / 2
         if k > p + 1 - k:
             return np.full((w.shape[1], 2), np.nan)
-        return np.column_stack([self.estimate - w[p - k], self.estimate - w[k - 1]])
+        # each end widened by the tie tolerance p_value uses, so that a draw equal to the estimate up to
+        # rounding (exchangeable controls with identical residuals) never puts its end on the wrong side
+        return np.column_stack([self.estimate - w[p - k] - _tie_tol(w[p - k]),
+                                self.estimate - w[k - 1] + _tie_tol(w[k - 1])])
 
     @property
     def null(self) -> str:
