@@ -78,15 +78,15 @@ __all__ = [
 ]
 
 FEW_TREATED = 5
+"""Default threshold of :func:`warn_few_treated`: fewer treated units than this warn."""
+
+FEW_TREATED_METHODS = ("wild", "randomization", "conley_taber", "ferman_pinto")
+"""Values of ``inference=`` meant for few treated units (no warning under them)."""
 
 
 def _tie_tol(x: np.ndarray) -> np.ndarray:
     """Differences below this count as ties (rounding of sums of the same residuals in another order)."""
     return 1e-12 * np.maximum(np.abs(x), 1.0)
-"""Default threshold of :func:`warn_few_treated`: fewer treated units than this warn."""
-
-FEW_TREATED_METHODS = ("wild", "randomization", "conley_taber", "ferman_pinto")
-"""Values of ``inference=`` meant for few treated units (no warning under them)."""
 
 
 def warn_few_treated(n_treated: int, estimator: str, inference: str, threshold: int = FEW_TREATED) -> None:
