@@ -44,14 +44,8 @@ _COND_MAX = 1e12  # the reduced normal equations of a reassignment are treated a
 
 
 def _sum_by(codes: np.ndarray, n_codes: int, values: np.ndarray) -> np.ndarray:
-    """(P, n_codes) sums of ``values`` (P, n) over rows with the same code."""
-    p = values.shape[0]
-    keys = (np.arange(p)[:, None] * n_codes + codes[None, :]).ravel()
-    return np.bincount(keys, weights=values.ravel(), minlength=p * n_codes).reshape(p, n_codes)
-
-
-def _sum_by2(codes: np.ndarray, n_codes: int, values: np.ndarray) -> np.ndarray:
-    """(P, n_codes) sums of ``values`` (P, n) over rows with the same code, codes (P, n) per reassignment."""
+    """(P, n_codes) sums of ``values`` (P, n) over rows with the same code; ``codes`` (n,) shared by every
+    reassignment, or (P, n) one row per reassignment."""
     p = values.shape[0]
     keys = (np.arange(p)[:, None] * n_codes + codes).ravel()
     return np.bincount(keys, weights=values.ravel(), minlength=p * n_codes).reshape(p, n_codes)
@@ -70,9 +64,9 @@ def _horizon_means(
     overall = np.full(event.shape, n_h)
     for codes, keep in ((code, code < n_h), (overall, target & (event >= 0))):
         c_w = np.where(keep, w[None, :], 0.0)
-        sums += _sum_by2(codes, n_h + 1, c_w)
+        sums += _sum_by(codes, n_h + 1, c_w)
         for j in range(2):
-            tot[:, :, j] += _sum_by2(codes, n_h + 1, c_w * effect[:, :, j])
+            tot[:, :, j] += _sum_by(codes, n_h + 1, c_w * effect[:, :, j])
     empty = (sums <= 0).any(axis=1)
     return tot / np.where(sums > 0, sums, 1.0)[:, :, None], empty
 
