@@ -20,7 +20,7 @@ effects ``Y - Y(0)`` on the reassigned treated rows and their horizon weights (e
 sum to one over its treated rows; the overall ATT over every treated row with ``e >= 0``) follow as in
 :func:`~decrimkit.estimators.did._event_result.horizon_weights`.
 
-The numbers are those of a refit (``tests/estimators/did/test_imputation_randomization_batch.py``
+The numbers are those of a refit (``tests/estimators/did/test_without_refits.py``
 compares them on balanced and unbalanced panels, with weights, a covariate and anticipation), up to
 the floating-point order of the solve. A reassignment that leaves the first stage unidentified (a
 unit handed a date it has no observed period before; a period left with no untreated observation)

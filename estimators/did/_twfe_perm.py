@@ -12,7 +12,7 @@ depend on ``pi``. By Frisch-Waugh-Lovell, with ``M`` the (weighted) two-way with
 
 so one within transformation of the matrix of all reassigned indicators (in chunks, the panel's
 factors and weights unchanged) and a few inner products give every ``beta_pi``. These are the numbers
-a refit gives (``tests/estimators/did/test_twfe_randomization_batch.py`` compares them with refits,
+a refit gives (``tests/estimators/did/test_without_refits.py`` compares them with refits,
 balanced and unbalanced, weighted and with covariates); only the floating-point order differs.
 
 A reassignment whose indicator is absorbed by the fixed effects (possible in an unbalanced panel: a
