@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -216,3 +217,17 @@ def test_compiled_bayes_power_matches_hierarchical_did(tmp_path_factory, rates):
     # two independent MCMC runs of one posterior: means agree to well within a posterior sd (MC error of
     # the means is about sd / sqrt(ESS) ~ 0.1 sd with ESS >= 100)
     assert abs(engine_mean - att["mean"]) < 0.5 * att["sd"], (engine_mean, att["mean"], att["sd"])
+
+
+def test_bayes_calibration_note_quotes_the_validation_run():
+    # the note printed beside every state-level posterior quotes the real-data placebo cell; it must say what the
+    # committed validation run measured (it said 96 of 100 after an earlier run of the cell)
+    from decrimkit.studies.policy_models.study import BAYES_CALIBRATION
+
+    table = json.loads((Path(__file__).resolve().parents[2] / "validation" / "results.json").read_text())["table"]
+    rows = {t["estimator"]: t for t in table if t["cell"] == "placebo_state_annual_4_bayes"}
+    ar1, none = rows["bayes_hdid/ar1"], rows["bayes_hdid/none"]
+    assert f"on {ar1['n']} placebo laws" in BAYES_CALIBRATION
+    assert (f"covered 0 in {round(ar1['coverage'] * ar1['n'])} (MC SE {100 * ar1['coverage_mcse']:.1f} points"
+            in BAYES_CALIBRATION)
+    assert f"without the AR(1) deviations, {round(none['coverage'] * none['n'])})" in BAYES_CALIBRATION
