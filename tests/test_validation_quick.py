@@ -32,10 +32,12 @@ def validation(monkeypatch):
 # LocalCluster starts or stops on a saturated machine; they are Dask internals, not decrimkit's.
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_quick_pipeline_on_dask(validation, tmp_path):
-    path = validation.run.run(tmp_path, quick=True, reps=4, cells=["poisson_mean1", "poisson_mean0.2"], sbc=False,
-                              workers=1)
+    # one worker: the SBC task (submitted first) finishes before the chunks and is gathered inside their loop
+    path = validation.run.run(tmp_path, quick=True, reps=4, cells=["poisson_mean1", "poisson_mean0.2"], sbc=True,
+                              sbc_reps=2, workers=1)
     res = json.loads(path.read_text(encoding="utf-8"))
     assert res["quick"] is True and res["seed"] == validation.run.DEFAULT_SEED
+    assert res["sbc"]["n_reps"] == 2 and res["sbc"]["table"]
     rows = {(r["cell"], r["estimator"], r["target"]): r for r in res["table"]}
     assert set(rows) == {("poisson_mean1", "poisson", "log_rr"), ("poisson_mean0.2", "poisson", "log_rr")}
     for r in rows.values():
@@ -44,6 +46,7 @@ def test_quick_pipeline_on_dask(validation, tmp_path):
     assert rows[("poisson_mean1", "poisson", "log_rr")]["truth"] == pytest.approx(np.log(1.25), rel=1e-12)
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "poisson_mean0.2" in readme and "Quick run" in readme and "## Run cost" in readme
+    assert "simulation-based calibration" in readme
     for fig in ("coverage.png", "coverage.svg", "bias.png", "bias.svg"):
         assert (tmp_path / "figures" / fig).stat().st_size > 0
 

@@ -159,6 +159,13 @@ def _client(scheduler: str | None, workers: int) -> Any:
     return Client(cluster)
 
 
+def _gather(future: Any) -> Any:
+    """A finished task's result, its copy on the cluster released."""
+    out = future.result()
+    future.release()
+    return out
+
+
 def run(
     out: str | Path = ROOT / "validation",
     *,
@@ -196,16 +203,20 @@ def run(
         del futures
         chunks = []
         done = 0
+        sbc_out = None
         for fut in pending:
             chunks.extend(fut.result())
             # released once gathered: a worker that dies later (a full run once lost both, at 52 min, to XLA
             # running out of memory maps) then costs only its running tasks, not the recomputation of every
-            # result it still held
+            # result it still held (the SBC result too, gathered as soon as it is done)
             fut.release()
+            if sbc_future is not None and sbc_future.done():
+                sbc_out, sbc_future = _gather(sbc_future), None
             done += 1
             if done % max(1, n_tasks // 20) == 0 or done == n_tasks:
                 print(f"[validate] {done}/{n_tasks} tasks ({time.perf_counter() - began:.0f} s)", flush=True)
-        sbc_out = sbc_future.result() if sbc_future is not None else None
+        if sbc_future is not None:
+            sbc_out = _gather(sbc_future)
         costs = _costs(chunks, sbc_out)
         _print_costs(costs)
         results = summarise(chunks, names, sbc_out, quick=quick, seed=seed, reps=reps, sbc_reps=n_sbc if sbc else 0,
