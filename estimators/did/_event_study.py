@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from decrimkit.errors import DesignError, SpecificationError
+from decrimkit.estimators.did._event_perm import permutation_batch
 from decrimkit.estimators.did._inference import check_inference, randomization, residual, warn_if_few
 from decrimkit.estimators.did._ols import fe_ols, linear_map
 from decrimkit.estimators.did._reg_design import (
@@ -263,7 +264,8 @@ def event_study(
                           vcov="hetero").coef[:m]
 
         if method == "randomization":
-            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed)
+            inf = randomization(panel, refit, n_perm=n_perm, max_exact=max_exact, seed=seed,
+                                batch=permutation_batch(panel, fit, keep, leads, lags))
         else:
             inf = residual(panel, refit, method, fit.coef[:m], covariates=covariates, n_draws=n_perm,
                            max_exact=max_exact, seed=seed, linear=linear_map(fit)[:, :m])

@@ -1,7 +1,7 @@
 """Few-treated inference computed from the observed design instead of by refitting, checked against refits.
 
-Randomization: ``did.twfe`` reassigns every adoption date at once (Frisch-Waugh-Lovell on the matrix of
-reassigned indicators, ``estimators/did/_twfe_perm.py``) and ``did.imputation`` solves every
+Randomization: ``did.twfe`` and ``did.event_study`` reassign every adoption date at once (Frisch-Waugh-Lovell
+on the reassigned indicators, ``estimators/did/_twfe_perm.py`` and ``_event_perm.py``) and ``did.imputation`` solves every
 reassignment's first stage in batches (unit effects eliminated, ``_imputation_perm.py``). Conley-Taber and
 Ferman-Pinto: ``twfe`` and ``event_study`` through their least-squares map, ``imputation`` through BJS's
 implied weights, ``att_gt`` through one fit per treated unit. Each is compared here with the generic path,
@@ -28,12 +28,14 @@ from decrimkit.estimators.did._event_study import relative_time
 from decrimkit.estimators.did._first_stage import first_stage
 from decrimkit.estimators.did._inference import randomization, residual
 from decrimkit.estimators.did._ols import fe_ols
+from decrimkit.estimators.did._reg_design import row_weights
 from decrimkit.estimators.did._twfe import _fit
 
 # staggered designs: the treated units (unit: adoption period) come first, the rest are never treated
 TWFE = {"n_units": 12, "n_periods": 7, "cohorts": {0: 3, 1: 4, 2: 4}}
 IMPUTATION = {"n_units": 14, "n_periods": 8, "cohorts": {0: 4, 1: 5, 2: 5, 3: 6}}
 CONTRIB = {"n_units": 17, "n_periods": 7, "cohorts": {0: 3, 1: 4, 2: 4}}
+MONTHLY = {"n_units": 37, "n_periods": 120, "cohorts": {0: 40, 1: 60}}
 
 
 def _frame(seed: int, *, n_units: int, n_periods: int, cohorts: dict[int, int], drop: int = 0) -> pd.DataFrame:
@@ -93,6 +95,52 @@ def test_twfe_refuses_a_reassignment_the_fixed_effects_absorb():
         warnings.simplefilter("ignore", FewTreatedWarning)
         with pytest.raises(DesignError, match="absorbed by the unit and period effects"):
             did.twfe(_panel(df), inference="randomization", max_exact=10_000)
+
+
+@pytest.mark.parametrize(("design", "drop", "opts"), [
+    (TWFE, 0, {}),
+    (TWFE, 0, {"weights": "population"}),
+    (TWFE, 0, {"covariates": ("x",)}),
+    (TWFE, 0, {"leads": 2, "lags": 2}),
+    (TWFE, 6, {"weights": "population", "covariates": ("x",), "lags": 3}),
+    # a state-by-month shape: the periods' Schur complement has its null eigenvalue at ~1e-15 of the largest
+    (MONTHLY, 0, {"leads": 12, "lags": 24}),
+])
+def test_event_study_randomization_batch_equals_refits(design, drop, opts):
+    panel = _panel(_frame(3, **design, drop=drop))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewTreatedWarning)
+        res = did.event_study(panel, inference="randomization", n_perm=39, max_exact=0, seed=11, **opts)
+    keep, covariates = res.label, tuple(opts.get("covariates", ()))
+    leads, lags = opts.get("leads"), opts.get("lags")
+
+    def refit(p: Panel) -> np.ndarray:
+        e = relative_time(p)
+        e = np.where(e <= -leads, -leads, e) if leads is not None else e
+        e = np.where(e >= lags, lags, e) if lags is not None else e
+        x = np.column_stack([(e == k).astype("float64") for k in keep] + [p.frame[c].to_numpy() for c in covariates])
+        return fe_ols(p.y, x, [p.unit_index, p.time_index], names=tuple(map(str, range(x.shape[1]))),
+                      weights=row_weights(p, opts.get("weights")), vcov="hetero").coef[:len(keep)]
+
+    slow = randomization(panel, refit, n_perm=39, max_exact=0, seed=11)
+    inf = res.inference
+    assert inf.stat.shape == slow.stat.shape == (40, len(keep)) and not inf.exact
+    np.testing.assert_allclose(inf.stat[0], res.estimate, rtol=1e-9, atol=1e-12)  # row 0: the observed assignment
+    np.testing.assert_allclose(inf.stat, slow.stat, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(inf.dose, slow.dose, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(inf.p_value(0.0), slow.p_value(0.0), atol=1e-12)
+    np.testing.assert_allclose(inf.conf_int(0.1), slow.conf_int(0.1), rtol=1e-7, atol=1e-12)
+
+
+def test_event_study_refuses_a_reassignment_the_fixed_effects_absorb():
+    # as for TWFE: unit 5, observed from period 3 on, handed date 3 has event times only from 0 on, each in one
+    # of its rows: their indicators sum to its unit dummy, and no unit is left with the leads
+    df = _frame(1, **{**TWFE, "cohorts": {0: 3}})
+    df = df[~((df["unit"] == 5) & (df["time"] < 3))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewTreatedWarning)
+        with pytest.raises(DesignError, match="absorb"):
+            did.event_study(_panel(df), inference="randomization", max_exact=10_000)
 
 
 @pytest.mark.parametrize(("drop", "opts"), [
