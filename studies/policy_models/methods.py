@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from decrimkit.options import POLICY_MODELS
 
@@ -72,8 +73,9 @@ SPECS = {
 }
 
 
-def state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, float, float, str]:
-    """(estimate, se, conf_low, conf_high, inference) of one frequentist estimator on a state panel (log rate).
+def state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, float, float, float, str]:
+    """(estimate, se, p_value, conf_low, conf_high, inference) of one frequentist estimator on a state panel
+    (log rate); the p-value and the interval come from the same method (the SE is the estimator's analytic one).
 
     The statewide adopters are one to four states, so the analytic SEs of Callaway-Sant'Anna and imputation
     over-reject (the power section shows it). Their intervals and p-values come from randomization
@@ -92,10 +94,12 @@ def state_fit(estimator: str, panel: Any, *, seed: int) -> tuple[float, float, f
                              seed=seed).aggregate("simple")
         else:
             res = did.imputation(panel, inference="randomization", seed=seed)
-        est, _, lo, hi, _ = res.overall_inference(0.05)
-        return est, res.overall[1], lo, hi, "randomization (adoption dates reassigned across states)"
+        est, p, lo, hi, _ = res.overall_inference(0.05)
+        return est, res.overall[1], p, lo, hi, "randomization (adoption dates reassigned across states)"
     res = synth.sdid(panel, se_method="jackknife", seed=seed)
-    return res.estimate, res.se, res.estimate - power.Z * res.se, res.estimate + power.Z * res.se, "normal, jackknife SE"
+    p = 2 * stats.norm.sf(abs(res.estimate / res.se)) if res.se > 0 else np.nan
+    return (res.estimate, res.se, p, res.estimate - power.Z * res.se, res.estimate + power.Z * res.se,
+            "normal, jackknife SE")
 
 
 def dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, StatePanel]:
@@ -119,12 +123,13 @@ def dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, S
                 "comparison_states": len(sp.controls),
             }
             try:
-                e, se, lo, hi, how = state_fit(est, panel, seed=seed)
+                e, se, p, lo, hi, how = state_fit(est, panel, seed=seed)
                 rows.append(
                     {
                         **base,
                         "estimate": float(e),
                         "se": float(se),
+                        "p_value": float(p),
                         "conf_low": float(lo),
                         "conf_high": float(hi),
                         "inference": how,
@@ -138,6 +143,7 @@ def dejure_estimates(rates: pd.DataFrame, *, seed: int) -> tuple[pd.DataFrame, S
                         **base,
                         "estimate": np.nan,
                         "se": np.nan,
+                        "p_value": np.nan,
                         "conf_low": np.nan,
                         "conf_high": np.nan,
                         "inference": "",

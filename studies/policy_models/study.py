@@ -153,8 +153,9 @@ def _add_results(rep: Any, a: Analysis) -> None:
             estimate=r.estimate,
             se=r.se,
             conf_int=(r.conf_low, r.conf_high),
+            p_value=r.p_value,
             n=len(a.sp.frame),
-            method=f"{r.estimator} ({r.inference} interval), state-year log overdose rate, {r.rules}",
+            method=f"{r.estimator} ({r.inference} p-value and interval), state-year log overdose rate, {r.rules}",
             unit="log rate ratio",
             note=f"treated: {r.treated}; {r.comparison_states} comparison states",
         )

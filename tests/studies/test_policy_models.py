@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import study_runs
 from decrimkit.datasets import load_dataset, policy_registry
@@ -149,6 +150,16 @@ def test_quick_run_writes_every_output(tmp_path_factory):
     results = {r["name"]: r for r in json.loads((out / "results.json").read_text())["results"]}
     for key in ("dejure_att_gt", "dejure_imputation", "dejure_sdid", "dejure_bayes_att"):
         assert math.isfinite(results[key]["estimate"]) and math.isfinite(results[key]["se"]), key
+    # the headline p-values come from the method that gives the interval: randomization inference for
+    # Callaway-Sant'Anna and imputation (the interval is the hull of the nulls the test does not reject at 5%,
+    # so it excludes 0 only where p <= 0.05),
+    # the normal approximation with the jackknife SE for SDID
+    for key in ("dejure_att_gt", "dejure_imputation"):
+        r = results[key]
+        assert 0 < r["p_value"] <= 1 and "randomization" in r["method"], key
+        assert r["p_value"] <= 0.05 or r["conf_int"][0] <= 0 <= r["conf_int"][1], key
+    sdid = results["dejure_sdid"]
+    assert sdid["p_value"] == pytest.approx(2 * stats.norm.sf(abs(sdid["estimate"] / sdid["se"])), rel=1e-9)
     grid = pd.read_csv(out / "tables" / "power_grid.csv")
     cfg = study.SETTINGS[True]
     freq = grid[grid["estimator"] != "hierarchical_did"]
