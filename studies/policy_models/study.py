@@ -160,36 +160,44 @@ def _add_results(rep: Any, a: Analysis) -> None:
             note=f"treated: {r.treated}; {r.comparison_states} comparison states",
         )
     att = a.hdid.effect("overall").set_index("term").loc["att"]
+    # a posterior that fails the convergence gate gives no interval or probability: its chains disagree, so
+    # an HDI from them is not the posterior's; the mean and sd stay, labelled
+    def not_converged(warn: str, fn: str) -> str:
+        return (f"NOT CONVERGED ({warn}): the 95% HDI and P(effect<0) are withheld; refit with longer chains "
+                f"({fn}'s chains, draws, target_accept)") if warn else ""
+
+    withheld = not_converged(a.hdid_warn, "bayes.hierarchical_did")
     rep.add_result(
         "dejure_bayes_att",
         estimate=att["mean"],
         se=att["sd"],
-        conf_int=(att["hdi_low"], att["hdi_high"]),
+        conf_int=None if withheld else (att["hdi_low"], att["hdi_high"]),
         n=len(a.sp.frame),
         method="bayes.hierarchical_did (negative binomial, population offset, AR(1) unit deviations)",
         unit="log rate ratio",
-        note=f"P(effect<0) = {att['p_negative']:.3f}; 95% HDI; {BAYES_CALIBRATION}"
-        + (f"; convergence: {a.hdid_warn}" if a.hdid_warn else ""),
+        note=(withheld or f"P(effect<0) = {att['p_negative']:.3f}; 95% HDI") + f"; {BAYES_CALIBRATION}",
     )
     for r in a.eff[a.eff["level"] == "model"].itertuples(index=False):
         tag = "state" if r.source.startswith("state") else "studies"
+        gate = withheld if tag == "state" else not_converged(a.pool_warn, "bayes.pool")
         rep.add_result(
             f"pooled_{tag}_{r.model}",
             estimate=r.mean,
             se=r.sd,
-            conf_int=(r.hdi_low, r.hdi_high),
+            conf_int=None if gate else (r.hdi_low, r.hdi_high),
             method=f"{r.source}: posterior of the policy-model mean mu_model",
             unit="log rate ratio",
-            note=f"P(effect < 0) = {r.p_negative:.3f}; 95% HDI; r-hat {r.r_hat:.3f}, bulk ESS {r.ess_bulk:.0f}"
-            + (f"; {BAYES_CALIBRATION}" if tag == "state" else ""),
+            note=(gate or f"P(effect < 0) = {r.p_negative:.3f}; 95% HDI")
+            + f"; r-hat {r.r_hat:.3f}, bulk ESS {r.ess_bulk:.0f}" + (f"; {BAYES_CALIBRATION}" if tag == "state" else ""),
         )
-        rep.add_result(
-            f"p_negative_{tag}_{r.model}",
-            estimate=r.p_negative,
-            method=f"{r.source}: P(mu_model < 0)",
-            unit="posterior probability",
-            note=f"posterior mean {r.mean:.3f} log rate ratio",
-        )
+        if not gate:  # not reported from chains that disagree (the pooled row says why)
+            rep.add_result(
+                f"p_negative_{tag}_{r.model}",
+                estimate=r.p_negative,
+                method=f"{r.source}: P(mu_model < 0)",
+                unit="posterior probability",
+                note=f"posterior mean {r.mean:.3f} log rate ratio",
+            )
     for r in a.summary[a.summary["estimator"] == "hierarchical_did"].itertuples(index=False):
         conv = getattr(r, "share_converged", float("nan"))
         rep.add_result(

@@ -158,6 +158,14 @@ def test_quick_run_writes_every_output(tmp_path_factory):
         r = results[key]
         assert 0 < r["p_value"] <= 1 and "randomization" in r["method"], key
         assert r["p_value"] <= 0.05 or r["conf_int"][0] <= 0 <= r["conf_int"][1], key
+    # a state posterior that fails the convergence gate (the quick run's 2 x 100 draws do) prints no HDI and no
+    # P(effect < 0), and says why; one that passes prints both
+    bayes = [results["dejure_bayes_att"]] + [r for k, r in results.items() if k.startswith("pooled_state_")]
+    for r in bayes:
+        assert (r["conf_int"] is None) == r["note"].startswith("NOT CONVERGED"), r["name"]
+    for k, r in results.items():
+        if k.startswith("pooled_state_"):
+            assert (k.replace("pooled_", "p_negative_") in results) == (r["conf_int"] is not None), k
     sdid = results["dejure_sdid"]
     assert sdid["p_value"] == pytest.approx(2 * stats.norm.sf(abs(sdid["estimate"] / sdid["se"])), rel=1e-9)
     grid = pd.read_csv(out / "tables" / "power_grid.csv")
