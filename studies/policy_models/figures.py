@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -115,11 +116,13 @@ def mde_figure(summary: pd.DataFrame, mde: pd.DataFrame) -> Any:
     return fig
 
 
-def forest_figure(effects: pd.DataFrame) -> Any:
+def forest_figure(effects: pd.DataFrame, not_converged: Collection[str] = ()) -> Any:
     """Posterior means and 95% HDIs on the log-rate-ratio scale, grouped by policy model.
 
     ``effects``: ``source, model, label, level, mean, hdi_low, hdi_high, p_negative``; model-level rows
-    are drawn as diamonds, jurisdiction/study rows as dots beneath them.
+    are drawn as diamonds, jurisdiction/study rows as dots beneath them. Rows of a source in
+    ``not_converged`` (its sampler failed the convergence gate) show the mean only, hollow, labelled: no
+    interval and no P(<0), as in the study's results.
     """
     rows = []
     for src in dict.fromkeys(effects["source"]):
@@ -137,10 +140,13 @@ def forest_figure(effects: pd.DataFrame) -> Any:
         for y, r in zip(ypos, rows):
             colour = _COLOUR.get(r["model"], "0.2")
             big = r["level"] != "jurisdiction"
-            ax.plot([r["hdi_low"], r["hdi_high"]], [y, y], color=colour, lw=2.2 if big else 1.2)
-            ax.plot(r["mean"], y, "D" if big else "o", color=colour, ms=6 if big else 4)
+            ok = r["source"] not in not_converged
+            if ok:
+                ax.plot([r["hdi_low"], r["hdi_high"]], [y, y], color=colour, lw=2.2 if big else 1.2)
+            ax.plot(r["mean"], y, "D" if big else "o", color=colour, ms=6 if big else 4,
+                    mfc=colour if ok else "none")
             ax.annotate(
-                f"P(<0)={r['p_negative']:.2f}",
+                f"P(<0)={r['p_negative']:.2f}" if ok else "not converged: HDI withheld",
                 (1.0, y),
                 xycoords=("axes fraction", "data"),
                 fontsize=6.5,

@@ -320,8 +320,9 @@ def _add_figures_and_tables(rep: Any, a: Analysis, cfg: Settings) -> None:
         )
     rep.add_figure(
         "forest_by_model",
-        figures.forest_figure(a.eff),
-        caption="Posterior means and 95% HDIs by policy model, with P(effect < 0)",
+        figures.forest_figure(a.eff, not_converged={
+            src for src in set(a.eff["source"]) if (a.hdid_warn if src.startswith("state") else a.pool_warn)}),
+        caption="Posterior means and 95% HDIs by policy model, with P(effect < 0) (means only where the sampler did not converge)",
     )
     rep.add_table(
         "posterior_effects", a.eff, count_columns=(), not_counts="all", caption="Posterior effects (log rate ratio)"

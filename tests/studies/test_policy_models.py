@@ -250,3 +250,23 @@ def test_bayes_calibration_note_quotes_the_validation_run():
     assert (f"covered 0 in {round(ar1['coverage'] * ar1['n'])} (MC SE {100 * ar1['coverage_mcse']:.1f} points"
             in BAYES_CALIBRATION)
     assert f"without the AR(1) deviations, {round(none['coverage'] * none['n'])})" in BAYES_CALIBRATION
+
+
+def test_forest_figure_withholds_the_intervals_of_a_source_that_did_not_converge():
+    from decrimkit.studies.policy_models import figures
+
+    eff = pd.DataFrame({
+        "source": ["state hierarchical DiD"] * 2 + ["studies pooled"] * 2,
+        "model": ["de_jure", "de_jure", "de_jure", "de_jure"],
+        "label": ["de_jure", "OR", "de_jure", "Oregon"],
+        "level": ["model", "jurisdiction", "model", "jurisdiction"],
+        "mean": [0.1, 0.2, 0.15, 0.25], "hdi_low": [-0.1, 0.0, -0.05, 0.05], "hdi_high": [0.3, 0.4, 0.35, 0.45],
+        "p_negative": [0.2, 0.1, 0.15, 0.05],
+    })
+    fig = figures.forest_figure(eff, not_converged={"state hierarchical DiD"})
+    ax = fig.axes[0]
+    # one interval line per row of the converged source only (the zero line is an axvline, two points in y)
+    intervals = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2 and ln.get_xdata()[0] != ln.get_xdata()[1]]
+    assert sorted(tuple(ln.get_xdata()) for ln in intervals) == [(-0.05, 0.35), (0.05, 0.45)]
+    notes = [t.get_text() for t in ax.texts]
+    assert notes.count("not converged: HDI withheld") == 2 and "P(<0)=0.15" in notes and "P(<0)=0.05" in notes
