@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from decrimkit.errors import DesignError
+from decrimkit.estimators.did._inference import sum_by
 from decrimkit.estimators.did._ols import FEFit
 from decrimkit.panel import Panel
 
@@ -90,29 +91,29 @@ def permutation_batch(
         ok = np.isfinite(e) & (e >= lo) & (e <= lo + len(lookup) - 1)
         return np.where(ok, lookup[np.where(ok, e - lo, 0).astype("int64")], m)
 
-    def counts(k: np.ndarray, by: np.ndarray, levels: int, v: np.ndarray) -> np.ndarray:
-        """(P, levels, m): sums of ``v`` by (assignment, ``by``, event time) over rows with an event time."""
-        p_n = k.shape[0]
-        flat = (np.arange(p_n)[:, None] * levels + by[None, :]) * (m + 1) + k
-        out = np.bincount(flat.ravel(), weights=np.broadcast_to(v, k.shape).ravel(), minlength=p_n * levels * (m + 1))
-        return out.reshape(p_n, levels, m + 1)[:, :, :m]
+    def counts(k: np.ndarray, v: np.ndarray, by: np.ndarray | None = None, levels: int = 1) -> np.ndarray:
+        """(P, levels, m): sums of ``v`` by (assignment, ``by``, event time) over rows with an event time
+        (``by`` None: by event time only, (P, m))."""
+        vals = np.broadcast_to(v, k.shape)
+        if by is None:
+            return sum_by(k, m + 1, vals)[:, :m]
+        return sum_by(by * (m + 1) + k, levels * (m + 1), vals).reshape(len(k), levels, m + 1)[:, :, :m]
 
     def batch(g_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g_rows = np.asarray(g_rows, dtype="float64")
         stat, dose = np.empty((len(g_rows), m)), np.empty((len(g_rows), m))
         for start in range(0, len(g_rows), chunk):
             k = event_codes(g_rows[start : start + chunk])
-            diag = counts(k, np.zeros_like(u), 1, w)[:, 0]  # (P, m): E'WE's diagonal
-            q_u, q_t = counts(k, u, n_u, w), counts(k, t, n_t, w)  # F'WE: (P, N, m), (P, T, m)
+            diag = counts(k, w)  # (P, m): E'WE's diagonal
+            q_u, q_t = counts(k, w, u, n_u), counts(k, w, t, n_t)  # F'WE: (P, N, m), (P, T, m)
             # E'WF (F'WF)^- F'WE = Q_u' D_u^-1 Q_u + R' S_t^+ R, R = Q_t - C' D_u^-1 Q_u
             r = q_t - c.T @ (du_inv[:, None] * q_u)
             gram = -(np.swapaxes(q_u, 1, 2) @ (du_inv[:, None] * q_u) + np.swapaxes(r, 1, 2) @ (st_inv @ r))
             gram[:, np.arange(m), np.arange(m)] += diag
             if z.shape[1]:
-                ewz = np.stack([counts(k, np.zeros_like(u), 1, w * z[:, j])[:, 0] for j in range(z.shape[1])],
-                               axis=2)  # (P, m, q)
+                ewz = np.stack([counts(k, w * z[:, j]) for j in range(z.shape[1])], axis=2)  # (P, m, q)
                 gram -= ewz @ np.linalg.solve(zwz, np.swapaxes(ewz, 1, 2))
-            b = np.stack([counts(k, np.zeros_like(u), 1, w * rhs[:, j])[:, 0] for j in range(2)], axis=2)
+            b = np.stack([counts(k, w * rhs[:, j]) for j in range(2)], axis=2)
             # identification, on the Gram matrix scaled by the raw indicators' norms (fe_ols's scale)
             empty = diag <= 0
             scale = np.sqrt(np.where(empty, 1.0, diag))

@@ -35,20 +35,13 @@ import numpy as np
 
 from decrimkit.errors import DesignError
 from decrimkit.estimators.did._first_stage import obs_weights
+from decrimkit.estimators.did._inference import sum_by
 from decrimkit.panel import Panel
 
 __all__ = ["permutation_batch"]
 
 _CHUNK_VALUES = 1 << 22  # doubles in the largest per-chunk array (units x periods x reassignments)
 _COND_MAX = 1e12  # the reduced normal equations of a reassignment are treated as singular above this
-
-
-def _sum_by(codes: np.ndarray, n_codes: int, values: np.ndarray) -> np.ndarray:
-    """(P, n_codes) sums of ``values`` (P, n) over rows with the same code; ``codes`` (n,) shared by every
-    reassignment, or (P, n) one row per reassignment."""
-    p = values.shape[0]
-    keys = (np.arange(p)[:, None] * n_codes + codes).ravel()
-    return np.bincount(keys, weights=values.ravel(), minlength=p * n_codes).reshape(p, n_codes)
 
 
 def _horizon_means(
@@ -64,9 +57,9 @@ def _horizon_means(
     overall = np.full(event.shape, n_h)
     for codes, keep in ((code, code < n_h), (overall, target & (event >= 0))):
         c_w = np.where(keep, w[None, :], 0.0)
-        sums += _sum_by(codes, n_h + 1, c_w)
+        sums += sum_by(codes, n_h + 1, c_w)
         for j in range(2):
-            tot[:, :, j] += _sum_by(codes, n_h + 1, c_w * effect[:, :, j])
+            tot[:, :, j] += sum_by(codes, n_h + 1, c_w * effect[:, :, j])
     empty = (sums <= 0).any(axis=1)
     return tot / np.where(sums > 0, sums, 1.0)[:, :, None], empty
 
@@ -99,8 +92,8 @@ def permutation_batch(
         with np.errstate(invalid="ignore"):
             target = np.isfinite(g) & (t[None, :] >= g - anticipation)
         m = w[None, :] * ~target  # weights of the untreated rows
-        a = _sum_by(u, n_u, m)  # (P, n_u)
-        has_target = _sum_by(u, n_u, target.astype("float64")) > 0
+        a = sum_by(u, n_u, m)  # (P, n_u)
+        has_target = sum_by(u, n_u, target.astype("float64")) > 0
         lonely = (a <= 0) & has_target
         if lonely.any():
             which = offset + int(np.flatnonzero(lonely.any(axis=1))[0])
@@ -108,8 +101,8 @@ def permutation_batch(
                               f"observation before it, so its unit effect is not identified; randomization "
                               f"inference for did.imputation needs every unit to have an untreated period under "
                               f"every reassignment (balance the panel, or use inference='conley_taber').")
-        ct = _sum_by(t, n_t, m)
-        t_target = _sum_by(t, n_t, target.astype("float64")) > 0
+        ct = sum_by(t, n_t, m)
+        t_target = sum_by(t, n_t, target.astype("float64")) > 0
         if ((ct <= 0) & t_target).any():
             which = offset + int(np.flatnonzero(((ct <= 0) & t_target).any(axis=1))[0])
             raise DesignError(f"reassignment {which} of the adoption dates leaves a period with treated but no "
@@ -124,8 +117,8 @@ def permutation_batch(
         c[:, idx, idx] = ct[:, 1:]
         if k:
             mx = m[:, :, None] * x[None, :, :]  # (P, n, K)
-            bx = np.stack([_sum_by(u, n_u, mx[:, :, j]) for j in range(k)], axis=2)
-            cx = np.stack([_sum_by(t, n_t, mx[:, :, j]) for j in range(k)], axis=2)[:, 1:, :]
+            bx = np.stack([sum_by(u, n_u, mx[:, :, j]) for j in range(k)], axis=2)
+            cx = np.stack([sum_by(t, n_t, mx[:, :, j]) for j in range(k)], axis=2)[:, 1:, :]
             b = np.concatenate([b, bx], axis=2)
             c[:, : n_t - 1, n_t - 1 :] = cx
             c[:, n_t - 1 :, : n_t - 1] = np.swapaxes(cx, 1, 2)
@@ -134,8 +127,8 @@ def permutation_batch(
         s = c - bt @ b
         # right-hand sides for y and the dose: unit sums and (period, covariate) sums of w * untreated * outcome
         my = m[:, :, None] * outcomes[None, :, :]  # (P, n, 2)
-        r_u = np.stack([_sum_by(u, n_u, my[:, :, j]) for j in range(2)], axis=2)
-        r_t = np.stack([_sum_by(t, n_t, my[:, :, j]) for j in range(2)], axis=2)[:, 1:, :]
+        r_u = np.stack([sum_by(u, n_u, my[:, :, j]) for j in range(2)], axis=2)
+        r_t = np.stack([sum_by(t, n_t, my[:, :, j]) for j in range(2)], axis=2)[:, 1:, :]
         r_d = np.concatenate([r_t, np.einsum("pnj,nl->plj", my, x)], axis=1) if k else r_t
         rhs = r_d - bt @ r_u
         scale = 1.0 / np.sqrt(np.maximum(np.einsum("pii->pi", s), 1e-300))  # unit diagonal: a fair condition

@@ -33,7 +33,7 @@ from decrimkit.inference.randomization import MAX_EXACT, RandomizationInference,
 from decrimkit.options import Inference, check_option
 from decrimkit.panel import Panel
 
-__all__ = ["check_inference", "permuted", "with_outcome", "randomization", "residual", "warn_if_few"]
+__all__ = ["check_inference", "permuted", "with_outcome", "randomization", "residual", "warn_if_few", "sum_by"]
 
 Refit = Callable[[Panel], np.ndarray]
 
@@ -98,6 +98,14 @@ def _no_reversal(panel: Panel, method: str) -> None:
         raise SpecificationError(f"inference={method!r} reassigns adoption dates; it does not support panels "
                                  f"where treatment switches off (allow_reversal=True).")
 
+
+
+def sum_by(codes: np.ndarray, n_codes: int, values: np.ndarray) -> np.ndarray:
+    """(P, n_codes) sums of ``values`` (P, n) over rows with the same code; ``codes`` (n,) shared by every
+    reassignment, or (P, n) one row per reassignment (the batched randomization kernels' group sums)."""
+    p = values.shape[0]
+    keys = (np.arange(p)[:, None] * n_codes + codes).ravel()
+    return np.bincount(keys, weights=values.ravel(), minlength=p * n_codes).reshape(p, n_codes)
 
 def randomization(
     panel: Panel,
