@@ -205,11 +205,10 @@ def run(
         done = 0
         sbc_out = None
         for fut in pending:
-            chunks.extend(fut.result())
             # released once gathered: a worker that dies later (a full run once lost both, at 52 min, to XLA
             # running out of memory maps) then costs only its running tasks, not the recomputation of every
             # result it still held (the SBC result too, gathered as soon as it is done)
-            fut.release()
+            chunks.extend(_gather(fut))
             if sbc_future is not None and sbc_future.done():
                 sbc_out, sbc_future = _gather(sbc_future), None
             done += 1
