@@ -144,6 +144,12 @@ def _analyse(
                     study_est, study_status, pool_warn)
 
 
+
+def _convergence_warning(a: Analysis, source: str) -> str:
+    """The convergence warning of the sampler behind a posterior source ("" if it passed the gate): the state
+    hierarchical DiD for the "state ..." sources, the pooling of study estimates otherwise."""
+    return a.hdid_warn if source.startswith("state") else a.pool_warn
+
 def _add_results(rep: Any, a: Analysis) -> None:
     """results.json: the de jure estimates, the pooled posteriors by model, Bayesian power, the MDEs."""
     for r in a.dejure[a.dejure["spec"] == "main"].itertuples(index=False):
@@ -166,7 +172,7 @@ def _add_results(rep: Any, a: Analysis) -> None:
         return (f"NOT CONVERGED ({warn}): the 95% HDI and P(effect<0) are withheld; refit with longer chains "
                 f"({fn}'s chains, draws, target_accept)") if warn else ""
 
-    withheld = not_converged(a.hdid_warn, "bayes.hierarchical_did")
+    withheld = not_converged(_convergence_warning(a, "state"), "bayes.hierarchical_did")
     rep.add_result(
         "dejure_bayes_att",
         estimate=att["mean"],
@@ -179,7 +185,7 @@ def _add_results(rep: Any, a: Analysis) -> None:
     )
     for r in a.eff[a.eff["level"] == "model"].itertuples(index=False):
         tag = "state" if r.source.startswith("state") else "studies"
-        gate = withheld if tag == "state" else not_converged(a.pool_warn, "bayes.pool")
+        gate = withheld if tag == "state" else not_converged(_convergence_warning(a, r.source), "bayes.pool")
         rep.add_result(
             f"pooled_{tag}_{r.model}",
             estimate=r.mean,
@@ -320,8 +326,7 @@ def _add_figures_and_tables(rep: Any, a: Analysis, cfg: Settings) -> None:
         )
     rep.add_figure(
         "forest_by_model",
-        figures.forest_figure(a.eff, not_converged={
-            src for src in set(a.eff["source"]) if (a.hdid_warn if src.startswith("state") else a.pool_warn)}),
+        figures.forest_figure(a.eff, not_converged={src for src in set(a.eff["source"]) if _convergence_warning(a, src)}),
         caption="Posterior means and 95% HDIs by policy model, with P(effect < 0) (means only where the sampler did not converge)",
     )
     rep.add_table(
